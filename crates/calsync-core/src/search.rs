@@ -1,0 +1,421 @@
+//! Mutual search: the times at which a provider Slot is open and every participant is free.
+//!
+//! The search is a sorted merge. Each participant's free time is an [`IntervalSet`]
+//! over the horizon; the group's common free time is their intersection; the
+//! provider Slots, visited in start order, are walked against that set with one
+//! forward cursor. Candidate start times inside a Slot sit on a grid of `step`
+//! from the Slot's start, so a Slot that fits the duration always offers at
+//! least its first start. Cost: O(P log P + B log B + candidates) for P Slots and
+//! B busy windows, with an early exit when the earliest-first answer is complete.
+
+use std::cmp::Ordering;
+
+use chrono::TimeDelta;
+use chrono_tz::Tz;
+use serde::{Deserialize, Serialize};
+
+use crate::explain::{Alternatives, Explanation, NoFit, ParticipantBlockers, Rejection};
+use crate::interval::{Instant, Interval, IntervalSet};
+use crate::participant::Participant;
+use crate::preference::Preference;
+use crate::provider::ProviderSlot;
+use crate::zone;
+
+/// What is being looked for.
+#[derive(Debug, Clone, PartialEq)]
+pub struct MutualQuery {
+    /// The appointment must lie inside this window.
+    pub window: Interval,
+    /// Length of the appointment.
+    pub duration: TimeDelta,
+    /// Distance between candidate start times inside a long Slot.
+    pub step: TimeDelta,
+    /// The present instant, for minimum notice.
+    pub now: Instant,
+    /// How many options to return.
+    pub limit: usize,
+    /// Return options on distinct days (in `zone`).
+    pub spread: bool,
+    /// Zone of the person asking: defines days for `spread` and reads `preferences`.
+    pub zone: Tz,
+    /// Preferences of the person asking, read in `zone`.
+    pub preferences: Vec<Preference>,
+    /// List rejected candidates and who blocks them.
+    pub explain: bool,
+    /// How far past the window to look for alternatives when nothing fits.
+    pub lookahead: TimeDelta,
+}
+
+impl MutualQuery {
+    /// A query for `duration` inside `window` with the defaults: 15-minute step, 10 options,
+    /// earliest first, UTC, two weeks of look-ahead.
+    pub fn new(window: Interval, duration: TimeDelta, now: Instant) -> Self {
+        Self {
+            window,
+            duration,
+            step: TimeDelta::minutes(15),
+            now,
+            limit: 10,
+            spread: false,
+            zone: chrono_tz::UTC,
+            preferences: Vec::new(),
+            explain: false,
+            lookahead: TimeDelta::days(14),
+        }
+    }
+
+    fn validate(&self) -> Result<(), QueryError> {
+        if self.window.is_empty() {
+            return Err(QueryError::EmptyWindow);
+        }
+        if self.duration <= TimeDelta::zero() {
+            return Err(QueryError::NonPositive("duration"));
+        }
+        if self.step <= TimeDelta::zero() {
+            return Err(QueryError::NonPositive("step"));
+        }
+        if self.limit == 0 {
+            return Err(QueryError::NonPositive("limit"));
+        }
+        if self.lookahead < TimeDelta::zero() {
+            return Err(QueryError::NonPositive("lookahead"));
+        }
+        Ok(())
+    }
+}
+
+/// A query that cannot be answered as asked.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum QueryError {
+    /// The window ends before it starts.
+    #[error("the search window is empty: its end must be after its start")]
+    EmptyWindow,
+    /// A length or count that must be positive is not.
+    #[error("{0} must be positive")]
+    NonPositive(&'static str),
+}
+
+/// A time that works: a provider Slot and a start inside it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MutualSlot {
+    /// The provider Slot's id.
+    pub slot: String,
+    /// The provider Schedule.
+    pub schedule: String,
+    /// The appointment itself: a start inside the Slot, and the requested duration.
+    pub interval: Interval,
+    /// How many preferences it meets.
+    pub score: u32,
+    /// Optional participants who cannot attend it (only in alternatives).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub absent: Vec<String>,
+}
+
+/// The answer to a [`MutualQuery`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SearchOutcome {
+    /// Times that suit the provider and every participant, best first.
+    pub slots: Vec<MutualSlot>,
+    /// Why other times do not work and what would.
+    pub explanation: Explanation,
+}
+
+/// Finds the times at which a provider Slot is bookable and every participant is free.
+///
+/// Slots may come in any order (sorted input saves a sort). Ranking: preference score,
+/// then earliest start, then Schedule and Slot id, so ties are deterministic.
+pub fn find_mutual(
+    slots: &[ProviderSlot],
+    participants: &[Participant],
+    query: &MutualQuery,
+) -> Result<SearchOutcome, QueryError> {
+    query.validate()?;
+    let order = start_order(slots);
+    let everyone: Vec<&Participant> = participants.iter().collect();
+    let found = run(slots, &order, &everyone, participants, query, query.window);
+
+    let mut explanation = Explanation::default();
+    if query.explain {
+        explanation.rejected = rejections(slots, &order, &everyone, query);
+    }
+    if found.is_empty() {
+        explanation.no_fit = Some(no_fit(slots, &order, &everyone, query));
+        let required: Vec<&Participant> = participants.iter().filter(|p| p.is_required()).collect();
+        let mut alternatives = Alternatives::default();
+        if required.len() < participants.len() {
+            alternatives.without_optional = run(slots, &order, &required, participants, query, query.window);
+            annotate_absent(&mut alternatives.without_optional, participants, query);
+        }
+        if query.lookahead > TimeDelta::zero() {
+            let after = Interval::new(query.window.end, query.window.end + query.lookahead);
+            alternatives.after_window = run(slots, &order, &everyone, participants, query, after);
+        }
+        explanation.alternatives = alternatives;
+    }
+    Ok(SearchOutcome { slots: found, explanation })
+}
+
+/// Slot indices in start order (the identity when the input is already sorted).
+fn start_order(slots: &[ProviderSlot]) -> Vec<u32> {
+    let mut order: Vec<u32> = (0..slots.len() as u32).collect();
+    if !slots.is_sorted_by_key(|s| s.interval.start) {
+        order.sort_by_key(|&i| slots[i as usize].interval.start);
+    }
+    order
+}
+
+/// The instants of `horizon` at which every one of `group` is free.
+fn common_free(group: &[&Participant], horizon: Interval, now: Instant) -> IntervalSet {
+    let mut free = IntervalSet::single(horizon);
+    for p in group {
+        free = free.intersection(&p.free_time(horizon, now));
+        if free.is_empty() {
+            break;
+        }
+    }
+    free
+}
+
+/// Visits every candidate start inside bookable Slots that fits `duration` in `free`, in Slot
+/// start order. The visitor returns `false` to stop.
+fn scan(
+    slots: &[ProviderSlot],
+    order: &[u32],
+    free: &IntervalSet,
+    window: Interval,
+    duration: TimeDelta,
+    step: TimeDelta,
+    mut visit: impl FnMut(u32, Instant) -> bool,
+) {
+    let free = free.intervals();
+    let step_s = step.num_seconds().max(1);
+    let mut cursor = 0usize;
+    for &idx in order {
+        let slot = &slots[idx as usize];
+        if slot.interval.start > window.end - duration {
+            break;
+        }
+        if !slot.is_bookable() {
+            continue;
+        }
+        let lo = slot.interval.start.max(window.start);
+        let hi = slot.interval.end.min(window.end);
+        if hi - lo < duration {
+            continue;
+        }
+        // Slot starts never decrease, so the first free interval ending after a start only moves forward.
+        while cursor < free.len() && free[cursor].end <= slot.interval.start {
+            cursor += 1;
+        }
+        let align = |x: Instant| -> Instant {
+            let offset = (x - slot.interval.start).num_seconds();
+            slot.interval.start + TimeDelta::seconds((offset + step_s - 1).div_euclid(step_s) * step_s)
+        };
+        let mut t = align(lo);
+        let mut k = cursor;
+        while t + duration <= hi {
+            // The only free interval that can hold [t, t+d) is the first one ending at or after t+d.
+            while k < free.len() && free[k].end < t + duration {
+                k += 1;
+            }
+            let Some(f) = free.get(k) else { break };
+            if f.start <= t {
+                if !visit(idx, t) {
+                    return;
+                }
+                t += step;
+            } else {
+                t = align(f.start);
+            }
+        }
+    }
+}
+
+/// A candidate being ranked.
+#[derive(Debug, Clone, Copy)]
+struct Candidate {
+    score: u32,
+    start: Instant,
+    slot: u32,
+}
+
+/// Ranks candidates: best score, then earliest, then Schedule and Slot id, then input order.
+struct Ranker<'a> {
+    slots: &'a [ProviderSlot],
+    preferences: Vec<IntervalSet>,
+    /// Local midnights of the query zone over the horizon, for `spread`.
+    day_starts: Option<Vec<Instant>>,
+}
+
+impl Ranker<'_> {
+    fn score(&self, t: Instant) -> u32 {
+        self.preferences.iter().filter(|p| p.contains_instant(t)).count() as u32
+    }
+
+    fn cmp(&self, a: &Candidate, b: &Candidate) -> Ordering {
+        let (sa, sb) = (&self.slots[a.slot as usize], &self.slots[b.slot as usize]);
+        b.score
+            .cmp(&a.score)
+            .then(a.start.cmp(&b.start))
+            .then_with(|| sa.schedule.cmp(&sb.schedule))
+            .then_with(|| sa.id.cmp(&sb.id))
+            .then(a.slot.cmp(&b.slot))
+    }
+
+    fn day(&self, t: Instant) -> usize {
+        self.day_starts.as_ref().map_or(0, |d| d.partition_point(|s| *s <= t))
+    }
+}
+
+/// Keeps the best `k` candidates, best first.
+struct TopK {
+    k: usize,
+    items: Vec<Candidate>,
+}
+
+impl TopK {
+    fn offer(&mut self, c: Candidate, ranker: &Ranker<'_>) {
+        if self.items.len() == self.k {
+            match self.items.last() {
+                Some(worst) if ranker.cmp(&c, worst) != Ordering::Less => return,
+                _ => {}
+            }
+            self.items.pop();
+        }
+        let at = self.items.partition_point(|x| ranker.cmp(x, &c) == Ordering::Less);
+        self.items.insert(at, c);
+    }
+
+    fn is_full(&self) -> bool {
+        self.items.len() == self.k
+    }
+}
+
+/// The best `query.limit` candidates for `group` inside `window`.
+fn run(
+    slots: &[ProviderSlot],
+    order: &[u32],
+    group: &[&Participant],
+    all: &[Participant],
+    query: &MutualQuery,
+    window: Interval,
+) -> Vec<MutualSlot> {
+    let free = common_free(group, window, query.now);
+    let mut preferences: Vec<IntervalSet> =
+        query.preferences.iter().map(|p| p.instants(query.zone, window)).collect();
+    for p in all {
+        preferences.extend(p.preferences.iter().map(|pref| pref.instants(p.zone, window)));
+    }
+    let max_score = preferences.len() as u32;
+    let day_starts = query.spread.then(|| {
+        zone::local_dates(query.zone, window).map(|d| zone::local_day(query.zone, d).start).collect()
+    });
+    let ranker = Ranker { slots, preferences, day_starts };
+
+    let chosen: Vec<Candidate> = if query.spread {
+        // The best candidate of each local day, then the best `limit` days.
+        let days = ranker.day_starts.as_ref().map_or(1, |d| d.len() + 1);
+        let mut best: Vec<Option<Candidate>> = vec![None; days];
+        scan(slots, order, &free, window, query.duration, query.step, |slot, start| {
+            let c = Candidate { score: ranker.score(start), start, slot };
+            let day = &mut best[ranker.day(start)];
+            if day.is_none_or(|d| ranker.cmp(&c, &d) == Ordering::Less) {
+                *day = Some(c);
+            }
+            true
+        });
+        let mut top = TopK { k: query.limit, items: Vec::new() };
+        for c in best.into_iter().flatten() {
+            top.offer(c, &ranker);
+        }
+        top.items
+    } else {
+        let mut top = TopK { k: query.limit, items: Vec::with_capacity(query.limit + 1) };
+        scan(slots, order, &free, window, query.duration, query.step, |slot, start| {
+            // Every later candidate starts at or after this Slot's start: once the list is full of
+            // top-score candidates that start earlier, nothing can improve it.
+            if top.is_full() && top.items.last().is_some_and(|w| w.score == max_score && w.start < slots[slot as usize].interval.start) {
+                return false;
+            }
+            top.offer(Candidate { score: ranker.score(start), start, slot }, &ranker);
+            true
+        });
+        top.items
+    };
+    chosen
+        .into_iter()
+        .map(|c| {
+            let s = &slots[c.slot as usize];
+            MutualSlot {
+                slot: s.id.clone(),
+                schedule: s.schedule.clone(),
+                interval: Interval::starting_at(c.start, query.duration),
+                score: c.score,
+                absent: Vec::new(),
+            }
+        })
+        .collect()
+}
+
+fn annotate_absent(found: &mut [MutualSlot], participants: &[Participant], query: &MutualQuery) {
+    for m in found {
+        m.absent = participants
+            .iter()
+            .filter(|p| !p.is_required() && !p.blockers(m.interval, query.now).is_empty())
+            .map(|p| p.id.clone())
+            .collect();
+    }
+}
+
+/// The first `query.limit` provider candidates in the window that the group cannot attend,
+/// one per Slot, with what blocks each.
+fn rejections(slots: &[ProviderSlot], order: &[u32], group: &[&Participant], query: &MutualQuery) -> Vec<Rejection> {
+    let provider_only = IntervalSet::single(query.window);
+    let free = common_free(group, query.window, query.now);
+    let mut out: Vec<Rejection> = Vec::new();
+    let mut last_slot = None;
+    scan(slots, order, &provider_only, query.window, query.duration, query.step, |slot, start| {
+        let interval = Interval::starting_at(start, query.duration);
+        if last_slot != Some(slot) && !free.contains_interval(&interval) {
+            last_slot = Some(slot);
+            let s = &slots[slot as usize];
+            out.push(Rejection {
+                slot: s.id.clone(),
+                schedule: s.schedule.clone(),
+                interval,
+                blocked_by: group
+                    .iter()
+                    .map(|p| ParticipantBlockers { participant: p.id.clone(), blockers: p.blockers(interval, query.now) })
+                    .filter(|b| !b.blockers.is_empty())
+                    .collect(),
+            });
+        }
+        out.len() < query.limit
+    });
+    out
+}
+
+/// Why nothing fits: no provider time at all, some participants never free when the provider is,
+/// or no time at which all are free together.
+fn no_fit(slots: &[ProviderSlot], order: &[u32], group: &[&Participant], query: &MutualQuery) -> NoFit {
+    let fits = |free: &IntervalSet| {
+        let mut any = false;
+        scan(slots, order, free, query.window, query.duration, query.step, |_, _| {
+            any = true;
+            false
+        });
+        any
+    };
+    if !fits(&IntervalSet::single(query.window)) {
+        return NoFit::NoProviderAvailability;
+    }
+    let unavailable: Vec<String> = group
+        .iter()
+        .filter(|p| !fits(&p.free_time(query.window, query.now)))
+        .map(|p| p.id.clone())
+        .collect();
+    if unavailable.is_empty() { NoFit::NoCommonTime } else { NoFit::ParticipantsUnavailable { participants: unavailable } }
+}
+
+#[cfg(test)]
+mod tests;
