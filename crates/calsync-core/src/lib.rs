@@ -5,7 +5,7 @@
 //! the times that work for everyone, ranks them, and explains the rest.
 //!
 //! ```
-//! use calsync_core::{find_mutual, Interval, MutualQuery, Participant, ProviderSlot, SlotStatus};
+//! use calsync_core::{find_mutual, Interval, MutualQuery, Participant, ProviderSlot, SlotBook, SlotStatus};
 //! use chrono::{TimeDelta, TimeZone, Utc};
 //!
 //! let at = |h| Utc.with_ymd_and_hms(2026, 12, 1, h, 0, 0).unwrap();
@@ -15,7 +15,7 @@
 //! }];
 //! let patient = Participant::new("patient", chrono_tz::UTC, vec![]);
 //! let query = MutualQuery::new(Interval::new(at(0), at(23)), TimeDelta::minutes(30), at(0));
-//! let outcome = find_mutual(&slots, &[patient], &query).unwrap();
+//! let outcome = find_mutual(&SlotBook::new(slots), &[patient], &query).unwrap();
 //! assert_eq!(outcome.slots[0].interval.start, at(9));
 //! ```
 
@@ -34,5 +34,5 @@ pub use interval::{Instant, Interval, IntervalSet};
 pub use participant::{Attendance, Blocker, BusyInterval, BusyStatus, Constraints, Participant};
 pub use preference::Preference;
 pub use provider::{ProviderSlot, SlotStatus};
-pub use search::{MutualQuery, MutualSlot, QueryError, SearchOutcome, find_mutual};
+pub use search::{MutualQuery, MutualSlot, QueryError, SearchOutcome, SlotBook, find_mutual};
 pub use zone::Weekdays;

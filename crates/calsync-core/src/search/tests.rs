@@ -36,7 +36,7 @@ fn whole_day_slot_offers_starts_on_the_step_grid() {
     let patient = Participant::new("patient", chrono_tz::UTC, vec![busy(utc(12, 1, 9, 10), utc(12, 1, 10, 20))]);
     let mut q = query(Interval::new(utc(12, 1, 0, 0), utc(12, 2, 0, 0)), 30);
     q.limit = 3;
-    let out = find_mutual(&slots, &[patient], &q).unwrap();
+    let out = find_mutual(&SlotBook::new(slots), &[patient], &q).unwrap();
     // 09:00 collides; the grid from 09:00 in 15-minute steps resumes at 10:30.
     assert_eq!(starts(&out), vec![utc(12, 1, 10, 30), utc(12, 1, 10, 45), utc(12, 1, 11, 0)]);
 }
@@ -46,7 +46,7 @@ fn a_slot_exactly_as_long_as_the_appointment_is_kept() {
     let slots = vec![slot("s1", "sch", utc(12, 1, 9, 0), utc(12, 1, 9, 20))];
     let mut q = query(Interval::new(utc(12, 1, 0, 0), utc(12, 2, 0, 0)), 20);
     q.step = TimeDelta::minutes(30);
-    let out = find_mutual(&slots, &[], &q).unwrap();
+    let out = find_mutual(&SlotBook::new(slots), &[], &q).unwrap();
     assert_eq!(starts(&out), vec![utc(12, 1, 9, 0)]);
 }
 
@@ -58,7 +58,7 @@ fn busy_unavailable_and_zero_capacity_slots_are_not_offered() {
     full.capacity = Some(0);
     let open = slot("open", "sch", utc(12, 1, 11, 0), utc(12, 1, 11, 30));
     let q = query(Interval::new(utc(12, 1, 0, 0), utc(12, 2, 0, 0)), 30);
-    let out = find_mutual(&[taken, full, open], &[], &q).unwrap();
+    let out = find_mutual(&SlotBook::new(vec![taken, full, open]), &[], &q).unwrap();
     assert_eq!(out.slots.iter().map(|m| m.slot.as_str()).collect::<Vec<_>>(), vec!["open"]);
 }
 
@@ -66,7 +66,7 @@ fn busy_unavailable_and_zero_capacity_slots_are_not_offered() {
 fn appointment_must_lie_inside_the_window() {
     let slots = vec![slot("s1", "sch", utc(12, 1, 8, 0), utc(12, 1, 12, 0))];
     let q = query(Interval::new(utc(12, 1, 8, 10), utc(12, 1, 9, 0)), 30);
-    let out = find_mutual(&slots, &[], &q).unwrap();
+    let out = find_mutual(&SlotBook::new(slots), &[], &q).unwrap();
     // The grid is anchored at the Slot start: 08:15 and 08:30 fit, 08:45 would end after 09:00.
     assert_eq!(starts(&out), vec![utc(12, 1, 8, 15), utc(12, 1, 8, 30)]);
 }
@@ -76,8 +76,8 @@ fn unsorted_slots_give_the_same_answer() {
     let a = slot("a", "sch", utc(12, 1, 9, 0), utc(12, 1, 9, 30));
     let b = slot("b", "sch", utc(12, 1, 8, 0), utc(12, 1, 8, 30));
     let q = query(Interval::new(utc(12, 1, 0, 0), utc(12, 2, 0, 0)), 30);
-    let sorted = find_mutual(&[b.clone(), a.clone()], &[], &q).unwrap();
-    let unsorted = find_mutual(&[a, b], &[], &q).unwrap();
+    let sorted = find_mutual(&SlotBook::new(vec![b.clone(), a.clone()]), &[], &q).unwrap();
+    let unsorted = find_mutual(&SlotBook::new(vec![a, b]), &[], &q).unwrap();
     assert_eq!(sorted.slots, unsorted.slots);
     assert_eq!(starts(&sorted), vec![utc(12, 1, 8, 0), utc(12, 1, 9, 0)]);
 }
@@ -90,7 +90,7 @@ fn ties_are_broken_by_schedule_then_slot() {
         slot("x", "Schedule/b", utc(12, 1, 9, 0), utc(12, 1, 9, 30)),
     ];
     let q = query(Interval::new(utc(12, 1, 0, 0), utc(12, 2, 0, 0)), 30);
-    let out = find_mutual(&slots, &[], &q).unwrap();
+    let out = find_mutual(&SlotBook::new(slots), &[], &q).unwrap();
     assert_eq!(out.slots.iter().map(|m| m.slot.as_str()).collect::<Vec<_>>(), vec!["y", "x", "z"]);
 }
 
@@ -104,7 +104,7 @@ fn preferences_rank_mornings_first_in_the_askers_zone() {
     let mut q = query(Interval::new(utc(12, 1, 0, 0), utc(12, 3, 0, 0)), 30);
     q.zone = chrono_tz::America::New_York;
     q.preferences = vec!["mornings".parse().unwrap()];
-    let out = find_mutual(&slots, &[], &q).unwrap();
+    let out = find_mutual(&SlotBook::new(slots), &[], &q).unwrap();
     assert_eq!(out.slots[0].slot, "next-morning");
     assert_eq!(out.slots[0].score, 1);
     assert_eq!(out.slots[1].score, 0);
@@ -120,7 +120,7 @@ fn participant_preferences_are_read_in_their_own_zone() {
     let mut caregiver = Participant::new("caregiver", chrono_tz::Europe::Berlin, vec![]);
     caregiver.preferences = vec!["mornings".parse().unwrap()];
     let q = query(Interval::new(utc(12, 1, 0, 0), utc(12, 2, 0, 0)), 30);
-    let out = find_mutual(&slots, &[caregiver], &q).unwrap();
+    let out = find_mutual(&SlotBook::new(slots), &[caregiver], &q).unwrap();
     assert_eq!(out.slots[0].slot, "b");
 }
 
@@ -136,7 +136,7 @@ fn spread_returns_options_on_distinct_local_days() {
     q.spread = true;
     q.limit = 3;
     q.zone = chrono_tz::America::Los_Angeles;
-    let out = find_mutual(&slots, &[], &q).unwrap();
+    let out = find_mutual(&SlotBook::new(slots), &[], &q).unwrap();
     assert_eq!(starts(&out), vec![utc(12, 1, 14, 0), utc(12, 2, 14, 0), utc(12, 3, 14, 0)]);
 }
 
@@ -151,7 +151,7 @@ fn a_participant_working_hours_follow_dst() {
     patient.constraints.available = vec!["mon-fri 09:00-17:00".parse().unwrap()];
     let mut q = query(Interval::new(utc(10, 30, 0, 0), utc(11, 3, 0, 0)), 30);
     q.spread = true;
-    let out = find_mutual(&slots, &[patient], &q).unwrap();
+    let out = find_mutual(&SlotBook::new(slots), &[patient], &q).unwrap();
     assert_eq!(starts(&out), vec![utc(10, 30, 13, 0), utc(11, 2, 14, 0)]);
 }
 
@@ -162,7 +162,7 @@ fn optional_participants_constrain_results_and_can_be_dropped() {
     let mut cousin = Participant::new("cousin", chrono_tz::UTC, vec![busy(utc(12, 1, 8, 0), utc(12, 1, 12, 0))]);
     cousin.attendance = Attendance::Optional;
     let q = query(Interval::new(utc(12, 1, 0, 0), utc(12, 2, 0, 0)), 30);
-    let out = find_mutual(&slots, &[patient, cousin], &q).unwrap();
+    let out = find_mutual(&SlotBook::new(slots), &[patient, cousin], &q).unwrap();
     assert!(out.slots.is_empty());
     assert_eq!(out.explanation.no_fit, Some(NoFit::ParticipantsUnavailable { participants: vec!["cousin".into()] }));
     let alt = &out.explanation.alternatives.without_optional;
@@ -174,7 +174,7 @@ fn optional_participants_constrain_results_and_can_be_dropped() {
 fn no_provider_availability_is_reported() {
     let slots = vec![slot("short", "sch", utc(12, 1, 9, 0), utc(12, 1, 9, 15))];
     let q = query(Interval::new(utc(12, 1, 0, 0), utc(12, 2, 0, 0)), 30);
-    let out = find_mutual(&slots, &[], &q).unwrap();
+    let out = find_mutual(&SlotBook::new(slots), &[], &q).unwrap();
     assert_eq!(out.explanation.no_fit, Some(NoFit::NoProviderAvailability));
 }
 
@@ -189,7 +189,7 @@ fn no_common_time_and_nearest_fits_after_the_window() {
     let caregiver = Participant::new("caregiver", chrono_tz::UTC, vec![busy(utc(12, 1, 10, 0), utc(12, 1, 10, 30))]);
     let mut q = query(Interval::new(utc(12, 1, 0, 0), utc(12, 2, 0, 0)), 30);
     q.explain = true;
-    let out = find_mutual(&slots, &[patient, caregiver], &q).unwrap();
+    let out = find_mutual(&SlotBook::new(slots), &[patient, caregiver], &q).unwrap();
     assert!(out.slots.is_empty());
     assert_eq!(out.explanation.no_fit, Some(NoFit::NoCommonTime));
     assert_eq!(out.explanation.alternatives.after_window.iter().map(|m| m.slot.as_str()).collect::<Vec<_>>(), vec!["later"]);
@@ -207,10 +207,10 @@ fn no_common_time_and_nearest_fits_after_the_window() {
 #[test]
 fn invalid_queries_are_refused() {
     let mut q = query(Interval::new(utc(12, 2, 0, 0), utc(12, 1, 0, 0)), 30);
-    assert_eq!(find_mutual(&[], &[], &q), Err(QueryError::EmptyWindow));
+    assert_eq!(find_mutual(&SlotBook::new(vec![]), &[], &q), Err(QueryError::EmptyWindow));
     q.window = Interval::new(utc(12, 1, 0, 0), utc(12, 2, 0, 0));
     q.duration = TimeDelta::zero();
-    assert_eq!(find_mutual(&[], &[], &q), Err(QueryError::NonPositive("duration")));
+    assert_eq!(find_mutual(&SlotBook::new(vec![]), &[], &q), Err(QueryError::NonPositive("duration")));
 }
 
 // ---- The deliberately naive reference: every grid point of every Slot, checked against every
@@ -319,7 +319,7 @@ proptest! {
             q.preferences = vec!["mornings".parse().unwrap()];
         }
         let participants = vec![a, b];
-        let fast = find_mutual(&slots, &participants, &q).unwrap();
+        let fast = find_mutual(&SlotBook::new(slots.clone()), &participants, &q).unwrap();
         let fast: Vec<(String, Instant)> = fast.slots.into_iter().map(|m| (m.slot, m.interval.start)).collect();
         prop_assert_eq!(fast, naive(&slots, &participants, &q));
     }
