@@ -1,0 +1,444 @@
+//! Parsed calendars (time properties only) and their expansion into occurrences.
+
+use std::collections::HashMap;
+
+use chrono::{NaiveDateTime, TimeDelta};
+use chrono_tz::Tz;
+
+use calsync_core::{BusyInterval, BusyStatus, Instant, Interval};
+
+use crate::lexer::{self, Component, Property};
+use crate::recur;
+use crate::tz::{Zone, ZoneResolver};
+use crate::value::{self, Clock, Duration, Moment, PeriodEnd};
+use crate::{ParseError, Warning};
+
+/// STATUS of an event.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum EventStatus {
+    /// Confirmed, or no status.
+    Confirmed,
+    /// STATUS:TENTATIVE.
+    Tentative,
+    /// STATUS:CANCELLED: takes no time.
+    Cancelled,
+}
+
+/// One occurrence of an event: its time and how it blocks, nothing else.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize)]
+pub struct Occurrence {
+    /// Start instant.
+    pub start: Instant,
+    /// End instant (equal to start for an instant event).
+    pub end: Instant,
+    /// Its status.
+    pub status: EventStatus,
+    /// TRANSP:TRANSPARENT: shown as free.
+    pub transparent: bool,
+}
+
+impl Occurrence {
+    /// The busy window it causes, if any: cancelled, transparent and zero-length ones cause none.
+    pub fn busy(&self) -> Option<BusyInterval> {
+        let interval = Interval::new(self.start, self.end);
+        if self.transparent || self.status == EventStatus::Cancelled || interval.is_empty() {
+            return None;
+        }
+        let status = if self.status == EventStatus::Tentative { BusyStatus::BusyTentative } else { BusyStatus::Busy };
+        Some(BusyInterval { interval, status })
+    }
+}
+
+/// The end of an event as written.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum End {
+    None,
+    At(Moment),
+    After(Duration),
+}
+
+/// A VEVENT reduced to what decides busy time.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Event {
+    line: usize,
+    uid: Option<String>,
+    start: Moment,
+    end: End,
+    rrules: Vec<Property>,
+    rdates: Vec<(Moment, Option<PeriodEnd>, usize)>,
+    exdates: Vec<(Moment, usize)>,
+    recurrence_id: Option<(Moment, bool)>,
+    status: EventStatus,
+    transparent: bool,
+}
+
+/// A busy period from a VFREEBUSY.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct FreeBusy {
+    line: usize,
+    start: Moment,
+    end: PeriodEnd,
+    status: BusyStatus,
+}
+
+/// A parsed iCalendar stream: events, free/busy periods and zone definitions, times only.
+#[derive(Debug, Clone, Default)]
+pub struct Calendar {
+    events: Vec<Event>,
+    freebusy: Vec<FreeBusy>,
+    vtimezones: Vec<Component>,
+    calendar_zone: Option<String>,
+}
+
+/// Occurrences over a horizon, and what could not be read exactly.
+#[derive(Debug, Clone, Default)]
+pub struct Expansion {
+    /// Every occurrence overlapping the horizon (free ones too), sorted.
+    pub occurrences: Vec<Occurrence>,
+    /// Busy periods from VFREEBUSY components overlapping the horizon.
+    pub freebusy: Vec<BusyInterval>,
+    /// Non-fatal problems, each with its line.
+    pub warnings: Vec<Warning>,
+}
+
+impl Expansion {
+    /// The busy windows: event occurrences that block, and VFREEBUSY busy periods, sorted.
+    pub fn busy(&self) -> Vec<BusyInterval> {
+        let mut out: Vec<BusyInterval> = self.occurrences.iter().filter_map(Occurrence::busy).chain(self.freebusy.iter().copied()).collect();
+        out.sort();
+        out.dedup();
+        out
+    }
+}
+
+impl Calendar {
+    /// Parses an iCalendar stream. Fails with the line of the first malformed construct.
+    pub fn parse(input: &str) -> Result<Calendar, ParseError> {
+        let mut cal = Calendar::default();
+        for root in lexer::components(input)? {
+            if root.name != "VCALENDAR" {
+                return Err(ParseError::new(root.line, format!("expected BEGIN:VCALENDAR, found BEGIN:{}", root.name)));
+            }
+            if let Some(z) = root.property("X-WR-TIMEZONE") {
+                cal.calendar_zone = Some(z.value.trim().to_string());
+            }
+            for c in root.children {
+                match c.name.as_str() {
+                    "VEVENT" => cal.events.push(event(&c)?),
+                    "VFREEBUSY" => cal.freebusy.extend(freebusy(&c)?),
+                    "VTIMEZONE" => cal.vtimezones.push(c),
+                    _ => {}
+                }
+            }
+        }
+        Ok(cal)
+    }
+
+    /// Every occurrence overlapping `horizon`. Dates and floating times are read in `zone`
+    /// (floating ones in the calendar's X-WR-TIMEZONE when it names a zone).
+    pub fn expand(&self, horizon: Interval, zone: Tz) -> Result<Expansion, ParseError> {
+        let until = horizon.end.naive_utc() + TimeDelta::days(400);
+        let refs: Vec<&Component> = self.vtimezones.iter().collect();
+        let mut resolver = ZoneResolver::new(&refs, until)?;
+        let mut warnings = Vec::new();
+        let floating = match &self.calendar_zone {
+            Some(name) => resolver.resolve(name).unwrap_or(Zone::Iana(zone)),
+            None => Zone::Iana(zone),
+        };
+        let mut clocks = Clocks { resolver, floating, all_day: Zone::Iana(zone), warnings: &mut warnings };
+
+        let mut masters: HashMap<&str, usize> = HashMap::new();
+        for (i, e) in self.events.iter().enumerate() {
+            if e.recurrence_id.is_none() {
+                if let Some(uid) = &e.uid {
+                    masters.entry(uid.as_str()).or_insert(i);
+                }
+            }
+        }
+        let mut overrides: HashMap<usize, Vec<&Event>> = HashMap::new();
+        let mut standalone: Vec<&Event> = Vec::new();
+        for e in &self.events {
+            match (&e.recurrence_id, e.uid.as_deref().and_then(|u| masters.get(u))) {
+                (Some(_), Some(&m)) => overrides.entry(m).or_default().push(e),
+                (Some(_), None) => standalone.push(e),
+                (None, _) => {}
+            }
+        }
+
+        let mut occurrences = Vec::new();
+        for (i, e) in self.events.iter().enumerate() {
+            if e.recurrence_id.is_some() {
+                continue;
+            }
+            let ovr = overrides.get(&i).map(Vec::as_slice).unwrap_or_default();
+            occurrences.extend(instances(e, ovr, horizon, &mut clocks)?);
+        }
+        for e in standalone {
+            let (start, end) = clocks.span(e, &e.start);
+            occurrences.push(Occurrence { start, end, status: e.status, transparent: e.transparent });
+        }
+        occurrences.retain(|o| touches(o.start, o.end, horizon));
+        occurrences.sort_by_key(|o| (o.start, o.end));
+
+        let mut fb = Vec::new();
+        for f in &self.freebusy {
+            let start = clocks.instant(&f.start, f.line);
+            let end = match &f.end {
+                PeriodEnd::At(m) => clocks.instant(m, f.line),
+                PeriodEnd::After(d) => start + TimeDelta::days(d.days) + TimeDelta::seconds(d.seconds),
+            };
+            let interval = Interval::new(start, end);
+            if interval.overlaps(&horizon) {
+                fb.push(BusyInterval { interval, status: f.status });
+            }
+        }
+        Ok(Expansion { occurrences, freebusy: fb, warnings })
+    }
+}
+
+fn touches(start: Instant, end: Instant, horizon: Interval) -> bool {
+    if start == end { horizon.contains_instant(start) } else { start < horizon.end && end > horizon.start }
+}
+
+/// Places written times on zones, remembering what it had to guess.
+struct Clocks<'w> {
+    resolver: ZoneResolver,
+    floating: Zone,
+    all_day: Zone,
+    warnings: &'w mut Vec<Warning>,
+}
+
+impl Clocks<'_> {
+    fn zone(&mut self, m: &Moment, line: usize) -> Zone {
+        match m {
+            Moment::Date(_) => self.all_day.clone(),
+            Moment::DateTime(_, Clock::Utc) => Zone::Iana(chrono_tz::UTC),
+            Moment::DateTime(_, Clock::Floating) => self.floating.clone(),
+            Moment::DateTime(_, Clock::Zone(id)) => self.resolver.resolve(id).unwrap_or_else(|| {
+                self.warnings.push(Warning { line, message: format!("unknown TZID {id:?}: read in the participant's zone") });
+                self.floating.clone()
+            }),
+        }
+    }
+
+    fn instant(&mut self, m: &Moment, line: usize) -> Instant {
+        self.zone(m, line).to_utc(m.local())
+    }
+
+    /// Start and end instants of an event placed at its own DTSTART.
+    fn span(&mut self, e: &Event, start: &Moment) -> (Instant, Instant) {
+        let zone = self.zone(start, e.line);
+        let length = self.length(e);
+        (zone.to_utc(start.local()), length.end(&zone, start.local()))
+    }
+
+    fn length(&mut self, e: &Event) -> Length {
+        match &e.end {
+            End::At(end) => {
+                let same_clock = match (&e.start, end) {
+                    (Moment::Date(_), Moment::Date(_)) => true,
+                    (Moment::DateTime(_, a), Moment::DateTime(_, b)) => a == b,
+                    _ => false,
+                };
+                if same_clock {
+                    Length::Wall(end.local() - e.start.local())
+                } else {
+                    Length::Exact(self.instant(end, e.line) - self.instant(&e.start, e.line))
+                }
+            }
+            End::After(d) => Length::Duration(*d),
+            End::None if e.start.is_date() => Length::Wall(TimeDelta::days(1)),
+            End::None => Length::Wall(TimeDelta::zero()),
+        }
+    }
+}
+
+/// How long each occurrence lasts.
+#[derive(Debug, Clone, Copy)]
+enum Length {
+    /// The same wall-clock span every time (DTEND on the same clock as DTSTART).
+    Wall(TimeDelta),
+    /// The same elapsed time every time (DTEND on another clock).
+    Exact(TimeDelta),
+    /// Days on the wall clock, then hours, minutes, seconds elapsed (DURATION).
+    Duration(Duration),
+}
+
+impl Length {
+    fn end(self, zone: &Zone, local_start: NaiveDateTime) -> Instant {
+        let start = zone.to_utc(local_start);
+        let end = match self {
+            Length::Wall(d) => zone.to_utc(local_start + d),
+            Length::Exact(d) => start + d,
+            Length::Duration(d) => zone.to_utc(local_start + TimeDelta::days(d.days)) + TimeDelta::seconds(d.seconds),
+        };
+        end.max(start)
+    }
+}
+
+/// An occurrence before overrides: where the rule put it, and where it is now.
+struct Instance {
+    local: NaiveDateTime,
+    original: Instant,
+    occurrence: Occurrence,
+}
+
+fn instances(e: &Event, overrides: &[&Event], horizon: Interval, clocks: &mut Clocks<'_>) -> Result<Vec<Occurrence>, ParseError> {
+    let zone = clocks.zone(&e.start, e.line);
+    let length = clocks.length(e);
+    let start_local = e.start.local();
+    let horizon_end = zone.to_local(horizon.end) + TimeDelta::days(2);
+
+    let mut starts: Vec<(NaiveDateTime, Option<Instant>)> = vec![(start_local, None)];
+    for rule in &e.rrules {
+        let zone_for_until = zone.clone();
+        let expanded = recur::expand(rule, start_local, horizon_end, move |u| zone_for_until.to_local(u.and_utc()))?;
+        if expanded.truncated {
+            clocks.warnings.push(Warning {
+                line: rule.line,
+                message: format!("RRULE stopped after {} occurrences", recur::MAX_OCCURRENCES),
+            });
+        }
+        starts.extend(expanded.occurrences.into_iter().map(|t| (t, None)));
+    }
+    for (m, period_end, line) in &e.rdates {
+        let local = match m {
+            Moment::DateTime(_, Clock::Zone(_) | Clock::Utc) => zone.to_local(clocks.instant(m, *line)),
+            _ => m.local(),
+        };
+        let end = match period_end {
+            Some(PeriodEnd::At(end)) => Some(clocks.instant(end, *line)),
+            Some(PeriodEnd::After(d)) => Some(Length::Duration(*d).end(&zone, local)),
+            None => None,
+        };
+        starts.push((local, end));
+    }
+    starts.sort_by_key(|(t, _)| *t);
+    starts.dedup_by_key(|(t, _)| *t);
+
+    let exdates: Vec<(Moment, Instant)> = e.exdates.iter().map(|(m, line)| (m.clone(), clocks.instant(m, *line))).collect();
+    let mut list: Vec<Instance> = starts
+        .into_iter()
+        .filter(|(local, _)| !exdates.iter().any(|(m, at)| same_instance(m, *at, *local, &zone)))
+        .map(|(local, explicit_end)| {
+            let start = zone.to_utc(local);
+            let end = explicit_end.unwrap_or_else(|| length.end(&zone, local)).max(start);
+            Instance {
+                local,
+                original: start,
+                occurrence: Occurrence { start, end, status: e.status, transparent: e.transparent },
+            }
+        })
+        .collect();
+
+    // Overrides: THISANDFUTURE ones in order of their RECURRENCE-ID, then single instances.
+    let mut ordered: Vec<(&Event, Moment, Instant, bool)> = overrides
+        .iter()
+        .filter_map(|o| o.recurrence_id.as_ref().map(|(rid, range)| (*o, rid.clone(), *range)))
+        .map(|(o, rid, range)| {
+            let at = clocks.instant(&rid, o.line);
+            (o, rid, at, range)
+        })
+        .collect();
+    ordered.sort_by_key(|(_, _, at, range)| (!*range, *at));
+    for (o, rid, at, this_and_future) in ordered {
+        let (new_start, new_end) = clocks.span(o, &o.start);
+        if this_and_future {
+            let shift = new_start - at;
+            let length = new_end - new_start;
+            for inst in list.iter_mut().filter(|i| i.original >= at || same_instance(&rid, at, i.local, &zone)) {
+                let start = inst.original + shift;
+                inst.occurrence = Occurrence { start, end: start + length, status: o.status, transparent: o.transparent };
+            }
+        } else {
+            let replaced = Occurrence { start: new_start, end: new_end, status: o.status, transparent: o.transparent };
+            match list.iter_mut().find(|i| same_instance(&rid, at, i.local, &zone)) {
+                Some(inst) => inst.occurrence = replaced,
+                None => list.push(Instance { local: o.start.local(), original: at, occurrence: replaced }),
+            }
+        }
+    }
+    Ok(list.into_iter().map(|i| i.occurrence).collect())
+}
+
+/// True when an EXDATE or RECURRENCE-ID written as `m` (at instant `at`) names the occurrence
+/// that the rule put at wall-clock `local` on `zone`. A DATE names the whole local day.
+fn same_instance(m: &Moment, at: Instant, local: NaiveDateTime, zone: &Zone) -> bool {
+    match m {
+        Moment::Date(d) => *d == local.date(),
+        Moment::DateTime(..) => zone.to_utc(local) == at,
+    }
+}
+
+fn event(c: &Component) -> Result<Event, ParseError> {
+    let dtstart = c.property("DTSTART").ok_or_else(|| ParseError::new(c.line, "VEVENT without DTSTART"))?;
+    let start = value::moment(dtstart, &dtstart.value)?;
+    let end = match (c.property("DTEND"), c.property("DURATION")) {
+        (Some(p), _) => End::At(value::moment(p, &p.value)?),
+        (None, Some(p)) => End::After(value::duration(p.line, &p.value)?),
+        (None, None) => End::None,
+    };
+    let mut rdates = Vec::new();
+    for p in c.all("RDATE") {
+        let is_period = p.param("VALUE").is_some_and(|v| v.eq_ignore_ascii_case("PERIOD"));
+        for v in p.value.split(',').filter(|v| !v.trim().is_empty()) {
+            if is_period || v.contains('/') {
+                let (s, e) = value::period(p, v)?;
+                rdates.push((s, Some(e), p.line));
+            } else {
+                rdates.push((value::moment(p, v)?, None, p.line));
+            }
+        }
+    }
+    let mut exdates = Vec::new();
+    for p in c.all("EXDATE") {
+        for v in p.value.split(',').filter(|v| !v.trim().is_empty()) {
+            exdates.push((value::moment(p, v)?, p.line));
+        }
+    }
+    let recurrence_id = match c.property("RECURRENCE-ID") {
+        Some(p) => Some((
+            value::moment(p, &p.value)?,
+            p.param("RANGE").is_some_and(|r| r.eq_ignore_ascii_case("THISANDFUTURE")),
+        )),
+        None => None,
+    };
+    let status = match c.property("STATUS").map(|p| p.value.trim().to_ascii_uppercase()) {
+        Some(s) if s == "CANCELLED" => EventStatus::Cancelled,
+        Some(s) if s == "TENTATIVE" => EventStatus::Tentative,
+        _ => EventStatus::Confirmed,
+    };
+    let transparent = c.property("TRANSP").is_some_and(|p| p.value.trim().eq_ignore_ascii_case("TRANSPARENT"));
+    Ok(Event {
+        line: c.line,
+        uid: c.property("UID").map(|p| p.value.trim().to_string()),
+        start,
+        end,
+        rrules: c.all("RRULE").cloned().collect(),
+        rdates,
+        exdates,
+        recurrence_id,
+        status,
+        transparent,
+    })
+}
+
+fn freebusy(c: &Component) -> Result<Vec<FreeBusy>, ParseError> {
+    let mut out = Vec::new();
+    for p in c.all("FREEBUSY") {
+        let status = match p.param("FBTYPE").map(str::to_ascii_uppercase).as_deref() {
+            None | Some("BUSY") => BusyStatus::Busy,
+            Some("BUSY-TENTATIVE") => BusyStatus::BusyTentative,
+            Some("BUSY-UNAVAILABLE") => BusyStatus::BusyUnavailable,
+            Some("FREE") => continue,
+            // RFC 5545: unknown FBTYPE values are treated as BUSY.
+            Some(_) => BusyStatus::Busy,
+        };
+        for v in p.value.split(',').filter(|v| !v.trim().is_empty()) {
+            let (start, end) = value::period(p, v)?;
+            out.push(FreeBusy { line: p.line, start, end, status });
+        }
+    }
+    Ok(out)
+}
