@@ -62,6 +62,7 @@ enum End {
 #[derive(Debug, Clone, PartialEq, Eq)]
 struct Event {
     line: usize,
+    start_line: usize,
     uid: Option<String>,
     start: Moment,
     end: End,
@@ -228,7 +229,7 @@ impl Clocks<'_> {
 
     /// Start and end instants of an event placed at its own DTSTART.
     fn span(&mut self, e: &Event, start: &Moment) -> (Instant, Instant) {
-        let zone = self.zone(start, e.line);
+        let zone = self.zone(start, e.start_line);
         let length = self.length(e);
         (zone.to_utc(start.local()), length.end(&zone, start.local()))
     }
@@ -244,7 +245,7 @@ impl Clocks<'_> {
                 if same_clock {
                     Length::Wall(end.local() - e.start.local())
                 } else {
-                    Length::Exact(self.instant(end, e.line) - self.instant(&e.start, e.line))
+                    Length::Exact(self.instant(end, e.line) - self.instant(&e.start, e.start_line))
                 }
             }
             End::After(d) => Length::Duration(*d),
@@ -285,7 +286,7 @@ struct Instance {
 }
 
 fn instances(e: &Event, overrides: &[&Event], horizon: Interval, clocks: &mut Clocks<'_>) -> Result<Vec<Occurrence>, ParseError> {
-    let zone = clocks.zone(&e.start, e.line);
+    let zone = clocks.zone(&e.start, e.start_line);
     let length = clocks.length(e);
     let start_local = e.start.local();
     let horizon_end = zone.to_local(horizon.end) + TimeDelta::days(2);
@@ -412,6 +413,7 @@ fn event(c: &Component) -> Result<Event, ParseError> {
     let transparent = c.property("TRANSP").is_some_and(|p| p.value.trim().eq_ignore_ascii_case("TRANSPARENT"));
     Ok(Event {
         line: c.line,
+        start_line: dtstart.line,
         uid: c.property("UID").map(|p| p.value.trim().to_string()),
         start,
         end,
