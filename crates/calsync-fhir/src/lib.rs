@@ -1,1 +1,167 @@
+//! FHIR R4 mapping of calsync, and the only crate that knows fhirbolt.
+//!
+//! In: provider Locations, Schedules and Slots from SMART Scheduling Links NDJSON
+//! or a FHIR Bundle, parsed with fhirbolt into the `Resource` enum and mapped to
+//! the matching core's [`ProviderSlot`]. A bad line is reported with its file and
+//! line number and skipped; good lines still count.
+//!
+//! Out: a searchset Bundle of proposed Appointments (AppointmentCoordinationAppointment:
+//! status proposed, start/end, participants needs-action, `slot` references), with an
+//! OperationOutcome entry that explains an empty answer.
 
+use calsync_core::{Interval, MutualSlot, NoFit, ProviderSlot, SlotStatus};
+use chrono::{DateTime, SecondsFormat, Utc};
+use fhirbolt::model::r4::Resource;
+use fhirbolt::model::r4::resources as res;
+use fhirbolt::model::r4::types as ty;
+
+pub mod read;
+
+pub use read::{LineProblem, ProviderData, ScheduleInfo};
+
+/// Base URL of the SMART Scheduling Links extensions.
+pub const SSL_EXTENSION_BASE: &str = "http://fhir-registry.smarthealthit.org/StructureDefinition/";
+
+/// The kind of person a participant is, deciding the Appointment slice they go in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ParticipantKind {
+    /// The patient (Patient), exactly one per Appointment.
+    Patient,
+    /// A caregiver (RelatedPerson).
+    Caregiver,
+}
+
+/// A participant as it appears on an Appointment.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AppointmentParticipant {
+    /// A reference such as `Patient/123` or `RelatedPerson/7`.
+    pub reference: String,
+    /// A name to show.
+    pub display: String,
+    /// Patient or caregiver.
+    pub kind: ParticipantKind,
+    /// False for optional participants.
+    pub required: bool,
+}
+
+fn instant(t: DateTime<Utc>) -> ty::Instant {
+    t.to_rfc3339_opts(SecondsFormat::Secs, true).into()
+}
+
+fn reference(r: &str, display: Option<&str>) -> Box<ty::Reference> {
+    Box::new(ty::Reference {
+        reference: Some(r.into()),
+        display: display.map(Into::into),
+        ..Default::default()
+    })
+}
+
+fn qualified(kind: &str, id: &str) -> String {
+    if id.contains('/') { id.to_string() } else { format!("{kind}/{id}") }
+}
+
+/// A proposed Appointment for one mutual time.
+fn proposed(m: &MutualSlot, participants: &[AppointmentParticipant], providers: &ProviderData) -> res::Appointment {
+    let mut people: Vec<res::AppointmentParticipant> = participants
+        .iter()
+        .filter(|p| !m.absent.contains(&p.display) && !m.absent.contains(&p.reference))
+        .map(|p| res::AppointmentParticipant {
+            actor: Some(reference(&p.reference, Some(&p.display))),
+            required: Some(if p.required { "required" } else { "optional" }.into()),
+            status: "needs-action".into(),
+            ..Default::default()
+        })
+        .collect();
+    let schedule = qualified("Schedule", &m.schedule);
+    if let Some(info) = providers.schedules.get(&schedule) {
+        for actor in &info.actors {
+            let display = providers.locations.get(actor).map(String::as_str);
+            people.push(res::AppointmentParticipant {
+                actor: Some(reference(actor, display)),
+                required: Some("required".into()),
+                status: "needs-action".into(),
+                ..Default::default()
+            });
+        }
+    }
+    let minutes = (m.interval.end - m.interval.start).num_minutes();
+    res::Appointment {
+        status: "proposed".into(),
+        start: Some(instant(m.interval.start)),
+        end: Some(instant(m.interval.end)),
+        minutes_duration: u32::try_from(minutes).ok().filter(|n| *n > 0).map(|n| ty::PositiveInt { value: Some(n), ..Default::default() }),
+        slot: vec![*reference(&qualified("Slot", &m.slot), None)],
+        participant: people,
+        ..Default::default()
+    }
+}
+
+/// Why an empty answer is empty, as an OperationOutcome for the searchset.
+fn outcome(no_fit: &NoFit) -> res::OperationOutcome {
+    res::OperationOutcome {
+        issue: vec![res::OperationOutcomeIssue {
+            severity: "information".into(),
+            code: "not-found".into(),
+            diagnostics: Some(format!("No mutual time: {}.", no_fit.describe()).into()),
+            ..Default::default()
+        }],
+        ..Default::default()
+    }
+}
+
+/// A searchset Bundle of proposed Appointments, one per mutual time, in rank order; when there
+/// are none and `no_fit` says why, an OperationOutcome entry (search mode `outcome`) explains it.
+pub fn appointments_bundle(
+    found: &[MutualSlot],
+    participants: &[AppointmentParticipant],
+    providers: &ProviderData,
+    no_fit: Option<&NoFit>,
+) -> String {
+    let mut entry: Vec<res::BundleEntry> = found
+        .iter()
+        .map(|m| res::BundleEntry {
+            resource: Some(Resource::Appointment(Box::new(proposed(m, participants, providers)))),
+            search: Some(res::BundleEntrySearch { mode: Some("match".into()), ..Default::default() }),
+            ..Default::default()
+        })
+        .collect();
+    if found.is_empty() {
+        if let Some(why) = no_fit {
+            entry.push(res::BundleEntry {
+                resource: Some(Resource::OperationOutcome(Box::new(outcome(why)))),
+                search: Some(res::BundleEntrySearch { mode: Some("outcome".into()), ..Default::default() }),
+                ..Default::default()
+            });
+        }
+    }
+    let bundle = res::Bundle {
+        r#type: "searchset".into(),
+        total: Some(ty::UnsignedInt { value: Some(found.len() as u32), ..Default::default() }),
+        entry,
+        ..Default::default()
+    };
+    fhirbolt::json::to_string(&Resource::Bundle(Box::new(bundle)), None).expect("a Bundle built from typed parts serializes")
+}
+
+/// Maps one FHIR Slot to the matching core's view, or says what is wrong with it.
+fn provider_slot(slot: &res::Slot) -> Result<ProviderSlot, String> {
+    let id = slot.id.as_ref().and_then(|i| i.value.clone()).ok_or("Slot without id")?;
+    let schedule = slot.schedule.reference.as_ref().and_then(|r| r.value.clone()).ok_or("Slot.schedule without a reference")?;
+    let at = |name: &str, v: &ty::Instant| -> Result<DateTime<Utc>, String> {
+        let text = v.value.as_deref().ok_or(format!("Slot.{name} missing"))?;
+        DateTime::parse_from_rfc3339(text)
+            .map(|t| t.to_utc())
+            .map_err(|_| format!("Slot.{name} {text:?} is not a FHIR instant (YYYY-MM-DDThh:mm:ss with a zone)"))
+    };
+    let interval = Interval::new(at("start", &slot.start)?, at("end", &slot.end)?);
+    if interval.is_empty() {
+        return Err("Slot.end is not after Slot.start".into());
+    }
+    let status_code = slot.status.value.as_deref().ok_or("Slot.status missing")?;
+    let status: SlotStatus = status_code.parse().map_err(|e: calsync_core::provider::UnknownSlotStatus| e.to_string())?;
+    let capacity = slot.extension.iter().find(|e| e.url == format!("{SSL_EXTENSION_BASE}slot-capacity")).and_then(|e| match &e.value {
+        Some(ty::ExtensionValue::Integer(i)) => i.value.map(|v| v.max(0) as u32),
+        _ => None,
+    });
+    Ok(ProviderSlot { id: qualified("Slot", &id), schedule: qualified("Schedule", &schedule), interval, status, capacity })
+}
