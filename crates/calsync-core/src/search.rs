@@ -332,8 +332,12 @@ impl TopK {
     }
 }
 
-/// The best `query.limit` candidates for `group` inside `window`.
+/// The best `query.limit` candidates for `group` inside `window` (from `now` on: the past is never offered).
 fn run(book: &SlotBook, group: &[&Participant], all: &[Participant], query: &MutualQuery, window: Interval) -> Vec<MutualSlot> {
+    let window = Interval::new(window.start.max(query.now), window.end);
+    if window.is_empty() {
+        return Vec::new();
+    }
     let free = common_free(group, window, query.now);
     let mut preferences: Vec<Millis> =
         query.preferences.iter().map(|p| Millis::of(&p.instants(query.zone, window))).collect();

@@ -1,1 +1,41 @@
-fn main(){}
+//! `calsync`: find appointment times that work for the provider, the patient and every caregiver.
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+mod busy;
+mod find;
+mod render;
+mod when;
+
+/// calsync: appointment times that work for everyone involved in care.
+#[derive(Parser)]
+#[command(name = "calsync", version, about, long_about = None)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Find times when a provider Slot is open and every participant is free.
+    Find(find::FindArgs),
+    /// Show the busy windows calsync reads from one iCalendar file (JSON lines).
+    Busy(busy::BusyArgs),
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Find(args) => find::run(args),
+        Command::Busy(args) => busy::run(args),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(message) => {
+            eprintln!("calsync: error: {message}");
+            ExitCode::FAILURE
+        }
+    }
+}

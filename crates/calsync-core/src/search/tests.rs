@@ -205,6 +205,19 @@ fn no_common_time_and_nearest_fits_after_the_window() {
 }
 
 #[test]
+fn the_past_is_never_offered() {
+    let slots = vec![
+        slot("past", "sch", utc(12, 1, 9, 0), utc(12, 1, 9, 30)),
+        slot("running", "sch", utc(12, 1, 9, 30), utc(12, 1, 11, 0)),
+    ];
+    let mut q = query(Interval::new(utc(12, 1, 0, 0), utc(12, 2, 0, 0)), 30);
+    q.now = utc(12, 1, 9, 40);
+    let out = find_mutual(&SlotBook::new(slots), &[], &q).unwrap();
+    // The grid runs from the Slot start (09:30) in 15-minute steps: 09:45 is the first start after 09:40.
+    assert_eq!(starts(&out)[0], utc(12, 1, 9, 45));
+}
+
+#[test]
 fn invalid_queries_are_refused() {
     let mut q = query(Interval::new(utc(12, 2, 0, 0), utc(12, 1, 0, 0)), 30);
     assert_eq!(find_mutual(&SlotBook::new(vec![]), &[], &q), Err(QueryError::EmptyWindow));
@@ -225,7 +238,7 @@ fn naive(slots: &[ProviderSlot], participants: &[Participant], q: &MutualQuery) 
         let mut t = s.interval.start;
         while t + q.duration <= s.interval.end {
             let appt = Interval::starting_at(t, q.duration);
-            let in_window = q.window.start <= t && appt.end <= q.window.end;
+            let in_window = q.window.start.max(q.now) <= t && appt.end <= q.window.end;
             if in_window && participants.iter().all(|p| p.blockers(appt, q.now).is_empty()) {
                 let score = q.preferences.iter().filter(|p| p.instants(q.zone, q.window).contains_instant(t)).count();
                 all.push((score, t, s.schedule.clone(), s.id.clone(), i));
