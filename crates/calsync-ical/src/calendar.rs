@@ -70,6 +70,7 @@ struct Event {
     rdates: Vec<(Moment, Option<PeriodEnd>, usize)>,
     exdates: Vec<(Moment, usize)>,
     recurrence_id: Option<(Moment, bool)>,
+    sequence: i64,
     status: EventStatus,
     transparent: bool,
 }
@@ -149,17 +150,18 @@ impl Calendar {
         };
         let mut clocks = Clocks { resolver, floating, all_day: Zone::Iana(zone), warnings: &mut warnings };
 
+        let current = self.current_versions();
         let mut masters: HashMap<&str, usize> = HashMap::new();
-        for (i, e) in self.events.iter().enumerate() {
-            if e.recurrence_id.is_none() {
-                if let Some(uid) = &e.uid {
-                    masters.entry(uid.as_str()).or_insert(i);
-                }
+        for &i in &current {
+            let e = &self.events[i];
+            if let (None, Some(uid)) = (&e.recurrence_id, &e.uid) {
+                masters.insert(uid.as_str(), i);
             }
         }
         let mut overrides: HashMap<usize, Vec<&Event>> = HashMap::new();
         let mut standalone: Vec<&Event> = Vec::new();
-        for e in &self.events {
+        for &i in &current {
+            let e = &self.events[i];
             match (&e.recurrence_id, e.uid.as_deref().and_then(|u| masters.get(u))) {
                 (Some(_), Some(&m)) => overrides.entry(m).or_default().push(e),
                 (Some(_), None) => standalone.push(e),
@@ -168,7 +170,8 @@ impl Calendar {
         }
 
         let mut occurrences = Vec::new();
-        for (i, e) in self.events.iter().enumerate() {
+        for &i in &current {
+            let e = &self.events[i];
             if e.recurrence_id.is_some() {
                 continue;
             }
@@ -195,6 +198,32 @@ impl Calendar {
             }
         }
         Ok(Expansion { occurrences, freebusy: fb, warnings })
+    }
+}
+
+impl Calendar {
+    /// Indices of the events that count: of several VEVENTs with one UID (and RECURRENCE-ID),
+    /// the one with the highest SEQUENCE, the last one on a tie, as an update replaces its
+    /// predecessor. Events without a UID all count.
+    fn current_versions(&self) -> Vec<usize> {
+        let mut latest: HashMap<(&str, Option<&Moment>), usize> = HashMap::new();
+        let mut out = Vec::new();
+        for (i, e) in self.events.iter().enumerate() {
+            let Some(uid) = e.uid.as_deref() else {
+                out.push(i);
+                continue;
+            };
+            let key = (uid, e.recurrence_id.as_ref().map(|(m, _)| m));
+            match latest.get(&key) {
+                Some(&j) if self.events[j].sequence > e.sequence => {}
+                _ => {
+                    latest.insert(key, i);
+                }
+            }
+        }
+        out.extend(latest.into_values());
+        out.sort_unstable();
+        out
     }
 }
 
@@ -230,8 +259,7 @@ impl Clocks<'_> {
     /// Start and end instants of an event placed at its own DTSTART.
     fn span(&mut self, e: &Event, start: &Moment) -> (Instant, Instant) {
         let zone = self.zone(start, e.start_line);
-        let length = self.length(e);
-        (zone.to_utc(start.local()), length.end(&zone, start.local()))
+        self.length(e).start_and_end(&zone, start.local())
     }
 
     fn length(&mut self, e: &Event) -> Length {
@@ -276,6 +304,16 @@ impl Length {
         };
         end.max(start)
     }
+
+    /// A DTEND written before DTSTART is read as swapped: the event covers the span between them.
+    fn start_and_end(self, zone: &Zone, local_start: NaiveDateTime) -> (Instant, Instant) {
+        let start = zone.to_utc(local_start);
+        match self {
+            Length::Wall(d) if d < TimeDelta::zero() => (zone.to_utc(local_start + d), start),
+            Length::Exact(d) if d < TimeDelta::zero() => (start + d, start),
+            _ => (start, self.end(zone, local_start)),
+        }
+    }
 }
 
 /// An occurrence before overrides: where the rule put it, and where it is now.
@@ -289,12 +327,15 @@ fn instances(e: &Event, overrides: &[&Event], horizon: Interval, clocks: &mut Cl
     let zone = clocks.zone(&e.start, e.start_line);
     let length = clocks.length(e);
     let start_local = e.start.local();
-    let horizon_end = zone.to_local(horizon.end) + TimeDelta::days(2);
+    // Expand far enough to see every instance an override names, so unmatched overrides can be told apart.
+    let latest_override = overrides.iter().filter_map(|o| o.recurrence_id.as_ref()).map(|(rid, _)| rid.local()).max();
+    let horizon_end = (zone.to_local(horizon.end) + TimeDelta::days(2)).max(latest_override.unwrap_or(start_local));
 
-    let mut starts: Vec<(NaiveDateTime, Option<Instant>)> = vec![(start_local, None)];
+    let mut starts: Vec<(NaiveDateTime, Option<Instant>)> =
+        if e.rrules.is_empty() { vec![(start_local, None)] } else { Vec::new() };
     for rule in &e.rrules {
         let zone_for_until = zone.clone();
-        let expanded = recur::expand(rule, start_local, horizon_end, move |u| zone_for_until.to_local(u.and_utc()))?;
+        let expanded = recur::expand(rule, e.rrules.len() == 1, start_local, horizon_end, move |u| zone_for_until.to_local(u.and_utc()))?;
         if expanded.truncated {
             clocks.warnings.push(Warning {
                 line: rule.line,
@@ -318,16 +359,19 @@ fn instances(e: &Event, overrides: &[&Event], horizon: Interval, clocks: &mut Cl
     starts.sort_by_key(|(t, _)| *t);
     starts.dedup_by_key(|(t, _)| *t);
 
+    let all_day = e.start.is_date();
     let exdates: Vec<(Moment, Instant)> = e.exdates.iter().map(|(m, line)| (m.clone(), clocks.instant(m, *line))).collect();
     let mut list: Vec<Instance> = starts
         .into_iter()
-        .filter(|(local, _)| !exdates.iter().any(|(m, at)| same_instance(m, *at, *local, &zone)))
+        .filter(|(local, _)| !exdates.iter().any(|(m, at)| same_instance(m, *at, *local, &zone, all_day)))
         .map(|(local, explicit_end)| {
-            let start = zone.to_utc(local);
-            let end = explicit_end.unwrap_or_else(|| length.end(&zone, local)).max(start);
+            let (start, end) = match explicit_end {
+                Some(end) => (zone.to_utc(local), end.max(zone.to_utc(local))),
+                None => length.start_and_end(&zone, local),
+            };
             Instance {
                 local,
-                original: start,
+                original: zone.to_utc(local),
                 occurrence: Occurrence { start, end, status: e.status, transparent: e.transparent },
             }
         })
@@ -348,15 +392,15 @@ fn instances(e: &Event, overrides: &[&Event], horizon: Interval, clocks: &mut Cl
         if this_and_future {
             let shift = new_start - at;
             let length = new_end - new_start;
-            for inst in list.iter_mut().filter(|i| i.original >= at || same_instance(&rid, at, i.local, &zone)) {
+            for inst in list.iter_mut().filter(|i| i.original >= at || same_instance(&rid, at, i.local, &zone, all_day)) {
                 let start = inst.original + shift;
                 inst.occurrence = Occurrence { start, end: start + length, status: o.status, transparent: o.transparent };
             }
         } else {
             let replaced = Occurrence { start: new_start, end: new_end, status: o.status, transparent: o.transparent };
-            match list.iter_mut().find(|i| same_instance(&rid, at, i.local, &zone)) {
-                Some(inst) => inst.occurrence = replaced,
-                None => list.push(Instance { local: o.start.local(), original: at, occurrence: replaced }),
+            // An override naming no instance of its series (one deleted or cut off since) is dropped.
+            if let Some(inst) = list.iter_mut().find(|i| same_instance(&rid, at, i.local, &zone, all_day)) {
+                inst.occurrence = replaced;
             }
         }
     }
@@ -364,10 +408,12 @@ fn instances(e: &Event, overrides: &[&Event], horizon: Interval, clocks: &mut Cl
 }
 
 /// True when an EXDATE or RECURRENCE-ID written as `m` (at instant `at`) names the occurrence
-/// that the rule put at wall-clock `local` on `zone`. A DATE names the whole local day.
-fn same_instance(m: &Moment, at: Instant, local: NaiveDateTime, zone: &Zone) -> bool {
+/// that the rule put at wall-clock `local` on `zone`. A DATE names the whole local day, and so does
+/// any value naming an instance of an all-day series (Outlook writes those with a TZID).
+fn same_instance(m: &Moment, at: Instant, local: NaiveDateTime, zone: &Zone, all_day: bool) -> bool {
     match m {
         Moment::Date(d) => *d == local.date(),
+        Moment::DateTime(written, _) if all_day => written.date() == local.date(),
         Moment::DateTime(..) => zone.to_utc(local) == at,
     }
 }
@@ -421,6 +467,7 @@ fn event(c: &Component) -> Result<Event, ParseError> {
         rdates,
         exdates,
         recurrence_id,
+        sequence: c.property("SEQUENCE").and_then(|p| p.value.trim().parse().ok()).unwrap_or(0),
         status,
         transparent,
     })

@@ -18,6 +18,7 @@ pub const KEPT: &[&str] = &[
     "STATUS",
     "TRANSP",
     "UID",
+    "SEQUENCE",
     "FREEBUSY",
     "TZID",
     "TZOFFSETFROM",

@@ -14,7 +14,7 @@ use crate::lexer::Property;
 /// Occurrences of a rule, never past the horizon.
 #[derive(Debug, Clone, Default)]
 pub struct Expanded {
-    /// Wall-clock start times, in order, DTSTART included when the rule yields it.
+    /// Wall-clock start times, in order, DTSTART first.
     pub occurrences: Vec<NaiveDateTime>,
     /// True when the expansion stopped at [`MAX_OCCURRENCES`] before the horizon.
     pub truncated: bool,
@@ -29,42 +29,60 @@ const PARTS: &[&str] = &[
 ];
 
 /// Expands `rule` from `dtstart` up to `horizon_end` (both wall clock). A UTC UNTIL is moved to
-/// the wall clock with `utc_to_local`; a DATE UNTIL includes its whole day.
+/// the wall clock with `utc_to_local`; a DATE UNTIL means midnight at the start of that day (as
+/// dateutil and Google read it). An empty rule repeats nothing; a rule whose UNTIL lies before
+/// DTSTART has no occurrences at all (Google writes those for "delete this and following").
+/// `sole_rule` says the rule is its event's only RRULE: then an off-rule DTSTART is the first of
+/// COUNT occurrences (RFC 5545 §3.8.5.3); with several rules each COUNT bounds its own rule.
 pub fn expand(
     rule: &Property,
+    sole_rule: bool,
     dtstart: NaiveDateTime,
     horizon_end: NaiveDateTime,
     utc_to_local: impl Fn(NaiveDateTime) -> NaiveDateTime,
 ) -> Result<Expanded, ParseError> {
     let err = |m: String| ParseError::new(rule.line, format!("RRULE: {m}"));
+    if rule.value.trim().is_empty() {
+        return Ok(Expanded { occurrences: vec![dtstart], truncated: false });
+    }
     let mut kept = Vec::new();
     let mut until = None;
+    let mut count: Option<usize> = None;
     for part in rule.value.split(';').map(str::trim).filter(|p| !p.is_empty()) {
         let (key, value) = part.split_once('=').ok_or_else(|| err(format!("{part:?} is not KEY=VALUE")))?;
         let key = key.trim().to_ascii_uppercase();
         let value = value.trim().trim_end_matches(',');
         if key == "UNTIL" {
             until = Some(parse_until(value, &utc_to_local).ok_or_else(|| err(format!("bad UNTIL {value:?}")))?);
+        } else if key == "COUNT" && value.parse::<i64>().is_ok_and(|n| n <= 0) {
+            // A non-positive COUNT (seen in the wild as -1) means no count.
         } else if PARTS.contains(&key.as_str()) {
+            if key == "COUNT" {
+                count = value.parse().ok();
+            }
             kept.push(format!("{key}={value}"));
+        } else if !key.starts_with("X-") {
+            return Err(err(format!("unknown rule part {key:?}")));
         }
-        // Other parts (X- names, RSCALE...) do not change busy time we can compute; they are ignored.
     }
     let clock = |t: NaiveDateTime| RuleClock::UTC.from_utc_datetime(&t);
     let mut parsed: RRule<Unvalidated> = kept.join(";").parse().map_err(|e| err(format!("{e}")))?;
     if let Some(u) = until {
         if u < dtstart {
-            // Nothing repeats; DTSTART alone stands.
-            return Ok(Expanded { occurrences: vec![dtstart], truncated: false });
+            return Ok(Expanded::default());
         }
         parsed = parsed.until(clock(u));
     }
     let set = parsed.build(clock(dtstart)).map_err(|e| err(format!("{e}")))?.limit();
-    let mut out = Expanded::default();
+    // DTSTART is always the first occurrence (RFC 5545 §3.8.5.3), even when the rule would skip it.
+    let mut out = Expanded { occurrences: vec![dtstart], truncated: false };
     for t in &set {
         let t = t.naive_utc();
         if t > horizon_end {
             break;
+        }
+        if t == dtstart {
+            continue;
         }
         if out.occurrences.len() == MAX_OCCURRENCES {
             out.truncated = true;
@@ -72,13 +90,17 @@ pub fn expand(
         }
         out.occurrences.push(t);
     }
+    // DTSTART counts as the first of COUNT occurrences, even when the rule itself skips it.
+    if let (Some(n), true) = (count, sole_rule) {
+        out.occurrences.truncate(n.max(1));
+    }
     Ok(out)
 }
 
 fn parse_until(value: &str, utc_to_local: &impl Fn(NaiveDateTime) -> NaiveDateTime) -> Option<NaiveDateTime> {
     if value.len() == 8 {
         let d = chrono::NaiveDate::parse_from_str(value, "%Y%m%d").ok()?;
-        return d.and_time(NaiveTime::from_hms_opt(23, 59, 59)?).into();
+        return Some(d.and_time(NaiveTime::MIN));
     }
     let (body, utc) = match value.strip_suffix(['Z', 'z']) {
         Some(b) => (b, true),

@@ -89,7 +89,7 @@ impl DefinedZone {
             let start = value::moment(dtstart, &dtstart.value)?.local();
             let mut onsets = vec![start];
             for rule in obs.all("RRULE") {
-                onsets.extend(recur::expand(rule, start, until, |u| u + from)?.occurrences);
+                onsets.extend(recur::expand(rule, true, start, until, |u| u + from)?.occurrences);
             }
             for rdate in obs.all("RDATE") {
                 for v in rdate.value.split(',') {

@@ -456,3 +456,172 @@ fn parsed_calendar_holds_no_event_text() {
         assert!(!parsed.contains(secret), "{secret} reached the parsed calendar");
     }
 }
+
+#[test]
+fn a_later_sequence_of_the_same_uid_replaces_the_earlier() {
+    let busy = busy_in(
+        "BEGIN:VEVENT
+        UID:s
+        SEQUENCE:2
+        DTSTART:20260301T100000Z
+        DURATION:PT1H
+        END:VEVENT
+        BEGIN:VEVENT
+        UID:s
+        SEQUENCE:1
+        DTSTART:20260301T080000Z
+        DURATION:PT1H
+        END:VEVENT
+        BEGIN:VEVENT
+        UID:t
+        DTSTART:20260302T080000Z
+        DURATION:PT1H
+        END:VEVENT
+        BEGIN:VEVENT
+        UID:t
+        DTSTART:20260302T090000Z
+        DURATION:PT1H
+        END:VEVENT",
+        chrono_tz::UTC,
+    );
+    // UID s: SEQUENCE 2 wins although it comes first; UID t: same SEQUENCE, the last one wins.
+    assert_eq!(busy.iter().map(|b| b.interval.start).collect::<Vec<_>>(), vec![utc(2026, 3, 1, 10, 0), utc(2026, 3, 2, 9, 0)]);
+}
+
+#[test]
+fn an_override_for_an_instance_the_series_no_longer_has_is_dropped() {
+    let busy = busy_in(
+        "BEGIN:VEVENT
+        UID:u
+        DTSTART:20260301T100000Z
+        DURATION:PT1H
+        RRULE:FREQ=DAILY;COUNT=2
+        END:VEVENT
+        BEGIN:VEVENT
+        UID:u
+        RECURRENCE-ID:20260310T100000Z
+        DTSTART:20260310T150000Z
+        DURATION:PT1H
+        END:VEVENT",
+        chrono_tz::UTC,
+    );
+    assert_eq!(busy.len(), 2);
+}
+
+#[test]
+fn an_all_day_series_matches_overrides_written_with_a_tzid() {
+    // Outlook writes RECURRENCE-ID;TZID=...:20260416T000000 for an all-day series.
+    let busy = busy_in(
+        "BEGIN:VEVENT
+        UID:v
+        DTSTART;VALUE=DATE:20260402
+        DTEND;VALUE=DATE:20260403
+        RRULE:FREQ=WEEKLY;COUNT=3;INTERVAL=2
+        END:VEVENT
+        BEGIN:VEVENT
+        UID:v
+        RECURRENCE-ID;TZID=GMT Standard Time:20260416T000000
+        DTSTART;VALUE=DATE:20260417
+        DTEND;VALUE=DATE:20260418
+        END:VEVENT",
+        chrono_tz::UTC,
+    );
+    assert_eq!(
+        busy.iter().map(|b| b.interval.start).collect::<Vec<_>>(),
+        vec![utc(2026, 4, 2, 0, 0), utc(2026, 4, 17, 0, 0), utc(2026, 4, 30, 0, 0)]
+    );
+}
+
+#[test]
+fn until_edge_cases() {
+    let busy = busy_in(
+        "BEGIN:VEVENT
+        UID:w1
+        DTSTART:20260901T120000Z
+        DURATION:PT1H
+        RRULE:FREQ=DAILY;UNTIL=20260903
+        END:VEVENT
+        BEGIN:VEVENT
+        UID:w2
+        DTSTART;VALUE=DATE:20261002
+        RRULE:FREQ=WEEKLY;UNTIL=20260901
+        END:VEVENT
+        BEGIN:VEVENT
+        UID:w3
+        DTSTART:20261101T120000Z
+        DURATION:PT1H
+        RRULE:FREQ=DAILY;COUNT=-1;UNTIL=20261102T120000Z
+        END:VEVENT",
+        chrono_tz::UTC,
+    );
+    assert_eq!(
+        busy.iter().map(|b| b.interval.start).collect::<Vec<_>>(),
+        vec![
+            // A DATE UNTIL on a timed series is midnight: the 3rd at 12:00 is past it.
+            utc(2026, 9, 1, 12, 0),
+            utc(2026, 9, 2, 12, 0),
+            // w2 ends before it starts: Google's "delete this and following", nothing left.
+            // w3: COUNT=-1 is ignored, UNTIL applies.
+            utc(2026, 11, 1, 12, 0),
+            utc(2026, 11, 2, 12, 0),
+        ]
+    );
+}
+
+/// RFC 5545 §3.8.5.3: DTSTART always counts as the first of COUNT occurrences. Here calsync
+/// differs on purpose from recurring-ical-events, which adds an off-rule DTSTART on top of COUNT
+/// (2026-06-15 would be a third Monday); libical, like calsync, follows the RFC.
+#[test]
+fn dtstart_off_the_rule_still_counts_and_an_empty_rule_repeats_nothing() {
+    let busy = busy_in(
+        "BEGIN:VEVENT
+        UID:x1
+        DTSTART:20260602T090000Z
+        DURATION:PT1H
+        RRULE:FREQ=WEEKLY;BYDAY=MO;COUNT=2
+        END:VEVENT
+        BEGIN:VEVENT
+        UID:x2
+        DTSTART:20260610T090000Z
+        DURATION:PT1H
+        RRULE:
+        END:VEVENT",
+        chrono_tz::UTC,
+    );
+    assert_eq!(
+        busy.iter().map(|b| b.interval.start).collect::<Vec<_>>(),
+        vec![utc(2026, 6, 2, 9, 0), utc(2026, 6, 8, 9, 0), utc(2026, 6, 10, 9, 0)]
+    );
+}
+
+#[test]
+fn dtend_before_dtstart_is_read_as_swapped() {
+    let busy = busy_in(
+        "BEGIN:VEVENT
+        UID:z
+        DTSTART:20260304T073000Z
+        DTEND:20260304T070000Z
+        END:VEVENT",
+        chrono_tz::UTC,
+    );
+    assert_eq!(busy[0].interval, Interval::new(utc(2026, 3, 4, 7, 0), utc(2026, 3, 4, 7, 30)));
+}
+
+#[test]
+fn unknown_rule_parts_are_errors_but_x_parts_are_not() {
+    let typo = cal("BEGIN:VEVENT
+        UID:a
+        DTSTART:20260101T090000Z
+        RRULE:FREQ=WEEKLY;UNTL=20260301
+        END:VEVENT");
+    let err = busy_intervals(&typo, year_2026(), chrono_tz::UTC).unwrap_err();
+    assert!(err.message.contains("UNTL"), "{err}");
+    busy_in(
+        "BEGIN:VEVENT
+        UID:b
+        DTSTART:20260101T090000Z
+        RRULE:FREQ=WEEKLY;COUNT=2;X-VENDOR=1
+        END:VEVENT",
+        chrono_tz::UTC,
+    );
+}
