@@ -1,0 +1,45 @@
+# calsync: two commands on a fresh machine: `make run` and `make test`.
+
+# Build output lives outside the clone so CI and later clones reuse it.
+export CARGO_TARGET_DIR ?= $(HOME)/.cache/calsync-target
+# sqlx query macros (job queue, later) must never try to reach DATABASE_URL while compiling.
+export SQLX_OFFLINE := true
+
+CARGO ?= cargo
+CALSYNC := $(CARGO_TARGET_DIR)/debug/calsync
+DEMO := tests/fixtures/demo
+
+.PHONY: run build test test-rust test-ical-corpus bench nextest clean-target
+
+## Find the week's mutual times for the demo patient and her two caregivers.
+run: build
+	$(CALSYNC) find \
+	  --slots $(DEMO)/provider.ndjson \
+	  --participant maria=$(DEMO)/maria.ics \
+	  --participant daughter=$(DEMO)/daughter.ics --zone daughter=America/Los_Angeles \
+	  --participant son=$(DEMO)/son.ics --optional son \
+	  --from 2026-12-07 --to 2026-12-11 --duration 30m \
+	  --tz America/New_York --now 2026-12-01T12:00:00Z --spread --limit 5
+
+build:
+	$(CARGO) build --workspace
+
+## The whole suite: unit, property and black-box tests, then the iCalendar corpus comparison.
+test: test-rust test-ical-corpus
+
+test-rust: nextest
+	$(CARGO) nextest run --workspace --no-fail-fast
+
+## Compare the iCalendar engine with recurring-ical-events (installed from PyPI into a venv).
+test-ical-corpus: build
+	tests/ical-corpus/run.sh $(CALSYNC) $(CARGO_TARGET_DIR)/ical-corpus-report.json
+
+## Criterion benchmarks (release build); figures are recorded in docs/benchmarks.md.
+bench:
+	$(CARGO) bench --workspace --bench mutual_search
+
+nextest:
+	@$(CARGO) nextest --version >/dev/null 2>&1 || $(CARGO) install --locked cargo-nextest
+
+clean-target:
+	rm -rf $(CARGO_TARGET_DIR)
