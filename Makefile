@@ -19,7 +19,7 @@ run: build
 	  --participant daughter=$(DEMO)/daughter.ics --zone daughter=America/Los_Angeles \
 	  --participant son=$(DEMO)/son.ics --optional son \
 	  --from 2026-12-07 --to 2026-12-11 --duration 30m \
-	  --tz America/New_York --now 2026-12-01T12:00:00Z --spread --limit 5
+	  --tz America/New_York --now 2026-12-01T12:00:00Z --limit 5
 
 build:
 	$(CARGO) build --workspace
