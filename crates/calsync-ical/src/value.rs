@@ -90,6 +90,10 @@ fn date(text: &str) -> Result<NaiveDate, String> {
     NaiveDate::parse_from_str(text, "%Y%m%d").map_err(|_| format!("bad DATE {text:?}, expected YYYYMMDD"))
 }
 
+/// Durations longer than this (about 100 years) are refused: no calendar means them, and time
+/// arithmetic on them would overflow.
+const MAX_DAYS: i64 = 36_600;
+
 /// Reads a DURATION such as `PT1H30M`, `P1D`, `-P2W`.
 pub fn duration(line: usize, text: &str) -> Result<Duration, ParseError> {
     let bad = || ParseError::new(line, format!("bad DURATION {text:?}, expected e.g. PT1H30M or P1D"));
@@ -111,14 +115,17 @@ pub fn duration(line: usize, text: &str) -> Result<Duration, ParseError> {
             '0'..='9' => number.push(c),
             unit => {
                 let n: i64 = number.parse().map_err(|_| bad())?;
+                if n > MAX_DAYS * 86_400 {
+                    return Err(bad());
+                }
                 number.clear();
                 any = true;
                 match (unit, in_time) {
-                    ('W', false) => d.days += 7 * n,
-                    ('D', false) => d.days += n,
-                    ('H', true) => d.seconds += 3600 * n,
-                    ('M', true) => d.seconds += 60 * n,
-                    ('S', true) => d.seconds += n,
+                    ('W', false) => d.days = d.days.saturating_add(n.saturating_mul(7)),
+                    ('D', false) => d.days = d.days.saturating_add(n),
+                    ('H', true) => d.seconds = d.seconds.saturating_add(n.saturating_mul(3600)),
+                    ('M', true) => d.seconds = d.seconds.saturating_add(n.saturating_mul(60)),
+                    ('S', true) => d.seconds = d.seconds.saturating_add(n),
                     _ => return Err(bad()),
                 }
                 if in_time {
@@ -129,6 +136,9 @@ pub fn duration(line: usize, text: &str) -> Result<Duration, ParseError> {
     }
     if !number.is_empty() || !any || (in_time && time_units == 0) {
         return Err(bad());
+    }
+    if d.days.abs() > MAX_DAYS || d.seconds.abs() > MAX_DAYS * 86_400 {
+        return Err(ParseError::new(line, format!("DURATION {text:?} is longer than {} years", MAX_DAYS / 366)));
     }
     if negative {
         d.days = -d.days;
@@ -177,7 +187,7 @@ mod tests {
         assert_eq!(duration(1, "P2W").unwrap(), Duration { days: 14, seconds: 0 });
         assert_eq!(duration(1, "-P1DT2H").unwrap(), Duration { days: -1, seconds: -7200 });
         assert_eq!(duration(1, "PT24H").unwrap(), Duration { days: 0, seconds: 86400 });
-        for bad in ["1H", "P", "PT", "P1H", "PT1D", "P1DT"] {
+        for bad in ["1H", "P", "PT", "P1H", "PT1D", "P1DT", "P99999999999W", "PT9223372036854775807S", "P40000D"] {
             assert!(duration(1, bad).is_err(), "{bad}");
         }
     }
