@@ -24,16 +24,30 @@ fn stderr(o: &Output) -> String {
 
 /// The demo query: Maria, her daughter (Los Angeles) and her son (optional), the week of 7 Dec 2026.
 fn demo(extra: &[&str]) -> Output {
-    let (p, m, d, s) = (fixture("demo/provider.ndjson"), fixture("demo/maria.ics"), fixture("demo/daughter.ics"), fixture("demo/son.ics"));
+    let (p, m, d, s) = (
+        fixture("demo/provider.ndjson"),
+        fixture("demo/maria.ics"),
+        fixture("demo/daughter.ics"),
+        fixture("demo/son.ics"),
+    );
     let mut args = vec![
-        "find".to_string(), "--slots".into(), p,
-        "--participant".into(), format!("maria={m}"),
-        "--participant".into(), format!("daughter={d}"),
-        "--participant".into(), format!("son={s}"),
-        "--zone".into(), "daughter=America/Los_Angeles".into(),
-        "--tz".into(), "America/New_York".into(),
-        "--now".into(), "2026-12-01T12:00:00Z".into(),
-        "--duration".into(), "30m".into(),
+        "find".to_string(),
+        "--slots".into(),
+        p,
+        "--participant".into(),
+        format!("maria={m}"),
+        "--participant".into(),
+        format!("daughter={d}"),
+        "--participant".into(),
+        format!("son={s}"),
+        "--zone".into(),
+        "daughter=America/Los_Angeles".into(),
+        "--tz".into(),
+        "America/New_York".into(),
+        "--now".into(),
+        "2026-12-01T12:00:00Z".into(),
+        "--duration".into(),
+        "30m".into(),
     ];
     args.extend(extra.iter().map(|s| s.to_string()));
     let refs: Vec<&str> = args.iter().map(String::as_str).collect();
@@ -63,9 +77,27 @@ fn finds_the_one_day_that_works_for_all_three() {
 fn earliest_first_without_the_son() {
     let (p, m, d) = (fixture("demo/provider.ndjson"), fixture("demo/maria.ics"), fixture("demo/daughter.ics"));
     let o = calsync(&[
-        "find", "--slots", &p, "--participant", &format!("maria={m}"), "--participant", &format!("daughter={d}"),
-        "--zone", "daughter=America/Los_Angeles", "--tz", "America/New_York", "--now", "2026-12-01T12:00:00Z",
-        "--from", "2026-12-07", "--to", "2026-12-11", "--limit", "3", "--format", "json",
+        "find",
+        "--slots",
+        &p,
+        "--participant",
+        &format!("maria={m}"),
+        "--participant",
+        &format!("daughter={d}"),
+        "--zone",
+        "daughter=America/Los_Angeles",
+        "--tz",
+        "America/New_York",
+        "--now",
+        "2026-12-01T12:00:00Z",
+        "--from",
+        "2026-12-07",
+        "--to",
+        "2026-12-11",
+        "--limit",
+        "3",
+        "--format",
+        "json",
     ]);
     let v = json(&o);
     let starts: Vec<&str> = v["slots"].as_array().unwrap().iter().map(|s| s["local_start"].as_str().unwrap()).collect();
@@ -100,7 +132,18 @@ fn nothing_fits_says_why_and_offers_alternatives() {
 #[test]
 fn optional_participant_can_be_dropped() {
     // Tuesday: the son is away; everyone else can come.
-    let o = demo(&["--from", "2026-12-08", "--to", "2026-12-08", "--format", "json", "--optional", "son", "--lookahead", "1m"]);
+    let o = demo(&[
+        "--from",
+        "2026-12-08",
+        "--to",
+        "2026-12-08",
+        "--format",
+        "json",
+        "--optional",
+        "son",
+        "--lookahead",
+        "1m",
+    ]);
     let v = json(&o);
     assert_eq!(v["slots"].as_array().unwrap().len(), 0);
     let alt = &v["alternatives"]["without_optional"][0];
@@ -117,8 +160,18 @@ fn fhir_output_is_a_searchset_of_proposed_appointments() {
     let a = &v["entry"][0]["resource"];
     assert_eq!(a["status"], "proposed");
     assert_eq!(a["start"], "2026-12-11T17:00:00Z");
-    let actors: Vec<&str> = a["participant"].as_array().unwrap().iter().map(|p| p["actor"]["reference"].as_str().unwrap()).collect();
-    assert_eq!(actors, vec!["Patient/maria", "RelatedPerson/daughter", "RelatedPerson/son", "Location/riverside", "PractitionerRole/okafor"]);
+    let actors: Vec<&str> =
+        a["participant"].as_array().unwrap().iter().map(|p| p["actor"]["reference"].as_str().unwrap()).collect();
+    assert_eq!(
+        actors,
+        vec![
+            "Patient/maria",
+            "RelatedPerson/daughter",
+            "RelatedPerson/son",
+            "Location/riverside",
+            "PractitionerRole/okafor"
+        ]
+    );
     assert_eq!(a["participant"][2]["required"], "optional");
     assert_eq!(a["slot"][0]["reference"], "Slot/dr-okafor-11-1200");
 }
@@ -127,16 +180,46 @@ fn fhir_output_is_a_searchset_of_proposed_appointments() {
 fn available_hours_and_preferences_change_the_answer() {
     // Maria only from 13:00: Friday 12:00 no longer works, Friday 13:00 does.
     let o = demo(&[
-        "--from", "2026-12-07", "--to", "2026-12-11", "--optional", "son", "--format", "json",
-        "--hours", "maria=mon-fri 13:00-16:00", "--limit", "1",
+        "--from",
+        "2026-12-07",
+        "--to",
+        "2026-12-11",
+        "--optional",
+        "son",
+        "--format",
+        "json",
+        "--hours",
+        "maria=mon-fri 13:00-16:00",
+        "--limit",
+        "1",
     ]);
     assert_eq!(json(&o)["slots"][0]["local_start"], "2026-12-11T13:00:00-05:00");
     // Without the son, earliest is Monday 15:30; preferring mornings gives Tuesday 09:00.
     let (p, m, d) = (fixture("demo/provider.ndjson"), fixture("demo/maria.ics"), fixture("demo/daughter.ics"));
     let o = calsync(&[
-        "find", "--slots", &p, "--participant", &format!("maria={m}"), "--participant", &format!("daughter={d}"),
-        "--zone", "daughter=America/Los_Angeles", "--tz", "America/New_York", "--now", "2026-12-01T12:00:00Z",
-        "--from", "2026-12-07", "--to", "2026-12-11", "--limit", "1", "--format", "json", "--prefer", "mornings",
+        "find",
+        "--slots",
+        &p,
+        "--participant",
+        &format!("maria={m}"),
+        "--participant",
+        &format!("daughter={d}"),
+        "--zone",
+        "daughter=America/Los_Angeles",
+        "--tz",
+        "America/New_York",
+        "--now",
+        "2026-12-01T12:00:00Z",
+        "--from",
+        "2026-12-07",
+        "--to",
+        "2026-12-11",
+        "--limit",
+        "1",
+        "--format",
+        "json",
+        "--prefer",
+        "mornings",
     ]);
     let v = json(&o);
     assert_eq!(v["slots"][0]["local_start"], "2026-12-08T09:00:00-05:00");
@@ -157,7 +240,15 @@ fn bad_input_is_one_clear_line_and_a_failure() {
         (vec!["--participant".into(), "no-equals-sign".into()], "NAME=VALUE"),
     ];
     for (extra, needle) in cases {
-        let mut args: Vec<String> = vec!["find".into(), "--slots".into(), p.clone(), "--from".into(), "2026-12-07".into(), "--to".into(), "2026-12-08".into()];
+        let mut args: Vec<String> = vec![
+            "find".into(),
+            "--slots".into(),
+            p.clone(),
+            "--from".into(),
+            "2026-12-07".into(),
+            "--to".into(),
+            "2026-12-08".into(),
+        ];
         args.extend(extra);
         let refs: Vec<&str> = args.iter().map(String::as_str).collect();
         let o = calsync(&refs);
@@ -174,7 +265,21 @@ fn bad_input_is_one_clear_line_and_a_failure() {
 #[test]
 fn messy_slot_lines_are_reported_and_skipped() {
     let messy = fixture("messy-slots.ndjson");
-    let o = calsync(&["find", "--slots", &messy, "--from", "2026-12-01", "--to", "2026-12-01", "--tz", "UTC", "--now", "2026-11-01T00:00:00Z", "--format", "json"]);
+    let o = calsync(&[
+        "find",
+        "--slots",
+        &messy,
+        "--from",
+        "2026-12-01",
+        "--to",
+        "2026-12-01",
+        "--tz",
+        "UTC",
+        "--now",
+        "2026-11-01T00:00:00Z",
+        "--format",
+        "json",
+    ]);
     let v = json(&o);
     assert_eq!(v["slots"][0]["slot"], "Slot/ok-1");
     assert_eq!(v["problems"].as_array().unwrap().len(), 6);
@@ -190,7 +295,10 @@ fn busy_prints_time_and_status_only() {
     // Mon, Wed (moved), Thu shifts; Tuesday is excluded and the gym is transparent.
     assert_eq!(lines.len(), 3, "{lines:?}");
     assert_eq!(lines[1]["start"], "2026-12-09T17:00:00Z");
-    assert!(lines.iter().all(|l| l.as_object().unwrap().keys().all(|k| ["start", "end", "status"].contains(&k.as_str()))));
-    let all = calsync(&["busy", &d, "--from", "2026-12-07", "--to", "2026-12-11", "--tz", "America/Los_Angeles", "--all"]);
+    assert!(
+        lines.iter().all(|l| l.as_object().unwrap().keys().all(|k| ["start", "end", "status"].contains(&k.as_str())))
+    );
+    let all =
+        calsync(&["busy", &d, "--from", "2026-12-07", "--to", "2026-12-11", "--tz", "America/Los_Angeles", "--all"]);
     assert_eq!(stdout(&all).lines().count(), 4);
 }

@@ -184,7 +184,8 @@ mod tests {
     fn weekday_window_over_a_week_in_new_york() {
         let w: WeeklyWindow = "mon-fri 08:00-18:00".parse().unwrap();
         // Mon 2026-11-23 .. Mon 2026-11-30 (UTC), New York is UTC-5 in November.
-        let set = w.instants(chrono_tz::America::New_York, Interval::new(utc(2026, 11, 23, 0, 0), utc(2026, 11, 30, 0, 0)));
+        let set =
+            w.instants(chrono_tz::America::New_York, Interval::new(utc(2026, 11, 23, 0, 0), utc(2026, 11, 30, 0, 0)));
         assert_eq!(set.len(), 5);
         assert_eq!(set.intervals()[0], Interval::new(utc(2026, 11, 23, 13, 0), utc(2026, 11, 23, 23, 0)));
         assert_eq!(set.total_duration(), TimeDelta::hours(50));
@@ -228,10 +229,9 @@ mod tests {
 
     #[test]
     fn morning_in_tokyo_is_the_previous_evening_in_utc() {
-        let set = PartOfDay::Morning.window().instants(
-            chrono_tz::Asia::Tokyo,
-            Interval::new(utc(2026, 6, 1, 0, 0), utc(2026, 6, 2, 0, 0)),
-        );
+        let set = PartOfDay::Morning
+            .window()
+            .instants(chrono_tz::Asia::Tokyo, Interval::new(utc(2026, 6, 1, 0, 0), utc(2026, 6, 2, 0, 0)));
         assert!(set.contains_instant(utc(2026, 6, 1, 22, 0)));
         assert!(!set.contains_instant(utc(2026, 6, 1, 4, 0)));
     }

@@ -286,8 +286,7 @@ mod tests {
     }
 
     fn is_normalized(s: &IntervalSet) -> bool {
-        s.intervals().iter().all(|i| !i.is_empty())
-            && s.intervals().windows(2).all(|w| w[0].end < w[1].start)
+        s.intervals().iter().all(|i| !i.is_empty()) && s.intervals().windows(2).all(|w| w[0].end < w[1].start)
     }
 
     /// Membership of every minute in the range, as the reference semantics.

@@ -183,7 +183,9 @@ impl Participant {
         let mut busy: Vec<&BusyInterval> = self
             .busy
             .iter()
-            .filter(|b| self.blocks(b.status) && b.interval.widened(c.buffer_before, c.buffer_after).overlaps(&appointment))
+            .filter(|b| {
+                self.blocks(b.status) && b.interval.widened(c.buffer_before, c.buffer_after).overlaps(&appointment)
+            })
             .collect();
         busy.sort();
         busy.dedup();
@@ -207,7 +209,8 @@ mod tests {
 
     #[test]
     fn buffers_widen_busy_windows() {
-        let mut p = Participant::new("caregiver", chrono_tz::UTC, vec![busy(utc(24, 10, 0), utc(24, 11, 0), BusyStatus::Busy)]);
+        let mut p =
+            Participant::new("caregiver", chrono_tz::UTC, vec![busy(utc(24, 10, 0), utc(24, 11, 0), BusyStatus::Busy)]);
         p.constraints.buffer_before = TimeDelta::minutes(30);
         p.constraints.buffer_after = TimeDelta::minutes(15);
         let free = p.free_time(Interval::new(utc(24, 8, 0), utc(24, 14, 0)), utc(1, 0, 0));
@@ -216,12 +219,19 @@ mod tests {
             &[Interval::new(utc(24, 8, 0), utc(24, 9, 30)), Interval::new(utc(24, 11, 15), utc(24, 14, 0))]
         );
         let blockers = p.blockers(Interval::new(utc(24, 11, 0), utc(24, 11, 30)), utc(1, 0, 0));
-        assert_eq!(blockers, vec![Blocker::Busy { interval: Interval::new(utc(24, 10, 0), utc(24, 11, 0)), status: BusyStatus::Busy }]);
+        assert_eq!(
+            blockers,
+            vec![Blocker::Busy { interval: Interval::new(utc(24, 10, 0), utc(24, 11, 0)), status: BusyStatus::Busy }]
+        );
     }
 
     #[test]
     fn tentative_blocks_only_when_configured() {
-        let mut p = Participant::new("p", chrono_tz::UTC, vec![busy(utc(24, 10, 0), utc(24, 11, 0), BusyStatus::BusyTentative)]);
+        let mut p = Participant::new(
+            "p",
+            chrono_tz::UTC,
+            vec![busy(utc(24, 10, 0), utc(24, 11, 0), BusyStatus::BusyTentative)],
+        );
         let h = Interval::new(utc(24, 8, 0), utc(24, 14, 0));
         assert_eq!(p.free_time(h, utc(1, 0, 0)).len(), 2);
         p.constraints.tentative_is_busy = false;

@@ -166,7 +166,11 @@ impl SlotBook {
 ///
 /// Ranking: preference score, then earliest start, then Schedule and Slot id, so ties are
 /// deterministic.
-pub fn find_mutual(book: &SlotBook, participants: &[Participant], query: &MutualQuery) -> Result<SearchOutcome, QueryError> {
+pub fn find_mutual(
+    book: &SlotBook,
+    participants: &[Participant],
+    query: &MutualQuery,
+) -> Result<SearchOutcome, QueryError> {
     query.validate()?;
     let everyone: Vec<&Participant> = participants.iter().collect();
     let found = run(book, &everyone, participants, query, query.window);
@@ -224,7 +228,13 @@ fn common_free(group: &[&Participant], horizon: Interval, now: Instant) -> Inter
 
 /// Visits every candidate start (UTC ms) inside bookable Slots that fits `duration` in `free`,
 /// in Slot start order. The visitor returns `false` to stop.
-fn scan(book: &SlotBook, free: &IntervalSet, window: Interval, query: &MutualQuery, mut visit: impl FnMut(u32, i64) -> bool) {
+fn scan(
+    book: &SlotBook,
+    free: &IntervalSet,
+    window: Interval,
+    query: &MutualQuery,
+    mut visit: impl FnMut(u32, i64) -> bool,
+) {
     let free = Millis::of(free).0;
     let (w_start, w_end) = (window.start.timestamp_millis(), window.end.timestamp_millis());
     let d = query.duration.num_milliseconds();
@@ -333,7 +343,13 @@ impl TopK {
 }
 
 /// The best `query.limit` candidates for `group` inside `window` (from `now` on: the past is never offered).
-fn run(book: &SlotBook, group: &[&Participant], all: &[Participant], query: &MutualQuery, window: Interval) -> Vec<MutualSlot> {
+fn run(
+    book: &SlotBook,
+    group: &[&Participant],
+    all: &[Participant],
+    query: &MutualQuery,
+    window: Interval,
+) -> Vec<MutualSlot> {
     let window = Interval::new(window.start.max(query.now), window.end);
     if window.is_empty() {
         return Vec::new();
@@ -346,9 +362,7 @@ fn run(book: &SlotBook, group: &[&Participant], all: &[Participant], query: &Mut
     }
     let max_score = preferences.len() as u32;
     let day_starts = query.spread.then(|| {
-        zone::local_dates(query.zone, window)
-            .map(|d| zone::local_day(query.zone, d).start.timestamp_millis())
-            .collect()
+        zone::local_dates(query.zone, window).map(|d| zone::local_day(query.zone, d).start.timestamp_millis()).collect()
     });
     let ranker = Ranker { slots: &book.slots, preferences, day_starts };
 
@@ -374,7 +388,9 @@ fn run(book: &SlotBook, group: &[&Participant], all: &[Participant], query: &Mut
         scan(book, &free, window, query, |slot, start| {
             // Every later candidate starts at or after this Slot's start: once the list is full of
             // top-score candidates that start earlier, nothing can improve it.
-            if top.is_full() && top.items.last().is_some_and(|w| w.score == max_score && w.start < book.start[slot as usize]) {
+            if top.is_full()
+                && top.items.last().is_some_and(|w| w.score == max_score && w.start < book.start[slot as usize])
+            {
                 return false;
             }
             top.offer(Candidate { score: ranker.score(start), start, slot }, &ranker);
@@ -425,7 +441,10 @@ fn rejections(book: &SlotBook, group: &[&Participant], query: &MutualQuery) -> V
                 interval,
                 blocked_by: group
                     .iter()
-                    .map(|p| ParticipantBlockers { participant: p.id.clone(), blockers: p.blockers(interval, query.now) })
+                    .map(|p| ParticipantBlockers {
+                        participant: p.id.clone(),
+                        blockers: p.blockers(interval, query.now),
+                    })
                     .filter(|b| !b.blockers.is_empty())
                     .collect(),
             });
@@ -449,12 +468,13 @@ fn no_fit(book: &SlotBook, group: &[&Participant], query: &MutualQuery) -> NoFit
     if !fits(&IntervalSet::single(query.window)) {
         return NoFit::NoProviderAvailability;
     }
-    let unavailable: Vec<String> = group
-        .iter()
-        .filter(|p| !fits(&p.free_time(query.window, query.now)))
-        .map(|p| p.id.clone())
-        .collect();
-    if unavailable.is_empty() { NoFit::NoCommonTime } else { NoFit::ParticipantsUnavailable { participants: unavailable } }
+    let unavailable: Vec<String> =
+        group.iter().filter(|p| !fits(&p.free_time(query.window, query.now))).map(|p| p.id.clone()).collect();
+    if unavailable.is_empty() {
+        NoFit::NoCommonTime
+    } else {
+        NoFit::ParticipantsUnavailable { participants: unavailable }
+    }
 }
 
 #[cfg(test)]

@@ -50,9 +50,8 @@ pub fn offset_before(zone: Tz, local: NaiveDateTime) -> TimeDelta {
 fn gap_end(zone: Tz, local: NaiveDateTime) -> Instant {
     // The jump lies between reading `local` with the later offset and with the earlier one.
     let before = offset_before(zone, local);
-    let after = TimeDelta::seconds(
-        zone.offset_from_utc_datetime(&(local + TimeDelta::days(1))).fix().local_minus_utc() as i64,
-    );
+    let after =
+        TimeDelta::seconds(zone.offset_from_utc_datetime(&(local + TimeDelta::days(1))).fix().local_minus_utc() as i64);
     let (mut lo, mut hi) = {
         let a = (local - after).and_utc();
         let b = (local - before).and_utc();

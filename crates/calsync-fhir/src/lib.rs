@@ -49,11 +49,7 @@ fn instant(t: DateTime<Utc>) -> ty::Instant {
 }
 
 fn reference(r: &str, display: Option<&str>) -> Box<ty::Reference> {
-    Box::new(ty::Reference {
-        reference: Some(r.into()),
-        display: display.map(Into::into),
-        ..Default::default()
-    })
+    Box::new(ty::Reference { reference: Some(r.into()), display: display.map(Into::into), ..Default::default() })
 }
 
 fn qualified(kind: &str, id: &str) -> String {
@@ -89,7 +85,10 @@ fn proposed(m: &MutualSlot, participants: &[AppointmentParticipant], providers: 
         status: "proposed".into(),
         start: Some(instant(m.interval.start)),
         end: Some(instant(m.interval.end)),
-        minutes_duration: u32::try_from(minutes).ok().filter(|n| *n > 0).map(|n| ty::PositiveInt { value: Some(n), ..Default::default() }),
+        minutes_duration: u32::try_from(minutes)
+            .ok()
+            .filter(|n| *n > 0)
+            .map(|n| ty::PositiveInt { value: Some(n), ..Default::default() }),
         slot: vec![*reference(&qualified("Slot", &m.slot), None)],
         participant: people,
         ..Default::default()
@@ -140,13 +139,15 @@ pub fn appointments_bundle(
         entry,
         ..Default::default()
     };
-    fhirbolt::json::to_string(&Resource::Bundle(Box::new(bundle)), None).expect("a Bundle built from typed parts serializes")
+    fhirbolt::json::to_string(&Resource::Bundle(Box::new(bundle)), None)
+        .expect("a Bundle built from typed parts serializes")
 }
 
 /// Maps one FHIR Slot to the matching core's view, or says what is wrong with it.
 fn provider_slot(slot: &res::Slot) -> Result<ProviderSlot, String> {
     let id = slot.id.as_ref().and_then(|i| i.value.clone()).ok_or("Slot without id")?;
-    let schedule = slot.schedule.reference.as_ref().and_then(|r| r.value.clone()).ok_or("Slot.schedule without a reference")?;
+    let schedule =
+        slot.schedule.reference.as_ref().and_then(|r| r.value.clone()).ok_or("Slot.schedule without a reference")?;
     let at = |name: &str, v: &ty::Instant| -> Result<DateTime<Utc>, String> {
         let text = v.value.as_deref().ok_or(format!("Slot.{name} missing"))?;
         DateTime::parse_from_rfc3339(text)
@@ -158,10 +159,20 @@ fn provider_slot(slot: &res::Slot) -> Result<ProviderSlot, String> {
         return Err("Slot.end is not after Slot.start".into());
     }
     let status_code = slot.status.value.as_deref().ok_or("Slot.status missing")?;
-    let status: SlotStatus = status_code.parse().map_err(|e: calsync_core::provider::UnknownSlotStatus| e.to_string())?;
-    let capacity = slot.extension.iter().find(|e| e.url == format!("{SSL_EXTENSION_BASE}slot-capacity")).and_then(|e| match &e.value {
-        Some(ty::ExtensionValue::Integer(i)) => i.value.map(|v| v.max(0) as u32),
-        _ => None,
-    });
-    Ok(ProviderSlot { id: qualified("Slot", &id), schedule: qualified("Schedule", &schedule), interval, status, capacity })
+    let status: SlotStatus =
+        status_code.parse().map_err(|e: calsync_core::provider::UnknownSlotStatus| e.to_string())?;
+    let capacity =
+        slot.extension.iter().find(|e| e.url == format!("{SSL_EXTENSION_BASE}slot-capacity")).and_then(|e| {
+            match &e.value {
+                Some(ty::ExtensionValue::Integer(i)) => i.value.map(|v| v.max(0) as u32),
+                _ => None,
+            }
+        });
+    Ok(ProviderSlot {
+        id: qualified("Slot", &id),
+        schedule: qualified("Schedule", &schedule),
+        interval,
+        status,
+        capacity,
+    })
 }

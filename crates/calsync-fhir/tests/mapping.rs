@@ -12,8 +12,15 @@ fn fixture(name: &str) -> String {
 
 fn v1_examples() -> ProviderData {
     let mut data = ProviderData::default();
-    for file in ["locations.ndjson", "schedules.ndjson", "slots-2021-W09.ndjson", "slots-2021-W10.ndjson",
-                 "slots-2021-W11.ndjson", "slots-2021-W12.ndjson", "slots-2021-W13.ndjson"] {
+    for file in [
+        "locations.ndjson",
+        "schedules.ndjson",
+        "slots-2021-W09.ndjson",
+        "slots-2021-W10.ndjson",
+        "slots-2021-W11.ndjson",
+        "slots-2021-W12.ndjson",
+        "slots-2021-W13.ndjson",
+    ] {
         data.read(file, &fixture(&format!("ssl-v1/{file}")));
     }
     data
@@ -30,10 +37,13 @@ fn reads_the_v1_example_set_exactly() {
     assert_eq!(first.schedule, "Schedule/10");
     assert_eq!(first.status, SlotStatus::Free);
     assert_eq!(first.capacity, Some(100));
-    assert_eq!(first.interval, Interval::new(
-        Utc.with_ymd_and_hms(2021, 3, 1, 14, 0, 0).unwrap(),
-        Utc.with_ymd_and_hms(2021, 3, 1, 23, 0, 0).unwrap(),
-    ));
+    assert_eq!(
+        first.interval,
+        Interval::new(
+            Utc.with_ymd_and_hms(2021, 3, 1, 14, 0, 0).unwrap(),
+            Utc.with_ymd_and_hms(2021, 3, 1, 23, 0, 0).unwrap(),
+        )
+    );
     assert_eq!(data.schedules["Schedule/10"].actors, vec!["Location/0".to_string()]);
     assert!(data.place_of("Schedule/10").is_some());
 }
@@ -61,8 +71,18 @@ fn reads_a_bundle() {
 
 fn people() -> Vec<AppointmentParticipant> {
     vec![
-        AppointmentParticipant { reference: "Patient/pat".into(), display: "pat".into(), kind: ParticipantKind::Patient, required: true },
-        AppointmentParticipant { reference: "RelatedPerson/daughter".into(), display: "daughter".into(), kind: ParticipantKind::Caregiver, required: true },
+        AppointmentParticipant {
+            reference: "Patient/pat".into(),
+            display: "pat".into(),
+            kind: ParticipantKind::Patient,
+            required: true,
+        },
+        AppointmentParticipant {
+            reference: "RelatedPerson/daughter".into(),
+            display: "daughter".into(),
+            kind: ParticipantKind::Caregiver,
+            required: true,
+        },
     ]
 }
 
@@ -72,7 +92,10 @@ fn writes_proposed_appointments_as_a_searchset() {
     let m = MutualSlot {
         slot: "Slot/20".into(),
         schedule: "Schedule/10".into(),
-        interval: Interval::new(Utc.with_ymd_and_hms(2021, 3, 1, 14, 0, 0).unwrap(), Utc.with_ymd_and_hms(2021, 3, 1, 14, 30, 0).unwrap()),
+        interval: Interval::new(
+            Utc.with_ymd_and_hms(2021, 3, 1, 14, 0, 0).unwrap(),
+            Utc.with_ymd_and_hms(2021, 3, 1, 14, 30, 0).unwrap(),
+        ),
         score: 0,
         absent: vec![],
     };
@@ -90,7 +113,8 @@ fn writes_proposed_appointments_as_a_searchset() {
     assert_eq!(a["end"], "2021-03-01T14:30:00Z");
     assert_eq!(a["minutesDuration"], 30);
     assert_eq!(a["slot"][0]["reference"], "Slot/20");
-    let actors: Vec<&str> = a["participant"].as_array().unwrap().iter().map(|p| p["actor"]["reference"].as_str().unwrap()).collect();
+    let actors: Vec<&str> =
+        a["participant"].as_array().unwrap().iter().map(|p| p["actor"]["reference"].as_str().unwrap()).collect();
     assert_eq!(actors, vec!["Patient/pat", "RelatedPerson/daughter", "Location/0"]);
     assert!(a["participant"].as_array().unwrap().iter().all(|p| p["status"] == "needs-action"));
     // The output is valid FHIR R4: it reads back as a Bundle.

@@ -107,7 +107,8 @@ pub struct Expansion {
 impl Expansion {
     /// The busy windows: event occurrences that block, and VFREEBUSY busy periods, sorted.
     pub fn busy(&self) -> Vec<BusyInterval> {
-        let mut out: Vec<BusyInterval> = self.occurrences.iter().filter_map(Occurrence::busy).chain(self.freebusy.iter().copied()).collect();
+        let mut out: Vec<BusyInterval> =
+            self.occurrences.iter().filter_map(Occurrence::busy).chain(self.freebusy.iter().copied()).collect();
         out.sort();
         out.dedup();
         out
@@ -246,7 +247,8 @@ impl Clocks<'_> {
             Moment::DateTime(_, Clock::Utc) => Zone::Iana(chrono_tz::UTC),
             Moment::DateTime(_, Clock::Floating) => self.floating.clone(),
             Moment::DateTime(_, Clock::Zone(id)) => self.resolver.resolve(id).unwrap_or_else(|| {
-                self.warnings.push(Warning { line, message: format!("unknown TZID {id:?}: read in the participant's zone") });
+                self.warnings
+                    .push(Warning { line, message: format!("unknown TZID {id:?}: read in the participant's zone") });
                 self.floating.clone()
             }),
         }
@@ -323,7 +325,12 @@ struct Instance {
     occurrence: Occurrence,
 }
 
-fn instances(e: &Event, overrides: &[&Event], horizon: Interval, clocks: &mut Clocks<'_>) -> Result<Vec<Occurrence>, ParseError> {
+fn instances(
+    e: &Event,
+    overrides: &[&Event],
+    horizon: Interval,
+    clocks: &mut Clocks<'_>,
+) -> Result<Vec<Occurrence>, ParseError> {
     let zone = clocks.zone(&e.start, e.start_line);
     let length = clocks.length(e);
     let start_local = e.start.local();
@@ -335,7 +342,9 @@ fn instances(e: &Event, overrides: &[&Event], horizon: Interval, clocks: &mut Cl
         if e.rrules.is_empty() { vec![(start_local, None)] } else { Vec::new() };
     for rule in &e.rrules {
         let zone_for_until = zone.clone();
-        let expanded = recur::expand(rule, e.rrules.len() == 1, start_local, horizon_end, move |u| zone_for_until.to_local(u.and_utc()))?;
+        let expanded = recur::expand(rule, e.rrules.len() == 1, start_local, horizon_end, move |u| {
+            zone_for_until.to_local(u.and_utc())
+        })?;
         if expanded.truncated {
             clocks.warnings.push(Warning {
                 line: rule.line,
@@ -360,7 +369,8 @@ fn instances(e: &Event, overrides: &[&Event], horizon: Interval, clocks: &mut Cl
     starts.dedup_by_key(|(t, _)| *t);
 
     let all_day = e.start.is_date();
-    let exdates: Vec<(Moment, Instant)> = e.exdates.iter().map(|(m, line)| (m.clone(), clocks.instant(m, *line))).collect();
+    let exdates: Vec<(Moment, Instant)> =
+        e.exdates.iter().map(|(m, line)| (m.clone(), clocks.instant(m, *line))).collect();
     let mut list: Vec<Instance> = starts
         .into_iter()
         .filter(|(local, _)| !exdates.iter().any(|(m, at)| same_instance(m, *at, *local, &zone, all_day)))
@@ -392,9 +402,11 @@ fn instances(e: &Event, overrides: &[&Event], horizon: Interval, clocks: &mut Cl
         if this_and_future {
             let shift = new_start - at;
             let length = new_end - new_start;
-            for inst in list.iter_mut().filter(|i| i.original >= at || same_instance(&rid, at, i.local, &zone, all_day)) {
+            for inst in list.iter_mut().filter(|i| i.original >= at || same_instance(&rid, at, i.local, &zone, all_day))
+            {
                 let start = inst.original + shift;
-                inst.occurrence = Occurrence { start, end: start + length, status: o.status, transparent: o.transparent };
+                inst.occurrence =
+                    Occurrence { start, end: start + length, status: o.status, transparent: o.transparent };
             }
         } else {
             let replaced = Occurrence { start: new_start, end: new_end, status: o.status, transparent: o.transparent };

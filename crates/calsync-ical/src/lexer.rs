@@ -80,7 +80,8 @@ pub fn components(input: &str) -> Result<Vec<Component>, ParseError> {
         if text.trim().is_empty() {
             continue;
         }
-        let name_end = text.find([';', ':']).ok_or_else(|| ParseError::new(line, "expected NAME:value, found no ':'"))?;
+        let name_end =
+            text.find([';', ':']).ok_or_else(|| ParseError::new(line, "expected NAME:value, found no ':'"))?;
         let name = text[..name_end].trim().to_ascii_uppercase();
         if name.is_empty() {
             return Err(ParseError::new(line, "property without a name"));
@@ -143,7 +144,10 @@ fn parse_line(line: usize, text: &str, name_end: usize, name: String) -> Result<
     let mut params = Vec::new();
     while i < bytes.len() && bytes[i] == b';' {
         i += 1;
-        let eq = text[i..].find('=').map(|k| i + k).ok_or_else(|| ParseError::new(line, format!("parameter of {name} without '='")))?;
+        let eq = text[i..]
+            .find('=')
+            .map(|k| i + k)
+            .ok_or_else(|| ParseError::new(line, format!("parameter of {name} without '='")))?;
         let key = text[i..eq].trim().to_ascii_uppercase();
         i = eq + 1;
         let mut values = Vec::new();
@@ -198,7 +202,8 @@ mod tests {
         let err = components("BEGIN:VCALENDAR\nBEGIN:VEVENT\nEND:VCALENDAR\n").unwrap_err();
         assert_eq!(err.line, 3);
         assert!(err.message.contains("closes BEGIN:VEVENT"), "{err}");
-        let err = components("BEGIN:VCALENDAR\nBEGIN:VEVENT\nDTSTART 20260101\nEND:VEVENT\nEND:VCALENDAR\n").unwrap_err();
+        let err =
+            components("BEGIN:VCALENDAR\nBEGIN:VEVENT\nDTSTART 20260101\nEND:VEVENT\nEND:VCALENDAR\n").unwrap_err();
         assert_eq!(err.line, 3);
         let err = components("BEGIN:VCALENDAR\nBEGIN:VEVENT\n").unwrap_err();
         assert_eq!(err.line, 2);

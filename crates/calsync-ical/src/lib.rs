@@ -67,7 +67,11 @@ impl fmt::Display for Warning {
 
 /// The busy windows of an iCalendar stream over `horizon`, with dates and floating times read
 /// in `zone` (the participant's zone).
-pub fn busy_intervals(input: &str, horizon: Interval, zone: Tz) -> Result<(Vec<BusyInterval>, Vec<Warning>), ParseError> {
+pub fn busy_intervals(
+    input: &str,
+    horizon: Interval,
+    zone: Tz,
+) -> Result<(Vec<BusyInterval>, Vec<Warning>), ParseError> {
     let expansion = Calendar::parse(input)?.expand(horizon, zone)?;
     Ok((expansion.busy(), expansion.warnings))
 }

@@ -24,8 +24,19 @@ pub struct Expanded {
 pub const MAX_OCCURRENCES: usize = 200_000;
 
 const PARTS: &[&str] = &[
-    "FREQ", "INTERVAL", "COUNT", "BYSECOND", "BYMINUTE", "BYHOUR", "BYDAY", "BYMONTHDAY", "BYYEARDAY", "BYWEEKNO",
-    "BYMONTH", "BYSETPOS", "WKST",
+    "FREQ",
+    "INTERVAL",
+    "COUNT",
+    "BYSECOND",
+    "BYMINUTE",
+    "BYHOUR",
+    "BYDAY",
+    "BYMONTHDAY",
+    "BYYEARDAY",
+    "BYWEEKNO",
+    "BYMONTH",
+    "BYSETPOS",
+    "WKST",
 ];
 
 /// Expands `rule` from `dtstart` up to `horizon_end` (both wall clock). A UTC UNTIL is moved to

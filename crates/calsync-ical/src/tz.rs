@@ -127,7 +127,8 @@ impl ZoneResolver {
             let Some(tzid) = c.property("TZID") else {
                 return Err(ParseError::new(c.line, "VTIMEZONE without TZID"));
             };
-            defined.insert(tzid.value.trim().to_string(), Zone::Defined(Arc::new(DefinedZone::from_component(c, until)?)));
+            defined
+                .insert(tzid.value.trim().to_string(), Zone::Defined(Arc::new(DefinedZone::from_component(c, until)?)));
         }
         Ok(Self { defined, cache: HashMap::new() })
     }

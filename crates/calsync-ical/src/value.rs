@@ -82,7 +82,9 @@ pub fn moment(prop: &Property, text: &str) -> Result<Moment, ParseError> {
     };
     let t = NaiveDateTime::parse_from_str(body, "%Y%m%dT%H%M%S")
         .or_else(|_| NaiveDateTime::parse_from_str(body, "%Y%m%dT%H%M"))
-        .map_err(|_| ParseError::new(prop.line, format!("{}: bad DATE-TIME {text:?}, expected YYYYMMDDTHHMMSS[Z]", prop.name)))?;
+        .map_err(|_| {
+            ParseError::new(prop.line, format!("{}: bad DATE-TIME {text:?}, expected YYYYMMDDTHHMMSS[Z]", prop.name))
+        })?;
     Ok(Moment::DateTime(t, clock(utc)))
 }
 
@@ -154,7 +156,11 @@ pub fn period(prop: &Property, text: &str) -> Result<(Moment, PeriodEnd), ParseE
         .ok_or_else(|| ParseError::new(prop.line, format!("{}: bad PERIOD {text:?}, expected start/end", prop.name)))?;
     let start = moment(prop, a)?;
     let b = b.trim();
-    let end = if b.starts_with(['P', 'p', '-', '+']) { PeriodEnd::After(duration(prop.line, b)?) } else { PeriodEnd::At(moment(prop, b)?) };
+    let end = if b.starts_with(['P', 'p', '-', '+']) {
+        PeriodEnd::After(duration(prop.line, b)?)
+    } else {
+        PeriodEnd::At(moment(prop, b)?)
+    };
     Ok((start, end))
 }
 

@@ -364,7 +364,10 @@ fn windows_and_vendor_prefixed_tzids_resolve() {
         END:VEVENT",
         chrono_tz::UTC,
     );
-    assert_eq!(busy.iter().map(|b| b.interval.start).collect::<Vec<_>>(), vec![utc(2026, 1, 15, 8, 0), utc(2026, 1, 15, 16, 0)]);
+    assert_eq!(
+        busy.iter().map(|b| b.interval.start).collect::<Vec<_>>(),
+        vec![utc(2026, 1, 15, 8, 0), utc(2026, 1, 15, 16, 0)]
+    );
 }
 
 #[test]
@@ -485,7 +488,10 @@ fn a_later_sequence_of_the_same_uid_replaces_the_earlier() {
         chrono_tz::UTC,
     );
     // UID s: SEQUENCE 2 wins although it comes first; UID t: same SEQUENCE, the last one wins.
-    assert_eq!(busy.iter().map(|b| b.interval.start).collect::<Vec<_>>(), vec![utc(2026, 3, 1, 10, 0), utc(2026, 3, 2, 9, 0)]);
+    assert_eq!(
+        busy.iter().map(|b| b.interval.start).collect::<Vec<_>>(),
+        vec![utc(2026, 3, 1, 10, 0), utc(2026, 3, 2, 9, 0)]
+    );
 }
 
 #[test]

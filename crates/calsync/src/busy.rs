@@ -29,15 +29,11 @@ pub struct BusyArgs {
 
 pub fn run(args: BusyArgs) -> Result<(), String> {
     let zone = when::zone(&args.tz)?;
-    let horizon = Interval::new(
-        when::instant(&args.from, zone, DateEnd::Start)?,
-        when::instant(&args.to, zone, DateEnd::End)?,
-    );
+    let horizon =
+        Interval::new(when::instant(&args.from, zone, DateEnd::Start)?, when::instant(&args.to, zone, DateEnd::End)?);
     let name = args.file.display().to_string();
     let text = std::fs::read_to_string(&args.file).map_err(|e| format!("cannot read {name}: {e}"))?;
-    let expansion = Calendar::parse(&text)
-        .and_then(|c| c.expand(horizon, zone))
-        .map_err(|e| format!("{name}: {e}"))?;
+    let expansion = Calendar::parse(&text).and_then(|c| c.expand(horizon, zone)).map_err(|e| format!("{name}: {e}"))?;
     for w in &expansion.warnings {
         eprintln!("calsync: warning: {name}: {w}");
     }
@@ -48,7 +44,9 @@ pub fn run(args: BusyArgs) -> Result<(), String> {
         expansion
             .busy()
             .iter()
-            .map(|b| serde_json::json!({"start": b.interval.start, "end": b.interval.end, "status": b.status}).to_string())
+            .map(|b| {
+                serde_json::json!({"start": b.interval.start, "end": b.interval.end, "status": b.status}).to_string()
+            })
             .collect()
     };
     for line in lines {

@@ -94,10 +94,8 @@ struct Roster {
 
 impl Roster {
     fn get(&mut self, flag: &str, name: &str) -> Result<&mut Participant, String> {
-        let i = *self
-            .index
-            .get(name)
-            .ok_or_else(|| format!("--{flag} names {name:?}, which is not a --participant"))?;
+        let i =
+            *self.index.get(name).ok_or_else(|| format!("--{flag} names {name:?}, which is not a --participant"))?;
         Ok(&mut self.people[i])
     }
 }
@@ -115,7 +113,8 @@ pub fn run(args: FindArgs) -> Result<(), String> {
         Some(s) => when::instant(s, zone, DateEnd::Start)?,
         None => Utc::now(),
     };
-    let window = Interval::new(when::instant(&args.from, zone, DateEnd::Start)?, when::instant(&args.to, zone, DateEnd::End)?);
+    let window =
+        Interval::new(when::instant(&args.from, zone, DateEnd::Start)?, when::instant(&args.to, zone, DateEnd::End)?);
     if window.is_empty() {
         return Err(format!("--to ({}) must be after --from ({})", args.to, args.from));
     }
@@ -129,7 +128,8 @@ pub fn run(args: FindArgs) -> Result<(), String> {
     query.explain = args.explain;
     query.zone = zone;
     query.lookahead = lookahead;
-    query.preferences = args.prefer.iter().map(|p| p.parse::<Preference>().map_err(|e| e.to_string())).collect::<Result<_, _>>()?;
+    query.preferences =
+        args.prefer.iter().map(|p| p.parse::<Preference>().map_err(|e| e.to_string())).collect::<Result<_, _>>()?;
 
     let mut providers = ProviderData::default();
     for path in &args.slots {
@@ -148,7 +148,8 @@ pub fn run(args: FindArgs) -> Result<(), String> {
     for (person, file) in roster.people.iter_mut().zip(&files) {
         let name = file.display().to_string();
         let text = std::fs::read_to_string(file).map_err(|e| format!("cannot read {name}: {e}"))?;
-        let (busy, warnings) = calsync_ical::busy_intervals(&text, horizon, person.zone).map_err(|e| format!("{name}: {e}"))?;
+        let (busy, warnings) =
+            calsync_ical::busy_intervals(&text, horizon, person.zone).map_err(|e| format!("{name}: {e}"))?;
         for w in warnings {
             eprintln!("calsync: warning: {name}: {w}");
         }
@@ -159,13 +160,16 @@ pub fn run(args: FindArgs) -> Result<(), String> {
     let book = SlotBook::new(std::mem::take(&mut providers.slots));
     let outcome = find_mutual(&book, &roster.people, &query).map_err(|e| e.to_string())?;
     let appointment_people = appointment_participants(&roster.people);
-    let text = render::render(args.format, &render::Context {
-        query: &query,
-        participants: &roster.people,
-        appointment_people: &appointment_people,
-        providers: &providers,
-        outcome: &outcome,
-    });
+    let text = render::render(
+        args.format,
+        &render::Context {
+            query: &query,
+            participants: &roster.people,
+            appointment_people: &appointment_people,
+            providers: &providers,
+            outcome: &outcome,
+        },
+    );
     print!("{text}");
     Ok(())
 }

@@ -20,7 +20,7 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     /// Find times when a provider Slot is open and every participant is free.
-    Find(find::FindArgs),
+    Find(Box<find::FindArgs>),
     /// Show the busy windows calsync reads from one iCalendar file (JSON lines).
     Busy(busy::BusyArgs),
 }
@@ -28,7 +28,7 @@ enum Command {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
-        Command::Find(args) => find::run(args),
+        Command::Find(args) => find::run(*args),
         Command::Busy(args) => busy::run(args),
     };
     match result {

@@ -96,7 +96,10 @@ mod tests {
         assert_eq!(instant("2026-12-01", z, DateEnd::Start).unwrap().to_rfc3339(), "2026-12-01T05:00:00+00:00");
         assert_eq!(instant("2026-12-01", z, DateEnd::End).unwrap().to_rfc3339(), "2026-12-02T05:00:00+00:00");
         assert_eq!(instant("2026-12-01T09:30", z, DateEnd::Start).unwrap().to_rfc3339(), "2026-12-01T14:30:00+00:00");
-        assert_eq!(instant("2026-12-01T09:30:00Z", z, DateEnd::Start).unwrap().to_rfc3339(), "2026-12-01T09:30:00+00:00");
+        assert_eq!(
+            instant("2026-12-01T09:30:00Z", z, DateEnd::Start).unwrap().to_rfc3339(),
+            "2026-12-01T09:30:00+00:00"
+        );
         assert!(instant("next tuesday", z, DateEnd::Start).is_err());
     }
 }

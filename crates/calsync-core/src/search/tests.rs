@@ -145,7 +145,9 @@ fn a_participant_working_hours_follow_dst() {
     // New York switches on 2026-11-01; 09:00 local is 13:00Z before and 14:00Z after.
     let slots: Vec<ProviderSlot> = [(10, 30), (11, 2)]
         .iter()
-        .flat_map(|&(m, d)| (12..16).map(move |h| slot(&format!("{m}-{d}-{h}"), "sch", utc(m, d, h, 0), utc(m, d, h, 30))))
+        .flat_map(|&(m, d)| {
+            (12..16).map(move |h| slot(&format!("{m}-{d}-{h}"), "sch", utc(m, d, h, 0), utc(m, d, h, 30)))
+        })
         .collect();
     let mut patient = Participant::new("patient", chrono_tz::America::New_York, vec![]);
     patient.constraints.available = vec!["mon-fri 09:00-17:00".parse().unwrap()];
@@ -192,7 +194,10 @@ fn no_common_time_and_nearest_fits_after_the_window() {
     let out = find_mutual(&SlotBook::new(slots), &[patient, caregiver], &q).unwrap();
     assert!(out.slots.is_empty());
     assert_eq!(out.explanation.no_fit, Some(NoFit::NoCommonTime));
-    assert_eq!(out.explanation.alternatives.after_window.iter().map(|m| m.slot.as_str()).collect::<Vec<_>>(), vec!["later"]);
+    assert_eq!(
+        out.explanation.alternatives.after_window.iter().map(|m| m.slot.as_str()).collect::<Vec<_>>(),
+        vec!["later"]
+    );
     let rejected = &out.explanation.rejected;
     assert_eq!(rejected.len(), 2);
     assert_eq!(rejected[0].blocked_by.len(), 1);
@@ -300,7 +305,8 @@ fn arb_participant(name: &'static str) -> impl Strategy<Value = Participant> {
             p.constraints.tentative_is_busy = tentative;
             p.constraints.minimum_notice = TimeDelta::hours(6);
             if hours {
-                p.constraints.available = vec!["mon-fri 08:00-18:00".parse().unwrap(), "sat 10:00-12:30".parse().unwrap()];
+                p.constraints.available =
+                    vec!["mon-fri 08:00-18:00".parse().unwrap(), "sat 10:00-12:30".parse().unwrap()];
             }
             p
         },
