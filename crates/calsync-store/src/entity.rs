@@ -1,0 +1,75 @@
+//! Tables, as sea-orm entities.
+
+/// The current version of every resource: the full JSON plus what identifies and versions it.
+pub mod resource {
+    use sea_orm::entity::prelude::*;
+
+    #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+    #[sea_orm(table_name = "resource")]
+    pub struct Model {
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub resource_type: String,
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub id: String,
+        pub version_id: i64,
+        /// UTC milliseconds.
+        pub last_updated: i64,
+        pub deleted: bool,
+        #[sea_orm(column_type = "Text")]
+        pub content: String,
+    }
+
+    #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+    pub enum Relation {}
+
+    impl ActiveModelBehavior for ActiveModel {}
+}
+
+/// Every version of every resource, deletions included, for vread and history.
+pub mod resource_history {
+    use sea_orm::entity::prelude::*;
+
+    #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+    #[sea_orm(table_name = "resource_history")]
+    pub struct Model {
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub resource_type: String,
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub id: String,
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub version_id: i64,
+        pub last_updated: i64,
+        pub deleted: bool,
+        #[sea_orm(column_type = "Text")]
+        pub content: String,
+    }
+
+    #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+    pub enum Relation {}
+
+    impl ActiveModelBehavior for ActiveModel {}
+}
+
+/// Slots shaped for range queries: one row per live Slot.
+pub mod slot {
+    use sea_orm::entity::prelude::*;
+
+    #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+    #[sea_orm(table_name = "slot")]
+    pub struct Model {
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub id: String,
+        /// `Schedule/{id}` as referenced.
+        pub schedule: String,
+        /// UTC milliseconds.
+        pub start_ms: i64,
+        /// UTC milliseconds.
+        pub end_ms: i64,
+        pub status: String,
+    }
+
+    #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+    pub enum Relation {}
+
+    impl ActiveModelBehavior for ActiveModel {}
+}

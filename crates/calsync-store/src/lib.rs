@@ -1,0 +1,382 @@
+//! The store of calsync, and the only crate that speaks SQL.
+//!
+//! Resources are kept as their full JSON with `resource_type`, `id`, `version_id`,
+//! `last_updated` and a deletion flag; every version also goes to `resource_history`.
+//! Slots additionally get a row in the `slot` table (schedule, start, end, status
+//! as UTC milliseconds) shaped for range queries over millions of rows.
+//!
+//! SQLite (a file, created on first start) is the embedded default; PostgreSQL when
+//! the URL says so. Both run the same migrations and the same statements, and every
+//! store test runs on both (see `tests/store.rs`).
+//!
+//! Writes are transactional. Updates use optimistic concurrency: the new version is
+//! written with `UPDATE … WHERE version_id = <read version>`, so two writers racing on
+//! one resource cannot both win, on either database, without table locks.
+
+use chrono::{DateTime, SecondsFormat, Utc};
+use sea_orm::sea_query::{Expr, OnConflict};
+use sea_orm::{
+    ActiveValue::Set, ColumnTrait, ConnectOptions, ConnectionTrait, Database, DatabaseConnection, DbErr,
+    EntityTrait, QueryFilter, QueryOrder, TransactionTrait,
+};
+use sea_orm_migration::MigratorTrait;
+use serde_json::Value;
+use std::sync::Arc;
+use tokio::sync::Mutex;
+
+pub mod entity;
+pub mod migration;
+
+use entity::{resource, resource_history, slot};
+
+/// What went wrong in the store.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// No resource with that type and id, ever.
+    #[error("{0}/{1} is not known")]
+    NotFound(String, String),
+    /// The resource existed and was deleted.
+    #[error("{0}/{1} was deleted")]
+    Gone(String, String),
+    /// An update named a version that is not the current one.
+    #[error("version conflict: expected version {expected}, current is {current}")]
+    VersionConflict {
+        /// The version the client based its change on.
+        expected: i64,
+        /// The current version.
+        current: i64,
+    },
+    /// The content cannot be stored as it is.
+    #[error("{0}")]
+    Invalid(String),
+    /// The database failed.
+    #[error("database error: {0}")]
+    Database(#[from] DbErr),
+}
+
+/// One version of a resource as stored.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StoredResource {
+    /// Its type (`Slot`).
+    pub resource_type: String,
+    /// Its logical id.
+    pub id: String,
+    /// Version, from 1.
+    pub version_id: i64,
+    /// When this version was written.
+    pub last_updated: DateTime<Utc>,
+    /// True for the version that records a deletion.
+    pub deleted: bool,
+    /// The resource JSON, with `id`, `meta.versionId` and `meta.lastUpdated` set.
+    pub content: Value,
+}
+
+/// A Slot row of the range table.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SlotRow {
+    /// `Slot` id.
+    pub id: String,
+    /// `Schedule/{id}`.
+    pub schedule: String,
+    /// Start.
+    pub start: DateTime<Utc>,
+    /// End.
+    pub end: DateTime<Utc>,
+    /// `Slot.status`.
+    pub status: String,
+}
+
+/// The database behind calsync.
+#[derive(Debug, Clone)]
+pub struct Store {
+    db: DatabaseConnection,
+    /// SQLite has one writer at a time, and a WAL transaction that reads before it writes fails
+    /// at once (SQLITE_BUSY_SNAPSHOT, no busy wait) if another writer committed in between; so
+    /// on SQLite this process takes its write transactions in turn. PostgreSQL needs no lock.
+    sqlite_writer: Option<Arc<Mutex<()>>>,
+}
+
+fn millis(t: DateTime<Utc>) -> i64 {
+    t.timestamp_millis()
+}
+
+fn from_millis(ms: i64) -> DateTime<Utc> {
+    DateTime::from_timestamp_millis(ms).unwrap_or_default()
+}
+
+/// True for ids FHIR allows: 1 to 64 of `A-Z a-z 0-9 - .`.
+pub fn is_valid_id(id: &str) -> bool {
+    !id.is_empty() && id.len() <= 64 && id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'.')
+}
+
+impl Store {
+    /// Connects to `url` (`sqlite://file.db?mode=rwc`, `postgres://...`) and applies migrations.
+    pub async fn connect(url: &str) -> Result<Self, StoreError> {
+        let mut options = ConnectOptions::new(url.to_string());
+        options.sqlx_logging(false);
+        let db = Database::connect(options).await?;
+        if db.get_database_backend() == sea_orm::DbBackend::Sqlite {
+            // Readers never wait for the writer; the writer waits for locks instead of failing.
+            db.execute_unprepared("PRAGMA journal_mode=WAL; PRAGMA busy_timeout=5000; PRAGMA synchronous=NORMAL;")
+                .await?;
+        }
+        migration::Migrator::up(&db, None).await?;
+        let sqlite_writer = (db.get_database_backend() == sea_orm::DbBackend::Sqlite).then(|| Arc::new(Mutex::new(())));
+        Ok(Self { db, sqlite_writer })
+    }
+
+    /// Holds this process's SQLite write turn (nothing on PostgreSQL) for one write transaction.
+    async fn write_turn(&self) -> Option<tokio::sync::MutexGuard<'_, ()>> {
+        match &self.sqlite_writer {
+            Some(lock) => Some(lock.lock().await),
+            None => None,
+        }
+    }
+
+    /// The connection, for the job queue that shares the database.
+    pub fn connection(&self) -> &DatabaseConnection {
+        &self.db
+    }
+
+    /// Stores a new resource under a server-assigned id, as version 1.
+    pub async fn create(&self, resource_type: &str, content: Value) -> Result<StoredResource, StoreError> {
+        let id = uuid::Uuid::new_v4().to_string();
+        let _turn = self.write_turn().await;
+        let txn = self.db.begin().await?;
+        let stored = write_version(&txn, resource_type, &id, 1, false, content, None).await?;
+        txn.commit().await?;
+        Ok(stored)
+    }
+
+    /// The current version; `Gone` after a delete, `NotFound` if it never existed.
+    pub async fn read(&self, resource_type: &str, id: &str) -> Result<StoredResource, StoreError> {
+        let row = resource::Entity::find_by_id((resource_type.to_string(), id.to_string()))
+            .one(&self.db)
+            .await?
+            .ok_or_else(|| StoreError::NotFound(resource_type.into(), id.into()))?;
+        if row.deleted {
+            return Err(StoreError::Gone(resource_type.into(), id.into()));
+        }
+        stored(row.resource_type, row.id, row.version_id, row.last_updated, row.deleted, &row.content)
+    }
+
+    /// A given version, deleted or not.
+    pub async fn vread(&self, resource_type: &str, id: &str, version_id: i64) -> Result<StoredResource, StoreError> {
+        let row = resource_history::Entity::find_by_id((resource_type.to_string(), id.to_string(), version_id))
+            .one(&self.db)
+            .await?
+            .ok_or_else(|| StoreError::NotFound(resource_type.into(), format!("{id}/_history/{version_id}")))?;
+        stored(row.resource_type, row.id, row.version_id, row.last_updated, row.deleted, &row.content)
+    }
+
+    /// Every version, newest first.
+    pub async fn history(&self, resource_type: &str, id: &str) -> Result<Vec<StoredResource>, StoreError> {
+        resource_history::Entity::find()
+            .filter(resource_history::Column::ResourceType.eq(resource_type))
+            .filter(resource_history::Column::Id.eq(id))
+            .order_by_desc(resource_history::Column::VersionId)
+            .all(&self.db)
+            .await?
+            .into_iter()
+            .map(|r| stored(r.resource_type, r.id, r.version_id, r.last_updated, r.deleted, &r.content))
+            .collect()
+    }
+
+    /// Writes a new version of `id` (creating it if unknown or deleted). With `if_match`, the
+    /// current version must be that one. Returns the new version and whether it was created.
+    pub async fn update(
+        &self,
+        resource_type: &str,
+        id: &str,
+        content: Value,
+        if_match: Option<i64>,
+    ) -> Result<(StoredResource, bool), StoreError> {
+        if !is_valid_id(id) {
+            return Err(StoreError::Invalid(format!("{id:?} is not a valid id: 1-64 of A-Z a-z 0-9 - .")));
+        }
+        let _turn = self.write_turn().await;
+        let txn = self.db.begin().await?;
+        let current = resource::Entity::find_by_id((resource_type.to_string(), id.to_string())).one(&txn).await?;
+        let (version, created) = match &current {
+            Some(row) => (row.version_id + 1, row.deleted),
+            None => (1, true),
+        };
+        if let Some(expected) = if_match {
+            let actual = current.as_ref().map_or(0, |r| r.version_id);
+            if actual != expected {
+                return Err(StoreError::VersionConflict { expected, current: actual });
+            }
+        }
+        let stored =
+            write_version(&txn, resource_type, id, version, false, content, current.as_ref().map(|r| r.version_id))
+                .await?;
+        txn.commit().await?;
+        Ok((stored, created))
+    }
+
+    /// Deletes `id`: a new version marked deleted; reads answer `Gone` afterwards.
+    /// Deleting an unknown or deleted resource changes nothing.
+    pub async fn delete(&self, resource_type: &str, id: &str) -> Result<(), StoreError> {
+        let _turn = self.write_turn().await;
+        let txn = self.db.begin().await?;
+        let current = resource::Entity::find_by_id((resource_type.to_string(), id.to_string())).one(&txn).await?;
+        let Some(row) = current.filter(|r| !r.deleted) else {
+            return Ok(());
+        };
+        let content: Value = serde_json::from_str(&row.content).unwrap_or(Value::Null);
+        write_version(&txn, resource_type, id, row.version_id + 1, true, content, Some(row.version_id)).await?;
+        txn.commit().await?;
+        Ok(())
+    }
+
+    /// Live Slots overlapping `[from, to)`, of one Schedule if given, in start order.
+    pub async fn slots_overlapping(
+        &self,
+        schedule: Option<&str>,
+        from: DateTime<Utc>,
+        to: DateTime<Utc>,
+    ) -> Result<Vec<SlotRow>, StoreError> {
+        let mut q = slot::Entity::find()
+            .filter(slot::Column::StartMs.lt(millis(to)))
+            .filter(slot::Column::EndMs.gt(millis(from)));
+        if let Some(s) = schedule {
+            q = q.filter(slot::Column::Schedule.eq(s));
+        }
+        Ok(q.order_by_asc(slot::Column::StartMs)
+            .order_by_asc(slot::Column::Id)
+            .all(&self.db)
+            .await?
+            .into_iter()
+            .map(|r| SlotRow {
+                id: r.id,
+                schedule: r.schedule,
+                start: from_millis(r.start_ms),
+                end: from_millis(r.end_ms),
+                status: r.status,
+            })
+            .collect())
+    }
+}
+
+fn stored(
+    resource_type: String,
+    id: String,
+    version_id: i64,
+    last_updated: i64,
+    deleted: bool,
+    content: &str,
+) -> Result<StoredResource, StoreError> {
+    let content = serde_json::from_str(content)
+        .map_err(|e| StoreError::Invalid(format!("stored {resource_type}/{id} is not JSON: {e}")))?;
+    Ok(StoredResource { resource_type, id, version_id, last_updated: from_millis(last_updated), deleted, content })
+}
+
+/// The Slot range row for a Slot's JSON, or why it cannot be indexed.
+fn slot_row(id: &str, content: &Value) -> Result<slot::ActiveModel, StoreError> {
+    let text = |path: &[&str]| -> Option<&str> {
+        path.iter().try_fold(content, |v, k| v.get(*k)).and_then(Value::as_str)
+    };
+    let instant = |name: &str| -> Result<i64, StoreError> {
+        let raw = text(&[name]).ok_or_else(|| StoreError::Invalid(format!("Slot.{name} is required")))?;
+        DateTime::parse_from_rfc3339(raw)
+            .map(|t| t.timestamp_millis())
+            .map_err(|_| StoreError::Invalid(format!("Slot.{name} {raw:?} is not an instant")))
+    };
+    let schedule = text(&["schedule", "reference"])
+        .ok_or_else(|| StoreError::Invalid("Slot.schedule.reference is required".into()))?;
+    let status = text(&["status"]).ok_or_else(|| StoreError::Invalid("Slot.status is required".into()))?;
+    Ok(slot::ActiveModel {
+        id: Set(id.to_string()),
+        schedule: Set(schedule.to_string()),
+        start_ms: Set(instant("start")?),
+        end_ms: Set(instant("end")?),
+        status: Set(status.to_string()),
+    })
+}
+
+/// Writes version `version` of a resource inside `txn`: the current row (conditional on
+/// `previous` when there was one), the history row, and the Slot range row.
+async fn write_version<C: ConnectionTrait>(
+    txn: &C,
+    resource_type: &str,
+    id: &str,
+    version: i64,
+    deleted: bool,
+    mut content: Value,
+    previous: Option<i64>,
+) -> Result<StoredResource, StoreError> {
+    let Value::Object(map) = &mut content else {
+        return Err(StoreError::Invalid("a resource must be a JSON object".into()));
+    };
+    let now = Utc::now();
+    let now = from_millis(millis(now));
+    map.insert("id".into(), Value::String(id.to_string()));
+    let meta = map.entry("meta").or_insert_with(|| Value::Object(Default::default()));
+    if let Value::Object(meta) = meta {
+        meta.insert("versionId".into(), Value::String(version.to_string()));
+        meta.insert("lastUpdated".into(), Value::String(now.to_rfc3339_opts(SecondsFormat::Millis, true)));
+    }
+    let text = content.to_string();
+
+    let row = resource::ActiveModel {
+        resource_type: Set(resource_type.to_string()),
+        id: Set(id.to_string()),
+        version_id: Set(version),
+        last_updated: Set(millis(now)),
+        deleted: Set(deleted),
+        content: Set(text.clone()),
+    };
+    match previous {
+        None => {
+            resource::Entity::insert(row).exec(txn).await.map_err(|e| match e.sql_err() {
+                Some(sea_orm::SqlErr::UniqueConstraintViolation(_)) => {
+                    StoreError::VersionConflict { expected: 0, current: 1 }
+                }
+                _ => StoreError::Database(e),
+            })?;
+        }
+        Some(prev) => {
+            let done = resource::Entity::update_many()
+                .col_expr(resource::Column::VersionId, Expr::value(version))
+                .col_expr(resource::Column::LastUpdated, Expr::value(millis(now)))
+                .col_expr(resource::Column::Deleted, Expr::value(deleted))
+                .col_expr(resource::Column::Content, Expr::value(text.clone()))
+                .filter(resource::Column::ResourceType.eq(resource_type))
+                .filter(resource::Column::Id.eq(id))
+                .filter(resource::Column::VersionId.eq(prev))
+                .exec(txn)
+                .await?;
+            if done.rows_affected != 1 {
+                return Err(StoreError::VersionConflict { expected: prev, current: prev + 1 });
+            }
+        }
+    }
+    resource_history::Entity::insert(resource_history::ActiveModel {
+        resource_type: Set(resource_type.to_string()),
+        id: Set(id.to_string()),
+        version_id: Set(version),
+        last_updated: Set(millis(now)),
+        deleted: Set(deleted),
+        content: Set(text),
+    })
+    .exec(txn)
+    .await?;
+
+    if resource_type == "Slot" {
+        slot::Entity::delete_by_id(id.to_string()).exec(txn).await?;
+        if !deleted {
+            slot::Entity::insert(slot_row(id, &content)?)
+                .on_conflict(OnConflict::column(slot::Column::Id).do_nothing().to_owned())
+                .exec_without_returning(txn)
+                .await?;
+        }
+    }
+    Ok(StoredResource {
+        resource_type: resource_type.to_string(),
+        id: id.to_string(),
+        version_id: version,
+        last_updated: now,
+        deleted,
+        content,
+    })
+}
