@@ -9,7 +9,7 @@ CARGO ?= cargo
 CALSYNC := $(CARGO_TARGET_DIR)/debug/calsync
 DEMO := tests/fixtures/demo
 
-.PHONY: run build test test-rust test-ical-corpus test-store-postgres bench nextest clean-target
+.PHONY: run build test test-rust test-ical-corpus test-postgres bench nextest clean-target
 
 ## Find the week's mutual times for the demo patient and her two caregivers.
 run: build
@@ -34,10 +34,10 @@ test-rust: nextest
 test-ical-corpus: build
 	tests/ical-corpus/run.sh $(CALSYNC) $(CARGO_TARGET_DIR)/ical-corpus-report.json
 
-## The store tests again on PostgreSQL (each test creates and drops its own database).
+## The store and HTTP API tests again on PostgreSQL (each test creates and drops its own database).
 CALSYNC_TEST_POSTGRES_URL ?= postgres://root@127.0.0.1:5432/test
-test-store-postgres: nextest
-	CALSYNC_TEST_POSTGRES_URL=$(CALSYNC_TEST_POSTGRES_URL) $(CARGO) nextest run --workspace --no-fail-fast -E 'package(calsync-store)'
+test-postgres: nextest
+	CALSYNC_TEST_POSTGRES_URL=$(CALSYNC_TEST_POSTGRES_URL) $(CARGO) nextest run --workspace --no-fail-fast -E 'package(calsync-store) | package(calsync-api)'
 
 ## Criterion benchmarks (release build); figures are recorded in docs/benchmarks.md.
 bench:

@@ -16,6 +16,7 @@ use fhirbolt::model::r4::resources as res;
 use fhirbolt::model::r4::types as ty;
 
 pub mod read;
+pub mod validate;
 
 pub use read::{LineProblem, ProviderData, ScheduleInfo};
 

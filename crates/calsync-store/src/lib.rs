@@ -16,8 +16,8 @@
 use chrono::{DateTime, SecondsFormat, Utc};
 use sea_orm::sea_query::{Expr, OnConflict};
 use sea_orm::{
-    ActiveValue::Set, ColumnTrait, ConnectOptions, ConnectionTrait, Database, DatabaseConnection, DbErr,
-    EntityTrait, QueryFilter, QueryOrder, TransactionTrait,
+    ActiveValue::Set, ColumnTrait, ConnectOptions, ConnectionTrait, Database, DatabaseConnection, DbErr, EntityTrait,
+    QueryFilter, QueryOrder, TransactionTrait,
 };
 use sea_orm_migration::MigratorTrait;
 use serde_json::Value;
@@ -26,6 +26,8 @@ use tokio::sync::Mutex;
 
 pub mod entity;
 pub mod migration;
+#[cfg(feature = "testing")]
+pub mod testing;
 
 use entity::{resource, resource_history, slot};
 
@@ -273,9 +275,8 @@ fn stored(
 
 /// The Slot range row for a Slot's JSON, or why it cannot be indexed.
 fn slot_row(id: &str, content: &Value) -> Result<slot::ActiveModel, StoreError> {
-    let text = |path: &[&str]| -> Option<&str> {
-        path.iter().try_fold(content, |v, k| v.get(*k)).and_then(Value::as_str)
-    };
+    let text =
+        |path: &[&str]| -> Option<&str> { path.iter().try_fold(content, |v, k| v.get(*k)).and_then(Value::as_str) };
     let instant = |name: &str| -> Result<i64, StoreError> {
         let raw = text(&[name]).ok_or_else(|| StoreError::Invalid(format!("Slot.{name} is required")))?;
         DateTime::parse_from_rfc3339(raw)

@@ -11,6 +11,8 @@ impl MigratorTrait for Migrator {
     }
 }
 
+// `ResourceType` names the column `resource_type` of table `resource`.
+#[allow(clippy::enum_variant_names)]
 #[derive(DeriveIden)]
 enum Resource {
     Table,
@@ -94,10 +96,9 @@ impl MigrationTrait for CreateResources {
                     .to_owned(),
             )
             .await?;
-        for (name, cols) in [
-            ("slot_schedule_start", vec![Slot::Schedule, Slot::StartMs]),
-            ("slot_start", vec![Slot::StartMs]),
-        ] {
+        for (name, cols) in
+            [("slot_schedule_start", vec![Slot::Schedule, Slot::StartMs]), ("slot_start", vec![Slot::StartMs])]
+        {
             let mut index = Index::create();
             index.if_not_exists().name(name).table(Slot::Table);
             for c in cols {

@@ -1,58 +1,26 @@
 //! Store behaviour, on SQLite (always) and on PostgreSQL when CALSYNC_TEST_POSTGRES_URL is set
 //! (e.g. postgres://root@127.0.0.1:5432/test). Every test gets its own fresh database.
 
-use std::sync::atomic::{AtomicU32, Ordering};
-
+use calsync_store::testing::TestDatabase;
 use calsync_store::{Store, StoreError};
 use chrono::{TimeZone, Utc};
-use sea_orm::{ConnectionTrait, Database};
 use serde_json::{Value, json};
 
-/// A fresh database for one test, removed by `finish`.
+/// A fresh store on its own database, removed by `finish`.
 struct TestDb {
     store: Store,
-    drop_sql: Option<(String, String)>,
-    sqlite_file: Option<std::path::PathBuf>,
-}
-
-static COUNTER: AtomicU32 = AtomicU32::new(0);
-
-fn unique_name() -> String {
-    let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().subsec_nanos();
-    format!("calsync_t_{}_{}_{}", std::process::id(), COUNTER.fetch_add(1, Ordering::SeqCst), nanos)
+    database: TestDatabase,
 }
 
 async fn fresh() -> TestDb {
-    let name = unique_name();
-    match std::env::var("CALSYNC_TEST_POSTGRES_URL") {
-        Ok(admin_url) if !admin_url.is_empty() => {
-            let admin = Database::connect(admin_url.as_str()).await.expect("PostgreSQL reachable");
-            admin.execute_unprepared(&format!("CREATE DATABASE {name}")).await.unwrap();
-            admin.close().await.ok();
-            let (server, _) = admin_url.rsplit_once('/').expect("URL ends in /database");
-            let store = Store::connect(&format!("{server}/{name}")).await.unwrap();
-            TestDb { store, drop_sql: Some((admin_url, format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))), sqlite_file: None }
-        }
-        _ => {
-            let path = std::env::temp_dir().join(format!("{name}.db"));
-            let store = Store::connect(&format!("sqlite://{}?mode=rwc", path.display())).await.unwrap();
-            TestDb { store, drop_sql: None, sqlite_file: Some(path) }
-        }
-    }
+    let database = TestDatabase::create().await;
+    TestDb { store: Store::connect(&database.url).await.unwrap(), database }
 }
 
 impl TestDb {
     async fn finish(self) {
         self.store.connection().clone().close().await.ok();
-        if let Some((admin_url, sql)) = self.drop_sql {
-            let admin = Database::connect(admin_url.as_str()).await.unwrap();
-            admin.execute_unprepared(&sql).await.unwrap();
-        }
-        if let Some(path) = self.sqlite_file {
-            for suffix in ["", "-wal", "-shm"] {
-                std::fs::remove_file(format!("{}{suffix}", path.display())).ok();
-            }
-        }
+        self.database.finish().await;
     }
 }
 
@@ -80,14 +48,19 @@ async fn create_read_and_meta() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn versions_if_match_and_update_as_create() {
     let db = fresh().await;
-    let (v1, created) = db.store.update("Location", "clinic-1", json!({"resourceType": "Location", "name": "A"}), None).await.unwrap();
+    let (v1, created) =
+        db.store.update("Location", "clinic-1", json!({"resourceType": "Location", "name": "A"}), None).await.unwrap();
     assert!(created);
     assert_eq!(v1.version_id, 1);
-    let (v2, created) =
-        db.store.update("Location", "clinic-1", json!({"resourceType": "Location", "name": "B"}), Some(1)).await.unwrap();
+    let (v2, created) = db
+        .store
+        .update("Location", "clinic-1", json!({"resourceType": "Location", "name": "B"}), Some(1))
+        .await
+        .unwrap();
     assert!(!created);
     assert_eq!(v2.version_id, 2);
-    let stale = db.store.update("Location", "clinic-1", json!({"resourceType": "Location", "name": "C"}), Some(1)).await;
+    let stale =
+        db.store.update("Location", "clinic-1", json!({"resourceType": "Location", "name": "C"}), Some(1)).await;
     assert!(matches!(stale, Err(StoreError::VersionConflict { expected: 1, current: 2 })), "{stale:?}");
     assert_eq!(db.store.read("Location", "clinic-1").await.unwrap().content["name"], "B");
     assert_eq!(db.store.vread("Location", "clinic-1", 1).await.unwrap().content["name"], "A");
@@ -117,9 +90,21 @@ async fn delete_then_gone_history_and_recreate() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn slot_range_table_follows_every_write() {
     let db = fresh().await;
-    let a = db.store.create("Slot", slot("Schedule/1", "2026-12-01T09:00:00Z", "2026-12-01T09:30:00Z", "free")).await.unwrap();
-    let b = db.store.create("Slot", slot("Schedule/1", "2026-12-01T10:00:00+01:00", "2026-12-01T10:30:00+01:00", "free")).await.unwrap();
-    let c = db.store.create("Slot", slot("Schedule/2", "2026-12-01T09:15:00Z", "2026-12-01T17:00:00Z", "busy")).await.unwrap();
+    let a = db
+        .store
+        .create("Slot", slot("Schedule/1", "2026-12-01T09:00:00Z", "2026-12-01T09:30:00Z", "free"))
+        .await
+        .unwrap();
+    let b = db
+        .store
+        .create("Slot", slot("Schedule/1", "2026-12-01T10:00:00+01:00", "2026-12-01T10:30:00+01:00", "free"))
+        .await
+        .unwrap();
+    let c = db
+        .store
+        .create("Slot", slot("Schedule/2", "2026-12-01T09:15:00Z", "2026-12-01T17:00:00Z", "busy"))
+        .await
+        .unwrap();
     let at = |h, m| Utc.with_ymd_and_hms(2026, 12, 1, h, m, 0).unwrap();
     let ids = |rows: Vec<calsync_store::SlotRow>| rows.into_iter().map(|r| r.id).collect::<Vec<_>>();
     // b starts 09:00Z too (10:00+01:00): ordered by start, then id.
@@ -127,13 +112,27 @@ async fn slot_range_table_follows_every_write() {
     first_two.sort();
     assert_eq!(ids(db.store.slots_overlapping(Some("Schedule/1"), at(8, 0), at(12, 0)).await.unwrap()), first_two);
     // Overlap, not containment: c runs all day.
-    assert_eq!(ids(db.store.slots_overlapping(Some("Schedule/2"), at(16, 59), at(18, 0)).await.unwrap()), vec![c.id.clone()]);
+    assert_eq!(
+        ids(db.store.slots_overlapping(Some("Schedule/2"), at(16, 59), at(18, 0)).await.unwrap()),
+        vec![c.id.clone()]
+    );
     assert!(db.store.slots_overlapping(None, at(9, 30), at(9, 45)).await.unwrap().iter().all(|r| r.id == c.id));
     // An update moves the row; a delete removes it.
-    db.store.update("Slot", &a.id, slot("Schedule/1", "2026-12-02T09:00:00Z", "2026-12-02T09:30:00Z", "busy"), Some(1)).await.unwrap();
+    db.store
+        .update("Slot", &a.id, slot("Schedule/1", "2026-12-02T09:00:00Z", "2026-12-02T09:30:00Z", "busy"), Some(1))
+        .await
+        .unwrap();
     db.store.delete("Slot", &b.id).await.unwrap();
     assert!(db.store.slots_overlapping(Some("Schedule/1"), at(8, 0), at(12, 0)).await.unwrap().is_empty());
-    let moved = db.store.slots_overlapping(Some("Schedule/1"), at(8, 0) + chrono::TimeDelta::days(1), at(12, 0) + chrono::TimeDelta::days(1)).await.unwrap();
+    let moved = db
+        .store
+        .slots_overlapping(
+            Some("Schedule/1"),
+            at(8, 0) + chrono::TimeDelta::days(1),
+            at(12, 0) + chrono::TimeDelta::days(1),
+        )
+        .await
+        .unwrap();
     assert_eq!(moved[0].status, "busy");
     // A Slot without a usable start is refused and nothing is written.
     let bad = db.store.create("Slot", slot("Schedule/1", "tomorrow", "2026-12-01T09:30:00Z", "free")).await;

@@ -1,0 +1,40 @@
+//! `GET /metadata`: the CapabilityStatement, generated from the registry.
+
+use actix_web::{HttpRequest, HttpResponse};
+use serde_json::json;
+
+use crate::context::RequestContext;
+use crate::media::{self, FHIR_JSON};
+use crate::outcome::ApiError;
+use crate::registry::{INTERACTIONS, RESOURCES};
+
+pub async fn handle(req: HttpRequest, cx: RequestContext) -> Result<HttpResponse, ApiError> {
+    media::negotiate(&req)?;
+    let resources: Vec<serde_json::Value> = RESOURCES
+        .iter()
+        .map(|r| {
+            json!({
+                "type": r,
+                "versioning": "versioned",
+                "readHistory": true,
+                "updateCreate": true,
+                "conditionalCreate": false,
+                "conditionalUpdate": false,
+                "conditionalDelete": "not-supported",
+                "interaction": INTERACTIONS.iter().map(|i| json!({"code": i.code()})).collect::<Vec<_>>(),
+            })
+        })
+        .collect();
+    let statement = json!({
+        "resourceType": "CapabilityStatement",
+        "status": "active",
+        "date": chrono::Utc::now().format("%Y-%m-%d").to_string(),
+        "kind": "instance",
+        "software": {"name": "calsync", "version": env!("CARGO_PKG_VERSION")},
+        "implementation": {"description": "calsync FHIR R4 facade", "url": cx.base},
+        "fhirVersion": "4.0.1",
+        "format": ["json", FHIR_JSON],
+        "rest": [{"mode": "server", "resource": resources}],
+    });
+    Ok(HttpResponse::Ok().content_type(FHIR_JSON).body(media::body(&req, &statement)))
+}

@@ -1,0 +1,33 @@
+//! `POST /[type]`: validate, store under a server id, answer 201 with `Location`.
+
+use actix_web::http::header;
+use actix_web::{HttpRequest, HttpResponse, web};
+use calsync_store::Store;
+
+use super::resource_type;
+use crate::context::RequestContext;
+use crate::media;
+use crate::outcome::ApiError;
+
+pub async fn handle(
+    req: HttpRequest,
+    cx: RequestContext,
+    store: web::Data<Store>,
+    path: web::Path<String>,
+    body: web::Bytes,
+) -> Result<HttpResponse, ApiError> {
+    media::negotiate(&req)?;
+    media::require_json_body(&req)?;
+    let t = resource_type(&path)?;
+    let text = std::str::from_utf8(&body).map_err(|_| ApiError::BadRequest("body is not UTF-8".into()))?;
+    let mut value = calsync_fhir::validate::resource(text, t)?;
+    // The server assigns the id; a client's id is ignored on create.
+    if let Some(map) = value.as_object_mut() {
+        map.remove("id");
+    }
+    let stored = store.create(t, value).await?;
+    let location = format!("{}/{t}/{}/_history/{}", cx.base, stored.id, stored.version_id);
+    let mut created = HttpResponse::Created();
+    created.insert_header((header::LOCATION, location));
+    Ok(media::resource_response(created, &req, &stored))
+}

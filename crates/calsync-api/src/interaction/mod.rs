@@ -1,0 +1,45 @@
+//! The REST interactions, one module each, and the routes that reach them.
+
+use actix_web::web;
+
+use crate::outcome::ApiError;
+use crate::registry;
+
+mod capabilities;
+mod create;
+mod delete;
+mod read;
+mod update;
+mod vread;
+
+/// Mounts every interaction; a known path with another method answers 405.
+pub fn routes(cfg: &mut web::ServiceConfig) {
+    let not_allowed = || web::route().to(method_not_allowed);
+    cfg.service(web::resource("/metadata").route(web::get().to(capabilities::handle)).default_service(not_allowed()))
+        .service(web::resource("/{type}").route(web::post().to(create::handle)).default_service(not_allowed()))
+        .service(
+            web::resource("/{type}/{id}")
+                .route(web::get().to(read::handle))
+                .route(web::put().to(update::handle))
+                .route(web::delete().to(delete::handle))
+                .default_service(not_allowed()),
+        )
+        .service(
+            web::resource("/{type}/{id}/_history/{vid}")
+                .route(web::get().to(vread::handle))
+                .default_service(not_allowed()),
+        );
+}
+
+async fn method_not_allowed(req: actix_web::HttpRequest) -> Result<actix_web::HttpResponse, ApiError> {
+    Err(ApiError::MethodNotAllowed(format!("{} is not supported on {}", req.method(), req.path())))
+}
+
+/// The resource type of a URL, if the server keeps it (404 otherwise).
+fn resource_type(name: &str) -> Result<&str, ApiError> {
+    if registry::is_supported(name) {
+        Ok(name)
+    } else {
+        Err(ApiError::NotFound(format!("resource type {name:?} is not supported")))
+    }
+}

@@ -1,0 +1,75 @@
+//! The FHIR R4 facade of calsync.
+//!
+//! An actix-web server over the store: `GET /metadata`, and read, vread, create,
+//! update (with `If-Match`) and delete on the resources in [`registry`]. Every
+//! error is an OperationOutcome with a precise 4xx status (5xx only for our own
+//! faults, without internals). Handlers receive a [`context::RequestContext`]
+//! naming the caller, so the security policy can be added in one place.
+//!
+//! Start it with [`Application::build`] (used by `calsync serve` and by the
+//! black-box tests, which bind port 0 and a fresh database).
+
+use std::net::TcpListener;
+
+use actix_web::dev::Server;
+use actix_web::middleware::ErrorHandlers;
+use actix_web::{App, HttpServer, web};
+use calsync_store::Store;
+
+pub mod context;
+pub mod interaction;
+pub mod media;
+pub mod outcome;
+pub mod registry;
+
+/// What the server needs to start.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    /// Address to bind, e.g. `127.0.0.1:8080` (`127.0.0.1:0` for any free port).
+    pub bind: String,
+    /// Database URL: `sqlite://calsync.db?mode=rwc` or `postgres://...`.
+    pub database_url: String,
+}
+
+/// A built, not yet running, server.
+pub struct Application {
+    server: Server,
+    port: u16,
+    store: Store,
+}
+
+impl Application {
+    /// Connects to the database (migrating it) and binds the listener.
+    pub async fn build(settings: &Settings) -> Result<Self, String> {
+        let store = Store::connect(&settings.database_url).await.map_err(|e| format!("database: {e}"))?;
+        let listener = TcpListener::bind(&settings.bind).map_err(|e| format!("cannot bind {}: {e}", settings.bind))?;
+        let port = listener.local_addr().map_err(|e| e.to_string())?.port();
+        let data = web::Data::new(store.clone());
+        let server = HttpServer::new(move || {
+            App::new()
+                .app_data(data.clone())
+                .app_data(web::PayloadConfig::new(media::MAX_BODY))
+                .wrap(ErrorHandlers::new().default_handler(outcome::as_operation_outcome))
+                .configure(interaction::routes)
+        })
+        .listen(listener)
+        .map_err(|e| e.to_string())?
+        .run();
+        Ok(Self { server, port, store })
+    }
+
+    /// The bound port.
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// The store the server uses (for loading data next to it).
+    pub fn store(&self) -> &Store {
+        &self.store
+    }
+
+    /// Serves until stopped.
+    pub async fn run(self) -> std::io::Result<()> {
+        self.server.await
+    }
+}

@@ -1,0 +1,76 @@
+//! Media types: FHIR JSON in and out, `_format` and `_pretty`, ETag and If-Match.
+
+use actix_web::http::header::{self, HeaderMap};
+use actix_web::{HttpRequest, HttpResponse, HttpResponseBuilder};
+use calsync_store::StoredResource;
+
+use crate::outcome::ApiError;
+
+/// The FHIR JSON media type.
+pub const FHIR_JSON: &str = "application/fhir+json";
+
+/// Largest request body accepted.
+pub const MAX_BODY: usize = 1024 * 1024;
+
+fn query_param<'a>(req: &'a HttpRequest, name: &str) -> Option<&'a str> {
+    req.query_string().split('&').find_map(|kv| kv.strip_prefix(name).and_then(|rest| rest.strip_prefix('=')))
+}
+
+fn is_json(media: &str) -> bool {
+    let m = media.split(';').next().unwrap_or("").trim().to_ascii_lowercase();
+    matches!(m.as_str(), "application/fhir+json" | "application/json" | "json" | "application/*" | "*/*" | "")
+}
+
+/// Refuses requests that want something other than JSON (406): `_format` wins over `Accept`.
+pub fn negotiate(req: &HttpRequest) -> Result<(), ApiError> {
+    if let Some(format) = query_param(req, "_format") {
+        let decoded = format.replace("%2B", "+").replace("%2b", "+").replace("%2F", "/").replace("%2f", "/");
+        return if is_json(&decoded) {
+            Ok(())
+        } else {
+            Err(ApiError::NotAcceptable(format!("_format {decoded:?} is not supported; use json")))
+        };
+    }
+    match req.headers().get(header::ACCEPT).and_then(|v| v.to_str().ok()) {
+        None => Ok(()),
+        Some(accept) if accept.split(',').any(is_json) => Ok(()),
+        Some(accept) => Err(ApiError::NotAcceptable(format!("cannot answer as {accept}; use application/fhir+json"))),
+    }
+}
+
+/// Refuses bodies that are not JSON (415).
+pub fn require_json_body(req: &HttpRequest) -> Result<(), ApiError> {
+    match req.headers().get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()) {
+        Some(ct) if is_json(ct) => Ok(()),
+        Some(ct) => Err(ApiError::UnsupportedMediaType(format!(
+            "Content-Type {ct} is not supported; use application/fhir+json"
+        ))),
+        None => Err(ApiError::UnsupportedMediaType("Content-Type is required: application/fhir+json".into())),
+    }
+}
+
+/// The version an `If-Match` header names (`W/"3"` or `"3"`), if present.
+pub fn if_match(headers: &HeaderMap) -> Result<Option<i64>, ApiError> {
+    let Some(raw) = headers.get(header::IF_MATCH) else { return Ok(None) };
+    let text = raw.to_str().unwrap_or("").trim();
+    let inner = text.strip_prefix("W/").unwrap_or(text).trim_matches('"');
+    inner.parse().map(Some).map_err(|_| ApiError::BadRequest(format!("If-Match {text:?} is not an ETag like W/\"1\"")))
+}
+
+/// A JSON body, pretty when `_pretty=true`.
+pub fn body(req: &HttpRequest, value: &serde_json::Value) -> String {
+    if query_param(req, "_pretty") == Some("true") {
+        serde_json::to_string_pretty(value).unwrap_or_default()
+    } else {
+        value.to_string()
+    }
+}
+
+/// A response carrying one stored resource, with ETag and Last-Modified.
+pub fn resource_response(mut builder: HttpResponseBuilder, req: &HttpRequest, stored: &StoredResource) -> HttpResponse {
+    builder
+        .content_type(FHIR_JSON)
+        .insert_header((header::ETAG, format!("W/\"{}\"", stored.version_id)))
+        .insert_header((header::LAST_MODIFIED, stored.last_updated.format("%a, %d %b %Y %H:%M:%S GMT").to_string()))
+        .body(body(req, &stored.content))
+}

@@ -1,0 +1,154 @@
+//! Errors as FHIR OperationOutcomes with the right HTTP status.
+
+use actix_web::body::BoxBody;
+use actix_web::dev::ServiceResponse;
+use actix_web::http::StatusCode;
+use actix_web::http::header::{CONTENT_TYPE, HeaderValue};
+use actix_web::middleware::ErrorHandlerResponse;
+use actix_web::{HttpResponse, ResponseError};
+use calsync_fhir::validate::Invalid;
+use calsync_store::StoreError;
+use serde_json::json;
+
+use crate::media::FHIR_JSON;
+
+/// Everything a request can fail with.
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    /// 400: the request itself is wrong.
+    #[error("{0}")]
+    BadRequest(String),
+    /// 404: no such resource type or resource.
+    #[error("{0}")]
+    NotFound(String),
+    /// 405: the path exists, the method does not.
+    #[error("{0}")]
+    MethodNotAllowed(String),
+    /// 406: we cannot answer in the requested format.
+    #[error("{0}")]
+    NotAcceptable(String),
+    /// 409: the request conflicts with the current state.
+    #[error("{0}")]
+    Conflict(String),
+    /// 410: the resource was deleted.
+    #[error("{0}")]
+    Gone(String),
+    /// 412: `If-Match` names another version.
+    #[error("{0}")]
+    PreconditionFailed(String),
+    /// 415: the body is not FHIR JSON.
+    #[error("{0}")]
+    UnsupportedMediaType(String),
+    /// 422: the resource is not valid; `expression` names the element.
+    #[error("{message}")]
+    Unprocessable {
+        /// What is wrong.
+        message: String,
+        /// Where.
+        expression: Option<String>,
+    },
+    /// 500: our fault. The detail is logged, never sent.
+    #[error("internal error")]
+    Internal(String),
+}
+
+impl ApiError {
+    fn issue_code(&self) -> &'static str {
+        match self {
+            ApiError::BadRequest(_) | ApiError::UnsupportedMediaType(_) | ApiError::NotAcceptable(_) => "invalid",
+            ApiError::NotFound(_) | ApiError::Gone(_) => "not-found",
+            ApiError::MethodNotAllowed(_) => "not-supported",
+            ApiError::Conflict(_) | ApiError::PreconditionFailed(_) => "conflict",
+            ApiError::Unprocessable { .. } => "processing",
+            ApiError::Internal(_) => "exception",
+        }
+    }
+}
+
+/// An OperationOutcome with one issue.
+pub fn operation_outcome(severity: &str, code: &str, diagnostics: &str, expression: Option<&str>) -> serde_json::Value {
+    let mut issue = json!({"severity": severity, "code": code, "diagnostics": diagnostics});
+    if let Some(e) = expression {
+        issue["expression"] = json!([e]);
+    }
+    json!({"resourceType": "OperationOutcome", "issue": [issue]})
+}
+
+impl ResponseError for ApiError {
+    fn status_code(&self) -> StatusCode {
+        match self {
+            ApiError::BadRequest(_) => StatusCode::BAD_REQUEST,
+            ApiError::NotFound(_) => StatusCode::NOT_FOUND,
+            ApiError::MethodNotAllowed(_) => StatusCode::METHOD_NOT_ALLOWED,
+            ApiError::NotAcceptable(_) => StatusCode::NOT_ACCEPTABLE,
+            ApiError::Conflict(_) => StatusCode::CONFLICT,
+            ApiError::Gone(_) => StatusCode::GONE,
+            ApiError::PreconditionFailed(_) => StatusCode::PRECONDITION_FAILED,
+            ApiError::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            ApiError::Unprocessable { .. } => StatusCode::UNPROCESSABLE_ENTITY,
+            ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+
+    fn error_response(&self) -> HttpResponse {
+        let expression = match self {
+            ApiError::Unprocessable { expression, .. } => expression.as_deref(),
+            _ => None,
+        };
+        let diagnostics = self.to_string();
+        let body = operation_outcome("error", self.issue_code(), &diagnostics, expression);
+        HttpResponse::build(self.status_code()).content_type(FHIR_JSON).body(body.to_string())
+    }
+}
+
+impl From<StoreError> for ApiError {
+    fn from(e: StoreError) -> Self {
+        match e {
+            StoreError::NotFound(t, id) => ApiError::NotFound(format!("{t}/{id} is not known")),
+            StoreError::Gone(t, id) => ApiError::Gone(format!("{t}/{id} was deleted")),
+            StoreError::VersionConflict { expected, current } => ApiError::PreconditionFailed(format!(
+                "If-Match names version {expected}, the current version is {current}"
+            )),
+            StoreError::Invalid(m) => ApiError::Unprocessable { message: m, expression: None },
+            StoreError::Database(e) => ApiError::Internal(e.to_string()),
+        }
+    }
+}
+
+impl From<Invalid> for ApiError {
+    fn from(e: Invalid) -> Self {
+        match e {
+            Invalid::Malformed(m) => ApiError::BadRequest(m),
+            Invalid::Element { expression, message } => {
+                ApiError::Unprocessable { message: format!("{expression}: {message}"), expression: Some(expression) }
+            }
+        }
+    }
+}
+
+/// Middleware hook: any error response not already FHIR (unknown route, wrong method, body too
+/// large, framework errors) becomes an OperationOutcome with the same status.
+pub fn as_operation_outcome<B>(res: ServiceResponse<B>) -> actix_web::Result<ErrorHandlerResponse<B>> {
+    let is_fhir = res
+        .response()
+        .headers()
+        .get(CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with(FHIR_JSON));
+    if is_fhir {
+        return Ok(ErrorHandlerResponse::Response(res.map_into_left_body()));
+    }
+    let status = res.status();
+    let (code, text) = match status {
+        StatusCode::NOT_FOUND => ("not-found", "no such resource type or endpoint".to_string()),
+        StatusCode::METHOD_NOT_ALLOWED => ("not-supported", "this method is not supported here".to_string()),
+        StatusCode::PAYLOAD_TOO_LARGE => ("too-costly", "the request body is too large".to_string()),
+        s if s.is_server_error() => ("exception", "internal error".to_string()),
+        s => ("invalid", s.canonical_reason().unwrap_or("bad request").to_string()),
+    };
+    let body = operation_outcome("error", code, &text, None).to_string();
+    let (req, res) = res.into_parts();
+    let mut res = res.set_body(BoxBody::new(body));
+    res.headers_mut().insert(CONTENT_TYPE, HeaderValue::from_static(FHIR_JSON));
+    Ok(ErrorHandlerResponse::Response(ServiceResponse::new(req, res).map_into_right_body()))
+}

@@ -1,0 +1,155 @@
+//! Validation of resources on write: FHIR R4 structure (fhirbolt) plus the rules of the
+//! AppointmentCoordination profiles (Schedule, Slot, Appointment) from the PatientScheduling IG.
+
+use chrono::DateTime;
+use fhirbolt::model::r4::Resource;
+use serde_json::Value;
+
+use calsync_core::SlotStatus;
+
+/// Why a resource cannot be written.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum Invalid {
+    /// Not JSON, not an object, or no `resourceType`: the request itself is wrong (400).
+    #[error("{0}")]
+    Malformed(String),
+    /// Well-formed JSON that is not a valid resource (422); `expression` names the element.
+    #[error("{expression}: {message}")]
+    Element {
+        /// FHIRPath-like location, e.g. `Slot.start`.
+        expression: String,
+        /// What is wrong there.
+        message: String,
+    },
+}
+
+fn element(expression: impl Into<String>, message: impl Into<String>) -> Invalid {
+    Invalid::Element { expression: expression.into(), message: message.into() }
+}
+
+/// Parses request text as a resource of `expected_type` and checks it; returns the JSON.
+pub fn resource(text: &str, expected_type: &str) -> Result<Value, Invalid> {
+    let value: Value = serde_json::from_str(text).map_err(|e| Invalid::Malformed(format!("body is not JSON: {e}")))?;
+    let Some(actual) = value.get("resourceType").and_then(Value::as_str) else {
+        return Err(Invalid::Malformed("body has no resourceType".into()));
+    };
+    if actual != expected_type {
+        return Err(Invalid::Malformed(format!("resourceType is {actual} but the URL is for {expected_type}")));
+    }
+    // The profile rules first: they name the element precisely; then the whole structure.
+    profile(expected_type, &value)?;
+    fhirbolt::json::from_str::<Resource>(text, None).map_err(|e| element(expected_type, e.to_string()))?;
+    Ok(value)
+}
+
+fn text<'a>(v: &'a Value, key: &str) -> Option<&'a str> {
+    v.get(key).and_then(Value::as_str)
+}
+
+fn instant(v: &Value, path: &str, key: &str) -> Result<Option<chrono::DateTime<chrono::FixedOffset>>, Invalid> {
+    match text(v, key) {
+        None => Ok(None),
+        Some(raw) => DateTime::parse_from_rfc3339(raw)
+            .map(Some)
+            .map_err(|_| element(format!("{path}.{key}"), format!("{raw:?} is not an instant with a time zone"))),
+    }
+}
+
+fn required<T>(found: Option<T>, expression: &str) -> Result<T, Invalid> {
+    found.ok_or_else(|| element(expression, "is required"))
+}
+
+/// The profile rules fhirbolt does not check (it validates neither codes nor dates).
+fn profile(resource_type: &str, v: &Value) -> Result<(), Invalid> {
+    match resource_type {
+        "Slot" => {
+            let status = required(text(v, "status"), "Slot.status")?;
+            status.parse::<SlotStatus>().map_err(|e| element("Slot.status", e.to_string()))?;
+            required(v.get("schedule").and_then(|s| text(s, "reference")), "Slot.schedule.reference")?;
+            let start = required(instant(v, "Slot", "start")?, "Slot.start")?;
+            let end = required(instant(v, "Slot", "end")?, "Slot.end")?;
+            if end <= start {
+                return Err(element("Slot.end", "must be after Slot.start"));
+            }
+        }
+        "Schedule" => {
+            required(v.get("active").and_then(Value::as_bool), "Schedule.active")?;
+            let actors = v.get("actor").and_then(Value::as_array).filter(|a| !a.is_empty());
+            required(actors, "Schedule.actor")?;
+        }
+        "Appointment" => {
+            let status = required(text(v, "status"), "Appointment.status")?;
+            const STATUSES: &[&str] = &[
+                "proposed",
+                "pending",
+                "booked",
+                "arrived",
+                "fulfilled",
+                "cancelled",
+                "noshow",
+                "entered-in-error",
+                "checked-in",
+                "waitlist",
+            ];
+            if !STATUSES.contains(&status) {
+                return Err(element("Appointment.status", format!("unknown status {status:?}")));
+            }
+            let start = instant(v, "Appointment", "start")?;
+            let end = instant(v, "Appointment", "end")?;
+            if start.is_none() {
+                return Err(element("Appointment.start", "is required"));
+            }
+            if let (Some(s), Some(e)) = (start, end)
+                && e < s
+            {
+                return Err(element("Appointment.end", "must not be before Appointment.start"));
+            }
+            let participants = v.get("participant").and_then(Value::as_array).filter(|p| !p.is_empty());
+            for (i, p) in required(participants, "Appointment.participant")?.iter().enumerate() {
+                required(p.get("actor"), &format!("Appointment.participant[{i}].actor"))?;
+                required(text(p, "status"), &format!("Appointment.participant[{i}].status"))?;
+            }
+        }
+        _ => {}
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn expression(r: Result<Value, Invalid>) -> String {
+        match r {
+            Err(Invalid::Element { expression, .. }) => expression,
+            other => panic!("expected an element error, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn malformed_requests() {
+        assert!(matches!(resource("{", "Slot"), Err(Invalid::Malformed(_))));
+        assert!(matches!(resource("[]", "Slot"), Err(Invalid::Malformed(_))));
+        assert!(matches!(resource(r#"{"resourceType":"Patient"}"#, "Slot"), Err(Invalid::Malformed(_))));
+    }
+
+    #[test]
+    fn element_errors_name_the_element() {
+        let slot = |extra: &str| {
+            format!(
+                r#"{{"resourceType":"Slot","schedule":{{"reference":"Schedule/1"}},"status":"free","start":"2026-12-01T09:00:00Z","end":"2026-12-01T09:30:00Z"{extra}}}"#
+            )
+        };
+        assert!(resource(&slot(""), "Slot").is_ok());
+        assert!(expression(resource(&slot(r#","colour":"blue""#), "Slot")).starts_with("Slot"));
+        let bad_status = slot("").replace("\"free\"", "\"open\"");
+        assert_eq!(expression(resource(&bad_status, "Slot")), "Slot.status");
+        let bad_start = slot("").replace("2026-12-01T09:00:00Z", "2026-12-01 09:00");
+        assert_eq!(expression(resource(&bad_start, "Slot")), "Slot.start");
+        let backwards = slot("").replace("09:30:00Z", "08:30:00Z");
+        assert_eq!(expression(resource(&backwards, "Slot")), "Slot.end");
+        assert_eq!(expression(resource(r#"{"resourceType":"Schedule","active":true}"#, "Schedule")), "Schedule.actor");
+        let appt = r#"{"resourceType":"Appointment","status":"booked","start":"2026-12-01T09:00:00Z","participant":[{"actor":{"reference":"Patient/1"}}]}"#;
+        assert_eq!(expression(resource(appt, "Appointment")), "Appointment.participant[0].status");
+    }
+}

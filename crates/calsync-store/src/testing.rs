@@ -1,0 +1,61 @@
+//! Fresh databases for tests: SQLite by default, PostgreSQL when `CALSYNC_TEST_POSTGRES_URL`
+//! names a server database the tests may create databases from (e.g.
+//! `postgres://root@127.0.0.1:5432/test`). Each call gives a new, empty database.
+
+use std::sync::atomic::{AtomicU32, Ordering};
+
+use sea_orm::{ConnectionTrait, Database};
+
+/// A database made for one test; `finish` removes it.
+#[derive(Debug)]
+pub struct TestDatabase {
+    /// URL to connect to.
+    pub url: String,
+    postgres_admin: Option<(String, String)>,
+    sqlite_file: Option<std::path::PathBuf>,
+}
+
+static COUNTER: AtomicU32 = AtomicU32::new(0);
+
+impl TestDatabase {
+    /// A new empty database on the configured backend.
+    pub async fn create() -> Self {
+        let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.subsec_nanos());
+        let name = format!("calsync_t_{}_{}_{}", std::process::id(), COUNTER.fetch_add(1, Ordering::SeqCst), nanos);
+        match std::env::var("CALSYNC_TEST_POSTGRES_URL") {
+            Ok(admin_url) if !admin_url.is_empty() => {
+                let admin = Database::connect(admin_url.as_str()).await.expect("PostgreSQL reachable");
+                admin.execute_unprepared(&format!("CREATE DATABASE {name}")).await.expect("CREATE DATABASE");
+                admin.close().await.ok();
+                let (server, _) = admin_url.rsplit_once('/').expect("URL ends in /database");
+                TestDatabase {
+                    url: format!("{server}/{name}"),
+                    postgres_admin: Some((admin_url, name)),
+                    sqlite_file: None,
+                }
+            }
+            _ => {
+                let path = std::env::temp_dir().join(format!("{name}.db"));
+                TestDatabase {
+                    url: format!("sqlite://{}?mode=rwc", path.display()),
+                    postgres_admin: None,
+                    sqlite_file: Some(path),
+                }
+            }
+        }
+    }
+
+    /// Removes the database (close every connection to it first).
+    pub async fn finish(self) {
+        if let Some((admin_url, name)) = self.postgres_admin
+            && let Ok(admin) = Database::connect(admin_url.as_str()).await
+        {
+            admin.execute_unprepared(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)")).await.ok();
+        }
+        if let Some(path) = self.sqlite_file {
+            for suffix in ["", "-wal", "-shm"] {
+                std::fs::remove_file(format!("{}{suffix}", path.display())).ok();
+            }
+        }
+    }
+}
