@@ -9,7 +9,7 @@ CARGO ?= cargo
 CALSYNC := $(CARGO_TARGET_DIR)/debug/calsync
 DEMO := tests/fixtures/demo
 
-.PHONY: run build test test-rust test-ical-corpus test-postgres bench nextest clean-target
+.PHONY: run serve build test test-rust test-ical-corpus test-postgres bench nextest clean-target
 
 ## Find the week's mutual times for the demo patient and her two caregivers.
 run: build
@@ -20,6 +20,10 @@ run: build
 	  --participant son=$(DEMO)/son.ics --optional son \
 	  --from 2026-12-07 --to 2026-12-11 --duration 30m \
 	  --tz America/New_York --now 2026-12-01T12:00:00Z --limit 5
+
+## The FHIR server on the embedded SQLite database (calsync.db), with the demo week loaded.
+serve: build
+	$(CALSYNC) serve --load $(DEMO)/provider.ndjson
 
 build:
 	$(CARGO) build --workspace

@@ -125,14 +125,14 @@ pub fn appointments_bundle(
             ..Default::default()
         })
         .collect();
-    if found.is_empty() {
-        if let Some(why) = no_fit {
-            entry.push(res::BundleEntry {
-                resource: Some(Resource::OperationOutcome(Box::new(outcome(why)))),
-                search: Some(res::BundleEntrySearch { mode: Some("outcome".into()), ..Default::default() }),
-                ..Default::default()
-            });
-        }
+    if found.is_empty()
+        && let Some(why) = no_fit
+    {
+        entry.push(res::BundleEntry {
+            resource: Some(Resource::OperationOutcome(Box::new(outcome(why)))),
+            search: Some(res::BundleEntrySearch { mode: Some("outcome".into()), ..Default::default() }),
+            ..Default::default()
+        });
     }
     let bundle = res::Bundle {
         r#type: "searchset".into(),

@@ -7,6 +7,7 @@ use clap::{Parser, Subcommand};
 mod busy;
 mod find;
 mod render;
+mod serve;
 mod when;
 
 /// calsync: appointment times that work for everyone involved in care.
@@ -23,6 +24,8 @@ enum Command {
     Find(Box<find::FindArgs>),
     /// Show the busy windows calsync reads from one iCalendar file (JSON lines).
     Busy(busy::BusyArgs),
+    /// Run the FHIR server.
+    Serve(serve::ServeArgs),
 }
 
 fn main() -> ExitCode {
@@ -30,6 +33,7 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Find(args) => find::run(*args),
         Command::Busy(args) => busy::run(args),
+        Command::Serve(args) => serve::run(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -1,0 +1,64 @@
+//! `calsync serve`: the FHIR server on the embedded SQLite database (or PostgreSQL).
+
+use std::path::PathBuf;
+
+use calsync_api::{Application, Settings};
+
+/// Arguments of `calsync serve`.
+#[derive(clap::Args)]
+pub struct ServeArgs {
+    /// Address to listen on.
+    #[arg(long, env = "CALSYNC_BIND", default_value = "127.0.0.1:8080")]
+    bind: String,
+    /// Database URL: a SQLite file (created on first start) or postgres://...
+    #[arg(long, env = "CALSYNC_DATABASE_URL", default_value = "sqlite://calsync.db?mode=rwc")]
+    database: String,
+    /// FHIR NDJSON files to load at start (each resource written under its own id), e.g. the demo week.
+    #[arg(long = "load", value_name = "FILE")]
+    load: Vec<PathBuf>,
+}
+
+pub fn run(args: ServeArgs) -> Result<(), String> {
+    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().map_err(|e| e.to_string())?;
+    runtime.block_on(async move {
+        let settings = Settings { bind: args.bind.clone(), database_url: args.database.clone() };
+        let app = Application::build(&settings).await?;
+        for file in &args.load {
+            load(&app, file).await?;
+        }
+        let base = format!("http://{}", args.bind.replace("0.0.0.0", "127.0.0.1"));
+        println!("calsync FHIR server on {base}  (database: {})", redact(&args.database));
+        println!("  curl {base}/metadata");
+        println!("  curl {base}/Schedule/dr-okafor");
+        println!("  curl {base}/Slot/dr-okafor-11-1200");
+        app.run().await.map_err(|e| e.to_string())
+    })
+}
+
+/// Writes every resource of an NDJSON file under its own id (idempotent across restarts).
+async fn load(app: &Application, file: &PathBuf) -> Result<(), String> {
+    let name = file.display().to_string();
+    let text = std::fs::read_to_string(file).map_err(|e| format!("cannot read {name}: {e}"))?;
+    let mut count = 0;
+    for (i, line) in text.lines().enumerate().filter(|(_, l)| !l.trim().is_empty()) {
+        let at = |e: &dyn std::fmt::Display| format!("{name}:{}: {e}", i + 1);
+        let head: serde_json::Value = serde_json::from_str(line).map_err(|e| at(&e))?;
+        let (Some(t), Some(id)) = (head["resourceType"].as_str(), head["id"].as_str()) else {
+            return Err(at(&"a loaded resource needs resourceType and id"));
+        };
+        // The same checks as a client's write.
+        let value = calsync_fhir::validate::resource(line, t).map_err(|e| at(&e))?;
+        app.store().update(t, id, value, None).await.map_err(|e| at(&e))?;
+        count += 1;
+    }
+    println!("loaded {count} resources from {name}");
+    Ok(())
+}
+
+/// The URL without its password, for printing.
+fn redact(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(scheme), Some(at)) if at > scheme => format!("{}://…{}", &url[..scheme], &url[at..]),
+        _ => url.to_string(),
+    }
+}
