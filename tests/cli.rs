@@ -302,3 +302,34 @@ fn busy_prints_time_and_status_only() {
         calsync(&["busy", &d, "--from", "2026-12-07", "--to", "2026-12-11", "--tz", "America/Los_Angeles", "--all"]);
     assert_eq!(stdout(&all).lines().count(), 4);
 }
+
+#[test]
+fn serve_loads_the_demo_and_answers_reads() {
+    use std::io::{BufRead, BufReader, Read, Write};
+    let db = std::env::temp_dir().join(format!("calsync-cli-serve-{}.db", std::process::id()));
+    let mut child = Command::new(env!("CARGO_BIN_EXE_calsync"))
+        .args(["serve", "--bind", "127.0.0.1:0", "--database", &format!("sqlite://{}?mode=rwc", db.display())])
+        .args(["--load", &fixture("demo/provider.ndjson")])
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    assert_eq!(
+        lines.next().unwrap().unwrap(),
+        format!("loaded 123 resources from {}", fixture("demo/provider.ndjson"))
+    );
+    let banner = lines.next().unwrap().unwrap();
+    let base = banner.split_whitespace().find(|w| w.starts_with("http://")).unwrap().to_string();
+    let addr = base.trim_start_matches("http://");
+    let mut stream = std::net::TcpStream::connect(addr).unwrap();
+    write!(stream, "GET /Slot/dr-okafor-11-1200 HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n").unwrap();
+    let mut response = String::new();
+    stream.read_to_string(&mut response).unwrap();
+    child.kill().ok();
+    child.wait().ok();
+    for suffix in ["", "-wal", "-shm"] {
+        std::fs::remove_file(format!("{}{suffix}", db.display())).ok();
+    }
+    assert!(response.starts_with("HTTP/1.1 200"), "{response}");
+    assert!(response.contains("\"start\":\"2026-12-11T17:00:00Z\""), "{response}");
+}

@@ -26,7 +26,8 @@ pub fn run(args: ServeArgs) -> Result<(), String> {
         for file in &args.load {
             load(&app, file).await?;
         }
-        let base = format!("http://{}", args.bind.replace("0.0.0.0", "127.0.0.1"));
+        let host = args.bind.rsplit_once(':').map_or("127.0.0.1", |(h, _)| h).replace("0.0.0.0", "127.0.0.1");
+        let base = format!("http://{host}:{}", app.port());
         println!("calsync FHIR server on {base}  (database: {})", redact(&args.database));
         println!("  curl {base}/metadata");
         println!("  curl {base}/Schedule/dr-okafor");
