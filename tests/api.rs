@@ -92,7 +92,11 @@ async fn metadata_lists_every_resource_and_interaction() {
     }
     let codes: Vec<&str> =
         resources[0]["interaction"].as_array().unwrap().iter().map(|i| i["code"].as_str().unwrap()).collect();
-    assert_eq!(codes, vec!["read", "vread", "create", "update", "delete"]);
+    assert_eq!(codes, vec!["read", "vread", "create", "update", "delete", "search-type"]);
+    let slot = resources.iter().find(|r| r["type"] == "Slot").unwrap();
+    let params: Vec<&str> =
+        slot["searchParam"].as_array().unwrap().iter().map(|p| p["name"].as_str().unwrap()).collect();
+    assert_eq!(params, vec!["_id", "schedule", "status", "start", "end"]);
     app.database.finish().await;
 }
 
@@ -197,11 +201,201 @@ async fn bad_input_gets_the_right_status_and_an_operation_outcome() {
     outcome(app.get("/Slot/1/_history/first").await, StatusCode::BAD_REQUEST).await;
     let huge = format!("{{\"resourceType\":\"Patient\",\"id\":\"{}\"}}", "x".repeat(2 * 1024 * 1024));
     outcome(post_raw("/Patient", "application/fhir+json", huge).await.unwrap(), StatusCode::PAYLOAD_TOO_LARGE).await;
-    let injection = "1' OR '1'='1";
-    outcome(app.get(&format!("/Patient/{}", urlencode(injection))).await, StatusCode::NOT_FOUND).await;
+    for injection in ["1' OR '1'='1", "a\u{0}b", "x".repeat(65).as_str()] {
+        outcome(app.get(&format!("/Patient/{}", urlencode(injection))).await, StatusCode::NOT_FOUND).await;
+        outcome(app.get(&format!("/Patient/{}/_history/1", urlencode(injection))).await, StatusCode::NOT_FOUND).await;
+        let del = app.client.delete(app.url(&format!("/Patient/{}", urlencode(injection)))).send().await.unwrap();
+        outcome(del, StatusCode::NOT_FOUND).await;
+    }
     app.database.finish().await;
 }
 
 fn urlencode(s: &str) -> String {
     s.bytes().map(|b| if b.is_ascii_alphanumeric() { (b as char).to_string() } else { format!("%{b:02X}") }).collect()
+}
+
+/// 3 days x 10 half-hour Slots on Schedule/a (every third busy), 5 on Schedule/b, one all-day.
+async fn load_slots(app: &TestApp) {
+    for day in 7..10 {
+        for k in 0..10 {
+            let id = format!("a-{day}-{k:02}");
+            let start = format!("2026-12-{day:02}T{:02}:{:02}:00Z", 14 + k / 2, (k % 2) * 30);
+            let end = format!("2026-12-{day:02}T{:02}:{:02}:00Z", 14 + (k + 1) / 2, ((k + 1) % 2) * 30);
+            let status = if k % 3 == 0 { "busy" } else { "free" };
+            let body = json!({"resourceType": "Slot", "id": id, "schedule": {"reference": "Schedule/a"}, "status": status, "start": start, "end": end});
+            assert_eq!(app.put(&format!("/Slot/{id}"), &body, None).await.status(), 201);
+        }
+    }
+    for k in 0..5 {
+        let id = format!("b-{k}");
+        let body = json!({"resourceType": "Slot", "id": id, "schedule": {"reference": "Schedule/b"}, "status": "free",
+                          "start": format!("2026-12-08T1{k}:00:00Z"), "end": format!("2026-12-08T1{k}:30:00Z")});
+        assert_eq!(app.put(&format!("/Slot/{id}"), &body, None).await.status(), 201);
+    }
+    let day = json!({"resourceType": "Slot", "id": "b-day", "schedule": {"reference": "Schedule/b"}, "status": "free",
+                     "start": "2026-12-09T13:00:00Z", "end": "2026-12-09T22:00:00Z"});
+    assert_eq!(app.put("/Slot/b-day", &day, None).await.status(), 201);
+}
+
+async fn bundle(app: &TestApp, query: &str) -> Value {
+    let resp = app.get(&format!("/Slot?{query}")).await;
+    assert_eq!(resp.status(), 200, "{query}");
+    let b: Value = resp.json().await.unwrap();
+    assert_eq!(b["resourceType"], "Bundle");
+    assert_eq!(b["type"], "searchset");
+    b
+}
+
+fn ids(b: &Value) -> Vec<String> {
+    b["entry"].as_array().unwrap().iter().map(|e| e["resource"]["id"].as_str().unwrap().to_string()).collect()
+}
+
+#[tokio::test]
+async fn slot_search_parameters() {
+    let app = spawn_app().await;
+    load_slots(&app).await;
+    let total = |b: &Value| b["total"].as_u64().unwrap();
+    assert_eq!(total(&bundle(&app, "").await), 36);
+    // Reference in three forms.
+    for s in ["Schedule/a", "a", &format!("{}/Schedule/a", app.base)] {
+        assert_eq!(total(&bundle(&app, &format!("schedule={}", urlencode(s))).await), 30, "{s}");
+    }
+    // Date prefixes and precision: the 8th of December, by day.
+    let b = bundle(&app, "schedule=Schedule/a&start=ge2026-12-08&start=lt2026-12-09").await;
+    assert_eq!(total(&b), 10);
+    assert_eq!(total(&bundle(&app, "start=2026-12-08").await), 15);
+    assert_eq!(total(&bundle(&app, "start=2026-12-08T14:30").await), 1);
+    assert_eq!(total(&bundle(&app, "start=gt2026-12-08&schedule=a").await), 10);
+    assert_eq!(total(&bundle(&app, "start=le2026-12-07&schedule=a").await), 10);
+    assert_eq!(total(&bundle(&app, "start=ne2026-12-07&schedule=a").await), 20);
+    // Tokens: comma is OR, :not excludes, system|code accepted.
+    assert_eq!(total(&bundle(&app, "schedule=a&status=busy").await), 12);
+    assert_eq!(total(&bundle(&app, "schedule=a&status=busy,free").await), 30);
+    assert_eq!(total(&bundle(&app, "schedule=a&status:not=busy").await), 18);
+    assert_eq!(total(&bundle(&app, "schedule=a&status=http://hl7.org/fhir/slotstatus|busy").await), 12);
+    // Overlap with the custom end parameter: what is open at 15:10 on the 9th.
+    let b = bundle(&app, "start=lt2026-12-09T15:10:00Z&end=gt2026-12-09T15:10:00Z").await;
+    let mut found = ids(&b);
+    found.sort();
+    assert_eq!(found, vec!["a-9-02", "b-day"]);
+    // _id, and entries carry fullUrl and search mode.
+    let b = bundle(&app, "_id=a-7-00,b-1").await;
+    assert_eq!(total(&b), 2);
+    assert_eq!(b["entry"][0]["fullUrl"], format!("{}/Slot/a-7-00", app.base));
+    assert_eq!(b["entry"][0]["search"]["mode"], "match");
+    // POST _search with a form body answers the same.
+    let resp = app
+        .client
+        .post(app.url("/Slot/_search"))
+        .header("Content-Type", "application/x-www-form-urlencoded")
+        .body("schedule=a&status=busy")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    let b: Value = resp.json().await.unwrap();
+    assert_eq!(total(&b), 12);
+    app.database.finish().await;
+}
+
+#[tokio::test]
+async fn paging_walks_every_result_once_even_with_concurrent_inserts() {
+    let app = spawn_app().await;
+    load_slots(&app).await;
+    let mut url = app.url("/Slot?_count=7");
+    let mut seen: Vec<String> = Vec::new();
+    let mut starts: Vec<String> = Vec::new();
+    let mut pages = 0;
+    loop {
+        let b: Value = app.client.get(&url).send().await.unwrap().json().await.unwrap();
+        assert_eq!(b["total"].as_u64().unwrap(), 36 + u64::from(pages > 0));
+        for e in b["entry"].as_array().unwrap() {
+            seen.push(e["resource"]["id"].as_str().unwrap().to_string());
+            starts.push(e["resource"]["start"].as_str().unwrap().to_string());
+        }
+        pages += 1;
+        if pages == 1 {
+            // A Slot inserted before the cursor must not shift the pages that follow.
+            let early = json!({"resourceType": "Slot", "id": "early", "schedule": {"reference": "Schedule/a"}, "status": "free",
+                               "start": "2026-12-01T08:00:00Z", "end": "2026-12-01T08:30:00Z"});
+            assert_eq!(app.put("/Slot/early", &early, None).await.status(), 201);
+        }
+        let next = b["link"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|l| l["relation"] == "next")
+            .map(|l| l["url"].as_str().unwrap().to_string());
+        match next {
+            Some(n) => url = n,
+            None => break,
+        }
+    }
+    assert_eq!(pages, 6);
+    assert_eq!(seen.len(), 36, "{seen:?}");
+    let mut unique = seen.clone();
+    unique.sort();
+    unique.dedup();
+    assert_eq!(unique.len(), 36);
+    assert!(starts.windows(2).all(|w| w[0] <= w[1]), "sorted by start");
+    assert!(!seen.contains(&"early".to_string()));
+    app.database.finish().await;
+}
+
+#[tokio::test]
+async fn unknown_parameters_and_limits() {
+    let app = spawn_app().await;
+    load_slots(&app).await;
+    let b = bundle(&app, "schedule=a&colour=blue").await;
+    assert_eq!(b["total"], 30, "an unknown parameter never narrows the answer");
+    let self_link = b["link"][0]["url"].as_str().unwrap();
+    assert!(!self_link.contains("colour") && self_link.contains("schedule=a"), "{self_link}");
+    let strict = app
+        .client
+        .get(app.url("/Slot?schedule=a&colour=blue"))
+        .header("Prefer", "handling=strict")
+        .send()
+        .await
+        .unwrap();
+    outcome(strict, StatusCode::BAD_REQUEST).await;
+    let b = bundle(&app, "_count=100000").await;
+    assert!(b["link"][0]["url"].as_str().unwrap().contains("_count=500"));
+    let strict =
+        app.client.get(app.url("/Slot?_count=100000")).header("Prefer", "handling=strict").send().await.unwrap();
+    outcome(strict, StatusCode::BAD_REQUEST).await;
+    for bad in [
+        "_count=many",
+        "start=tomorrow",
+        "start:exact=2026-12-07",
+        "status:contains=fr",
+        "schedule=Location/1",
+        "_cursor=zz",
+    ] {
+        outcome(app.get(&format!("/Slot?{bad}")).await, StatusCode::BAD_REQUEST).await;
+    }
+    // Other types search by _id.
+    let p: Value = app.post("/Patient", &json!({"resourceType": "Patient"})).await.json().await.unwrap();
+    let b: Value = app.get(&format!("/Patient?_id={}", p["id"].as_str().unwrap())).await.json().await.unwrap();
+    assert_eq!(b["total"], 1);
+    app.database.finish().await;
+}
+
+#[tokio::test]
+async fn injection_looking_values_are_only_values() {
+    let app = spawn_app().await;
+    load_slots(&app).await;
+    for param in ["_id", "schedule", "status", "status:not"] {
+        for evil in ["' OR '1'='1", "a'; DROP TABLE slot; --", "\" OR 1=1 --", "%00", "a\u{0}b"] {
+            let resp = app.get(&format!("/Slot?{param}={}", urlencode(evil))).await;
+            let status = resp.status();
+            assert!(status == 200 || status == 400, "{param}={evil:?}: {status}");
+            if status == 200 {
+                let b: Value = resp.json().await.unwrap();
+                let expected = if param == "status:not" { 36 } else { 0 };
+                assert_eq!(b["total"], expected, "{param}={evil:?}");
+            }
+        }
+    }
+    assert_eq!(bundle(&app, "").await["total"], 36, "the table is intact");
+    app.database.finish().await;
 }

@@ -14,6 +14,8 @@ pub enum Interaction {
     Update,
     /// DELETE [type]/[id]
     Delete,
+    /// GET [type]?... and POST [type]/_search
+    SearchType,
 }
 
 impl Interaction {
@@ -25,13 +27,20 @@ impl Interaction {
             Interaction::Create => "create",
             Interaction::Update => "update",
             Interaction::Delete => "delete",
+            Interaction::SearchType => "search-type",
         }
     }
 }
 
 /// Interactions every resource type supports today.
-pub const INTERACTIONS: &[Interaction] =
-    &[Interaction::Read, Interaction::Vread, Interaction::Create, Interaction::Update, Interaction::Delete];
+pub const INTERACTIONS: &[Interaction] = &[
+    Interaction::Read,
+    Interaction::Vread,
+    Interaction::Create,
+    Interaction::Update,
+    Interaction::Delete,
+    Interaction::SearchType,
+];
 
 /// The resource types calsync keeps.
 pub const RESOURCES: &[&str] = &[

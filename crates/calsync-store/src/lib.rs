@@ -26,6 +26,7 @@ use tokio::sync::Mutex;
 
 pub mod entity;
 pub mod migration;
+pub mod search;
 #[cfg(feature = "testing")]
 pub mod testing;
 

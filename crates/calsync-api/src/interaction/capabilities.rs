@@ -4,6 +4,7 @@ use actix_web::{HttpRequest, HttpResponse};
 use serde_json::json;
 
 use crate::context::RequestContext;
+use crate::interaction::search::{END_SEARCH_PARAMETER, SEARCH_PARAMS};
 use crate::media::{self, FHIR_JSON};
 use crate::outcome::ApiError;
 use crate::registry::{INTERACTIONS, RESOURCES};
@@ -13,6 +14,14 @@ pub async fn handle(req: HttpRequest, cx: RequestContext) -> Result<HttpResponse
     let resources: Vec<serde_json::Value> = RESOURCES
         .iter()
         .map(|r| {
+            let mut params = vec![json!({"name": "_id", "type": "token"})];
+            params.extend(SEARCH_PARAMS.iter().filter(|(t, ..)| t == r).map(|(_, name, kind, doc)| {
+                let mut p = json!({"name": name, "type": kind, "documentation": doc});
+                if *name == "end" {
+                    p["definition"] = json!(END_SEARCH_PARAMETER);
+                }
+                p
+            }));
             json!({
                 "type": r,
                 "versioning": "versioned",
@@ -22,6 +31,7 @@ pub async fn handle(req: HttpRequest, cx: RequestContext) -> Result<HttpResponse
                 "conditionalUpdate": false,
                 "conditionalDelete": "not-supported",
                 "interaction": INTERACTIONS.iter().map(|i| json!({"code": i.code()})).collect::<Vec<_>>(),
+                "searchParam": params,
             })
         })
         .collect();

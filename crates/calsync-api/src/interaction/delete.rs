@@ -14,6 +14,7 @@ pub async fn handle(
     path: web::Path<(String, String)>,
 ) -> Result<HttpResponse, ApiError> {
     let (t, id) = path.into_inner();
-    store.delete(resource_type(&t)?, &id).await?;
+    let t = resource_type(&t)?;
+    store.delete(t, super::resource_id(t, &id)?).await?;
     Ok(HttpResponse::NoContent().finish())
 }

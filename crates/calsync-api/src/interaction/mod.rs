@@ -9,6 +9,7 @@ mod capabilities;
 mod create;
 mod delete;
 mod read;
+pub mod search;
 mod update;
 mod vread;
 
@@ -16,7 +17,13 @@ mod vread;
 pub fn routes(cfg: &mut web::ServiceConfig) {
     let not_allowed = || web::route().to(method_not_allowed);
     cfg.service(web::resource("/metadata").route(web::get().to(capabilities::handle)).default_service(not_allowed()))
-        .service(web::resource("/{type}").route(web::post().to(create::handle)).default_service(not_allowed()))
+        .service(
+            web::resource("/{type}")
+                .route(web::get().to(search::get))
+                .route(web::post().to(create::handle))
+                .default_service(not_allowed()),
+        )
+        .service(web::resource("/{type}/_search").route(web::post().to(search::post)).default_service(not_allowed()))
         .service(
             web::resource("/{type}/{id}")
                 .route(web::get().to(read::handle))
@@ -33,6 +40,16 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
 
 async fn method_not_allowed(req: actix_web::HttpRequest) -> Result<actix_web::HttpResponse, ApiError> {
     Err(ApiError::MethodNotAllowed(format!("{} is not supported on {}", req.method(), req.path())))
+}
+
+/// The id of a URL, if FHIR allows it; no resource can have another (404, and the database
+/// never sees it).
+fn resource_id<'a>(resource_type: &str, id: &'a str) -> Result<&'a str, ApiError> {
+    if calsync_store::is_valid_id(id) {
+        Ok(id)
+    } else {
+        Err(ApiError::NotFound(format!("{resource_type}/{id:?} is not known: ids are 1-64 of A-Z a-z 0-9 - .")))
+    }
 }
 
 /// The resource type of a URL, if the server keeps it (404 otherwise).

@@ -16,6 +16,7 @@ pub async fn handle(
 ) -> Result<HttpResponse, ApiError> {
     media::negotiate(&req)?;
     let (t, id) = path.into_inner();
-    let stored = store.read(resource_type(&t)?, &id).await?;
+    let t = resource_type(&t)?;
+    let stored = store.read(t, super::resource_id(t, &id)?).await?;
     Ok(media::resource_response(HttpResponse::Ok(), &req, &stored))
 }

@@ -17,7 +17,8 @@ pub async fn handle(
     media::negotiate(&req)?;
     let (t, id, vid) = path.into_inner();
     let version: i64 = vid.parse().map_err(|_| ApiError::BadRequest(format!("version {vid:?} is not a number")))?;
-    let stored = store.vread(resource_type(&t)?, &id, version).await?;
+    let t = resource_type(&t)?;
+    let stored = store.vread(t, super::resource_id(t, &id)?, version).await?;
     if stored.deleted {
         return Err(ApiError::Gone(format!("{t}/{id} version {version} records its deletion")));
     }

@@ -1,0 +1,175 @@
+//! Searches the facade can ask for. The store knows columns, not FHIR parameters: the facade
+//! turns `start=ge2026-12-07` into a [`Bound`] on the Slot start column.
+
+use sea_orm::{ColumnTrait, Condition, EntityTrait, PaginatorTrait, QueryFilter, QueryOrder, QuerySelect};
+
+use crate::entity::{resource, slot};
+use crate::{Store, StoreError, StoredResource, stored};
+
+/// A half-open range of UTC milliseconds `[lo, hi)`, either side open, possibly negated.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Bound {
+    /// Inclusive lower end.
+    pub lo: Option<i64>,
+    /// Exclusive upper end.
+    pub hi: Option<i64>,
+    /// Match what is outside the range instead.
+    pub negate: bool,
+}
+
+impl Bound {
+    fn condition(&self, col: slot::Column) -> Condition {
+        let mut inside = Condition::all();
+        if let Some(lo) = self.lo {
+            inside = inside.add(col.gte(lo));
+        }
+        if let Some(hi) = self.hi {
+            inside = inside.add(col.lt(hi));
+        }
+        if self.negate { inside.not() } else { inside }
+    }
+}
+
+/// A token or reference parameter: any of `values` (comma = OR), or none of them with `:not`.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct AnyOf {
+    /// The values.
+    pub values: Vec<String>,
+    /// `:not`.
+    pub negate: bool,
+}
+
+/// A Slot search over the range table. Every field is ANDed; each `Vec` entry is one
+/// occurrence of a repeated parameter (AND).
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct SlotSearch {
+    /// `_id`.
+    pub ids: Vec<AnyOf>,
+    /// `schedule` as `Schedule/{id}`.
+    pub schedules: Vec<AnyOf>,
+    /// `status`.
+    pub statuses: Vec<AnyOf>,
+    /// `start`.
+    pub start: Vec<Bound>,
+    /// `end`.
+    pub end: Vec<Bound>,
+}
+
+/// Where a page starts: after this sort key.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Cursor {
+    /// After a Slot with this start and id (Slots are sorted by start, then id).
+    Slot(i64, String),
+    /// After this id (other types are sorted by id).
+    Id(String),
+}
+
+/// One page of results.
+#[derive(Debug, Clone)]
+pub struct Page {
+    /// Matches in order.
+    pub resources: Vec<StoredResource>,
+    /// Total matches (all pages).
+    pub total: u64,
+    /// Cursor of the next page, if there is one.
+    pub next: Option<Cursor>,
+}
+
+fn any_of(col: impl ColumnTrait, p: &AnyOf) -> Condition {
+    let inside = Condition::all().add(col.is_in(p.values.iter().cloned()));
+    if p.negate { inside.not() } else { inside }
+}
+
+impl Store {
+    /// Slots matching `search`, sorted by start then id, `limit` per page after `after`.
+    pub async fn search_slots(
+        &self,
+        search: &SlotSearch,
+        after: Option<&Cursor>,
+        limit: u64,
+    ) -> Result<Page, StoreError> {
+        let mut filter = Condition::all();
+        for p in &search.ids {
+            filter = filter.add(any_of(slot::Column::Id, p));
+        }
+        for p in &search.schedules {
+            filter = filter.add(any_of(slot::Column::Schedule, p));
+        }
+        for p in &search.statuses {
+            filter = filter.add(any_of(slot::Column::Status, p));
+        }
+        for b in &search.start {
+            filter = filter.add(b.condition(slot::Column::StartMs));
+        }
+        for b in &search.end {
+            filter = filter.add(b.condition(slot::Column::EndMs));
+        }
+        let total = slot::Entity::find().filter(filter.clone()).count(&self.db).await?;
+        let mut page = slot::Entity::find().filter(filter);
+        if let Some(Cursor::Slot(start, id)) = after {
+            let same_start_later_id =
+                Condition::all().add(slot::Column::StartMs.eq(*start)).add(slot::Column::Id.gt(id.clone()));
+            page = page.filter(Condition::any().add(slot::Column::StartMs.gt(*start)).add(same_start_later_id));
+        }
+        let rows = page
+            .order_by_asc(slot::Column::StartMs)
+            .order_by_asc(slot::Column::Id)
+            .limit(limit + 1)
+            .all(&self.db)
+            .await?;
+        let next = (rows.len() as u64 > limit).then(|| {
+            let last = &rows[limit as usize - 1];
+            Cursor::Slot(last.start_ms, last.id.clone())
+        });
+        let ids: Vec<String> = rows.iter().take(limit as usize).map(|r| r.id.clone()).collect();
+        let resources = self.current_by_ids("Slot", &ids).await?;
+        Ok(Page { resources, total, next })
+    }
+
+    /// Live resources of a type, optionally only these ids, sorted by id, `limit` per page.
+    pub async fn search_by_id(
+        &self,
+        resource_type: &str,
+        ids: &[AnyOf],
+        after: Option<&Cursor>,
+        limit: u64,
+    ) -> Result<Page, StoreError> {
+        let mut filter = Condition::all()
+            .add(resource::Column::ResourceType.eq(resource_type))
+            .add(resource::Column::Deleted.eq(false));
+        for p in ids {
+            filter = filter.add(any_of(resource::Column::Id, p));
+        }
+        let total = resource::Entity::find().filter(filter.clone()).count(&self.db).await?;
+        let mut page = resource::Entity::find().filter(filter);
+        if let Some(Cursor::Id(id)) = after {
+            page = page.filter(resource::Column::Id.gt(id.clone()));
+        }
+        let rows = page.order_by_asc(resource::Column::Id).limit(limit + 1).all(&self.db).await?;
+        let next = (rows.len() as u64 > limit).then(|| Cursor::Id(rows[limit as usize - 1].id.clone()));
+        let resources = rows
+            .into_iter()
+            .take(limit as usize)
+            .map(|r| stored(r.resource_type, r.id, r.version_id, r.last_updated, r.deleted, &r.content))
+            .collect::<Result<_, _>>()?;
+        Ok(Page { resources, total, next })
+    }
+
+    /// Current versions of `ids`, in the order given (one query).
+    async fn current_by_ids(&self, resource_type: &str, ids: &[String]) -> Result<Vec<StoredResource>, StoreError> {
+        if ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        let rows = resource::Entity::find()
+            .filter(resource::Column::ResourceType.eq(resource_type))
+            .filter(resource::Column::Id.is_in(ids.iter().cloned()))
+            .all(&self.db)
+            .await?;
+        let mut by_id: std::collections::HashMap<String, resource::Model> =
+            rows.into_iter().map(|r| (r.id.clone(), r)).collect();
+        ids.iter()
+            .filter_map(|id| by_id.remove(id))
+            .map(|r| stored(r.resource_type, r.id, r.version_id, r.last_updated, r.deleted, &r.content))
+            .collect()
+    }
+}
