@@ -139,7 +139,7 @@ fn cursor_token(c: &Cursor) -> String {
 
 fn parse_cursor(token: &str) -> Result<Cursor, ApiError> {
     let bad = || ApiError::BadRequest("_cursor is not one this server issued".into());
-    if token.len() % 2 != 0 || token.len() > 512 {
+    if !token.len().is_multiple_of(2) || token.len() > 512 {
         return Err(bad());
     }
     let bytes: Vec<u8> = (0..token.len())
