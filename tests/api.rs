@@ -399,3 +399,34 @@ async fn injection_looking_values_are_only_values() {
     assert_eq!(bundle(&app, "").await["total"], 36, "the table is intact");
     app.database.finish().await;
 }
+
+#[tokio::test]
+async fn summary_count_and_conditional_create() {
+    let app = spawn_app().await;
+    load_slots(&app).await;
+    let b = bundle(&app, "schedule=a&_summary=count").await;
+    assert_eq!(b["total"], 30);
+    assert!(b["entry"].as_array().unwrap().is_empty());
+
+    let post_if = |criteria: &str| {
+        app.client
+            .post(app.url("/Slot"))
+            .header("Content-Type", "application/fhir+json")
+            .header("If-None-Exist", criteria)
+            .body(slot().to_string())
+            .send()
+    };
+    // One match: nothing created, the match returned.
+    let resp = post_if("_id=a-7-00").await.unwrap();
+    assert_eq!(resp.status(), 200);
+    let body: Value = resp.json().await.unwrap();
+    assert_eq!(body["id"], "a-7-00");
+    // No match: created.
+    assert_eq!(post_if("_id=nothing-here").await.unwrap().status(), 201);
+    // Several matches: 412.
+    outcome(post_if("schedule=b").await.unwrap(), StatusCode::PRECONDITION_FAILED).await;
+    // Criteria we cannot evaluate are refused, never ignored.
+    outcome(post_if("identifier=x").await.unwrap(), StatusCode::BAD_REQUEST).await;
+    assert_eq!(bundle(&app, "_summary=count").await["total"], 37);
+    app.database.finish().await;
+}

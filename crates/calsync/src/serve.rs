@@ -30,7 +30,7 @@ pub fn run(args: ServeArgs) -> Result<(), String> {
         let base = format!("http://{host}:{}", app.port());
         println!("calsync FHIR server on {base}  (database: {})", redact(&args.database));
         println!("  curl {base}/metadata");
-        println!("  curl {base}/Schedule/dr-okafor");
+        println!("  curl '{base}/Slot?schedule=dr-okafor&start=ge2026-12-11&status=free&_count=5'");
         println!("  curl {base}/Slot/dr-okafor-11-1200");
         app.run().await.map_err(|e| e.to_string())
     })

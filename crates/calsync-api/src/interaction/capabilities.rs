@@ -27,7 +27,7 @@ pub async fn handle(req: HttpRequest, cx: RequestContext) -> Result<HttpResponse
                 "versioning": "versioned",
                 "readHistory": true,
                 "updateCreate": true,
-                "conditionalCreate": false,
+                "conditionalCreate": true,
                 "conditionalUpdate": false,
                 "conditionalDelete": "not-supported",
                 "interaction": INTERACTIONS.iter().map(|i| json!({"code": i.code()})).collect::<Vec<_>>(),

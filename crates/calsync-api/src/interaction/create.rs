@@ -21,6 +21,21 @@ pub async fn handle(
     let t = resource_type(&path)?;
     let text = std::str::from_utf8(&body).map_err(|_| ApiError::BadRequest("body is not UTF-8".into()))?;
     let mut value = calsync_fhir::validate::resource(text, t)?;
+    // Conditional create: nothing new when exactly one resource already matches.
+    if let Some(criteria) = req.headers().get("If-None-Exist") {
+        let criteria = criteria.to_str().map_err(|_| ApiError::BadRequest("If-None-Exist is not text".into()))?;
+        let existing = super::search::matching(&store, t, criteria, 2).await?;
+        match existing.resources.as_slice() {
+            [] => {}
+            [one] => return Ok(media::resource_response(HttpResponse::Ok(), &req, one)),
+            _ => {
+                return Err(ApiError::PreconditionFailed(format!(
+                    "If-None-Exist {criteria:?} matches {} resources",
+                    existing.total
+                )));
+            }
+        }
+    }
     // The server assigns the id; a client's id is ignored on create.
     if let Some(map) = value.as_object_mut() {
         map.remove("id");

@@ -7,7 +7,7 @@
 //! it did not understand.
 
 use actix_web::{HttpRequest, HttpResponse, web};
-use calsync_store::search::{AnyOf, Bound, Cursor, SlotSearch};
+use calsync_store::search::{AnyOf, Bound, Cursor, Page, SlotSearch};
 use calsync_store::{Store, StoredResource};
 use chrono::{DateTime, NaiveDate, NaiveDateTime, TimeDelta, Utc};
 use serde_json::{Value, json};
@@ -64,6 +64,7 @@ fn strict(req: &HttpRequest) -> bool {
 /// The parsed request: recognised parameters (kept for links) and what they ask.
 struct Parsed {
     kept: Vec<(String, String)>,
+    summary_count: bool,
     slot: SlotSearch,
     ids: Vec<AnyOf>,
     count: u64,
@@ -83,11 +84,11 @@ async fn search(
         .map_err(|e| ApiError::BadRequest(format!("query string cannot be read: {e}")))?
         .into_inner();
     let parsed = parse(t, &pairs, strict(req))?;
-    let page = if t == "Slot" {
-        store.search_slots(&parsed.slot, parsed.cursor.as_ref(), parsed.count).await?
-    } else {
-        store.search_by_id(t, &parsed.ids, parsed.cursor.as_ref(), parsed.count).await?
-    };
+    let mut page = run(store, t, &parsed).await?;
+    if parsed.summary_count {
+        page.resources.clear();
+        page.next = None;
+    }
     let link = |extra: Option<String>| {
         let mut params: Vec<String> = parsed.kept.iter().map(|(k, v)| format!("{k}={}", encode(v))).collect();
         params.push(format!("_count={}", parsed.count));
@@ -107,6 +108,28 @@ async fn search(
         "entry": entries,
     });
     Ok(HttpResponse::Ok().content_type(FHIR_JSON).body(media::body(req, &bundle)))
+}
+
+async fn run(store: &Store, t: &str, parsed: &Parsed) -> Result<Page, ApiError> {
+    Ok(if t == "Slot" {
+        store.search_slots(&parsed.slot, parsed.cursor.as_ref(), parsed.count).await?
+    } else {
+        store.search_by_id(t, &parsed.ids, parsed.cursor.as_ref(), parsed.count).await?
+    })
+}
+
+/// Resources of type `t` matching `criteria` (a query string such as `If-None-Exist` carries),
+/// at most `limit`. Criteria are read strictly: ignoring one would match too much.
+pub async fn matching(store: &Store, t: &str, criteria: &str, limit: u64) -> Result<Page, ApiError> {
+    let pairs: Vec<(String, String)> = web::Query::<Vec<(String, String)>>::from_query(criteria)
+        .map_err(|e| ApiError::BadRequest(format!("criteria cannot be read: {e}")))?
+        .into_inner();
+    if pairs.is_empty() {
+        return Err(ApiError::BadRequest("conditional criteria are empty".into()));
+    }
+    let mut parsed = parse(t, &pairs, true)?;
+    parsed.count = limit;
+    run(store, t, &parsed).await
 }
 
 fn entry(base: &str, r: &StoredResource) -> Value {
@@ -159,8 +182,14 @@ fn parse_cursor(token: &str) -> Result<Cursor, ApiError> {
 }
 
 fn parse(t: &str, pairs: &[(String, String)], strict: bool) -> Result<Parsed, ApiError> {
-    let mut p =
-        Parsed { kept: Vec::new(), slot: SlotSearch::default(), ids: Vec::new(), count: DEFAULT_COUNT, cursor: None };
+    let mut p = Parsed {
+        kept: Vec::new(),
+        summary_count: false,
+        slot: SlotSearch::default(),
+        ids: Vec::new(),
+        count: DEFAULT_COUNT,
+        cursor: None,
+    };
     for (key, value) in pairs {
         if key.contains('\0') || value.contains('\0') {
             return Err(ApiError::BadRequest(format!("search parameter {key:?} contains a NUL character")));
@@ -182,6 +211,10 @@ fn parse(t: &str, pairs: &[(String, String)], strict: bool) -> Result<Parsed, Ap
             }
             ("_cursor", _) => p.cursor = Some(parse_cursor(value)?),
             ("_format" | "_pretty", _) => {}
+            ("_summary", _) if value == "count" => {
+                p.summary_count = true;
+                p.kept.push((key.clone(), value.clone()));
+            }
             ("_id", _) => {
                 let negate = match modifier {
                     None => false,
