@@ -430,3 +430,70 @@ async fn summary_count_and_conditional_create() {
     assert_eq!(bundle(&app, "_summary=count").await["total"], 37);
     app.database.finish().await;
 }
+
+#[tokio::test]
+async fn include_iterate_and_revinclude() {
+    let app = spawn_app().await;
+    load_slots(&app).await;
+    let location = json!({"resourceType": "Location", "id": "riverside", "name": "Riverside Family Clinic"});
+    assert_eq!(app.put("/Location/riverside", &location, None).await.status(), 201);
+    for s in ["a", "b"] {
+        let schedule = json!({"resourceType": "Schedule", "id": s, "active": true, "actor": [{"reference": "Location/riverside"}]});
+        assert_eq!(app.put(&format!("/Schedule/{s}"), &schedule, None).await.status(), 201);
+    }
+    let modes = |b: &Value| -> Vec<(String, String)> {
+        b["entry"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|e| {
+                (
+                    e["search"]["mode"].as_str().unwrap().to_string(),
+                    format!(
+                        "{}/{}",
+                        e["resource"]["resourceType"].as_str().unwrap(),
+                        e["resource"]["id"].as_str().unwrap()
+                    ),
+                )
+            })
+            .collect()
+    };
+    // Two Slots of Schedule/a: the Schedule is included once.
+    // (A time needs minutes in FHIR: an hour alone is refused.)
+    outcome(app.get("/Slot?start=2026-12-07T14").await, StatusCode::BAD_REQUEST).await;
+    let m = modes(&bundle(&app, "schedule=a&_count=2&_include=Slot:schedule").await);
+    assert_eq!(m.iter().filter(|(mode, _)| mode == "match").count(), 2);
+    assert_eq!(
+        m.iter().filter(|(mode, _)| mode == "include").cloned().collect::<Vec<_>>(),
+        vec![("include".to_string(), "Schedule/a".to_string())]
+    );
+    // :iterate follows Schedule:actor from the included Schedule; without it, it does not.
+    let m = modes(&bundle(&app, "schedule=a&_count=2&_include=Slot:schedule&_include:iterate=Schedule:actor").await);
+    assert!(m.contains(&("include".to_string(), "Location/riverside".to_string())), "{m:?}");
+    let m = modes(&bundle(&app, "schedule=a&_count=2&_include=Slot:schedule&_include=Schedule:actor").await);
+    assert!(!m.iter().any(|(_, r)| r == "Location/riverside"), "{m:?}");
+    // _revinclude: a Schedule with its Slots.
+    let resp = app.get("/Schedule?_id=b&_revinclude=Slot:schedule").await;
+    let b: Value = resp.json().await.unwrap();
+    let m = modes(&b);
+    assert_eq!(m[0], ("match".to_string(), "Schedule/b".to_string()));
+    assert_eq!(m.iter().filter(|(mode, r)| mode == "include" && r.starts_with("Slot/b-")).count(), 6);
+    // Unsupported includes are ignored, or refused under strict handling.
+    assert_eq!(bundle(&app, "schedule=a&_include=Slot:nothing").await["total"], 30);
+    let strict = app
+        .client
+        .get(app.url("/Slot?_include=Slot:nothing"))
+        .header("Prefer", "handling=strict")
+        .send()
+        .await
+        .unwrap();
+    outcome(strict, StatusCode::BAD_REQUEST).await;
+    // The CapabilityStatement lists them.
+    let cs: Value = app.get("/metadata").await.json().await.unwrap();
+    let slot = cs["rest"][0]["resource"].as_array().unwrap().iter().find(|r| r["type"] == "Slot").unwrap().clone();
+    assert_eq!(slot["searchInclude"], json!(["Slot:schedule"]));
+    let schedule =
+        cs["rest"][0]["resource"].as_array().unwrap().iter().find(|r| r["type"] == "Schedule").unwrap().clone();
+    assert_eq!(schedule["searchRevInclude"], json!(["Slot:schedule"]));
+    app.database.finish().await;
+}

@@ -4,7 +4,7 @@ use actix_web::{HttpRequest, HttpResponse};
 use serde_json::json;
 
 use crate::context::RequestContext;
-use crate::interaction::search::{END_SEARCH_PARAMETER, SEARCH_PARAMS};
+use crate::interaction::search::{END_SEARCH_PARAMETER, INCLUDES, REVINCLUDES, SEARCH_PARAMS};
 use crate::media::{self, FHIR_JSON};
 use crate::outcome::ApiError;
 use crate::registry::{INTERACTIONS, RESOURCES};
@@ -32,6 +32,8 @@ pub async fn handle(req: HttpRequest, cx: RequestContext) -> Result<HttpResponse
                 "conditionalDelete": "not-supported",
                 "interaction": INTERACTIONS.iter().map(|i| json!({"code": i.code()})).collect::<Vec<_>>(),
                 "searchParam": params,
+                "searchInclude": INCLUDES.iter().filter(|(s, ..)| s == r).map(|(s, p, _)| format!("{s}:{p}")).collect::<Vec<_>>(),
+                "searchRevInclude": REVINCLUDES.iter().filter(|(.., t)| t == r).map(|(s, p, _)| format!("{s}:{p}")).collect::<Vec<_>>(),
             })
         })
         .collect();

@@ -30,6 +30,21 @@ pub const SEARCH_PARAMS: &[(&str, &str, &str, &str)] = &[
     ("Slot", "end", "date", "Slot end (calsync extension: with start, allows overlap queries start=lt..&end=gt..)"),
 ];
 
+/// Reference search parameters `_include` can follow: (source type, parameter, JSON path of the
+/// references: object keys, `[]` for "every element").
+pub const INCLUDES: &[(&str, &str, &[&str])] = &[
+    ("Slot", "schedule", &["schedule"]),
+    ("Schedule", "actor", &["actor[]"]),
+    ("Appointment", "slot", &["slot[]"]),
+    ("Appointment", "actor", &["participant[]", "actor"]),
+];
+
+/// `_revinclude` the server can answer: (type that refers, parameter, type referred to).
+pub const REVINCLUDES: &[(&str, &str, &str)] = &[("Slot", "schedule", "Schedule")];
+
+/// Largest number of resources a single `_revinclude` adds to a page.
+const MAX_REVINCLUDED: u64 = 1000;
+
 /// Canonical URL of the custom `end` SearchParameter.
 pub const END_SEARCH_PARAMETER: &str = "https://calsync.example.org/fhir/SearchParameter/Slot-end";
 
@@ -65,6 +80,9 @@ fn strict(req: &HttpRequest) -> bool {
 struct Parsed {
     kept: Vec<(String, String)>,
     summary_count: bool,
+    /// (source type, parameter, iterate).
+    includes: Vec<(String, String, bool)>,
+    revincludes: Vec<(String, String)>,
     slot: SlotSearch,
     ids: Vec<AnyOf>,
     count: u64,
@@ -99,7 +117,13 @@ async fn search(
     if let Some(next) = &page.next {
         links.push(json!({"relation": "next", "url": link(Some(format!("_cursor={}", cursor_token(next))))}));
     }
-    let entries: Vec<Value> = page.resources.iter().map(|r| entry(&cx.base, r)).collect();
+    let included = includes(store, &parsed, &page.resources).await?;
+    let entries: Vec<Value> = page
+        .resources
+        .iter()
+        .map(|r| entry(&cx.base, r, "match"))
+        .chain(included.iter().map(|r| entry(&cx.base, r, "include")))
+        .collect();
     let bundle = json!({
         "resourceType": "Bundle",
         "type": "searchset",
@@ -132,12 +156,88 @@ pub async fn matching(store: &Store, t: &str, criteria: &str, limit: u64) -> Res
     run(store, t, &parsed).await
 }
 
-fn entry(base: &str, r: &StoredResource) -> Value {
+fn entry(base: &str, r: &StoredResource, mode: &str) -> Value {
     json!({
         "fullUrl": format!("{base}/{}/{}", r.resource_type, r.id),
         "resource": r.content,
-        "search": {"mode": "match"},
+        "search": {"mode": mode},
     })
+}
+
+/// The references at `path` in a resource (`[]` steps into every array element).
+fn references<'a>(content: &'a Value, path: &[&str]) -> Vec<&'a str> {
+    let mut current: Vec<&Value> = vec![content];
+    for step in path {
+        let (key, many) = match step.strip_suffix("[]") {
+            Some(k) => (k, true),
+            None => (*step, false),
+        };
+        current = current
+            .into_iter()
+            .filter_map(|v| v.get(key))
+            .flat_map(|v| if many { v.as_array().map(|a| a.iter().collect()).unwrap_or_default() } else { vec![v] })
+            .collect();
+    }
+    current.into_iter().filter_map(|v| v.get("reference").and_then(Value::as_str)).collect()
+}
+
+/// Resources named by `_include` (following `:iterate` through what was included, three rounds
+/// at most) and `_revinclude`, each once, none of the matches repeated.
+async fn includes(store: &Store, parsed: &Parsed, matches: &[StoredResource]) -> Result<Vec<StoredResource>, ApiError> {
+    let mut seen: std::collections::HashSet<(String, String)> =
+        matches.iter().map(|r| (r.resource_type.clone(), r.id.clone())).collect();
+    let mut out: Vec<StoredResource> = Vec::new();
+    let mut frontier: Vec<StoredResource> = matches.to_vec();
+    for round in 0..3 {
+        let mut next = Vec::new();
+        for (source, param, iterate) in &parsed.includes {
+            if round > 0 && !iterate {
+                continue;
+            }
+            let Some((_, _, path)) = INCLUDES.iter().find(|(s, p, _)| s == source && p == param) else { continue };
+            for r in frontier.iter().filter(|r| &r.resource_type == source) {
+                for reference in references(&r.content, path) {
+                    let Some((t, id)) = reference.rsplit_once('/') else { continue };
+                    let t = t.rsplit('/').next().unwrap_or(t);
+                    if !crate::registry::is_supported(t) || !calsync_store::is_valid_id(id) {
+                        continue;
+                    }
+                    if seen.insert((t.to_string(), id.to_string())) {
+                        match store.read(t, id).await {
+                            Ok(found) => next.push(found),
+                            Err(calsync_store::StoreError::NotFound(..) | calsync_store::StoreError::Gone(..)) => {}
+                            Err(e) => return Err(e.into()),
+                        }
+                    }
+                }
+            }
+        }
+        if next.is_empty() {
+            break;
+        }
+        out.extend(next.iter().cloned());
+        frontier = next;
+    }
+    for (source, param) in &parsed.revincludes {
+        if (source.as_str(), param.as_str()) == ("Slot", "schedule") {
+            let schedules: Vec<String> = matches
+                .iter()
+                .filter(|r| r.resource_type == "Schedule")
+                .map(|r| format!("Schedule/{}", r.id))
+                .collect();
+            if schedules.is_empty() {
+                continue;
+            }
+            let search =
+                SlotSearch { schedules: vec![AnyOf { values: schedules, negate: false }], ..Default::default() };
+            for slot in store.search_slots(&search, None, MAX_REVINCLUDED).await?.resources {
+                if seen.insert((slot.resource_type.clone(), slot.id.clone())) {
+                    out.push(slot);
+                }
+            }
+        }
+    }
+    Ok(out)
 }
 
 fn encode(v: &str) -> String {
@@ -185,6 +285,8 @@ fn parse(t: &str, pairs: &[(String, String)], strict: bool) -> Result<Parsed, Ap
     let mut p = Parsed {
         kept: Vec::new(),
         summary_count: false,
+        includes: Vec::new(),
+        revincludes: Vec::new(),
         slot: SlotSearch::default(),
         ids: Vec::new(),
         count: DEFAULT_COUNT,
@@ -211,6 +313,33 @@ fn parse(t: &str, pairs: &[(String, String)], strict: bool) -> Result<Parsed, Ap
             }
             ("_cursor", _) => p.cursor = Some(parse_cursor(value)?),
             ("_format" | "_pretty", _) => {}
+            ("_include", _) => {
+                let iterate = match modifier {
+                    None => false,
+                    Some("iterate") => true,
+                    _ => return Err(bad_modifier()),
+                };
+                match value.split(':').collect::<Vec<_>>().as_slice() {
+                    [source, param] if INCLUDES.iter().any(|(s, p, _)| s == source && p == param) => {
+                        p.includes.push((source.to_string(), param.to_string(), iterate));
+                        p.kept.push((key.clone(), value.clone()));
+                    }
+                    _ if strict => return Err(ApiError::BadRequest(format!("_include={value} is not supported"))),
+                    _ => {}
+                }
+            }
+            ("_revinclude", _) => match value.split(':').collect::<Vec<_>>().as_slice() {
+                [source, param]
+                    if REVINCLUDES.iter().any(|(s, p, target)| s == source && p == param && *target == t) =>
+                {
+                    p.revincludes.push((source.to_string(), param.to_string()));
+                    p.kept.push((key.clone(), value.clone()));
+                }
+                _ if strict => {
+                    return Err(ApiError::BadRequest(format!("_revinclude={value} is not supported on {t}")));
+                }
+                _ => {}
+            },
             ("_summary", _) if value == "count" => {
                 p.summary_count = true;
                 p.kept.push((key.clone(), value.clone()));
