@@ -9,10 +9,14 @@ CARGO ?= cargo
 CALSYNC := $(CARGO_TARGET_DIR)/debug/calsync
 DEMO := tests/fixtures/demo
 
-.PHONY: run serve build test test-rust test-ical-corpus test-postgres bench nextest clean-target
+.PHONY: run find-demo build test test-rust test-ical-corpus test-postgres bench nextest clean-target
 
-## Find the week's mutual times for the demo patient and her two caregivers.
+## The whole system on the embedded SQLite database (calsync.db) with the demo clinics loaded.
 run: build
+	$(CALSYNC) serve --load $(DEMO)/provider.ndjson --load $(DEMO)/directory.ndjson --load $(DEMO)/provider-later.ndjson
+
+## From files alone: the week's mutual times for the demo patient and her two caregivers.
+find-demo: build
 	$(CALSYNC) find \
 	  --slots $(DEMO)/provider.ndjson \
 	  --participant maria=$(DEMO)/maria.ics \
@@ -20,10 +24,6 @@ run: build
 	  --participant son=$(DEMO)/son.ics --optional son \
 	  --from 2026-12-07 --to 2026-12-11 --duration 30m \
 	  --tz America/New_York --now 2026-12-01T12:00:00Z --limit 5
-
-## The FHIR server on the embedded SQLite database (calsync.db), with the demo week loaded.
-serve: build
-	$(CALSYNC) serve --load $(DEMO)/provider.ndjson
 
 build:
 	$(CARGO) build --workspace
