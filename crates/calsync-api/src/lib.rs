@@ -21,6 +21,7 @@ pub mod interaction;
 pub mod media;
 pub mod outcome;
 pub mod registry;
+pub mod settings;
 
 /// What the server needs to start.
 #[derive(Debug, Clone)]

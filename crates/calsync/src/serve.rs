@@ -7,12 +7,15 @@ use calsync_api::{Application, Settings};
 /// Arguments of `calsync serve`.
 #[derive(clap::Args)]
 pub struct ServeArgs {
-    /// Address to listen on.
-    #[arg(long, env = "CALSYNC_BIND", default_value = "127.0.0.1:8080")]
-    bind: String,
-    /// Database URL: a SQLite file (created on first start) or postgres://...
-    #[arg(long, env = "CALSYNC_DATABASE_URL", default_value = "sqlite://calsync.db?mode=rwc")]
-    database: String,
+    /// Address to listen on (overrides the configuration).
+    #[arg(long)]
+    bind: Option<String>,
+    /// Database URL: a SQLite file (created on first start) or postgres://... (overrides the configuration).
+    #[arg(long)]
+    database: Option<String>,
+    /// Folder of the layered configuration (base.toml, $CALSYNC_ENV.toml).
+    #[arg(long, default_value = "config")]
+    config: PathBuf,
     /// FHIR NDJSON files to load at start (each resource written under its own id), e.g. the demo week.
     #[arg(long = "load", value_name = "FILE")]
     load: Vec<PathBuf>,
@@ -21,14 +24,20 @@ pub struct ServeArgs {
 pub fn run(args: ServeArgs) -> Result<(), String> {
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().map_err(|e| e.to_string())?;
     runtime.block_on(async move {
-        let settings = Settings { bind: args.bind.clone(), database_url: args.database.clone() };
+        let mut settings = Settings::from_environment(&args.config)?;
+        if let Some(bind) = &args.bind {
+            settings.bind = bind.clone();
+        }
+        if let Some(database) = &args.database {
+            settings.database_url = database.clone();
+        }
         let app = Application::build(&settings).await?;
         for file in &args.load {
             load(&app, file).await?;
         }
-        let host = args.bind.rsplit_once(':').map_or("127.0.0.1", |(h, _)| h).replace("0.0.0.0", "127.0.0.1");
+        let host = settings.bind.rsplit_once(':').map_or("127.0.0.1", |(h, _)| h).replace("0.0.0.0", "127.0.0.1");
         let base = format!("http://{host}:{}", app.port());
-        println!("calsync FHIR server on {base}  (database: {})", redact(&args.database));
+        println!("calsync FHIR server on {base}  (database: {})", redact(&settings.database_url));
         println!("  curl {base}/metadata");
         println!("  curl '{base}/Slot?schedule=dr-okafor&start=ge2026-12-11&status=free&_count=5'");
         println!("  curl {base}/Slot/dr-okafor-11-1200");

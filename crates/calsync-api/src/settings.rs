@@ -1,0 +1,85 @@
+//! Layered configuration: built-in defaults, then `config/base.toml`, then
+//! `config/{CALSYNC_ENV}.toml` (`local` unless set, e.g. `production`), then
+//! `CALSYNC_*` environment variables (`CALSYNC_BIND`, `CALSYNC_DATABASE_URL`).
+//! Command-line flags override all of them.
+
+use std::collections::HashMap;
+use std::path::Path;
+
+use config::{Config, Environment, File};
+
+use crate::Settings;
+
+impl Settings {
+    /// Loads the layers from `dir` for environment `env`, reading variables from `vars`.
+    pub fn load(dir: &Path, env: &str, vars: HashMap<String, String>) -> Result<Settings, String> {
+        #[derive(serde::Deserialize)]
+        struct Layered {
+            bind: String,
+            database_url: String,
+        }
+        let layered: Layered = Config::builder()
+            .set_default("bind", "127.0.0.1:8080")
+            .and_then(|b| b.set_default("database_url", "sqlite://calsync.db?mode=rwc"))
+            .map_err(|e| e.to_string())?
+            .add_source(File::from(dir.join("base")).required(false))
+            .add_source(File::from(dir.join(env)).required(false))
+            .add_source(Environment::with_prefix("CALSYNC").source(Some(vars)))
+            .build()
+            .and_then(Config::try_deserialize)
+            .map_err(|e| format!("configuration: {e}"))?;
+        Ok(Settings { bind: layered.bind, database_url: layered.database_url })
+    }
+
+    /// Loads from `dir` with this process's `CALSYNC_ENV` and environment.
+    pub fn from_environment(dir: &Path) -> Result<Settings, String> {
+        let env = std::env::var("CALSYNC_ENV").unwrap_or_else(|_| "local".into());
+        Settings::load(dir, &env, std::env::vars().filter(|(k, _)| k.starts_with("CALSYNC_")).collect())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn dir_with(label: &str, files: &[(&str, &str)]) -> std::path::PathBuf {
+        let dir = std::env::temp_dir().join(format!("calsync-config-{}-{label}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        for (name, text) in files {
+            std::fs::write(dir.join(name), text).unwrap();
+        }
+        dir
+    }
+
+    #[test]
+    fn layers_apply_in_order() {
+        let none = std::env::temp_dir().join("calsync-config-absent");
+        let defaults = Settings::load(&none, "local", HashMap::new()).unwrap();
+        assert_eq!(defaults.bind, "127.0.0.1:8080");
+        assert_eq!(defaults.database_url, "sqlite://calsync.db?mode=rwc");
+
+        let dir = dir_with(
+            "layers",
+            &[
+                ("base.toml", "bind = \"127.0.0.1:9000\"\ndatabase_url = \"sqlite://base.db\"\n"),
+                ("production.toml", "bind = \"0.0.0.0:8080\"\n"),
+            ],
+        );
+        let local = Settings::load(&dir, "local", HashMap::new()).unwrap();
+        assert_eq!((local.bind.as_str(), local.database_url.as_str()), ("127.0.0.1:9000", "sqlite://base.db"));
+        let prod = Settings::load(&dir, "production", HashMap::new()).unwrap();
+        assert_eq!((prod.bind.as_str(), prod.database_url.as_str()), ("0.0.0.0:8080", "sqlite://base.db"));
+        let vars = HashMap::from([("CALSYNC_DATABASE_URL".to_string(), "postgres://db/calsync".to_string())]);
+        let env = Settings::load(&dir, "production", vars).unwrap();
+        assert_eq!((env.bind.as_str(), env.database_url.as_str()), ("0.0.0.0:8080", "postgres://db/calsync"));
+        std::fs::remove_dir_all(dir).ok();
+    }
+
+    #[test]
+    fn a_broken_file_is_a_clear_error() {
+        let dir = dir_with("broken", &[("base.toml", "bind = \n")]);
+        let err = Settings::load(&dir, "local", HashMap::new()).unwrap_err();
+        assert!(err.starts_with("configuration: "), "{err}");
+        std::fs::remove_dir_all(dir).ok();
+    }
+}
