@@ -497,3 +497,38 @@ async fn include_iterate_and_revinclude() {
     assert_eq!(schedule["searchRevInclude"], json!(["Slot:schedule"]));
     app.database.finish().await;
 }
+
+#[tokio::test]
+async fn sort_descending_pages_and_last_updated() {
+    let app = spawn_app().await;
+    load_slots(&app).await;
+    let mut url = app.url("/Slot?schedule=a&_sort=-start&_count=4");
+    let mut starts: Vec<String> = Vec::new();
+    loop {
+        let b: Value = app.client.get(&url).send().await.unwrap().json().await.unwrap();
+        starts.extend(
+            b["entry"].as_array().unwrap().iter().map(|e| e["resource"]["start"].as_str().unwrap().to_string()),
+        );
+        match b["link"].as_array().unwrap().iter().find(|l| l["relation"] == "next") {
+            Some(n) => url = n["url"].as_str().unwrap().to_string(),
+            None => break,
+        }
+    }
+    assert_eq!(starts.len(), 30);
+    assert!(starts.windows(2).all(|w| w[0] >= w[1]), "newest first: {starts:?}");
+    assert_eq!(starts[0], "2026-12-09T18:30:00Z");
+    outcome(app.get("/Slot?_sort=status").await, StatusCode::BAD_REQUEST).await;
+
+    let before = chrono::Utc::now() - chrono::TimeDelta::seconds(1);
+    for _ in 0..3 {
+        app.post("/Patient", &json!({"resourceType": "Patient"})).await;
+    }
+    let stamp = before.format("%Y-%m-%dT%H:%M:%SZ");
+    let b: Value = app.get(&format!("/Patient?_lastUpdated=ge{stamp}&_sort=-_id")).await.json().await.unwrap();
+    assert_eq!(b["total"], 3);
+    let ids: Vec<&str> = b["entry"].as_array().unwrap().iter().map(|e| e["resource"]["id"].as_str().unwrap()).collect();
+    assert!(ids.windows(2).all(|w| w[0] > w[1]), "{ids:?}");
+    let b: Value = app.get(&format!("/Patient?_lastUpdated=lt{stamp}")).await.json().await.unwrap();
+    assert_eq!(b["total"], 0);
+    app.database.finish().await;
+}

@@ -18,7 +18,7 @@ pub struct Bound {
 }
 
 impl Bound {
-    fn condition(&self, col: slot::Column) -> Condition {
+    fn condition(&self, col: impl ColumnTrait) -> Condition {
         let mut inside = Condition::all();
         if let Some(lo) = self.lo {
             inside = inside.add(col.gte(lo));
@@ -55,13 +55,23 @@ pub struct SlotSearch {
     pub end: Vec<Bound>,
 }
 
-/// Where a page starts: after this sort key.
+/// Where a page starts: after this sort key, in the order of the search.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Cursor {
     /// After a Slot with this start and id (Slots are sorted by start, then id).
     Slot(i64, String),
     /// After this id (other types are sorted by id).
     Id(String),
+}
+
+/// Sort direction of a search (the tie-breaking id follows it).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Direction {
+    /// Smallest first.
+    #[default]
+    Ascending,
+    /// Largest first.
+    Descending,
 }
 
 /// One page of results.
@@ -81,10 +91,12 @@ fn any_of(col: impl ColumnTrait, p: &AnyOf) -> Condition {
 }
 
 impl Store {
-    /// Slots matching `search`, sorted by start then id, `limit` per page after `after`.
+    /// Slots matching `search`, sorted by start then id (`direction` for both), `limit` per page
+    /// after `after`.
     pub async fn search_slots(
         &self,
         search: &SlotSearch,
+        direction: Direction,
         after: Option<&Cursor>,
         limit: u64,
     ) -> Result<Page, StoreError> {
@@ -106,14 +118,20 @@ impl Store {
         }
         let total = slot::Entity::find().filter(filter.clone()).count(&self.db).await?;
         let mut page = slot::Entity::find().filter(filter);
+        let descending = direction == Direction::Descending;
         if let Some(Cursor::Slot(start, id)) = after {
-            let same_start_later_id =
-                Condition::all().add(slot::Column::StartMs.eq(*start)).add(slot::Column::Id.gt(id.clone()));
-            page = page.filter(Condition::any().add(slot::Column::StartMs.gt(*start)).add(same_start_later_id));
+            let (past_start, past_id) = if descending {
+                (slot::Column::StartMs.lt(*start), slot::Column::Id.lt(id.clone()))
+            } else {
+                (slot::Column::StartMs.gt(*start), slot::Column::Id.gt(id.clone()))
+            };
+            let same_start_past_id = Condition::all().add(slot::Column::StartMs.eq(*start)).add(past_id);
+            page = page.filter(Condition::any().add(past_start).add(same_start_past_id));
         }
+        let order = if descending { sea_orm::Order::Desc } else { sea_orm::Order::Asc };
         let rows = page
-            .order_by_asc(slot::Column::StartMs)
-            .order_by_asc(slot::Column::Id)
+            .order_by(slot::Column::StartMs, order.clone())
+            .order_by(slot::Column::Id, order)
             .limit(limit + 1)
             .all(&self.db)
             .await?;
@@ -126,11 +144,14 @@ impl Store {
         Ok(Page { resources, total, next })
     }
 
-    /// Live resources of a type, optionally only these ids, sorted by id, `limit` per page.
+    /// Live resources of a type, optionally only these ids and last updated inside `updated`,
+    /// sorted by id (`direction`), `limit` per page.
     pub async fn search_by_id(
         &self,
         resource_type: &str,
         ids: &[AnyOf],
+        updated: &[Bound],
+        direction: Direction,
         after: Option<&Cursor>,
         limit: u64,
     ) -> Result<Page, StoreError> {
@@ -140,12 +161,21 @@ impl Store {
         for p in ids {
             filter = filter.add(any_of(resource::Column::Id, p));
         }
+        for b in updated {
+            filter = filter.add(b.condition(resource::Column::LastUpdated));
+        }
         let total = resource::Entity::find().filter(filter.clone()).count(&self.db).await?;
         let mut page = resource::Entity::find().filter(filter);
+        let descending = direction == Direction::Descending;
         if let Some(Cursor::Id(id)) = after {
-            page = page.filter(resource::Column::Id.gt(id.clone()));
+            page = page.filter(if descending {
+                resource::Column::Id.lt(id.clone())
+            } else {
+                resource::Column::Id.gt(id.clone())
+            });
         }
-        let rows = page.order_by_asc(resource::Column::Id).limit(limit + 1).all(&self.db).await?;
+        let order = if descending { sea_orm::Order::Desc } else { sea_orm::Order::Asc };
+        let rows = page.order_by(resource::Column::Id, order).limit(limit + 1).all(&self.db).await?;
         let next = (rows.len() as u64 > limit).then(|| Cursor::Id(rows[limit as usize - 1].id.clone()));
         let resources = rows
             .into_iter()

@@ -7,7 +7,7 @@
 //! it did not understand.
 
 use actix_web::{HttpRequest, HttpResponse, web};
-use calsync_store::search::{AnyOf, Bound, Cursor, Page, SlotSearch};
+use calsync_store::search::{AnyOf, Bound, Cursor, Direction, Page, SlotSearch};
 use calsync_store::{Store, StoredResource};
 use chrono::{DateTime, NaiveDate, NaiveDateTime, TimeDelta, Utc};
 use serde_json::{Value, json};
@@ -79,6 +79,8 @@ fn strict(req: &HttpRequest) -> bool {
 /// The parsed request: recognised parameters (kept for links) and what they ask.
 struct Parsed {
     kept: Vec<(String, String)>,
+    direction: Direction,
+    updated: Vec<Bound>,
     summary_count: bool,
     /// (source type, parameter, iterate).
     includes: Vec<(String, String, bool)>,
@@ -136,9 +138,11 @@ async fn search(
 
 async fn run(store: &Store, t: &str, parsed: &Parsed) -> Result<Page, ApiError> {
     Ok(if t == "Slot" {
-        store.search_slots(&parsed.slot, parsed.cursor.as_ref(), parsed.count).await?
+        store.search_slots(&parsed.slot, parsed.direction, parsed.cursor.as_ref(), parsed.count).await?
     } else {
-        store.search_by_id(t, &parsed.ids, parsed.cursor.as_ref(), parsed.count).await?
+        store
+            .search_by_id(t, &parsed.ids, &parsed.updated, parsed.direction, parsed.cursor.as_ref(), parsed.count)
+            .await?
     })
 }
 
@@ -230,7 +234,7 @@ async fn includes(store: &Store, parsed: &Parsed, matches: &[StoredResource]) ->
             }
             let search =
                 SlotSearch { schedules: vec![AnyOf { values: schedules, negate: false }], ..Default::default() };
-            for slot in store.search_slots(&search, None, MAX_REVINCLUDED).await?.resources {
+            for slot in store.search_slots(&search, Direction::Ascending, None, MAX_REVINCLUDED).await?.resources {
                 if seen.insert((slot.resource_type.clone(), slot.id.clone())) {
                     out.push(slot);
                 }
@@ -284,6 +288,8 @@ fn parse_cursor(token: &str) -> Result<Cursor, ApiError> {
 fn parse(t: &str, pairs: &[(String, String)], strict: bool) -> Result<Parsed, ApiError> {
     let mut p = Parsed {
         kept: Vec::new(),
+        direction: Direction::Ascending,
+        updated: Vec::new(),
         summary_count: false,
         includes: Vec::new(),
         revincludes: Vec::new(),
@@ -313,6 +319,28 @@ fn parse(t: &str, pairs: &[(String, String)], strict: bool) -> Result<Parsed, Ap
             }
             ("_cursor", _) => p.cursor = Some(parse_cursor(value)?),
             ("_format" | "_pretty", _) => {}
+            ("_sort", _) => {
+                let sort_key = if t == "Slot" { "start" } else { "_id" };
+                p.direction = match value.as_str() {
+                    v if v == sort_key => Direction::Ascending,
+                    v if v.strip_prefix('-') == Some(sort_key) => Direction::Descending,
+                    _ => {
+                        return Err(ApiError::BadRequest(format!(
+                            "_sort={value} is not supported on {t}: use {sort_key} or -{sort_key}"
+                        )));
+                    }
+                };
+                p.kept.push((key.clone(), value.clone()));
+            }
+            ("_lastUpdated", _) if t != "Slot" => {
+                if modifier.is_some() {
+                    return Err(bad_modifier());
+                }
+                let bound =
+                    date_bound(value, Utc::now()).map_err(|m| ApiError::BadRequest(format!("_lastUpdated: {m}")))?;
+                p.updated.push(bound);
+                p.kept.push((key.clone(), value.clone()));
+            }
             ("_include", _) => {
                 let iterate = match modifier {
                     None => false,
