@@ -54,6 +54,24 @@ fn demo(extra: &[&str]) -> Output {
     calsync(&refs)
 }
 
+/// The demo query with Maria and her daughter only.
+fn demo_without_son(extra: &[&str]) -> Output {
+    let (p, m, d) = (fixture("demo/provider.ndjson"), fixture("demo/maria.ics"), fixture("demo/daughter.ics"));
+    let (maria, daughter) = (format!("maria={m}"), format!("daughter={d}"));
+    let mut args = vec!["find", "--slots", &p, "--participant", &maria, "--participant", &daughter];
+    args.extend([
+        "--zone",
+        "daughter=America/Los_Angeles",
+        "--tz",
+        "America/New_York",
+        "--now",
+        "2026-12-01T12:00:00Z",
+    ]);
+    args.extend(["--from", "2026-12-07", "--to", "2026-12-11", "--format", "json"]);
+    args.extend(extra);
+    calsync(&args)
+}
+
 fn json(o: &Output) -> Value {
     assert!(o.status.success(), "{}", stderr(o));
     serde_json::from_str(&stdout(o)).unwrap_or_else(|e| panic!("{e}: {}", stdout(o)))
@@ -75,30 +93,7 @@ fn finds_the_one_day_that_works_for_all_three() {
 
 #[test]
 fn earliest_first_without_the_son() {
-    let (p, m, d) = (fixture("demo/provider.ndjson"), fixture("demo/maria.ics"), fixture("demo/daughter.ics"));
-    let o = calsync(&[
-        "find",
-        "--slots",
-        &p,
-        "--participant",
-        &format!("maria={m}"),
-        "--participant",
-        &format!("daughter={d}"),
-        "--zone",
-        "daughter=America/Los_Angeles",
-        "--tz",
-        "America/New_York",
-        "--now",
-        "2026-12-01T12:00:00Z",
-        "--from",
-        "2026-12-07",
-        "--to",
-        "2026-12-11",
-        "--limit",
-        "3",
-        "--format",
-        "json",
-    ]);
+    let o = demo_without_son(&["--limit", "3"]);
     let v = json(&o);
     let starts: Vec<&str> = v["slots"].as_array().unwrap().iter().map(|s| s["local_start"].as_str().unwrap()).collect();
     // Monday: Maria is at therapy until 12:00 and her daughter works until 12:30 Pacific (15:30 Eastern).
@@ -195,32 +190,7 @@ fn available_hours_and_preferences_change_the_answer() {
     ]);
     assert_eq!(json(&o)["slots"][0]["local_start"], "2026-12-11T13:00:00-05:00");
     // Without the son, earliest is Monday 15:30; preferring mornings gives Tuesday 09:00.
-    let (p, m, d) = (fixture("demo/provider.ndjson"), fixture("demo/maria.ics"), fixture("demo/daughter.ics"));
-    let o = calsync(&[
-        "find",
-        "--slots",
-        &p,
-        "--participant",
-        &format!("maria={m}"),
-        "--participant",
-        &format!("daughter={d}"),
-        "--zone",
-        "daughter=America/Los_Angeles",
-        "--tz",
-        "America/New_York",
-        "--now",
-        "2026-12-01T12:00:00Z",
-        "--from",
-        "2026-12-07",
-        "--to",
-        "2026-12-11",
-        "--limit",
-        "1",
-        "--format",
-        "json",
-        "--prefer",
-        "mornings",
-    ]);
+    let o = demo_without_son(&["--limit", "1", "--prefer", "mornings"]);
     let v = json(&o);
     assert_eq!(v["slots"][0]["local_start"], "2026-12-08T09:00:00-05:00");
     assert_eq!(v["slots"][0]["score"], 1);
