@@ -532,3 +532,32 @@ async fn sort_descending_pages_and_last_updated() {
     assert_eq!(b["total"], 0);
     app.database.finish().await;
 }
+
+#[tokio::test]
+async fn elements_subset_and_the_end_search_parameter() {
+    let app = spawn_app().await;
+    load_slots(&app).await;
+    let b = bundle(&app, "_id=a-7-01&_elements=start,status").await;
+    let r = &b["entry"][0]["resource"];
+    assert_eq!(r["start"], "2026-12-07T14:30:00Z");
+    assert_eq!(r["status"], "free");
+    assert!(r.get("end").is_none() && r.get("schedule").is_none(), "{r}");
+    assert_eq!(r["meta"]["tag"][0]["code"], "SUBSETTED");
+    assert!(b["link"][0]["url"].as_str().unwrap().contains("_elements=start,status"));
+
+    let cs: Value = app.get("/metadata").await.json().await.unwrap();
+    let slot = cs["rest"][0]["resource"].as_array().unwrap().iter().find(|r| r["type"] == "Slot").unwrap().clone();
+    let end = slot["searchParam"].as_array().unwrap().iter().find(|p| p["name"] == "end").unwrap().clone();
+    let definition = end["definition"].as_str().unwrap();
+    let resp = app.get("/SearchParameter/Slot-end").await;
+    assert_eq!(resp.status(), 200);
+    let sp: Value = resp.json().await.unwrap();
+    assert_eq!(sp["resourceType"], "SearchParameter");
+    assert_eq!(sp["url"], definition);
+    assert_eq!(
+        (sp["code"].as_str(), sp["type"].as_str(), sp["base"][0].as_str()),
+        (Some("end"), Some("date"), Some("Slot"))
+    );
+    outcome(app.get("/SearchParameter/nope").await, StatusCode::NOT_FOUND).await;
+    app.database.finish().await;
+}

@@ -10,6 +10,7 @@ mod create;
 mod delete;
 mod read;
 pub mod search;
+mod search_parameter;
 mod update;
 mod vread;
 
@@ -21,6 +22,11 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
             web::resource("/{type}")
                 .route(web::get().to(search::get))
                 .route(web::post().to(create::handle))
+                .default_service(not_allowed()),
+        )
+        .service(
+            web::resource("/SearchParameter/{id}")
+                .route(web::get().to(search_parameter::read))
                 .default_service(not_allowed()),
         )
         .service(web::resource("/{type}/_search").route(web::post().to(search::post)).default_service(not_allowed()))

@@ -79,6 +79,8 @@ fn strict(req: &HttpRequest) -> bool {
 /// The parsed request: recognised parameters (kept for links) and what they ask.
 struct Parsed {
     kept: Vec<(String, String)>,
+    /// `_elements`: top-level elements to keep in matches.
+    elements: Option<Vec<String>>,
     direction: Direction,
     updated: Vec<Bound>,
     summary_count: bool,
@@ -123,7 +125,13 @@ async fn search(
     let entries: Vec<Value> = page
         .resources
         .iter()
-        .map(|r| entry(&cx.base, r, "match"))
+        .map(|r| {
+            let mut e = entry(&cx.base, r, "match");
+            if let Some(keep) = &parsed.elements {
+                subset(&mut e["resource"], keep);
+            }
+            e
+        })
         .chain(included.iter().map(|r| entry(&cx.base, r, "include")))
         .collect();
     let bundle = json!({
@@ -166,6 +174,18 @@ fn entry(base: &str, r: &StoredResource, mode: &str) -> Value {
         "resource": r.content,
         "search": {"mode": mode},
     })
+}
+
+/// Keeps only the `keep` elements (and resourceType, id, meta) and tags the resource SUBSETTED.
+fn subset(resource: &mut Value, keep: &[String]) {
+    let Value::Object(map) = resource else { return };
+    map.retain(|k, _| matches!(k.as_str(), "resourceType" | "id" | "meta") || keep.iter().any(|e| e == k));
+    let meta = map.entry("meta").or_insert_with(|| json!({}));
+    let tag = json!({"system": "http://terminology.hl7.org/CodeSystem/v3-ObservationValue", "code": "SUBSETTED"});
+    match meta.get_mut("tag").and_then(Value::as_array_mut) {
+        Some(tags) => tags.push(tag),
+        None => meta["tag"] = json!([tag]),
+    }
 }
 
 /// The references at `path` in a resource (`[]` steps into every array element).
@@ -288,6 +308,7 @@ fn parse_cursor(token: &str) -> Result<Cursor, ApiError> {
 fn parse(t: &str, pairs: &[(String, String)], strict: bool) -> Result<Parsed, ApiError> {
     let mut p = Parsed {
         kept: Vec::new(),
+        elements: None,
         direction: Direction::Ascending,
         updated: Vec::new(),
         summary_count: false,
@@ -319,6 +340,10 @@ fn parse(t: &str, pairs: &[(String, String)], strict: bool) -> Result<Parsed, Ap
             }
             ("_cursor", _) => p.cursor = Some(parse_cursor(value)?),
             ("_format" | "_pretty", _) => {}
+            ("_elements", _) => {
+                p.elements.get_or_insert_with(Vec::new).extend(split(value));
+                p.kept.push((key.clone(), value.clone()));
+            }
             ("_sort", _) => {
                 let sort_key = if t == "Slot" { "start" } else { "_id" };
                 p.direction = match value.as_str() {
