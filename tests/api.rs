@@ -332,6 +332,9 @@ async fn paging_walks_every_result_once_even_with_concurrent_inserts() {
         }
     }
     assert_eq!(pages, 6);
+    assert!(url.contains("_cursor="), "the last page was reached through a next link");
+    let last: Value = app.client.get(&url).send().await.unwrap().json().await.unwrap();
+    assert_eq!(last["link"][0]["url"], url, "self names the page itself, cursor included");
     assert_eq!(seen.len(), 36, "{seen:?}");
     let mut unique = seen.clone();
     unique.sort();

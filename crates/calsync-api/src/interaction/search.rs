@@ -117,7 +117,8 @@ async fn search(
         params.extend(extra);
         format!("{}/{t}?{}", cx.base, params.join("&"))
     };
-    let mut links = vec![json!({"relation": "self", "url": link(None)})];
+    let this_page = parsed.cursor.as_ref().map(|c| format!("_cursor={}", cursor_token(c)));
+    let mut links = vec![json!({"relation": "self", "url": link(this_page)})];
     if let Some(next) = &page.next {
         links.push(json!({"relation": "next", "url": link(Some(format!("_cursor={}", cursor_token(next))))}));
     }
@@ -464,6 +465,9 @@ fn reference(kind: &str, v: &str) -> Result<String, ApiError> {
 /// A date search value, with its prefix, as a range of UTC milliseconds over Slot times.
 /// The value stands for the whole range of its precision (a year, month, day, minute, second).
 pub fn date_bound(value: &str, now: DateTime<Utc>) -> Result<Bound, String> {
+    // An unencoded `+` of a zone offset arrives as a space after form decoding.
+    let value = value.replace(' ', "+");
+    let value = value.as_str();
     let (prefix, rest) = match value.get(..2) {
         Some(p @ ("eq" | "ne" | "gt" | "lt" | "ge" | "le" | "sa" | "eb" | "ap")) => (p, &value[2..]),
         _ => ("eq", value),
@@ -551,6 +555,7 @@ mod tests {
             (Some(ms(2026, 12, 7, 9, 30)), Some(ms(2026, 12, 7, 9, 31)))
         );
         assert_eq!(b("ge2026-12-07T10:30:00+01:00").lo, Some(ms(2026, 12, 7, 9, 30)));
+        assert_eq!(b("ge2026-12-07T10:30:00 01:00"), b("ge2026-12-07T10:30:00+01:00"), "a raw + decoded as a space");
         let ap = b("ap2026-12-07");
         assert!(ap.lo.unwrap() < day.0.unwrap() && ap.hi.unwrap() > day.1.unwrap());
         for bad in ["tomorrow", "2026-13-01", "ge", "2026-12-07T25:00", "xx2026"] {
