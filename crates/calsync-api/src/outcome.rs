@@ -109,6 +109,7 @@ impl From<StoreError> for ApiError {
             StoreError::VersionConflict { expected, current } => ApiError::PreconditionFailed(format!(
                 "If-Match names version {expected}, the current version is {current}"
             )),
+            e @ StoreError::Concurrent(..) => ApiError::Conflict(e.to_string()),
             StoreError::Invalid(m) => ApiError::Unprocessable { message: m, expression: None },
             StoreError::Database(e) => ApiError::Internal(e.to_string()),
         }

@@ -49,6 +49,9 @@ pub enum StoreError {
         /// The current version.
         current: i64,
     },
+    /// Another writer changed the resource between this write's read and its write.
+    #[error("{0}/{1} was changed by another request at the same time; retry")]
+    Concurrent(String, String),
     /// The content cannot be stored as it is.
     #[error("{0}")]
     Invalid(String),
@@ -210,9 +213,16 @@ impl Store {
                 return Err(StoreError::VersionConflict { expected, current: actual });
             }
         }
-        let stored =
+        let written =
             write_version(&txn, resource_type, id, version, false, content, current.as_ref().map(|r| r.version_id))
-                .await?;
+                .await;
+        let stored = match (written, if_match) {
+            // The version the client named was current when read, and is not any more.
+            (Err(StoreError::Concurrent(..)), Some(expected)) => {
+                return Err(StoreError::VersionConflict { expected, current: expected + 1 });
+            }
+            (other, _) => other?,
+        };
         txn.commit().await?;
         Ok((stored, created))
     }
@@ -332,7 +342,7 @@ async fn write_version<C: ConnectionTrait>(
         None => {
             resource::Entity::insert(row).exec(txn).await.map_err(|e| match e.sql_err() {
                 Some(sea_orm::SqlErr::UniqueConstraintViolation(_)) => {
-                    StoreError::VersionConflict { expected: 0, current: 1 }
+                    StoreError::Concurrent(resource_type.into(), id.into())
                 }
                 _ => StoreError::Database(e),
             })?;
@@ -349,7 +359,7 @@ async fn write_version<C: ConnectionTrait>(
                 .exec(txn)
                 .await?;
             if done.rows_affected != 1 {
-                return Err(StoreError::VersionConflict { expected: prev, current: prev + 1 });
+                return Err(StoreError::Concurrent(resource_type.into(), id.into()));
             }
         }
     }

@@ -165,3 +165,28 @@ async fn concurrent_updates_of_one_version_have_one_winner() {
     assert_eq!(db.store.history("Schedule", "s1").await.unwrap().len(), 2);
     db.finish().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn concurrent_writes_without_if_match_all_land_as_versions_or_conflicts() {
+    let db = fresh().await;
+    let mut tasks = Vec::new();
+    for i in 0..10 {
+        let store = db.store.clone();
+        tasks.push(tokio::spawn(async move {
+            store.update("Task", "t1", json!({"resourceType": "Task", "description": i.to_string()}), None).await
+        }));
+    }
+    let mut ok = 0;
+    for t in tasks {
+        match t.await.unwrap() {
+            Ok(_) => ok += 1,
+            // A writer that lost a race is told so (409 at the API), never with an If-Match it did not send.
+            Err(StoreError::Concurrent(..)) => {}
+            Err(e) => panic!("unexpected {e}"),
+        }
+    }
+    let current = db.store.read("Task", "t1").await.unwrap();
+    assert_eq!(current.version_id, ok, "every successful write is one version");
+    assert_eq!(db.store.history("Task", "t1").await.unwrap().len() as i64, ok);
+    db.finish().await;
+}
