@@ -96,7 +96,20 @@ async fn metadata_lists_every_resource_and_interaction() {
     let slot = resources.iter().find(|r| r["type"] == "Slot").unwrap();
     let params: Vec<&str> =
         slot["searchParam"].as_array().unwrap().iter().map(|p| p["name"].as_str().unwrap()).collect();
-    assert_eq!(params, vec!["_id", "schedule", "status", "start", "end"]);
+    assert_eq!(
+        params,
+        vec![
+            "_id",
+            "schedule",
+            "status",
+            "start",
+            "end",
+            "service-type",
+            "specialty",
+            "appointment-type",
+            "identifier"
+        ]
+    );
     app.database.finish().await;
 }
 
@@ -429,7 +442,7 @@ async fn summary_count_and_conditional_create() {
     // Several matches: 412.
     outcome(post_if("schedule=b").await.unwrap(), StatusCode::PRECONDITION_FAILED).await;
     // Criteria we cannot evaluate are refused, never ignored.
-    outcome(post_if("identifier=x").await.unwrap(), StatusCode::BAD_REQUEST).await;
+    outcome(post_if("colour=blue").await.unwrap(), StatusCode::BAD_REQUEST).await;
     assert_eq!(bundle(&app, "_summary=count").await["total"], 37);
     app.database.finish().await;
 }
@@ -562,5 +575,98 @@ async fn elements_subset_and_the_end_search_parameter() {
         (Some("end"), Some("date"), Some("Slot"))
     );
     outcome(app.get("/SearchParameter/nope").await, StatusCode::NOT_FOUND).await;
+    app.database.finish().await;
+}
+
+async fn search_total(app: &TestApp, path: &str) -> u64 {
+    let resp = app.get(path).await;
+    assert_eq!(resp.status(), 200, "{path}");
+    let b: Value = resp.json().await.unwrap();
+    b["total"].as_u64().unwrap()
+}
+
+#[tokio::test]
+async fn token_reference_and_string_parameters() {
+    let app = spawn_app().await;
+    let st = "http://terminology.hl7.org/CodeSystem/service-type";
+    for (id, name, city) in
+        [("riverside", "Riverside Family Clinic", "Boston"), ("harbor", "Harbor 100% Health", "Salem")]
+    {
+        let l = json!({"resourceType": "Location", "id": id, "name": name, "status": "active",
+                       "address": {"line": ["12 River St"], "city": city, "postalCode": "02108"}});
+        assert_eq!(app.put(&format!("/Location/{id}"), &l, None).await.status(), 201);
+    }
+    for (id, loc, active) in [("s1", "riverside", true), ("s2", "harbor", true), ("s3", "harbor", false)] {
+        let s = json!({"resourceType": "Schedule", "id": id, "active": active, "actor": [{"reference": format!("Location/{loc}")}],
+                       "serviceType": [{"coding": [{"system": st, "code": if id == "s1" { "124" } else { "57" }}]}]});
+        assert_eq!(app.put(&format!("/Schedule/{id}"), &s, None).await.status(), 201);
+    }
+    for (id, status, patient) in [("a1", "booked", "maria"), ("a2", "proposed", "maria"), ("a3", "cancelled", "joao")] {
+        let a = json!({"resourceType": "Appointment", "id": id, "status": status, "start": "2026-12-07T14:00:00Z", "end": "2026-12-07T14:30:00Z",
+            "participant": [{"actor": {"reference": format!("Patient/{patient}")}, "status": "accepted"},
+                            {"actor": {"reference": "Location/riverside"}, "status": "needs-action"}]});
+        assert_eq!(app.put(&format!("/Appointment/{id}"), &a, None).await.status(), 201);
+    }
+    let cases: &[(&str, u64)] = &[
+        ("/Schedule?actor=Location/harbor", 2),
+        ("/Schedule?actor=Location/harbor&active=true", 1),
+        ("/Schedule?active=false", 1),
+        (&format!("/Schedule?service-type={st}|124"), 1),
+        ("/Schedule?service-type=57", 2),
+        ("/Schedule?service-type=urn:other|57", 0),
+        (&format!("/Schedule?service-type={st}|"), 3),
+        ("/Appointment?patient=maria", 2),
+        ("/Appointment?patient=Patient/maria", 2),
+        ("/Appointment?actor=Location/riverside", 3),
+        ("/Appointment?location=riverside", 3),
+        ("/Appointment?status=booked,proposed", 2),
+        ("/Appointment?status:not=cancelled", 2),
+        ("/Appointment?part-status=needs-action", 3),
+        ("/Location?name=river", 1),
+        ("/Location?name=RIVERSIDE%20fam", 1),
+        ("/Location?name=family", 0),
+        ("/Location?name:contains=family", 1),
+        ("/Location?name:exact=Riverside%20Family%20Clinic", 1),
+        ("/Location?name:exact=riverside%20family%20clinic", 0),
+        ("/Location?name:contains=%25", 1),
+        ("/Location?name:contains=_", 0),
+        ("/Location?address-city=boston", 1),
+        ("/Location?address=02108", 2),
+        ("/Location?identifier:missing=true", 2),
+        ("/Location?identifier:missing=false", 0),
+    ];
+    for (path, expected) in cases {
+        assert_eq!(search_total(&app, path).await, *expected, "{path}");
+    }
+    // A write re-indexes: the old name no longer matches.
+    let renamed = json!({"resourceType": "Location", "id": "riverside", "name": "Northside Clinic"});
+    assert_eq!(app.put("/Location/riverside", &renamed, Some("W/\"1\"")).await.status(), 200);
+    assert_eq!(search_total(&app, "/Location?name=river").await, 0);
+    assert_eq!(search_total(&app, "/Location?name=north").await, 1);
+    // Bad values and modifiers are 400s.
+    for bad in [
+        "/Appointment?actor=riverside",
+        "/Location?name:below=x",
+        "/Location?identifier:missing=maybe",
+        "/Schedule?active:contains=t",
+    ] {
+        outcome(app.get(bad).await, StatusCode::BAD_REQUEST).await;
+    }
+    app.database.finish().await;
+}
+
+#[tokio::test]
+async fn slot_index_parameters_combine_with_the_range_table() {
+    let app = spawn_app().await;
+    load_slots(&app).await;
+    let mut s = slot();
+    s["id"] = json!("typed");
+    s["serviceType"] =
+        json!([{"coding": [{"system": "http://terminology.hl7.org/CodeSystem/service-type", "code": "124"}]}]);
+    assert_eq!(app.put("/Slot/typed", &s, None).await.status(), 201);
+    assert_eq!(search_total(&app, "/Slot?service-type=124").await, 1);
+    assert_eq!(search_total(&app, "/Slot?service-type=124&start=2026-12-07").await, 1);
+    assert_eq!(search_total(&app, "/Slot?service-type=124&start=2026-12-08").await, 0);
+    assert_eq!(search_total(&app, "/Slot?service-type:missing=true").await, 36);
     app.database.finish().await;
 }

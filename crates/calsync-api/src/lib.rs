@@ -23,6 +23,14 @@ pub mod outcome;
 pub mod registry;
 pub mod settings;
 
+/// The searchable values of a resource, as the store indexes them.
+fn index_rows(resource_type: &str, resource: &serde_json::Value) -> Vec<calsync_store::IndexRow> {
+    calsync_fhir::index::entries(resource_type, resource)
+        .into_iter()
+        .map(|e| calsync_store::IndexRow { param: e.param.to_string(), system: e.system, value: e.value, raw: e.raw })
+        .collect()
+}
+
 /// What the server needs to start.
 #[derive(Debug, Clone)]
 pub struct Settings {
@@ -42,7 +50,10 @@ pub struct Application {
 impl Application {
     /// Connects to the database (migrating it) and binds the listener.
     pub async fn build(settings: &Settings) -> Result<Self, String> {
-        let store = Store::connect(&settings.database_url).await.map_err(|e| format!("database: {e}"))?;
+        let store = Store::connect(&settings.database_url)
+            .await
+            .map_err(|e| format!("database: {e}"))?
+            .with_indexer(index_rows);
         let listener = TcpListener::bind(&settings.bind).map_err(|e| format!("cannot bind {}: {e}", settings.bind))?;
         let port = listener.local_addr().map_err(|e| e.to_string())?.port();
         let data = web::Data::new(store.clone());

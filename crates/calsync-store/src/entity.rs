@@ -73,3 +73,29 @@ pub mod slot {
 
     impl ActiveModelBehavior for ActiveModel {}
 }
+
+/// Token, reference and string values of resources, one row per value, for search.
+pub mod search_index {
+    use sea_orm::entity::prelude::*;
+
+    #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+    #[sea_orm(table_name = "search_index")]
+    pub struct Model {
+        #[sea_orm(primary_key)]
+        pub row_id: i64,
+        pub resource_type: String,
+        pub id: String,
+        pub param: String,
+        /// Token system, "" when none.
+        pub system: String,
+        /// As searched (lower-case text, code, `Type/id`).
+        pub value: String,
+        /// As written.
+        pub raw: String,
+    }
+
+    #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+    pub enum Relation {}
+
+    impl ActiveModelBehavior for ActiveModel {}
+}

@@ -30,7 +30,7 @@ pub mod search;
 #[cfg(feature = "testing")]
 pub mod testing;
 
-use entity::{resource, resource_history, slot};
+use entity::{resource, resource_history, search_index, slot};
 
 /// What went wrong in the store.
 #[derive(Debug, thiserror::Error)]
@@ -92,10 +92,28 @@ pub struct SlotRow {
     pub status: String,
 }
 
+/// One value of a resource for search: what an [`Indexer`] returns.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IndexRow {
+    /// Search parameter name.
+    pub param: String,
+    /// Token system, "" when none.
+    pub system: String,
+    /// As searched.
+    pub value: String,
+    /// As written.
+    pub raw: String,
+}
+
+/// Extracts the searchable values of a resource (type, JSON). The store calls it on every write
+/// so the index changes in the same transaction; it knows nothing of FHIR itself.
+pub type Indexer = fn(&str, &Value) -> Vec<IndexRow>;
+
 /// The database behind calsync.
 #[derive(Debug, Clone)]
 pub struct Store {
     db: DatabaseConnection,
+    indexer: Option<Indexer>,
     /// SQLite has one writer at a time, and a WAL transaction that reads before it writes fails
     /// at once (SQLITE_BUSY_SNAPSHOT, no busy wait) if another writer committed in between; so
     /// on SQLite this process takes its write transactions in turn. PostgreSQL needs no lock.
@@ -128,7 +146,13 @@ impl Store {
         }
         migration::Migrator::up(&db, None).await?;
         let sqlite_writer = (db.get_database_backend() == sea_orm::DbBackend::Sqlite).then(|| Arc::new(Mutex::new(())));
-        Ok(Self { db, sqlite_writer })
+        Ok(Self { db, indexer: None, sqlite_writer })
+    }
+
+    /// Indexes every write from now on with `indexer`.
+    pub fn with_indexer(mut self, indexer: Indexer) -> Self {
+        self.indexer = Some(indexer);
+        self
     }
 
     /// Holds this process's SQLite write turn (nothing on PostgreSQL) for one write transaction.
@@ -149,7 +173,7 @@ impl Store {
         let id = uuid::Uuid::new_v4().to_string();
         let _turn = self.write_turn().await;
         let txn = self.db.begin().await?;
-        let stored = write_version(&txn, resource_type, &id, 1, false, content, None).await?;
+        let stored = write_version(&txn, self.indexer, resource_type, &id, 1, false, content, None).await?;
         txn.commit().await?;
         Ok(stored)
     }
@@ -213,9 +237,17 @@ impl Store {
                 return Err(StoreError::VersionConflict { expected, current: actual });
             }
         }
-        let written =
-            write_version(&txn, resource_type, id, version, false, content, current.as_ref().map(|r| r.version_id))
-                .await;
+        let written = write_version(
+            &txn,
+            self.indexer,
+            resource_type,
+            id,
+            version,
+            false,
+            content,
+            current.as_ref().map(|r| r.version_id),
+        )
+        .await;
         let stored = match (written, if_match) {
             // The version the client named was current when read, and is not any more.
             (Err(StoreError::Concurrent(..)), Some(expected)) => {
@@ -237,7 +269,8 @@ impl Store {
             return Ok(());
         };
         let content: Value = serde_json::from_str(&row.content).unwrap_or(Value::Null);
-        write_version(&txn, resource_type, id, row.version_id + 1, true, content, Some(row.version_id)).await?;
+        write_version(&txn, self.indexer, resource_type, id, row.version_id + 1, true, content, Some(row.version_id))
+            .await?;
         txn.commit().await?;
         Ok(())
     }
@@ -308,8 +341,10 @@ fn slot_row(id: &str, content: &Value) -> Result<slot::ActiveModel, StoreError> 
 
 /// Writes version `version` of a resource inside `txn`: the current row (conditional on
 /// `previous` when there was one), the history row, and the Slot range row.
+#[allow(clippy::too_many_arguments)]
 async fn write_version<C: ConnectionTrait>(
     txn: &C,
+    indexer: Option<Indexer>,
     resource_type: &str,
     id: &str,
     version: i64,
@@ -374,6 +409,28 @@ async fn write_version<C: ConnectionTrait>(
     .exec(txn)
     .await?;
 
+    if let Some(index) = indexer {
+        search_index::Entity::delete_many()
+            .filter(search_index::Column::ResourceType.eq(resource_type))
+            .filter(search_index::Column::Id.eq(id))
+            .exec(txn)
+            .await?;
+        let rows: Vec<search_index::ActiveModel> = if deleted { Vec::new() } else { index(resource_type, &content) }
+            .into_iter()
+            .map(|r| search_index::ActiveModel {
+                resource_type: Set(resource_type.to_string()),
+                id: Set(id.to_string()),
+                param: Set(r.param),
+                system: Set(r.system),
+                value: Set(r.value),
+                raw: Set(r.raw),
+                ..Default::default()
+            })
+            .collect();
+        if !rows.is_empty() {
+            search_index::Entity::insert_many(rows).exec_without_returning(txn).await?;
+        }
+    }
     if resource_type == "Slot" {
         slot::Entity::delete_by_id(id.to_string()).exec(txn).await?;
         if !deleted {

@@ -1,9 +1,10 @@
 //! Searches the facade can ask for. The store knows columns, not FHIR parameters: the facade
 //! turns `start=ge2026-12-07` into a [`Bound`] on the Slot start column.
 
+use sea_orm::sea_query::{LikeExpr, Query, SelectStatement};
 use sea_orm::{ColumnTrait, Condition, EntityTrait, PaginatorTrait, QueryFilter, QueryOrder, QuerySelect};
 
-use crate::entity::{resource, slot};
+use crate::entity::{resource, search_index, slot};
 use crate::{Store, StoreError, StoredResource, stored};
 
 /// A half-open range of UTC milliseconds `[lo, hi)`, either side open, possibly negated.
@@ -39,6 +40,109 @@ pub struct AnyOf {
     pub negate: bool,
 }
 
+/// How a term compares with indexed values.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Match {
+    /// The searched form equals the term (tokens, references).
+    Exact,
+    /// The written form equals the term (string `:exact`).
+    Written,
+    /// The searched form starts with the term (string default).
+    Prefix,
+    /// The searched form contains the term (string `:contains`).
+    Contains,
+}
+
+/// One alternative of an indexed parameter (comma = OR between terms).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IndexTerm {
+    /// Token system to require (`Some("")` = no system); `None` = any.
+    pub system: Option<String>,
+    /// The value; `None` = any value (e.g. `system|`).
+    pub value: Option<String>,
+    /// How the value compares.
+    pub how: Match,
+}
+
+/// A condition on one indexed parameter.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum IndexFilter {
+    /// Has a value matching any term (`negate`: has none).
+    Matches {
+        /// Parameter name.
+        param: String,
+        /// Alternatives.
+        terms: Vec<IndexTerm>,
+        /// `:not`.
+        negate: bool,
+    },
+    /// `:missing=true` (no value at all) or `:missing=false`.
+    Missing {
+        /// Parameter name.
+        param: String,
+        /// True for `:missing=true`.
+        missing: bool,
+    },
+}
+
+fn escape_like(v: &str) -> String {
+    v.replace('\\', "\\\\").replace('%', "\\%").replace('_', "\\_")
+}
+
+fn ids_with(resource_type: &str, param: &str, terms: Option<&[IndexTerm]>) -> SelectStatement {
+    let mut cond = Condition::all()
+        .add(search_index::Column::ResourceType.eq(resource_type))
+        .add(search_index::Column::Param.eq(param));
+    if let Some(terms) = terms {
+        let mut any = Condition::any();
+        for t in terms {
+            let mut one = Condition::all();
+            if let Some(system) = &t.system {
+                one = one.add(search_index::Column::System.eq(system.clone()));
+            }
+            if let Some(v) = &t.value {
+                one = one.add(match t.how {
+                    Match::Exact => search_index::Column::Value.eq(v.clone()),
+                    Match::Written => search_index::Column::Raw.eq(v.clone()),
+                    Match::Prefix => {
+                        search_index::Column::Value.like(LikeExpr::new(format!("{}%", escape_like(v))).escape('\\'))
+                    }
+                    Match::Contains => {
+                        search_index::Column::Value.like(LikeExpr::new(format!("%{}%", escape_like(v))).escape('\\'))
+                    }
+                });
+            }
+            any = any.add(one);
+        }
+        cond = cond.add(any);
+    }
+    Query::select().column(search_index::Column::Id).from(search_index::Entity).cond_where(cond).to_owned()
+}
+
+fn index_condition(resource_type: &str, id_column: impl ColumnTrait, f: &IndexFilter) -> Condition {
+    match f {
+        IndexFilter::Matches { param, terms, negate } => {
+            let q = ids_with(resource_type, param, Some(terms));
+            Condition::all().add(if *negate { id_column.not_in_subquery(q) } else { id_column.in_subquery(q) })
+        }
+        IndexFilter::Missing { param, missing } => {
+            let q = ids_with(resource_type, param, None);
+            Condition::all().add(if *missing { id_column.not_in_subquery(q) } else { id_column.in_subquery(q) })
+        }
+    }
+}
+
+/// A search over any resource type: all fields ANDed.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct ResourceSearch {
+    /// `_id`.
+    pub ids: Vec<AnyOf>,
+    /// Indexed token, reference and string parameters.
+    pub index: Vec<IndexFilter>,
+    /// `_lastUpdated`.
+    pub updated: Vec<Bound>,
+}
+
 /// A Slot search over the range table. Every field is ANDed; each `Vec` entry is one
 /// occurrence of a repeated parameter (AND).
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
@@ -53,6 +157,8 @@ pub struct SlotSearch {
     pub start: Vec<Bound>,
     /// `end`.
     pub end: Vec<Bound>,
+    /// Indexed parameters (service-type, specialty, ...).
+    pub index: Vec<IndexFilter>,
 }
 
 /// Where a page starts: after this sort key, in the order of the search.
@@ -116,6 +222,9 @@ impl Store {
         for b in &search.end {
             filter = filter.add(b.condition(slot::Column::EndMs));
         }
+        for f in &search.index {
+            filter = filter.add(index_condition("Slot", slot::Column::Id, f));
+        }
         let total = slot::Entity::find().filter(filter.clone()).count(&self.db).await?;
         let mut page = slot::Entity::find().filter(filter);
         let descending = direction == Direction::Descending;
@@ -144,13 +253,12 @@ impl Store {
         Ok(Page { resources, total, next })
     }
 
-    /// Live resources of a type, optionally only these ids and last updated inside `updated`,
+    /// Live resources of a type, optionally only these ids, matching the index filters and last updated inside `updated`,
     /// sorted by id (`direction`), `limit` per page.
-    pub async fn search_by_id(
+    pub async fn search_resources(
         &self,
         resource_type: &str,
-        ids: &[AnyOf],
-        updated: &[Bound],
+        search: &ResourceSearch,
         direction: Direction,
         after: Option<&Cursor>,
         limit: u64,
@@ -158,11 +266,14 @@ impl Store {
         let mut filter = Condition::all()
             .add(resource::Column::ResourceType.eq(resource_type))
             .add(resource::Column::Deleted.eq(false));
-        for p in ids {
+        for p in &search.ids {
             filter = filter.add(any_of(resource::Column::Id, p));
         }
-        for b in updated {
+        for b in &search.updated {
             filter = filter.add(b.condition(resource::Column::LastUpdated));
+        }
+        for f in &search.index {
+            filter = filter.add(index_condition(resource_type, resource::Column::Id, f));
         }
         let total = resource::Entity::find().filter(filter.clone()).count(&self.db).await?;
         let mut page = resource::Entity::find().filter(filter);

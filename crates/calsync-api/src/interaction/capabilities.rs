@@ -15,6 +15,9 @@ pub async fn handle(req: HttpRequest, cx: RequestContext) -> Result<HttpResponse
         .iter()
         .map(|r| {
             let mut params = vec![json!({"name": "_id", "type": "token"})];
+            if *r != "Slot" {
+                params.push(json!({"name": "_lastUpdated", "type": "date"}));
+            }
             params.extend(SEARCH_PARAMS.iter().filter(|(t, ..)| t == r).map(|(_, name, kind, doc)| {
                 let mut p = json!({"name": name, "type": kind, "documentation": doc});
                 if *name == "end" {
@@ -22,6 +25,12 @@ pub async fn handle(req: HttpRequest, cx: RequestContext) -> Result<HttpResponse
                 }
                 p
             }));
+            params.extend(
+                calsync_fhir::index::PARAMS
+                    .iter()
+                    .filter(|p| p.resource_type == *r)
+                    .map(|p| json!({"name": p.name, "type": p.kind.code()})),
+            );
             json!({
                 "type": r,
                 "versioning": "versioned",

@@ -7,7 +7,10 @@
 //! it did not understand.
 
 use actix_web::{HttpRequest, HttpResponse, web};
-use calsync_store::search::{AnyOf, Bound, Cursor, Direction, Page, SlotSearch};
+use calsync_fhir::index::{self as fhir_index, ParamKind};
+use calsync_store::search::{
+    AnyOf, Bound, Cursor, Direction, IndexFilter, IndexTerm, Match, Page, ResourceSearch, SlotSearch,
+};
 use calsync_store::{Store, StoredResource};
 use chrono::{DateTime, NaiveDate, NaiveDateTime, TimeDelta, Utc};
 use serde_json::{Value, json};
@@ -82,13 +85,13 @@ struct Parsed {
     /// `_elements`: top-level elements to keep in matches.
     elements: Option<Vec<String>>,
     direction: Direction,
-    updated: Vec<Bound>,
     summary_count: bool,
     /// (source type, parameter, iterate).
     includes: Vec<(String, String, bool)>,
     revincludes: Vec<(String, String)>,
     slot: SlotSearch,
-    ids: Vec<AnyOf>,
+    /// The same filters for types other than Slot.
+    resource: ResourceSearch,
     count: u64,
     cursor: Option<Cursor>,
 }
@@ -149,9 +152,7 @@ async fn run(store: &Store, t: &str, parsed: &Parsed) -> Result<Page, ApiError> 
     Ok(if t == "Slot" {
         store.search_slots(&parsed.slot, parsed.direction, parsed.cursor.as_ref(), parsed.count).await?
     } else {
-        store
-            .search_by_id(t, &parsed.ids, &parsed.updated, parsed.direction, parsed.cursor.as_ref(), parsed.count)
-            .await?
+        store.search_resources(t, &parsed.resource, parsed.direction, parsed.cursor.as_ref(), parsed.count).await?
     })
 }
 
@@ -311,12 +312,11 @@ fn parse(t: &str, pairs: &[(String, String)], strict: bool) -> Result<Parsed, Ap
         kept: Vec::new(),
         elements: None,
         direction: Direction::Ascending,
-        updated: Vec::new(),
         summary_count: false,
         includes: Vec::new(),
         revincludes: Vec::new(),
         slot: SlotSearch::default(),
-        ids: Vec::new(),
+        resource: ResourceSearch::default(),
         count: DEFAULT_COUNT,
         cursor: None,
     };
@@ -364,7 +364,7 @@ fn parse(t: &str, pairs: &[(String, String)], strict: bool) -> Result<Parsed, Ap
                 }
                 let bound =
                     date_bound(value, Utc::now()).map_err(|m| ApiError::BadRequest(format!("_lastUpdated: {m}")))?;
-                p.updated.push(bound);
+                p.resource.updated.push(bound);
                 p.kept.push((key.clone(), value.clone()));
             }
             ("_include", _) => {
@@ -405,7 +405,7 @@ fn parse(t: &str, pairs: &[(String, String)], strict: bool) -> Result<Parsed, Ap
                     _ => return Err(bad_modifier()),
                 };
                 let v = AnyOf { values: split(value), negate };
-                p.ids.push(v.clone());
+                p.resource.ids.push(v.clone());
                 p.slot.ids.push(v);
                 p.kept.push((key.clone(), value.clone()));
             }
@@ -439,6 +439,13 @@ fn parse(t: &str, pairs: &[(String, String)], strict: bool) -> Result<Parsed, Ap
                 }
                 p.kept.push((key.clone(), value.clone()));
             }
+            (name, t) if fhir_index::param(t, name).is_some() => {
+                let def = fhir_index::param(t, name).expect("checked");
+                let f = index_filter(def, modifier, value)?;
+                p.resource.index.push(f.clone());
+                p.slot.index.push(f);
+                p.kept.push((key.clone(), value.clone()));
+            }
             _ if strict => {
                 return Err(ApiError::BadRequest(format!("search parameter {key:?} is not supported on {t}")));
             }
@@ -446,6 +453,83 @@ fn parse(t: &str, pairs: &[(String, String)], strict: bool) -> Result<Parsed, Ap
         }
     }
     Ok(p)
+}
+
+/// A token, reference or string parameter as an index filter.
+fn index_filter(def: &fhir_index::ParamDef, modifier: Option<&str>, value: &str) -> Result<IndexFilter, ApiError> {
+    let name = def.name;
+    if modifier == Some("missing") {
+        let missing = match value {
+            "true" => true,
+            "false" => false,
+            _ => return Err(ApiError::BadRequest(format!("{name}:missing takes true or false"))),
+        };
+        return Ok(IndexFilter::Missing { param: name.to_string(), missing });
+    }
+    let bad_modifier =
+        || ApiError::BadRequest(format!("modifier :{} is not supported on {name}", modifier.unwrap_or("")));
+    let values = split(value);
+    if values.is_empty() {
+        return Err(ApiError::BadRequest(format!("{name} needs a value")));
+    }
+    let (terms, negate) = match def.kind {
+        ParamKind::Token => {
+            let negate = match modifier {
+                None => false,
+                Some("not") => true,
+                _ => return Err(bad_modifier()),
+            };
+            let terms = values
+                .iter()
+                .map(|v| match v.split_once('|') {
+                    Some((system, code)) => IndexTerm {
+                        system: Some(system.to_string()),
+                        value: (!code.is_empty()).then(|| code.to_string()),
+                        how: Match::Exact,
+                    },
+                    None => IndexTerm { system: None, value: Some(v.clone()), how: Match::Exact },
+                })
+                .collect();
+            (terms, negate)
+        }
+        ParamKind::Reference => {
+            let terms = values
+                .iter()
+                .map(|v| {
+                    let key = match (fhir_index::reference_key(v), modifier, def.target) {
+                        (Some(k), None, _) => k,
+                        (None, Some(t), _) | (None, None, Some(t)) => format!("{t}/{v}"),
+                        (Some(k), Some(t), _) if k.starts_with(&format!("{t}/")) => k,
+                        _ => {
+                            return Err(ApiError::BadRequest(format!(
+                                "{name}={v}: give a reference as Type/id (or use {name}:Type=id)"
+                            )));
+                        }
+                    };
+                    Ok(IndexTerm { system: None, value: Some(key), how: Match::Exact })
+                })
+                .collect::<Result<_, _>>()?;
+            (terms, false)
+        }
+        ParamKind::Text => {
+            let how = match modifier {
+                None => Match::Prefix,
+                Some("exact") => Match::Written,
+                Some("contains") => Match::Contains,
+                _ => return Err(bad_modifier()),
+            };
+            let terms = values
+                .iter()
+                .map(|v| IndexTerm {
+                    system: None,
+                    value: Some(if how == Match::Written { v.clone() } else { fhir_index::normalize(v) }),
+                    how,
+                })
+                .collect();
+            (terms, false)
+        }
+    };
+    Ok(IndexFilter::Matches { param: name.to_string(), terms, negate })
 }
 
 fn split(value: &str) -> Vec<String> {
