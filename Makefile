@@ -9,7 +9,7 @@ CARGO ?= cargo
 CALSYNC := $(CARGO_TARGET_DIR)/debug/calsync
 DEMO := tests/fixtures/demo
 
-.PHONY: run find-demo build test test-rust test-ical-corpus test-postgres bench nextest clean-target
+.PHONY: run find-demo build test test-rust test-ical-corpus test-conformance test-postgres bench nextest clean-target
 
 ## The whole system on the embedded SQLite database (calsync.db) with the demo clinics loaded.
 run: build
@@ -28,8 +28,9 @@ find-demo: build
 build:
 	$(CARGO) build --workspace
 
-## The whole suite: unit, property and black-box tests, then the iCalendar corpus comparison.
-test: test-rust test-ical-corpus
+## The whole suite: unit, property and black-box tests, the iCalendar corpus comparison, and
+## FHIR conformance of what the server returns.
+test: test-rust test-ical-corpus test-conformance
 
 test-rust: nextest
 	$(CARGO) nextest run --workspace --no-fail-fast
@@ -42,6 +43,10 @@ test-ical-corpus: build
 CALSYNC_TEST_POSTGRES_URL ?= postgres://root@127.0.0.1:5432/test
 test-postgres: nextest
 	CALSYNC_TEST_POSTGRES_URL=$(CALSYNC_TEST_POSTGRES_URL) $(CARGO) nextest run --workspace --no-fail-fast -E 'package(calsync-store) | package(calsync-api)'
+
+## Validate the server's answers with fhir.resources (PyPI) and the R4 JSON schema (npm).
+test-conformance: build
+	tests/conformance/run.sh $(CALSYNC)
 
 ## Criterion benchmarks (release build); figures are recorded in docs/benchmarks.md.
 bench:
