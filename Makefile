@@ -9,7 +9,7 @@ CARGO ?= cargo
 CALSYNC := $(CARGO_TARGET_DIR)/debug/calsync
 DEMO := tests/fixtures/demo
 
-.PHONY: run find-demo build test test-rust test-ical-corpus test-conformance test-postgres bench nextest clean-target
+.PHONY: run find-demo build test test-rust test-ical-corpus test-conformance test-clients test-postgres bench nextest clean-target
 
 ## The whole system on the embedded SQLite database (calsync.db) with the demo clinics loaded.
 run: build
@@ -30,7 +30,7 @@ build:
 
 ## The whole suite: unit, property and black-box tests, the iCalendar corpus comparison, and
 ## FHIR conformance of what the server returns.
-test: test-rust test-ical-corpus test-conformance
+test: test-rust test-ical-corpus test-conformance test-clients
 
 test-rust: nextest
 	$(CARGO) nextest run --workspace --no-fail-fast
@@ -47,6 +47,10 @@ test-postgres: nextest
 ## Validate the server's answers with fhir.resources (PyPI) and the R4 JSON schema (npm).
 test-conformance: build
 	tests/conformance/run.sh $(CALSYNC)
+
+## fhirpy (PyPI) and fhir-kit-client (npm) page through Slot searches; counts must match the data.
+test-clients: build
+	tests/clients/run.sh $(CALSYNC)
 
 ## Criterion benchmarks (release build); figures are recorded in docs/benchmarks.md.
 bench:
