@@ -8,12 +8,11 @@ import os
 import pathlib
 import subprocess
 import sys
-import tempfile
 
 from fhirpy import SyncFHIRClient
 
-ROOT = pathlib.Path(__file__).resolve().parents[2]
-DEMO = ROOT / "tests" / "fixtures" / "demo"
+sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1]))
+from demo_server import DEMO, demo_server, report  # noqa: E402
 FILES = [DEMO / "provider.ndjson", DEMO / "directory.ndjson", DEMO / "provider-later.ndjson"]
 WINDOWS = [("2026-12-07", "2026-12-12"), ("2026-12-14T14:00:00Z", "2026-12-21"), ("2026", "2027")]
 
@@ -39,44 +38,27 @@ def stored_between(lo, hi):
 def main():
     binary, node_modules = sys.argv[1], sys.argv[2]
     passed, failed = 0, []
-    with tempfile.TemporaryDirectory() as tmp:
-        cmd = [binary, "serve", "--bind", "127.0.0.1:0", "--config", f"{tmp}/none",
-               "--database", f"sqlite://{tmp}/clients.db?mode=rwc"]
-        for f in FILES:
-            cmd += ["--load", str(f)]
-        proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, text=True)
-        base = None
-        for line in proc.stdout:
-            if "FHIR server on" in line:
-                base = next(w for w in line.split() if w.startswith("http://"))
-                break
-        try:
-            client = SyncFHIRClient(base)
-            for lo, hi in WINDOWS:
-                expected = stored_between(lo, hi)
-                found = client.resources("Slot").search(start__ge=lo, start__lt=hi).limit(7).fetch_all()
-                ids = {s.id for s in found}
-                if len(found) == expected == len(ids) and expected > 0:
-                    passed += 1
-                else:
-                    failed.append(f"fhirpy {lo}..{hi}: {len(found)} fetched ({len(ids)} distinct), {expected} stored")
-                out = subprocess.run(["node", str(pathlib.Path(__file__).with_name("fhir_kit_client.js")), base, lo, hi, "9"],
-                                     capture_output=True, text=True, env={**os.environ, "NODE_PATH": node_modules})
-                if out.returncode != 0:
-                    failed.append(f"fhir-kit-client {lo}..{hi}: {out.stderr.strip()[:300]}")
-                    continue
-                got = json.loads(out.stdout)
-                if got["slots"] == got["distinct"] == expected and got["pages"] == -(-expected // 9):
-                    passed += 1
-                else:
-                    failed.append(f"fhir-kit-client {lo}..{hi}: {got}, {expected} stored")
-        finally:
-            proc.terminate()
-            proc.wait()
-    for f in failed:
-        print("FAIL", f)
-    print(f"{passed} passed, {len(failed)} failed")
-    sys.exit(1 if failed else 0)
+    with demo_server(binary, FILES) as base:
+        client = SyncFHIRClient(base)
+        for lo, hi in WINDOWS:
+            expected = stored_between(lo, hi)
+            found = client.resources("Slot").search(start__ge=lo, start__lt=hi).limit(7).fetch_all()
+            ids = {s.id for s in found}
+            if len(found) == expected == len(ids) and expected > 0:
+                passed += 1
+            else:
+                failed.append(f"fhirpy {lo}..{hi}: {len(found)} fetched ({len(ids)} distinct), {expected} stored")
+            out = subprocess.run(["node", str(pathlib.Path(__file__).with_name("fhir_kit_client.js")), base, lo, hi, "9"],
+                                 capture_output=True, text=True, env={**os.environ, "NODE_PATH": node_modules})
+            if out.returncode != 0:
+                failed.append(f"fhir-kit-client {lo}..{hi}: {out.stderr.strip()[:300]}")
+                continue
+            got = json.loads(out.stdout)
+            if got["slots"] == got["distinct"] == expected and got["pages"] == -(-expected // 9):
+                passed += 1
+            else:
+                failed.append(f"fhir-kit-client {lo}..{hi}: {got}, {expected} stored")
+    report(passed, failed)
 
 
 if __name__ == "__main__":

@@ -4,29 +4,15 @@ and the official FHIR R4 JSON schema. Prints 'N passed, M failed'; exit 1 on any
 
 import json
 import pathlib
-import subprocess
 import sys
-import tempfile
 import urllib.error
 import urllib.request
 
 import jsonschema
 from fhir.resources import get_fhir_model_class
 
-ROOT = pathlib.Path(__file__).resolve().parents[2]
-DEMO = ROOT / "tests" / "fixtures" / "demo"
-
-
-def start(binary, tmp):
-    proc = subprocess.Popen(
-        [binary, "serve", "--bind", "127.0.0.1:0", "--config", str(tmp / "no-config"),
-         "--database", f"sqlite://{tmp / 'conformance.db'}?mode=rwc",
-         "--load", str(DEMO / "provider.ndjson"), "--load", str(DEMO / "directory.ndjson")],
-        stdout=subprocess.PIPE, text=True)
-    for line in proc.stdout:
-        if "FHIR server on" in line:
-            return proc, next(w for w in line.split() if w.startswith("http://"))
-    raise SystemExit("calsync serve did not start")
+sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1]))
+from demo_server import DEMO, demo_server, report  # noqa: E402
 
 
 def call(base, method, path, body=None, headers=None):
@@ -116,37 +102,29 @@ def main():
     validator = jsonschema.validators.validator_for(schema)(schema)
     self_test(validator)
     passed, failed = 0, []
-    with tempfile.TemporaryDirectory() as tmp:
-        proc, base = start(binary, pathlib.Path(tmp))
-        try:
-            for method, path, body, expected, validate in REQUESTS:
-                headers = {"If-Match": 'W/"99"'} if method == "PUT" else None
-                status, raw = call(base, method, path, body, headers)
-                name = f"{method} {path}"
-                if status != expected:
-                    failed.append(f"{name}: status {status}, expected {expected}: {raw[:200]!r}")
-                    continue
-                doc = json.loads(raw)
-                problems = []
-                if validate:
-                    for r in resources_in(doc):
-                        try:
-                            get_fhir_model_class(r["resourceType"]).parse_obj(r)
-                        except Exception as e:  # pydantic.ValidationError and friends
-                            problems.append(f"fhir.resources: {r['resourceType']}: {str(e)[:300]}")
-                    errors = sorted(validator.iter_errors(doc), key=lambda e: list(e.path))
-                    problems += [f"json schema: {'/'.join(map(str, e.path))}: {e.message[:200]}" for e in errors[:3]]
-                if problems:
-                    failed.append(f"{name}: " + "; ".join(problems))
-                else:
-                    passed += 1
-        finally:
-            proc.terminate()
-            proc.wait()
-    for f in failed:
-        print("FAIL", f)
-    print(f"{passed} passed, {len(failed)} failed")
-    sys.exit(1 if failed else 0)
+    with demo_server(binary, [DEMO / "provider.ndjson", DEMO / "directory.ndjson"]) as base:
+        for method, path, body, expected, validate in REQUESTS:
+            headers = {"If-Match": 'W/"99"'} if method == "PUT" else None
+            status, raw = call(base, method, path, body, headers)
+            name = f"{method} {path}"
+            if status != expected:
+                failed.append(f"{name}: status {status}, expected {expected}: {raw[:200]!r}")
+                continue
+            doc = json.loads(raw)
+            problems = []
+            if validate:
+                for r in resources_in(doc):
+                    try:
+                        get_fhir_model_class(r["resourceType"]).parse_obj(r)
+                    except Exception as e:  # pydantic.ValidationError and friends
+                        problems.append(f"fhir.resources: {r['resourceType']}: {str(e)[:300]}")
+                errors = sorted(validator.iter_errors(doc), key=lambda e: list(e.path))
+                problems += [f"json schema: {'/'.join(map(str, e.path))}: {e.message[:200]}" for e in errors[:3]]
+            if problems:
+                failed.append(f"{name}: " + "; ".join(problems))
+            else:
+                passed += 1
+    report(passed, failed)
 
 
 if __name__ == "__main__":
