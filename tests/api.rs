@@ -208,6 +208,7 @@ async fn bad_input_gets_the_right_status_and_an_operation_outcome() {
     .await;
     outcome(app.get("/metadata?_format=xml").await, StatusCode::NOT_ACCEPTABLE).await;
     assert_eq!(app.get("/metadata?_format=json").await.status(), 200);
+    assert_eq!(app.get("/metadata?_format=application%2Ffhir%2Bjson").await.status(), 200);
     outcome(app.get("/Dinosaur/1").await, StatusCode::NOT_FOUND).await;
     outcome(app.post("/Dinosaur", &json!({"resourceType": "Dinosaur"})).await, StatusCode::NOT_FOUND).await;
     outcome(c.patch(app.url("/Slot/1")).send().await.unwrap(), StatusCode::METHOD_NOT_ALLOWED).await;
@@ -278,6 +279,10 @@ async fn slot_search_parameters() {
     assert_eq!(total(&b), 10);
     assert_eq!(total(&bundle(&app, "start=2026-12-08").await), 15);
     assert_eq!(total(&bundle(&app, "start=2026-12-08T14:30").await), 1);
+    // A zone offset's `+` sent raw in the URL is a plus sign, and percent-encoded it is too.
+    assert_eq!(total(&bundle(&app, "start=2026-12-08T15:30:00+01:00").await), 1);
+    assert_eq!(total(&bundle(&app, "start=2026-12-08T15:30:00%2B01:00").await), 1);
+    outcome(app.get("/Slot?start=ge2026-12-08%ZZ").await, StatusCode::BAD_REQUEST).await;
     assert_eq!(total(&bundle(&app, "start=gt2026-12-08&schedule=a").await), 10);
     assert_eq!(total(&bundle(&app, "start=le2026-12-07&schedule=a").await), 10);
     assert_eq!(total(&bundle(&app, "start=ne2026-12-07&schedule=a").await), 20);

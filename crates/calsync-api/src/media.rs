@@ -12,8 +12,52 @@ pub const FHIR_JSON: &str = "application/fhir+json";
 /// Largest request body accepted.
 pub const MAX_BODY: usize = 1024 * 1024;
 
-fn query_param<'a>(req: &'a HttpRequest, name: &str) -> Option<&'a str> {
-    req.query_string().split('&').find_map(|kv| kv.strip_prefix(name).and_then(|rest| rest.strip_prefix('=')))
+/// Splits a query string into percent-decoded name/value pairs. In a URL's query a `+` is a
+/// plus sign (as in a `+01:00` zone offset); in a form body (`form`) it stands for a space.
+pub fn query_pairs(query: &str, form: bool) -> Result<Vec<(String, String)>, ApiError> {
+    query
+        .split('&')
+        .filter(|p| !p.is_empty())
+        .map(|p| {
+            let (k, v) = p.split_once('=').unwrap_or((p, ""));
+            Ok((decode(k, form)?, decode(v, form)?))
+        })
+        .collect()
+}
+
+fn decode(s: &str, form: bool) -> Result<String, ApiError> {
+    let bad = || ApiError::BadRequest(format!("{s:?} is not valid percent-encoded UTF-8"));
+    let bytes = s.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        match bytes[i] {
+            b'%' => {
+                let hex = s.get(i + 1..i + 3).filter(|h| h.bytes().all(|b| b.is_ascii_hexdigit())).ok_or_else(bad)?;
+                out.push(u8::from_str_radix(hex, 16).map_err(|_| bad())?);
+                i += 3;
+            }
+            b'+' if form => {
+                out.push(b' ');
+                i += 1;
+            }
+            b => {
+                out.push(b);
+                i += 1;
+            }
+        }
+    }
+    String::from_utf8(out).map_err(|_| bad())
+}
+
+/// The decoded value of URL query parameter `name`, if present and readable.
+fn query_param(req: &HttpRequest, name: &str) -> Option<String> {
+    query_pairs(req.query_string(), false).ok()?.into_iter().find(|(k, _)| k == name).map(|(_, v)| v)
+}
+
+/// A request body as text (400 when it is not UTF-8).
+pub fn body_text(body: &[u8]) -> Result<&str, ApiError> {
+    std::str::from_utf8(body).map_err(|_| ApiError::BadRequest("body is not UTF-8".into()))
 }
 
 fn is_json(media: &str) -> bool {
@@ -24,11 +68,10 @@ fn is_json(media: &str) -> bool {
 /// Refuses requests that want something other than JSON (406): `_format` wins over `Accept`.
 pub fn negotiate(req: &HttpRequest) -> Result<(), ApiError> {
     if let Some(format) = query_param(req, "_format") {
-        let decoded = format.replace("%2B", "+").replace("%2b", "+").replace("%2F", "/").replace("%2f", "/");
-        return if is_json(&decoded) {
+        return if is_json(&format) {
             Ok(())
         } else {
-            Err(ApiError::NotAcceptable(format!("_format {decoded:?} is not supported; use json")))
+            Err(ApiError::NotAcceptable(format!("_format {format:?} is not supported; use json")))
         };
     }
     match req.headers().get(header::ACCEPT).and_then(|v| v.to_str().ok()) {
@@ -59,7 +102,7 @@ pub fn if_match(headers: &HeaderMap) -> Result<Option<i64>, ApiError> {
 
 /// A JSON body, pretty when `_pretty=true`.
 pub fn body(req: &HttpRequest, value: &serde_json::Value) -> String {
-    if query_param(req, "_pretty") == Some("true") {
+    if query_param(req, "_pretty").as_deref() == Some("true") {
         serde_json::to_string_pretty(value).unwrap_or_default()
     } else {
         value.to_string()

@@ -210,11 +210,6 @@ impl IntervalSet {
         let idx = self.intervals.partition_point(|i| i.end <= t);
         self.intervals.get(idx).filter(|i| i.start <= t)
     }
-
-    /// Index of the first interval that ends after `t`: where a forward scan from `t` starts.
-    pub fn first_ending_after(&self, t: Instant) -> usize {
-        self.intervals.partition_point(|i| i.end <= t)
-    }
 }
 
 impl FromIterator<Interval> for IntervalSet {

@@ -24,24 +24,14 @@ pub use read::{LineProblem, ProviderData, ScheduleInfo};
 /// Base URL of the SMART Scheduling Links extensions.
 pub const SSL_EXTENSION_BASE: &str = "http://fhir-registry.smarthealthit.org/StructureDefinition/";
 
-/// The kind of person a participant is, deciding the Appointment slice they go in.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ParticipantKind {
-    /// The patient (Patient), exactly one per Appointment.
-    Patient,
-    /// A caregiver (RelatedPerson).
-    Caregiver,
-}
-
-/// A participant as it appears on an Appointment.
+/// A participant as it appears on an Appointment. The reference's type places them in the
+/// profile's slices: `Patient/…` the patient, `RelatedPerson/…` a caregiver.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AppointmentParticipant {
     /// A reference such as `Patient/123` or `RelatedPerson/7`.
     pub reference: String,
     /// A name to show.
     pub display: String,
-    /// Patient or caregiver.
-    pub kind: ParticipantKind,
     /// False for optional participants.
     pub required: bool,
 }

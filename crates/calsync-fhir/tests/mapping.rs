@@ -1,7 +1,7 @@
 //! Reading SMART Scheduling Links data and writing proposed Appointments.
 
 use calsync_core::{Interval, MutualSlot, NoFit, SlotStatus};
-use calsync_fhir::{AppointmentParticipant, ParticipantKind, ProviderData, appointments_bundle};
+use calsync_fhir::{AppointmentParticipant, ProviderData, appointments_bundle};
 use chrono::{TimeZone, Utc};
 use serde_json::Value;
 
@@ -71,16 +71,10 @@ fn reads_a_bundle() {
 
 fn people() -> Vec<AppointmentParticipant> {
     vec![
-        AppointmentParticipant {
-            reference: "Patient/pat".into(),
-            display: "pat".into(),
-            kind: ParticipantKind::Patient,
-            required: true,
-        },
+        AppointmentParticipant { reference: "Patient/pat".into(), display: "pat".into(), required: true },
         AppointmentParticipant {
             reference: "RelatedPerson/daughter".into(),
             display: "daughter".into(),
-            kind: ParticipantKind::Caregiver,
             required: true,
         },
     ]

@@ -7,7 +7,7 @@ use chrono::{TimeDelta, Utc};
 use chrono_tz::Tz;
 
 use calsync_core::{Attendance, Interval, MutualQuery, Participant, Preference, SlotBook, WeeklyWindow, find_mutual};
-use calsync_fhir::{AppointmentParticipant, ParticipantKind, ProviderData};
+use calsync_fhir::{AppointmentParticipant, ProviderData};
 
 use crate::render::{self, Format};
 use crate::when::{self, DateEnd};
@@ -231,17 +231,12 @@ fn appointment_participants(people: &[Participant]) -> Vec<AppointmentParticipan
         .iter()
         .enumerate()
         .map(|(i, p)| {
-            let kind = if p.id.starts_with("RelatedPerson/") || (i > 0 && !p.id.starts_with("Patient/")) {
-                ParticipantKind::Caregiver
-            } else {
-                ParticipantKind::Patient
+            let reference = match (p.id.contains('/'), i) {
+                (true, _) => p.id.clone(),
+                (false, 0) => format!("Patient/{}", p.id),
+                (false, _) => format!("RelatedPerson/{}", p.id),
             };
-            let reference = if p.id.contains('/') {
-                p.id.clone()
-            } else {
-                format!("{}/{}", if kind == ParticipantKind::Patient { "Patient" } else { "RelatedPerson" }, p.id)
-            };
-            AppointmentParticipant { reference, display: p.id.clone(), kind, required: p.is_required() }
+            AppointmentParticipant { reference, display: p.id.clone(), required: p.is_required() }
         })
         .collect()
 }

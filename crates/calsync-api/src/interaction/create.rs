@@ -19,7 +19,7 @@ pub async fn handle(
     media::negotiate(&req)?;
     media::require_json_body(&req)?;
     let t = resource_type(&path)?;
-    let text = std::str::from_utf8(&body).map_err(|_| ApiError::BadRequest("body is not UTF-8".into()))?;
+    let text = media::body_text(&body)?;
     let mut value = calsync_fhir::validate::resource(text, t)?;
     // Conditional create: nothing new when exactly one resource already matches.
     if let Some(criteria) = req.headers().get("If-None-Exist") {

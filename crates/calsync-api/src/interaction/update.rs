@@ -20,7 +20,7 @@ pub async fn handle(
     let (t, id) = path.into_inner();
     let t = resource_type(&t)?;
     let expected = media::if_match(req.headers())?;
-    let text = std::str::from_utf8(&body).map_err(|_| ApiError::BadRequest("body is not UTF-8".into()))?;
+    let text = media::body_text(&body)?;
     let value = calsync_fhir::validate::resource(text, t)?;
     match value.get("id").and_then(|v| v.as_str()) {
         Some(body_id) if body_id == id => {}
