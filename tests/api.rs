@@ -100,6 +100,7 @@ async fn metadata_lists_every_resource_and_interaction() {
         params,
         vec![
             "_id",
+            "_lastUpdated",
             "schedule",
             "status",
             "start",
@@ -513,9 +514,11 @@ async fn include_iterate_and_revinclude() {
     let cs: Value = app.get("/metadata").await.json().await.unwrap();
     let slot = cs["rest"][0]["resource"].as_array().unwrap().iter().find(|r| r["type"] == "Slot").unwrap().clone();
     assert_eq!(slot["searchInclude"], json!(["Slot:schedule"]));
+    assert!(slot["searchRevInclude"].as_array().unwrap().contains(&json!("Appointment:slot")));
     let schedule =
         cs["rest"][0]["resource"].as_array().unwrap().iter().find(|r| r["type"] == "Schedule").unwrap().clone();
-    assert_eq!(schedule["searchRevInclude"], json!(["Slot:schedule"]));
+    assert!(schedule["searchRevInclude"].as_array().unwrap().contains(&json!("Slot:schedule")));
+    assert!(!schedule["searchRevInclude"].as_array().unwrap().contains(&json!("Appointment:slot")));
     app.database.finish().await;
 }
 
@@ -673,5 +676,140 @@ async fn slot_index_parameters_combine_with_the_range_table() {
     assert_eq!(search_total(&app, "/Slot?service-type=124&start=2026-12-07").await, 1);
     assert_eq!(search_total(&app, "/Slot?service-type=124&start=2026-12-08").await, 0);
     assert_eq!(search_total(&app, "/Slot?service-type:missing=true").await, 36);
+    app.database.finish().await;
+}
+
+/// Entries of a searchset as (mode, Type/id).
+fn modes(b: &Value) -> Vec<(String, String)> {
+    b["entry"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| {
+            let r = &e["resource"];
+            (
+                e["search"]["mode"].as_str().unwrap().to_string(),
+                format!("{}/{}", r["resourceType"].as_str().unwrap(), r["id"].as_str().unwrap()),
+            )
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn date_parameters_over_periods_and_instants() {
+    let app = spawn_app().await;
+    // Planning horizons: December; the first week of December; from January on (open end).
+    for (id, horizon) in [
+        ("december", json!({"start": "2026-12-01", "end": "2026-12-31"})),
+        ("first-week", json!({"start": "2026-12-01T00:00:00Z", "end": "2026-12-08T00:00:00Z"})),
+        ("from-january", json!({"start": "2027-01-01"})),
+    ] {
+        let s = json!({"resourceType": "Schedule", "id": id, "active": true, "actor": [{"reference": "Location/x"}],
+            "planningHorizon": horizon});
+        assert_eq!(app.put(&format!("/Schedule/{id}"), &s, None).await.status(), 201);
+    }
+    let found = |q: &'static str| {
+        let app = &app;
+        async move {
+            let mut ids = ids(&bundle_of(app, "Schedule", q).await);
+            ids.sort();
+            ids
+        }
+    };
+    // eq: the search range contains the whole horizon.
+    assert_eq!(found("date=2026-12").await, vec!["december", "first-week"]);
+    assert_eq!(found("date=2026-12-01").await, Vec::<String>::new());
+    assert_eq!(found("date=ne2026-12").await, vec!["from-january"]);
+    // Overlap with the week of 14 December: reaching past its start and starting before its end.
+    assert_eq!(found("date=ge2026-12-14&date=le2026-12-20").await, vec!["december"]);
+    assert_eq!(found("date=sa2026-12-31").await, vec!["from-january"]);
+    assert_eq!(found("date=eb2026-12-10").await, vec!["first-week"]);
+    assert_eq!(found("date=gt2027-06-01").await, vec!["from-january"]);
+    assert_eq!(found("date=lt2026-12-02").await, vec!["december", "first-week"]);
+    // Comma is OR.
+    assert_eq!(found("date=eb2026-12-10,sa2026-12-31").await, vec!["first-week", "from-january"]);
+    outcome(app.get("/Schedule?date=soon").await, StatusCode::BAD_REQUEST).await;
+    outcome(app.get("/Schedule?date:missing=true").await, StatusCode::BAD_REQUEST).await;
+
+    // Appointment.date is its start, an instant with a zone.
+    for (id, start) in [("a1", "2026-12-07T09:00:00-05:00"), ("a2", "2026-12-08T09:00:00-05:00")] {
+        let a = json!({"resourceType": "Appointment", "id": id, "status": "proposed", "start": start, "end": start,
+            "participant": [{"actor": {"reference": "Patient/maria"}, "status": "needs-action"}]});
+        assert_eq!(app.put(&format!("/Appointment/{id}"), &a, None).await.status(), 201, "{id}");
+    }
+    assert_eq!(ids(&bundle_of(&app, "Appointment", "date=2026-12-07").await), vec!["a1"]);
+    assert_eq!(ids(&bundle_of(&app, "Appointment", "date=ge2026-12-07T15:00:00Z").await), vec!["a2"]);
+    assert!(ids(&bundle_of(&app, "Appointment", "date=ap2026-12-07T14:00:00Z").await).contains(&"a1".to_string()));
+    let cs: Value = app.get("/metadata").await.json().await.unwrap();
+    let appointment =
+        cs["rest"][0]["resource"].as_array().unwrap().iter().find(|r| r["type"] == "Appointment").unwrap().clone();
+    assert!(appointment["searchParam"].as_array().unwrap().contains(&json!({"name": "date", "type": "date"})));
+    app.database.finish().await;
+}
+
+async fn bundle_of(app: &TestApp, t: &str, query: &str) -> Value {
+    let resp = app.get(&format!("/{t}?{query}")).await;
+    assert_eq!(resp.status(), 200, "{t}?{query}");
+    resp.json().await.unwrap()
+}
+
+#[tokio::test]
+async fn last_updated_on_slots_sorting_and_reference_includes() {
+    let app = spawn_app().await;
+    let with_id = |id: &str| {
+        let mut s = slot();
+        s["id"] = json!(id);
+        s
+    };
+    assert_eq!(app.put("/Slot/early", &with_id("early"), None).await.status(), 201);
+    tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    let between = chrono::Utc::now().format("%Y-%m-%dT%H:%M:%S%.3fZ").to_string();
+    tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    assert_eq!(app.put("/Slot/late", &with_id("late"), None).await.status(), 201);
+    assert_eq!(ids(&bundle_of(&app, "Slot", &format!("_lastUpdated=gt{between}")).await), vec!["late"]);
+    assert_eq!(ids(&bundle_of(&app, "Slot", &format!("_lastUpdated=lt{between}")).await), vec!["early"]);
+
+    // _sort=_lastUpdated pages in update order, whatever the ids.
+    for id in ["p-c", "p-a", "p-b"] {
+        let p = json!({"resourceType": "Patient", "id": id});
+        assert_eq!(app.put(&format!("/Patient/{id}"), &p, None).await.status(), 201);
+        tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+    }
+    let mut url = app.url("/Patient?_sort=-_lastUpdated&_count=1");
+    let mut order = Vec::new();
+    loop {
+        let b: Value = app.client.get(&url).send().await.unwrap().json().await.unwrap();
+        order.extend(ids(&b));
+        match b["link"].as_array().unwrap().iter().find(|l| l["relation"] == "next") {
+            Some(n) => url = n["url"].as_str().unwrap().to_string(),
+            None => break,
+        }
+    }
+    assert_eq!(order, vec!["p-b", "p-a", "p-c"]);
+    outcome(app.get("/Patient?_sort=birthdate").await, StatusCode::BAD_REQUEST).await;
+
+    // Appointment:patient includes; Appointment:slot and RelatedPerson:patient revinclude.
+    let appt = json!({"resourceType": "Appointment", "id": "ap1", "status": "booked",
+        "start": "2026-12-07T14:00:00Z", "end": "2026-12-07T14:30:00Z", "slot": [{"reference": "Slot/late"}],
+        "participant": [{"actor": {"reference": "Patient/p-a"}, "status": "accepted"}]});
+    assert_eq!(app.put("/Appointment/ap1", &appt, None).await.status(), 201);
+    let rp = json!({"resourceType": "RelatedPerson", "id": "daughter", "patient": {"reference": "Patient/p-a"}});
+    assert_eq!(app.put("/RelatedPerson/daughter", &rp, None).await.status(), 201);
+    let m = modes(&bundle_of(&app, "Appointment", "_include=Appointment:patient").await);
+    assert_eq!(m, vec![("match".into(), "Appointment/ap1".into()), ("include".into(), "Patient/p-a".into())]);
+    let m = modes(&bundle_of(&app, "Slot", "_revinclude=Appointment:slot").await);
+    assert!(m.contains(&("include".into(), "Appointment/ap1".into())), "{m:?}");
+    assert_eq!(m.iter().filter(|(mode, _)| mode == "include").count(), 1);
+    let m = modes(
+        &bundle_of(&app, "Patient", "_id=p-a&_revinclude=RelatedPerson:patient&_revinclude=Appointment:patient").await,
+    );
+    assert_eq!(
+        m,
+        vec![
+            ("match".into(), "Patient/p-a".into()),
+            ("include".into(), "RelatedPerson/daughter".into()),
+            ("include".into(), "Appointment/ap1".into())
+        ]
+    );
     app.database.finish().await;
 }

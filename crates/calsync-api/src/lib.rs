@@ -24,12 +24,28 @@ pub mod registry;
 pub mod settings;
 
 /// The searchable values of a resource, as the store indexes them.
-fn index_rows(resource_type: &str, resource: &serde_json::Value) -> Vec<calsync_store::IndexRow> {
-    calsync_fhir::index::entries(resource_type, resource)
-        .into_iter()
-        .map(|e| calsync_store::IndexRow { param: e.param.to_string(), system: e.system, value: e.value, raw: e.raw })
-        .collect()
+fn index_rows(resource_type: &str, resource: &serde_json::Value) -> calsync_store::Indexed {
+    use calsync_fhir::index;
+    calsync_store::Indexed {
+        terms: index::entries(resource_type, resource)
+            .into_iter()
+            .map(|e| calsync_store::IndexRow {
+                param: e.param.to_string(),
+                system: e.system,
+                value: e.value,
+                raw: e.raw,
+            })
+            .collect(),
+        dates: index::date_entries(resource_type, resource)
+            .into_iter()
+            .map(|d| calsync_store::DateRow { param: d.param.to_string(), low: d.low, high: d.high })
+            .collect(),
+    }
 }
+
+/// The FHIR search index definitions, for the store.
+pub const INDEXER: calsync_store::Indexer =
+    calsync_store::Indexer { extract: index_rows, fingerprint: calsync_fhir::index::fingerprint };
 
 /// What the server needs to start.
 #[derive(Debug, Clone)]
@@ -50,10 +66,11 @@ pub struct Application {
 impl Application {
     /// Connects to the database (migrating it) and binds the listener.
     pub async fn build(settings: &Settings) -> Result<Self, String> {
-        let store = Store::connect(&settings.database_url)
-            .await
-            .map_err(|e| format!("database: {e}"))?
-            .with_indexer(index_rows);
+        let store =
+            Store::connect(&settings.database_url).await.map_err(|e| format!("database: {e}"))?.with_indexer(INDEXER);
+        if let Some(n) = store.reindex_if_stale().await.map_err(|e| format!("database: {e}"))? {
+            tracing::info!(resources = n, "search index rebuilt for the current definitions");
+        }
         let listener = TcpListener::bind(&settings.bind).map_err(|e| format!("cannot bind {}: {e}", settings.bind))?;
         let port = listener.local_addr().map_err(|e| e.to_string())?.port();
         let data = web::Data::new(store.clone());

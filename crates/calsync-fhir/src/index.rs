@@ -1,6 +1,9 @@
-//! Search parameters of token, reference and string type, and the values a resource has for
-//! them. The facade parses queries with [`PARAMS`]; the store indexes what [`entries`] extracts.
+//! Search parameters of token, reference, string and date type, and the values a resource has
+//! for them. The facade parses queries with [`PARAMS`]; the store indexes what [`entries`] and
+//! [`date_entries`] extract. [`fingerprint`] changes whenever these definitions do, so a store
+//! written under older definitions knows to reindex.
 
+use chrono::{DateTime, NaiveDate, NaiveDateTime, TimeDelta, Utc};
 use serde_json::Value;
 
 /// How a search parameter matches.
@@ -12,6 +15,8 @@ pub enum ParamKind {
     Reference,
     /// Text: starts-with ignoring case by default, `:exact`, `:contains`.
     Text,
+    /// A date, dateTime, instant or Period: a range of time, compared by the date prefixes.
+    Date,
 }
 
 impl ParamKind {
@@ -21,6 +26,7 @@ impl ParamKind {
             ParamKind::Token => "token",
             ParamKind::Reference => "reference",
             ParamKind::Text => "string",
+            ParamKind::Date => "date",
         }
     }
 }
@@ -49,6 +55,14 @@ const fn def(
     ParamDef { resource_type, name, kind, paths, target: None }
 }
 
+impl ParamDef {
+    /// Only references to `target` count.
+    const fn target_only(mut self, target: &'static str) -> Self {
+        self.target = Some(target);
+        self
+    }
+}
+
 const fn typed(resource_type: &'static str, name: &'static str, target: &'static str) -> ParamDef {
     ParamDef {
         resource_type,
@@ -59,7 +73,7 @@ const fn typed(resource_type: &'static str, name: &'static str, target: &'static
     }
 }
 
-use ParamKind::{Reference, Text, Token};
+use ParamKind::{Date, Reference, Text, Token};
 
 /// The indexed search parameters (R4 definitions, see `docs/api.md`).
 pub const PARAMS: &[ParamDef] = &[
@@ -72,15 +86,17 @@ pub const PARAMS: &[ParamDef] = &[
     def("Schedule", "service-type", Token, &[&["serviceType"]]),
     def("Schedule", "specialty", Token, &[&["specialty"]]),
     def("Schedule", "identifier", Token, &[&["identifier"]]),
+    def("Schedule", "date", Date, &[&["planningHorizon"]]),
     def("Appointment", "actor", Reference, &[&["participant", "actor"]]),
     typed("Appointment", "patient", "Patient"),
     typed("Appointment", "practitioner", "Practitioner"),
     typed("Appointment", "location", "Location"),
     def("Appointment", "status", Token, &[&["status"]]),
-    def("Appointment", "slot", Reference, &[&["slot"]]),
+    def("Appointment", "slot", Reference, &[&["slot"]]).target_only("Slot"),
     def("Appointment", "part-status", Token, &[&["participant", "status"]]),
     def("Appointment", "service-type", Token, &[&["serviceType"]]),
     def("Appointment", "identifier", Token, &[&["identifier"]]),
+    def("Appointment", "date", Date, &[&["start"]]),
     def("Location", "name", Text, &[&["name"], &["alias"]]),
     def(
         "Location",
@@ -104,17 +120,25 @@ pub const PARAMS: &[ParamDef] = &[
     def("Location", "identifier", Token, &[&["identifier"]]),
     def("Patient", "identifier", Token, &[&["identifier"]]),
     def("RelatedPerson", "identifier", Token, &[&["identifier"]]),
-    def("RelatedPerson", "patient", Reference, &[&["patient"]]),
+    def("RelatedPerson", "patient", Reference, &[&["patient"]]).target_only("Patient"),
     def("Practitioner", "identifier", Token, &[&["identifier"]]),
     def("PractitionerRole", "identifier", Token, &[&["identifier"]]),
-    def("PractitionerRole", "practitioner", Reference, &[&["practitioner"]]),
-    def("PractitionerRole", "location", Reference, &[&["location"]]),
+    def("PractitionerRole", "practitioner", Reference, &[&["practitioner"]]).target_only("Practitioner"),
+    def("PractitionerRole", "location", Reference, &[&["location"]]).target_only("Location"),
     def("HealthcareService", "identifier", Token, &[&["identifier"]]),
     def("Consent", "identifier", Token, &[&["identifier"]]),
-    def("Consent", "patient", Reference, &[&["patient"]]),
+    def("Consent", "patient", Reference, &[&["patient"]]).target_only("Patient"),
     def("Consent", "status", Token, &[&["status"]]),
+    def("Consent", "date", Date, &[&["dateTime"]]),
+    def("Consent", "period", Date, &[&["provision", "period"]]),
     def("Task", "identifier", Token, &[&["identifier"]]),
     def("Task", "status", Token, &[&["status"]]),
+    def("Task", "code", Token, &[&["code"]]),
+    def("Task", "business-status", Token, &[&["businessStatus"]]),
+    def("Task", "focus", Reference, &[&["focus"]]),
+    def("Task", "patient", Reference, &[&["for"]]).target_only("Patient"),
+    def("Task", "authored-on", Date, &[&["authoredOn"]]),
+    def("Task", "period", Date, &[&["executionPeriod"]]),
 ];
 
 /// The definition of `name` on `resource_type`, if indexed.
@@ -162,7 +186,106 @@ fn walk<'a>(v: &'a Value, path: &[&str], out: &mut Vec<&'a Value>) {
     }
 }
 
-/// Every indexed value of a resource.
+/// The `Type/id` keys of the references a resource has for a reference parameter.
+pub fn references(def: &ParamDef, resource: &Value) -> Vec<String> {
+    let mut found = Vec::new();
+    for path in def.paths {
+        walk(resource, path, &mut found);
+    }
+    found.into_iter().filter_map(|v| reference_of(def, v)).collect()
+}
+
+/// `Type/id` of a Reference element, if it points at what `def` may point at.
+fn reference_of(def: &ParamDef, v: &Value) -> Option<String> {
+    let key = v.get("reference").and_then(Value::as_str).and_then(reference_key)?;
+    def.target.is_none_or(|t| key.starts_with(&format!("{t}/"))).then_some(key)
+}
+
+/// One indexed date value: the range of time it stands for, as UTC milliseconds `[low, high)`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DateEntry {
+    /// Parameter name.
+    pub param: &'static str,
+    /// Inclusive start (`i64::MIN` for a Period without start).
+    pub low: i64,
+    /// Exclusive end (`i64::MAX` for a Period without end).
+    pub high: i64,
+}
+
+/// The range of time a FHIR date, dateTime or instant stands for: the whole of its precision
+/// (a year, month, day, minute, second or millisecond). A dateTime without zone is read as UTC.
+pub fn precision_range(v: &str) -> Option<(DateTime<Utc>, DateTime<Utc>)> {
+    let midnight = |d: NaiveDate| d.and_time(Default::default()).and_utc();
+    match v.len() {
+        4 => {
+            let y: i32 = v.parse().ok()?;
+            Some((midnight(NaiveDate::from_ymd_opt(y, 1, 1)?), midnight(NaiveDate::from_ymd_opt(y + 1, 1, 1)?)))
+        }
+        7 => {
+            let d = NaiveDate::parse_from_str(&format!("{v}-01"), "%Y-%m-%d").ok()?;
+            Some((midnight(d), midnight(d.checked_add_months(chrono::Months::new(1))?)))
+        }
+        10 => {
+            let d = NaiveDate::parse_from_str(v, "%Y-%m-%d").ok()?;
+            Some((midnight(d), midnight(d.succ_opt()?)))
+        }
+        _ => {
+            let (start, precision) = if let Ok(t) = DateTime::parse_from_rfc3339(v) {
+                let p = if v.contains('.') { TimeDelta::milliseconds(1) } else { TimeDelta::seconds(1) };
+                (t.to_utc(), p)
+            } else if let Ok(t) = NaiveDateTime::parse_from_str(v, "%Y-%m-%dT%H:%M:%S") {
+                (t.and_utc(), TimeDelta::seconds(1))
+            } else if let Ok(t) = NaiveDateTime::parse_from_str(v, "%Y-%m-%dT%H:%M") {
+                (t.and_utc(), TimeDelta::minutes(1))
+            } else {
+                let with_minutes = DateTime::parse_from_str(v, "%Y-%m-%dT%H:%M%:z").ok()?;
+                (with_minutes.to_utc(), TimeDelta::minutes(1))
+            };
+            Some((start, start + precision))
+        }
+    }
+}
+
+/// Every indexed date value of a resource. A Period runs from its start's range to its end's;
+/// an unreadable value is left out (validation refuses it on write).
+pub fn date_entries(resource_type: &str, resource: &Value) -> Vec<DateEntry> {
+    let mut out = Vec::new();
+    for p in PARAMS.iter().filter(|p| p.resource_type == resource_type && p.kind == Date) {
+        let mut found = Vec::new();
+        for path in p.paths {
+            walk(resource, path, &mut found);
+        }
+        for v in found {
+            let range = match v {
+                Value::String(s) => precision_range(s).map(|(lo, hi)| (lo.timestamp_millis(), hi.timestamp_millis())),
+                Value::Object(period) => {
+                    let side = |k: &str| period.get(k).and_then(Value::as_str).map(precision_range);
+                    match (side("start"), side("end")) {
+                        (Some(None), _) | (_, Some(None)) | (None, None) => None,
+                        (start, end) => Some((
+                            start.flatten().map_or(i64::MIN, |(lo, _)| lo.timestamp_millis()),
+                            end.flatten().map_or(i64::MAX, |(_, hi)| hi.timestamp_millis()),
+                        )),
+                    }
+                }
+                _ => None,
+            };
+            if let Some((low, high)) = range {
+                out.push(DateEntry { param: p.name, low, high });
+            }
+        }
+    }
+    out
+}
+
+/// Changes whenever the indexed parameters do (FNV-1a of their definitions).
+pub fn fingerprint() -> String {
+    let text = format!("{PARAMS:?}");
+    let hash = text.bytes().fold(0xcbf29ce484222325u64, |h, b| (h ^ u64::from(b)).wrapping_mul(0x100000001b3));
+    format!("{hash:016x}")
+}
+
+/// Every indexed token, reference and string value of a resource.
 pub fn entries(resource_type: &str, resource: &Value) -> Vec<IndexEntry> {
     let mut out = Vec::new();
     for p in PARAMS.iter().filter(|p| p.resource_type == resource_type) {
@@ -197,9 +320,7 @@ pub fn entries(resource_type: &str, resource: &Value) -> Vec<IndexEntry> {
                     _ => {}
                 },
                 Reference => {
-                    if let Some(key) = v.get("reference").and_then(Value::as_str).and_then(reference_key)
-                        && p.target.is_none_or(|t| key.starts_with(&format!("{t}/")))
-                    {
+                    if let Some(key) = reference_of(p, v) {
                         out.push(entry("", key.clone(), &key));
                     }
                 }
@@ -208,6 +329,7 @@ pub fn entries(resource_type: &str, resource: &Value) -> Vec<IndexEntry> {
                         out.push(entry("", normalize(text), text));
                     }
                 }
+                Date => {}
             }
         }
     }
@@ -250,5 +372,52 @@ mod tests {
         let sched = json!({"resourceType": "Schedule", "active": true, "actor": [{"reference": "Location/1"}]});
         let e = entries("Schedule", &sched);
         assert!(e.iter().any(|x| x.param == "active" && x.value == "true"));
+    }
+
+    fn ms(v: &str) -> i64 {
+        DateTime::parse_from_rfc3339(v).unwrap().timestamp_millis()
+    }
+
+    #[test]
+    fn dates_become_ranges_of_their_precision() {
+        let sched = json!({"resourceType": "Schedule",
+            "planningHorizon": {"start": "2026-12-01", "end": "2026-12-31T23:59:59Z"}});
+        assert_eq!(
+            date_entries("Schedule", &sched),
+            vec![DateEntry { param: "date", low: ms("2026-12-01T00:00:00Z"), high: ms("2027-01-01T00:00:00Z") }]
+        );
+        let open = json!({"resourceType": "Schedule", "planningHorizon": {"start": "2026-12"}});
+        assert_eq!(
+            date_entries("Schedule", &open),
+            vec![DateEntry { param: "date", low: ms("2026-12-01T00:00:00Z"), high: i64::MAX }]
+        );
+        let appt = json!({"resourceType": "Appointment", "start": "2026-12-07T09:00:00-05:00"});
+        assert_eq!(
+            date_entries("Appointment", &appt),
+            vec![DateEntry { param: "date", low: ms("2026-12-07T14:00:00Z"), high: ms("2026-12-07T14:00:01Z") }]
+        );
+        let bad = json!({"resourceType": "Schedule", "planningHorizon": {"start": "soon"}});
+        assert!(date_entries("Schedule", &bad).is_empty());
+        let t = |v: &str| precision_range(v).map(|(a, b)| (a.timestamp_millis(), b.timestamp_millis()));
+        assert_eq!(t("2026"), Some((ms("2026-01-01T00:00:00Z"), ms("2027-01-01T00:00:00Z"))));
+        assert_eq!(t("2026-02"), Some((ms("2026-02-01T00:00:00Z"), ms("2026-03-01T00:00:00Z"))));
+        assert_eq!(t("2026-12-07T10:00"), Some((ms("2026-12-07T10:00:00Z"), ms("2026-12-07T10:01:00Z"))));
+        assert_eq!(
+            t("2026-12-07T10:00:00.250Z"),
+            Some((ms("2026-12-07T10:00:00.250Z"), ms("2026-12-07T10:00:00.251Z")))
+        );
+        assert_eq!(t("2026-13"), None);
+    }
+
+    #[test]
+    fn references_follow_the_parameter_paths_and_target() {
+        let task = json!({"resourceType": "Task", "for": {"reference": "Patient/maria"},
+            "focus": {"reference": "https://x.org/fhir/Appointment/a1"}});
+        assert_eq!(references(param("Task", "patient").unwrap(), &task), vec!["Patient/maria"]);
+        assert_eq!(references(param("Task", "focus").unwrap(), &task), vec!["Appointment/a1"]);
+        let group = json!({"resourceType": "Task", "for": {"reference": "Group/g"}});
+        assert!(references(param("Task", "patient").unwrap(), &group).is_empty());
+        assert_eq!(fingerprint(), fingerprint());
+        assert_eq!(fingerprint().len(), 16);
     }
 }

@@ -99,3 +99,46 @@ pub mod search_index {
 
     impl ActiveModelBehavior for ActiveModel {}
 }
+
+/// Date, dateTime and Period values of resources as ranges of UTC milliseconds, for search.
+pub mod date_index {
+    use sea_orm::entity::prelude::*;
+
+    #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+    #[sea_orm(table_name = "date_index")]
+    pub struct Model {
+        #[sea_orm(primary_key)]
+        pub row_id: i64,
+        pub resource_type: String,
+        pub id: String,
+        pub param: String,
+        /// Inclusive start, UTC milliseconds.
+        pub low_ms: i64,
+        /// Exclusive end, UTC milliseconds.
+        pub high_ms: i64,
+    }
+
+    #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+    pub enum Relation {}
+
+    impl ActiveModelBehavior for ActiveModel {}
+}
+
+/// Facts about the store itself (e.g. which index definitions its index was built with).
+pub mod store_meta {
+    use sea_orm::entity::prelude::*;
+
+    #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+    #[sea_orm(table_name = "store_meta")]
+    pub struct Model {
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub key: String,
+        #[sea_orm(column_type = "Text")]
+        pub value: String,
+    }
+
+    #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+    pub enum Relation {}
+
+    impl ActiveModelBehavior for ActiveModel {}
+}

@@ -16,8 +16,8 @@
 use chrono::{DateTime, SecondsFormat, Utc};
 use sea_orm::sea_query::{Expr, OnConflict};
 use sea_orm::{
-    ActiveValue::Set, ColumnTrait, ConnectOptions, ConnectionTrait, Database, DatabaseConnection, DbErr, EntityTrait,
-    QueryFilter, QueryOrder, TransactionTrait,
+    ActiveValue::Set, ColumnTrait, Condition, ConnectOptions, ConnectionTrait, Database, DatabaseConnection, DbErr,
+    EntityTrait, QueryFilter, QueryOrder, QuerySelect, TransactionTrait,
 };
 use sea_orm_migration::MigratorTrait;
 use serde_json::Value;
@@ -30,7 +30,7 @@ pub mod search;
 #[cfg(feature = "testing")]
 pub mod testing;
 
-use entity::{resource, resource_history, search_index, slot};
+use entity::{date_index, resource, resource_history, search_index, slot, store_meta};
 
 /// What went wrong in the store.
 #[derive(Debug, thiserror::Error)]
@@ -105,9 +105,45 @@ pub struct IndexRow {
     pub raw: String,
 }
 
-/// Extracts the searchable values of a resource (type, JSON). The store calls it on every write
-/// so the index changes in the same transaction; it knows nothing of FHIR itself.
-pub type Indexer = fn(&str, &Value) -> Vec<IndexRow>;
+/// One date value of a resource for search: a range of UTC milliseconds `[low, high)`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DateRow {
+    /// Search parameter name.
+    pub param: String,
+    /// Inclusive start.
+    pub low: i64,
+    /// Exclusive end.
+    pub high: i64,
+}
+
+/// Everything a resource is searched by, besides its type, id and last update.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Indexed {
+    /// Token, reference and string values.
+    pub terms: Vec<IndexRow>,
+    /// Date values.
+    pub dates: Vec<DateRow>,
+}
+
+/// Extracts the searchable values of a resource. The store calls it on every write so the index
+/// changes in the same transaction; it knows nothing of FHIR itself.
+#[derive(Debug, Clone, Copy)]
+pub struct Indexer {
+    /// Values of a resource (type, JSON).
+    pub extract: fn(&str, &Value) -> Indexed,
+    /// Names the definitions `extract` follows; when it differs from the one the index was built
+    /// with, [`Store::reindex_if_stale`] rebuilds the index.
+    pub fingerprint: fn() -> String,
+}
+
+/// A resource to write with [`Store::put_many`]: type, id, JSON.
+pub type Put = (String, String, Value);
+
+/// Key in `store_meta` of the fingerprint the search index was built with.
+const INDEX_FINGERPRINT: &str = "index_fingerprint";
+
+/// Rows per multi-row INSERT (SQLite allows 32,766 bound values per statement).
+const BATCH_ROWS: usize = 1000;
 
 /// The database behind calsync.
 #[derive(Debug, Clone)]
@@ -275,6 +311,128 @@ impl Store {
         Ok(())
     }
 
+    /// Writes many resources under their own ids in one transaction, with multi-row statements:
+    /// new ones become version 1, changed ones get a new version, and ones whose content is
+    /// unchanged are left as they are (same version). Returns how many were written.
+    pub async fn put_many(&self, items: Vec<Put>) -> Result<u64, StoreError> {
+        if let Some((_, id, _)) = items.iter().find(|(_, id, _)| !is_valid_id(id)) {
+            return Err(StoreError::Invalid(format!("{id:?} is not a valid id: 1-64 of A-Z a-z 0-9 - .")));
+        }
+        let mut by_type: std::collections::BTreeMap<String, Vec<(String, Value)>> = Default::default();
+        for (t, id, content) in items {
+            by_type.entry(t).or_default().push((id, content));
+        }
+        let _turn = self.write_turn().await;
+        let txn = self.db.begin().await?;
+        let now = from_millis(millis(Utc::now()));
+        let mut written = 0;
+        for (t, resources) in by_type {
+            for chunk in resources.chunks(BATCH_ROWS) {
+                let ids: Vec<String> = chunk.iter().map(|(id, _)| id.clone()).collect();
+                let current: std::collections::HashMap<String, resource::Model> = resource::Entity::find()
+                    .filter(resource::Column::ResourceType.eq(t.as_str()))
+                    .filter(resource::Column::Id.is_in(ids))
+                    .all(&txn)
+                    .await?
+                    .into_iter()
+                    .map(|r| (r.id.clone(), r))
+                    .collect();
+                let mut fresh: Vec<(String, Value)> = Vec::new();
+                let mut seen = std::collections::HashSet::new();
+                for (id, content) in chunk {
+                    if !seen.insert(id.as_str()) {
+                        return Err(StoreError::Invalid(format!("{t}/{id} appears twice in one write")));
+                    }
+                    match current.get(id) {
+                        None => {
+                            let mut content = content.clone();
+                            stamp(&mut content, id, 1, now)?;
+                            fresh.push((id.clone(), content));
+                        }
+                        Some(row) => {
+                            let old: Value = serde_json::from_str(&row.content).unwrap_or(Value::Null);
+                            if row.deleted || unstamped(&old) != unstamped(content) {
+                                write_version(
+                                    &txn,
+                                    self.indexer,
+                                    &t,
+                                    id,
+                                    row.version_id + 1,
+                                    false,
+                                    content.clone(),
+                                    Some(row.version_id),
+                                )
+                                .await?;
+                                written += 1;
+                            }
+                        }
+                    }
+                }
+                written += fresh.len() as u64;
+                insert_fresh(&txn, self.indexer, &t, &fresh, now).await?;
+            }
+        }
+        txn.commit().await?;
+        Ok(written)
+    }
+
+    /// Rebuilds the search index when it was built with other definitions than the indexer's
+    /// (or before there was an index). Returns how many resources were reindexed, if any.
+    pub async fn reindex_if_stale(&self) -> Result<Option<u64>, StoreError> {
+        let Some(indexer) = self.indexer else { return Ok(None) };
+        let wanted = (indexer.fingerprint)();
+        let built = store_meta::Entity::find_by_id(INDEX_FINGERPRINT.to_string()).one(&self.db).await?;
+        if built.is_some_and(|m| m.value == wanted) {
+            return Ok(None);
+        }
+        let _turn = self.write_turn().await;
+        let txn = self.db.begin().await?;
+        search_index::Entity::delete_many().exec(&txn).await?;
+        date_index::Entity::delete_many().exec(&txn).await?;
+        let mut after: Option<(String, String)> = None;
+        let mut count = 0;
+        loop {
+            let mut q = resource::Entity::find().filter(resource::Column::Deleted.eq(false));
+            if let Some((t, id)) = &after {
+                q = q.filter(
+                    Condition::any().add(resource::Column::ResourceType.gt(t.as_str())).add(
+                        Condition::all()
+                            .add(resource::Column::ResourceType.eq(t.as_str()))
+                            .add(resource::Column::Id.gt(id.as_str())),
+                    ),
+                );
+            }
+            let rows = q
+                .order_by_asc(resource::Column::ResourceType)
+                .order_by_asc(resource::Column::Id)
+                .limit(BATCH_ROWS as u64)
+                .all(&txn)
+                .await?;
+            let Some(last) = rows.last() else { break };
+            after = Some((last.resource_type.clone(), last.id.clone()));
+            count += rows.len() as u64;
+            let mut rows = rows.into_iter().peekable();
+            while let Some(first) = rows.peek() {
+                let t = first.resource_type.clone();
+                let mut same_type = Vec::new();
+                while let Some(r) = rows.next_if(|r| r.resource_type == t) {
+                    let content: Value = serde_json::from_str(&r.content).unwrap_or(Value::Null);
+                    same_type.push((r.id, (indexer.extract)(&t, &content)));
+                }
+                insert_index(&txn, &t, &same_type).await?;
+            }
+        }
+        store_meta::Entity::insert(store_meta::ActiveModel {
+            key: Set(INDEX_FINGERPRINT.to_string()),
+            value: Set(wanted),
+        })
+        .on_conflict(OnConflict::column(store_meta::Column::Key).update_column(store_meta::Column::Value).to_owned())
+        .exec_without_returning(&txn)
+        .await?;
+        txn.commit().await?;
+        Ok(Some(count))
+    }
+
     /// Live Slots overlapping `[from, to)`, of one Schedule if given, in start order.
     pub async fn slots_overlapping(
         &self,
@@ -339,6 +497,155 @@ fn slot_row(id: &str, content: &Value) -> Result<slot::ActiveModel, StoreError> 
     })
 }
 
+/// Inserts resources that do not exist yet as version 1 (already stamped), with their history,
+/// Slot rows and index, in multi-row statements.
+async fn insert_fresh<C: ConnectionTrait>(
+    txn: &C,
+    indexer: Option<Indexer>,
+    resource_type: &str,
+    fresh: &[(String, Value)],
+    now: DateTime<Utc>,
+) -> Result<(), StoreError> {
+    if fresh.is_empty() {
+        return Ok(());
+    }
+    let texts: Vec<String> = fresh.iter().map(|(_, c)| c.to_string()).collect();
+    let current: Vec<resource::ActiveModel> = fresh
+        .iter()
+        .zip(&texts)
+        .map(|((id, _), text)| resource::ActiveModel {
+            resource_type: Set(resource_type.to_string()),
+            id: Set(id.clone()),
+            version_id: Set(1),
+            last_updated: Set(millis(now)),
+            deleted: Set(false),
+            content: Set(text.clone()),
+        })
+        .collect();
+    insert_batched(txn, current.into_iter()).await?;
+    let history: Vec<resource_history::ActiveModel> = fresh
+        .iter()
+        .zip(&texts)
+        .map(|((id, _), text)| resource_history::ActiveModel {
+            resource_type: Set(resource_type.to_string()),
+            id: Set(id.clone()),
+            version_id: Set(1),
+            last_updated: Set(millis(now)),
+            deleted: Set(false),
+            content: Set(text.clone()),
+        })
+        .collect();
+    insert_batched(txn, history.into_iter()).await?;
+    if resource_type == "Slot" {
+        let slots = fresh.iter().map(|(id, c)| slot_row(id, c)).collect::<Result<Vec<_>, _>>()?;
+        insert_batched(txn, slots.into_iter()).await?;
+    }
+    if let Some(indexer) = indexer {
+        let values: Vec<(&str, Indexed)> =
+            fresh.iter().map(|(id, c)| (id.as_str(), (indexer.extract)(resource_type, c))).collect();
+        insert_index(txn, resource_type, &values).await?;
+    }
+    Ok(())
+}
+
+/// Sets `id`, `meta.versionId` and `meta.lastUpdated`.
+fn stamp(content: &mut Value, id: &str, version: i64, now: DateTime<Utc>) -> Result<(), StoreError> {
+    let Value::Object(map) = content else {
+        return Err(StoreError::Invalid("a resource must be a JSON object".into()));
+    };
+    map.insert("id".into(), Value::String(id.to_string()));
+    let meta = map.entry("meta").or_insert_with(|| Value::Object(Default::default()));
+    if let Value::Object(meta) = meta {
+        meta.insert("versionId".into(), Value::String(version.to_string()));
+        meta.insert("lastUpdated".into(), Value::String(now.to_rfc3339_opts(SecondsFormat::Millis, true)));
+    }
+    Ok(())
+}
+
+/// The content without what the store stamps on it, for telling a real change from a rewrite.
+fn unstamped(content: &Value) -> Value {
+    let mut v = content.clone();
+    if let Value::Object(map) = &mut v {
+        map.remove("id");
+        if let Some(Value::Object(meta)) = map.get_mut("meta") {
+            meta.remove("versionId");
+            meta.remove("lastUpdated");
+            if meta.is_empty() {
+                map.remove("meta");
+            }
+        }
+    }
+    v
+}
+
+/// Removes the index rows of `ids`.
+async fn forget_index<C: ConnectionTrait>(txn: &C, resource_type: &str, ids: &[String]) -> Result<(), StoreError> {
+    for chunk in ids.chunks(BATCH_ROWS) {
+        search_index::Entity::delete_many()
+            .filter(search_index::Column::ResourceType.eq(resource_type))
+            .filter(search_index::Column::Id.is_in(chunk.iter().cloned()))
+            .exec(txn)
+            .await?;
+        date_index::Entity::delete_many()
+            .filter(date_index::Column::ResourceType.eq(resource_type))
+            .filter(date_index::Column::Id.is_in(chunk.iter().cloned()))
+            .exec(txn)
+            .await?;
+    }
+    Ok(())
+}
+
+/// Inserts the index rows of resources (id, values), in multi-row statements.
+async fn insert_index<C: ConnectionTrait>(
+    txn: &C,
+    resource_type: &str,
+    resources: &[(impl AsRef<str>, Indexed)],
+) -> Result<(), StoreError> {
+    let terms: Vec<search_index::ActiveModel> = resources
+        .iter()
+        .flat_map(|(id, ix)| {
+            ix.terms.iter().map(move |r| search_index::ActiveModel {
+                resource_type: Set(resource_type.to_string()),
+                id: Set(id.as_ref().to_string()),
+                param: Set(r.param.clone()),
+                system: Set(r.system.clone()),
+                value: Set(r.value.clone()),
+                raw: Set(r.raw.clone()),
+                ..Default::default()
+            })
+        })
+        .collect();
+    insert_batched(txn, terms.into_iter()).await?;
+    let dates: Vec<date_index::ActiveModel> = resources
+        .iter()
+        .flat_map(|(id, ix)| {
+            ix.dates.iter().map(move |d| date_index::ActiveModel {
+                resource_type: Set(resource_type.to_string()),
+                id: Set(id.as_ref().to_string()),
+                param: Set(d.param.clone()),
+                low_ms: Set(d.low),
+                high_ms: Set(d.high),
+                ..Default::default()
+            })
+        })
+        .collect();
+    insert_batched(txn, dates.into_iter()).await
+}
+
+/// Inserts `rows` [`BATCH_ROWS`] at a time.
+async fn insert_batched<C, A>(txn: &C, rows: std::vec::IntoIter<A>) -> Result<(), StoreError>
+where
+    C: ConnectionTrait,
+    A: sea_orm::ActiveModelTrait,
+{
+    let mut rows = rows.peekable();
+    while rows.peek().is_some() {
+        let chunk: Vec<A> = rows.by_ref().take(BATCH_ROWS).collect();
+        A::Entity::insert_many(chunk).exec_without_returning(txn).await?;
+    }
+    Ok(())
+}
+
 /// Writes version `version` of a resource inside `txn`: the current row (conditional on
 /// `previous` when there was one), the history row, and the Slot range row.
 #[allow(clippy::too_many_arguments)]
@@ -352,17 +659,8 @@ async fn write_version<C: ConnectionTrait>(
     mut content: Value,
     previous: Option<i64>,
 ) -> Result<StoredResource, StoreError> {
-    let Value::Object(map) = &mut content else {
-        return Err(StoreError::Invalid("a resource must be a JSON object".into()));
-    };
-    let now = Utc::now();
-    let now = from_millis(millis(now));
-    map.insert("id".into(), Value::String(id.to_string()));
-    let meta = map.entry("meta").or_insert_with(|| Value::Object(Default::default()));
-    if let Value::Object(meta) = meta {
-        meta.insert("versionId".into(), Value::String(version.to_string()));
-        meta.insert("lastUpdated".into(), Value::String(now.to_rfc3339_opts(SecondsFormat::Millis, true)));
-    }
+    let now = from_millis(millis(Utc::now()));
+    stamp(&mut content, id, version, now)?;
     let text = content.to_string();
 
     let row = resource::ActiveModel {
@@ -409,26 +707,10 @@ async fn write_version<C: ConnectionTrait>(
     .exec(txn)
     .await?;
 
-    if let Some(index) = indexer {
-        search_index::Entity::delete_many()
-            .filter(search_index::Column::ResourceType.eq(resource_type))
-            .filter(search_index::Column::Id.eq(id))
-            .exec(txn)
-            .await?;
-        let rows: Vec<search_index::ActiveModel> = if deleted { Vec::new() } else { index(resource_type, &content) }
-            .into_iter()
-            .map(|r| search_index::ActiveModel {
-                resource_type: Set(resource_type.to_string()),
-                id: Set(id.to_string()),
-                param: Set(r.param),
-                system: Set(r.system),
-                value: Set(r.value),
-                raw: Set(r.raw),
-                ..Default::default()
-            })
-            .collect();
-        if !rows.is_empty() {
-            search_index::Entity::insert_many(rows).exec_without_returning(txn).await?;
+    if let Some(indexer) = indexer {
+        forget_index(txn, resource_type, &[id.to_string()]).await?;
+        if !deleted {
+            insert_index(txn, resource_type, &[(id, (indexer.extract)(resource_type, &content))]).await?;
         }
     }
     if resource_type == "Slot" {

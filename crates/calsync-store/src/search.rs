@@ -4,7 +4,7 @@
 use sea_orm::sea_query::{LikeExpr, Query, SelectStatement};
 use sea_orm::{ColumnTrait, Condition, EntityTrait, PaginatorTrait, QueryFilter, QueryOrder, QuerySelect};
 
-use crate::entity::{resource, search_index, slot};
+use crate::entity::{date_index, resource, search_index, slot};
 use crate::{Store, StoreError, StoredResource, stored};
 
 /// A half-open range of UTC milliseconds `[lo, hi)`, either side open, possibly negated.
@@ -85,6 +85,71 @@ pub enum IndexFilter {
     },
 }
 
+/// How a date search value compares with a range of time (FHIR date prefixes).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DatePrefix {
+    /// The value's range contains the target's.
+    Eq,
+    /// Not `Eq`.
+    Ne,
+    /// The target reaches past the value's range.
+    Gt,
+    /// The target starts before the value's range.
+    Lt,
+    /// `Gt` or `Eq`.
+    Ge,
+    /// `Lt` or `Eq`.
+    Le,
+    /// The target starts after the value's range.
+    Sa,
+    /// The target ends before the value's range.
+    Eb,
+    /// The target overlaps the (already widened) value range.
+    Ap,
+}
+
+/// A date parameter over ranges of time in the date index: `[lo, hi)` is the search value's
+/// range (for `ap`, already widened by its tolerance).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DateFilter {
+    /// Parameter name.
+    pub param: String,
+    /// Alternatives (comma = OR): prefix, lo, hi.
+    pub any: Vec<(DatePrefix, i64, i64)>,
+}
+
+impl DateFilter {
+    fn condition(&self, resource_type: &str, id_column: impl ColumnTrait) -> Condition {
+        use date_index::Column::{HighMs, LowMs};
+        let mut any = Condition::any();
+        for &(prefix, lo, hi) in &self.any {
+            let eq = || Condition::all().add(LowMs.gte(lo)).add(HighMs.lte(hi));
+            any = any.add(match prefix {
+                DatePrefix::Eq => eq(),
+                DatePrefix::Ne => eq().not(),
+                DatePrefix::Gt => Condition::all().add(HighMs.gt(hi)),
+                DatePrefix::Lt => Condition::all().add(LowMs.lt(lo)),
+                DatePrefix::Ge => Condition::any().add(HighMs.gt(hi)).add(eq()),
+                DatePrefix::Le => Condition::any().add(LowMs.lt(lo)).add(eq()),
+                DatePrefix::Sa => Condition::all().add(LowMs.gte(hi)),
+                DatePrefix::Eb => Condition::all().add(HighMs.lte(lo)),
+                DatePrefix::Ap => Condition::all().add(LowMs.lt(hi)).add(HighMs.gt(lo)),
+            });
+        }
+        let ids = Query::select()
+            .column(date_index::Column::Id)
+            .from(date_index::Entity)
+            .cond_where(
+                Condition::all()
+                    .add(date_index::Column::ResourceType.eq(resource_type))
+                    .add(date_index::Column::Param.eq(self.param.clone()))
+                    .add(any),
+            )
+            .to_owned();
+        Condition::all().add(id_column.in_subquery(ids))
+    }
+}
+
 fn escape_like(v: &str) -> String {
     v.replace('\\', "\\\\").replace('%', "\\%").replace('_', "\\_")
 }
@@ -141,6 +206,8 @@ pub struct ResourceSearch {
     pub index: Vec<IndexFilter>,
     /// `_lastUpdated`.
     pub updated: Vec<Bound>,
+    /// Date parameters.
+    pub dates: Vec<DateFilter>,
 }
 
 /// A Slot search over the range table. Every field is ANDed; each `Vec` entry is one
@@ -159,6 +226,8 @@ pub struct SlotSearch {
     pub end: Vec<Bound>,
     /// Indexed parameters (service-type, specialty, ...).
     pub index: Vec<IndexFilter>,
+    /// `_lastUpdated`.
+    pub updated: Vec<Bound>,
 }
 
 /// Where a page starts: after this sort key, in the order of the search.
@@ -166,8 +235,20 @@ pub struct SlotSearch {
 pub enum Cursor {
     /// After a Slot with this start and id (Slots are sorted by start, then id).
     Slot(i64, String),
-    /// After this id (other types are sorted by id).
+    /// After this id (other types sorted by id).
     Id(String),
+    /// After a resource last updated at this time with this id (sorted by `_lastUpdated`).
+    Updated(i64, String),
+}
+
+/// What a search of types other than Slot is sorted by (then by id).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum SortBy {
+    /// The logical id.
+    #[default]
+    Id,
+    /// `meta.lastUpdated`.
+    LastUpdated,
 }
 
 /// Sort direction of a search (the tie-breaking id follows it).
@@ -225,6 +306,18 @@ impl Store {
         for f in &search.index {
             filter = filter.add(index_condition("Slot", slot::Column::Id, f));
         }
+        for b in &search.updated {
+            let ids = Query::select()
+                .column(resource::Column::Id)
+                .from(resource::Entity)
+                .cond_where(
+                    Condition::all()
+                        .add(resource::Column::ResourceType.eq("Slot"))
+                        .add(b.condition(resource::Column::LastUpdated)),
+                )
+                .to_owned();
+            filter = filter.add(slot::Column::Id.in_subquery(ids));
+        }
         let total = slot::Entity::find().filter(filter.clone()).count(&self.db).await?;
         let mut page = slot::Entity::find().filter(filter);
         let descending = direction == Direction::Descending;
@@ -253,13 +346,13 @@ impl Store {
         Ok(Page { resources, total, next })
     }
 
-    /// Live resources of a type, optionally only these ids, matching the index filters and last updated inside `updated`,
-    /// sorted by id (`direction`), `limit` per page.
+    /// Live resources of a type matching `search`, sorted by `sort` then id (`direction` for both),
+    /// `limit` per page after `after`.
     pub async fn search_resources(
         &self,
         resource_type: &str,
         search: &ResourceSearch,
-        direction: Direction,
+        (sort, direction): (SortBy, Direction),
         after: Option<&Cursor>,
         limit: u64,
     ) -> Result<Page, StoreError> {
@@ -275,19 +368,39 @@ impl Store {
         for f in &search.index {
             filter = filter.add(index_condition(resource_type, resource::Column::Id, f));
         }
+        for d in &search.dates {
+            filter = filter.add(d.condition(resource_type, resource::Column::Id));
+        }
         let total = resource::Entity::find().filter(filter.clone()).count(&self.db).await?;
         let mut page = resource::Entity::find().filter(filter);
         let descending = direction == Direction::Descending;
-        if let Some(Cursor::Id(id)) = after {
-            page = page.filter(if descending {
-                resource::Column::Id.lt(id.clone())
-            } else {
-                resource::Column::Id.gt(id.clone())
-            });
+        let past = |col: resource::Column, v: sea_orm::Value| if descending { col.lt(v) } else { col.gt(v) };
+        match (sort, after) {
+            (_, None) => {}
+            (SortBy::Id, Some(Cursor::Id(id))) => page = page.filter(past(resource::Column::Id, id.clone().into())),
+            (SortBy::LastUpdated, Some(Cursor::Updated(at, id))) => {
+                page = page.filter(
+                    Condition::any().add(past(resource::Column::LastUpdated, (*at).into())).add(
+                        Condition::all()
+                            .add(resource::Column::LastUpdated.eq(*at))
+                            .add(past(resource::Column::Id, id.clone().into())),
+                    ),
+                );
+            }
+            (_, Some(_)) => return Err(StoreError::Invalid("the page cursor belongs to another sort order".into())),
         }
         let order = if descending { sea_orm::Order::Desc } else { sea_orm::Order::Asc };
+        if sort == SortBy::LastUpdated {
+            page = page.order_by(resource::Column::LastUpdated, order.clone());
+        }
         let rows = page.order_by(resource::Column::Id, order).limit(limit + 1).all(&self.db).await?;
-        let next = (rows.len() as u64 > limit).then(|| Cursor::Id(rows[limit as usize - 1].id.clone()));
+        let next = (rows.len() as u64 > limit).then(|| {
+            let last = &rows[limit as usize - 1];
+            match sort {
+                SortBy::Id => Cursor::Id(last.id.clone()),
+                SortBy::LastUpdated => Cursor::Updated(last.last_updated, last.id.clone()),
+            }
+        });
         let resources = rows
             .into_iter()
             .take(limit as usize)

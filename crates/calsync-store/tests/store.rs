@@ -190,3 +190,122 @@ async fn concurrent_writes_without_if_match_all_land_as_versions_or_conflicts() 
     assert_eq!(db.store.history("Task", "t1").await.unwrap().len() as i64, ok);
     db.finish().await;
 }
+
+fn family_index(resource_type: &str, content: &Value) -> calsync_store::Indexed {
+    let mut indexed = calsync_store::Indexed::default();
+    if resource_type == "Patient"
+        && let Some(family) = content["name"][0]["family"].as_str()
+    {
+        indexed.terms.push(calsync_store::IndexRow {
+            param: "family".into(),
+            system: String::new(),
+            value: family.to_lowercase(),
+            raw: family.into(),
+        });
+    }
+    if let Some(day) = content["birthDate"].as_str() {
+        let start = chrono::NaiveDate::parse_from_str(day, "%Y-%m-%d").unwrap().and_time(Default::default()).and_utc();
+        let low = start.timestamp_millis();
+        indexed.dates.push(calsync_store::DateRow { param: "birthdate".into(), low, high: low + 86_400_000 });
+    }
+    indexed
+}
+
+fn by_family(family: &str) -> calsync_store::search::ResourceSearch {
+    use calsync_store::search::{IndexFilter, IndexTerm, Match};
+    let term = IndexTerm { system: None, value: Some(family.into()), how: Match::Exact };
+    calsync_store::search::ResourceSearch {
+        index: vec![IndexFilter::Matches { param: "family".into(), terms: vec![term], negate: false }],
+        ..Default::default()
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_index_is_rebuilt_when_its_definitions_change() {
+    use calsync_store::search::{DateFilter, DatePrefix, Direction, ResourceSearch, SortBy};
+    let db = fresh().await;
+    // Written before any index existed.
+    let silva = json!({"resourceType": "Patient", "name": [{"family": "Silva"}], "birthDate": "1950-03-02"});
+    db.store.update("Patient", "silva", silva, None).await.unwrap();
+    let order = (SortBy::Id, Direction::Ascending);
+    let v1 = calsync_store::Indexer { extract: family_index, fingerprint: || "v1".into() };
+    let store = Store::connect(&db.database.url).await.unwrap().with_indexer(v1);
+    assert_eq!(store.search_resources("Patient", &by_family("silva"), order, None, 10).await.unwrap().total, 0);
+    assert_eq!(store.reindex_if_stale().await.unwrap(), Some(1));
+    assert_eq!(store.reindex_if_stale().await.unwrap(), None, "built with v1 already");
+    assert_eq!(store.search_resources("Patient", &by_family("silva"), order, None, 10).await.unwrap().total, 1);
+    let born = |prefix, day: &str| {
+        let lo = chrono::NaiveDate::parse_from_str(day, "%Y-%m-%d").unwrap().and_time(Default::default()).and_utc();
+        let lo = lo.timestamp_millis();
+        ResourceSearch {
+            dates: vec![DateFilter { param: "birthdate".into(), any: vec![(prefix, lo, lo + 86_400_000)] }],
+            ..Default::default()
+        }
+    };
+    let count = |s: ResourceSearch| {
+        let store = store.clone();
+        async move { store.search_resources("Patient", &s, order, None, 10).await.unwrap().total }
+    };
+    assert_eq!(count(born(DatePrefix::Eq, "1950-03-02")).await, 1);
+    assert_eq!(count(born(DatePrefix::Gt, "1950-03-02")).await, 0);
+    assert_eq!(count(born(DatePrefix::Sa, "1950-03-01")).await, 1);
+    assert_eq!(count(born(DatePrefix::Eb, "1950-03-01")).await, 0);
+    // Deleted resources leave the index; a new definition rebuilds it.
+    store.delete("Patient", "silva").await.unwrap();
+    assert_eq!(store.search_resources("Patient", &by_family("silva"), order, None, 10).await.unwrap().total, 0);
+    let v2 = calsync_store::Indexer { extract: family_index, fingerprint: || "v2".into() };
+    let store = Store::connect(&db.database.url).await.unwrap().with_indexer(v2);
+    assert_eq!(store.reindex_if_stale().await.unwrap(), Some(0));
+    store.connection().clone().close().await.ok();
+    db.finish().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn put_many_writes_new_changes_changed_and_keeps_unchanged() {
+    use calsync_store::search::{Direction, SortBy};
+    let db = fresh().await;
+    let indexer = calsync_store::Indexer { extract: family_index, fingerprint: || "v1".into() };
+    let store = db.store.clone().with_indexer(indexer);
+    let batch = |start_of_b: &str| {
+        let mut items: Vec<calsync_store::Put> = (0..2500)
+            .map(|i| {
+                let start = format!("2026-12-07T{:02}:{:02}:00Z", 8 + i / 600, (i / 10) % 60);
+                ("Slot".into(), format!("s{i}"), slot("Schedule/a", &start, &start, "free"))
+            })
+            .collect();
+        items.push(("Slot".into(), "b".into(), slot("Schedule/b", start_of_b, "2026-12-08T09:30:00Z", "free")));
+        items.push((
+            "Patient".into(),
+            "silva".into(),
+            json!({"resourceType": "Patient", "name": [{"family": "Silva"}]}),
+        ));
+        items
+    };
+    assert_eq!(store.put_many(batch("2026-12-08T09:00:00Z")).await.unwrap(), 2502);
+    let from = Utc.with_ymd_and_hms(2026, 12, 1, 0, 0, 0).unwrap();
+    let to = Utc.with_ymd_and_hms(2026, 12, 31, 0, 0, 0).unwrap();
+    assert_eq!(store.slots_overlapping(Some("Schedule/a"), from, to).await.unwrap().len(), 2500);
+    assert_eq!(store.read("Slot", "s2499").await.unwrap().version_id, 1);
+    let order = (SortBy::Id, Direction::Ascending);
+    assert_eq!(store.search_resources("Patient", &by_family("silva"), order, None, 10).await.unwrap().total, 1);
+    // Again with one Slot moved: only that one gets a new version.
+    assert_eq!(store.put_many(batch("2026-12-08T09:15:00Z")).await.unwrap(), 1);
+    assert_eq!(store.read("Slot", "s7").await.unwrap().version_id, 1);
+    assert_eq!(store.read("Slot", "b").await.unwrap().version_id, 2);
+    let b = store.slots_overlapping(Some("Schedule/b"), from, to).await.unwrap();
+    assert_eq!(b.len(), 1);
+    assert_eq!(b[0].start, Utc.with_ymd_and_hms(2026, 12, 8, 9, 15, 0).unwrap());
+    assert_eq!(store.search_resources("Patient", &by_family("silva"), order, None, 10).await.unwrap().total, 1);
+    // One id twice, or a bad id: nothing is written.
+    let twice = vec![
+        ("Patient".to_string(), "x".to_string(), json!({"resourceType": "Patient"})),
+        ("Patient".to_string(), "x".to_string(), json!({"resourceType": "Patient"})),
+    ];
+    assert!(matches!(store.put_many(twice).await, Err(StoreError::Invalid(_))));
+    assert!(matches!(store.read("Patient", "x").await, Err(StoreError::NotFound(..))));
+    let bad = vec![("Patient".to_string(), "no spaces".to_string(), json!({"resourceType": "Patient"}))];
+    assert!(matches!(store.put_many(bad).await, Err(StoreError::Invalid(_))));
+    let bad_slot = vec![("Slot".to_string(), "bad".to_string(), json!({"resourceType": "Slot", "status": "free"}))];
+    assert!(matches!(store.put_many(bad_slot).await, Err(StoreError::Invalid(_))));
+    db.finish().await;
+}

@@ -4,7 +4,7 @@ use actix_web::{HttpRequest, HttpResponse};
 use serde_json::json;
 
 use crate::context::RequestContext;
-use crate::interaction::search::{END_SEARCH_PARAMETER, INCLUDES, REVINCLUDES, SEARCH_PARAMS};
+use crate::interaction::search::{END_SEARCH_PARAMETER, SEARCH_PARAMS, includes_from, revincludes_onto};
 use crate::media::{self, FHIR_JSON};
 use crate::outcome::ApiError;
 use crate::registry::{INTERACTIONS, RESOURCES};
@@ -14,10 +14,8 @@ pub async fn handle(req: HttpRequest, cx: RequestContext) -> Result<HttpResponse
     let resources: Vec<serde_json::Value> = RESOURCES
         .iter()
         .map(|r| {
-            let mut params = vec![json!({"name": "_id", "type": "token"})];
-            if *r != "Slot" {
-                params.push(json!({"name": "_lastUpdated", "type": "date"}));
-            }
+            let mut params =
+                vec![json!({"name": "_id", "type": "token"}), json!({"name": "_lastUpdated", "type": "date"})];
             params.extend(SEARCH_PARAMS.iter().filter(|(t, ..)| t == r).map(|(_, name, kind, doc)| {
                 let mut p = json!({"name": name, "type": kind, "documentation": doc});
                 if *name == "end" {
@@ -41,8 +39,8 @@ pub async fn handle(req: HttpRequest, cx: RequestContext) -> Result<HttpResponse
                 "conditionalDelete": "not-supported",
                 "interaction": INTERACTIONS.iter().map(|i| json!({"code": i.code()})).collect::<Vec<_>>(),
                 "searchParam": params,
-                "searchInclude": INCLUDES.iter().filter(|(s, ..)| s == r).map(|(s, p, _)| format!("{s}:{p}")).collect::<Vec<_>>(),
-                "searchRevInclude": REVINCLUDES.iter().filter(|(.., t)| t == r).map(|(s, p, _)| format!("{s}:{p}")).collect::<Vec<_>>(),
+                "searchInclude": includes_from(r).iter().map(|p| format!("{r}:{p}")).collect::<Vec<_>>(),
+                "searchRevInclude": revincludes_onto(r).iter().map(|(s, p)| format!("{s}:{p}")).collect::<Vec<_>>(),
             })
         })
         .collect();

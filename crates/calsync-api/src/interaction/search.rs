@@ -9,10 +9,11 @@
 use actix_web::{HttpRequest, HttpResponse, web};
 use calsync_fhir::index::{self as fhir_index, ParamKind};
 use calsync_store::search::{
-    AnyOf, Bound, Cursor, Direction, IndexFilter, IndexTerm, Match, Page, ResourceSearch, SlotSearch,
+    AnyOf, Bound, Cursor, DateFilter, DatePrefix, Direction, IndexFilter, IndexTerm, Match, Page, ResourceSearch,
+    SlotSearch, SortBy,
 };
 use calsync_store::{Store, StoredResource};
-use chrono::{DateTime, NaiveDate, NaiveDateTime, TimeDelta, Utc};
+use chrono::{DateTime, Utc};
 use serde_json::{Value, json};
 
 use super::resource_type;
@@ -33,17 +34,43 @@ pub const SEARCH_PARAMS: &[(&str, &str, &str, &str)] = &[
     ("Slot", "end", "date", "Slot end (calsync extension: with start, allows overlap queries start=lt..&end=gt..)"),
 ];
 
-/// Reference search parameters `_include` can follow: (source type, parameter, JSON path of the
-/// references: object keys, `[]` for "every element").
-pub const INCLUDES: &[(&str, &str, &[&str])] = &[
-    ("Slot", "schedule", &["schedule"]),
-    ("Schedule", "actor", &["actor[]"]),
-    ("Appointment", "slot", &["slot[]"]),
-    ("Appointment", "actor", &["participant[]", "actor"]),
-];
+/// `Slot:schedule` lives in the Slot range table, not the search index; every other reference
+/// parameter of the index can be followed by `_include` and `_revinclude`.
+const SLOT_SCHEDULE: (&str, &str) = ("Slot", "schedule");
 
-/// `_revinclude` the server can answer: (type that refers, parameter, type referred to).
-pub const REVINCLUDES: &[(&str, &str, &str)] = &[("Slot", "schedule", "Schedule")];
+/// Reference parameters `_include` can follow from resources of type `source`.
+pub fn includes_from(source: &str) -> Vec<&'static str> {
+    let slot = (source == SLOT_SCHEDULE.0).then_some(SLOT_SCHEDULE.1);
+    slot.into_iter()
+        .chain(
+            fhir_index::PARAMS
+                .iter()
+                .filter(|p| p.resource_type == source && p.kind == ParamKind::Reference)
+                .map(|p| p.name),
+        )
+        .collect()
+}
+
+/// (source type, parameter) pairs `_revinclude` can add to results of type `target`.
+pub fn revincludes_onto(target: &str) -> Vec<(&'static str, &'static str)> {
+    let slot = (target == "Schedule").then_some(SLOT_SCHEDULE);
+    slot.into_iter()
+        .chain(
+            fhir_index::PARAMS
+                .iter()
+                .filter(|p| p.kind == ParamKind::Reference && p.target.is_none_or(|t| t == target))
+                .map(|p| (p.resource_type, p.name)),
+        )
+        .collect()
+}
+
+/// `Type/id` keys a resource of type `source` refers to through `param`.
+fn referenced(source: &str, param: &str, content: &Value) -> Vec<String> {
+    if (source, param) == SLOT_SCHEDULE {
+        return content["schedule"]["reference"].as_str().and_then(fhir_index::reference_key).into_iter().collect();
+    }
+    fhir_index::param(source, param).map(|def| fhir_index::references(def, content)).unwrap_or_default()
+}
 
 /// Largest number of resources a single `_revinclude` adds to a page.
 const MAX_REVINCLUDED: u64 = 1000;
@@ -85,6 +112,7 @@ struct Parsed {
     kept: Vec<(String, String)>,
     /// `_elements`: top-level elements to keep in matches.
     elements: Option<Vec<String>>,
+    sort: SortBy,
     direction: Direction,
     summary_count: bool,
     /// (source type, parameter, iterate).
@@ -150,7 +178,8 @@ async fn run(store: &Store, t: &str, parsed: &Parsed) -> Result<Page, ApiError> 
     Ok(if t == "Slot" {
         store.search_slots(&parsed.slot, parsed.direction, parsed.cursor.as_ref(), parsed.count).await?
     } else {
-        store.search_resources(t, &parsed.resource, parsed.direction, parsed.cursor.as_ref(), parsed.count).await?
+        let order = (parsed.sort, parsed.direction);
+        store.search_resources(t, &parsed.resource, order, parsed.cursor.as_ref(), parsed.count).await?
     })
 }
 
@@ -186,23 +215,6 @@ fn subset(resource: &mut Value, keep: &[String]) {
     }
 }
 
-/// The references at `path` in a resource (`[]` steps into every array element).
-fn references<'a>(content: &'a Value, path: &[&str]) -> Vec<&'a str> {
-    let mut current: Vec<&Value> = vec![content];
-    for step in path {
-        let (key, many) = match step.strip_suffix("[]") {
-            Some(k) => (k, true),
-            None => (*step, false),
-        };
-        current = current
-            .into_iter()
-            .filter_map(|v| v.get(key))
-            .flat_map(|v| if many { v.as_array().map(|a| a.iter().collect()).unwrap_or_default() } else { vec![v] })
-            .collect();
-    }
-    current.into_iter().filter_map(|v| v.get("reference").and_then(Value::as_str)).collect()
-}
-
 /// Resources named by `_include` (following `:iterate` through what was included, three rounds
 /// at most) and `_revinclude`, each once, none of the matches repeated.
 async fn includes(store: &Store, parsed: &Parsed, matches: &[StoredResource]) -> Result<Vec<StoredResource>, ApiError> {
@@ -216,11 +228,9 @@ async fn includes(store: &Store, parsed: &Parsed, matches: &[StoredResource]) ->
             if round > 0 && !iterate {
                 continue;
             }
-            let Some((_, _, path)) = INCLUDES.iter().find(|(s, p, _)| s == source && p == param) else { continue };
             for r in frontier.iter().filter(|r| &r.resource_type == source) {
-                for reference in references(&r.content, path) {
-                    let Some((t, id)) = reference.rsplit_once('/') else { continue };
-                    let t = t.rsplit('/').next().unwrap_or(t);
+                for key in referenced(source, param, &r.content) {
+                    let Some((t, id)) = key.split_once('/') else { continue };
                     if !crate::registry::is_supported(t) || !calsync_store::is_valid_id(id) {
                         continue;
                     }
@@ -241,21 +251,24 @@ async fn includes(store: &Store, parsed: &Parsed, matches: &[StoredResource]) ->
         frontier = next;
     }
     for (source, param) in &parsed.revincludes {
-        if (source.as_str(), param.as_str()) == ("Slot", "schedule") {
-            let schedules: Vec<String> = matches
-                .iter()
-                .filter(|r| r.resource_type == "Schedule")
-                .map(|r| format!("Schedule/{}", r.id))
-                .collect();
-            if schedules.is_empty() {
-                continue;
-            }
-            let search =
-                SlotSearch { schedules: vec![AnyOf { values: schedules, negate: false }], ..Default::default() };
-            for slot in store.search_slots(&search, Direction::Ascending, None, MAX_REVINCLUDED).await?.resources {
-                if seen.insert((slot.resource_type.clone(), slot.id.clone())) {
-                    out.push(slot);
-                }
+        let targets: Vec<String> = matches.iter().map(|r| format!("{}/{}", r.resource_type, r.id)).collect();
+        if targets.is_empty() {
+            continue;
+        }
+        let found = if (source.as_str(), param.as_str()) == SLOT_SCHEDULE {
+            let search = SlotSearch { schedules: vec![AnyOf { values: targets, negate: false }], ..Default::default() };
+            store.search_slots(&search, Direction::Ascending, None, MAX_REVINCLUDED).await?
+        } else {
+            let terms =
+                targets.into_iter().map(|v| IndexTerm { system: None, value: Some(v), how: Match::Exact }).collect();
+            let filter = IndexFilter::Matches { param: param.clone(), terms, negate: false };
+            let search = ResourceSearch { index: vec![filter], ..Default::default() };
+            let order = (SortBy::Id, Direction::Ascending);
+            store.search_resources(source, &search, order, None, MAX_REVINCLUDED).await?
+        };
+        for r in found.resources {
+            if seen.insert((r.resource_type.clone(), r.id.clone())) {
+                out.push(r);
             }
         }
     }
@@ -278,6 +291,7 @@ fn cursor_token(c: &Cursor) -> String {
     let raw = match c {
         Cursor::Slot(start, id) => format!("s{start}|{id}"),
         Cursor::Id(id) => format!("i{id}"),
+        Cursor::Updated(at, id) => format!("u{at}|{id}"),
     };
     raw.bytes().map(|b| format!("{b:02x}")).collect()
 }
@@ -299,6 +313,10 @@ fn parse_cursor(token: &str) -> Result<Cursor, ApiError> {
             Ok(Cursor::Slot(start.parse().map_err(|_| bad())?, id.to_string()))
         }
         Some(("i", id)) => Ok(Cursor::Id(id.to_string())),
+        Some(("u", rest)) => {
+            let (at, id) = rest.split_once('|').ok_or_else(bad)?;
+            Ok(Cursor::Updated(at.parse().map_err(|_| bad())?, id.to_string()))
+        }
         _ => Err(bad()),
     }
 }
@@ -307,6 +325,7 @@ fn parse(t: &str, pairs: &[(String, String)], strict: bool) -> Result<Parsed, Ap
     let mut p = Parsed {
         kept: Vec::new(),
         elements: None,
+        sort: SortBy::Id,
         direction: Direction::Ascending,
         summary_count: false,
         includes: Vec::new(),
@@ -342,25 +361,32 @@ fn parse(t: &str, pairs: &[(String, String)], strict: bool) -> Result<Parsed, Ap
                 p.kept.push((key.clone(), value.clone()));
             }
             ("_sort", _) => {
-                let sort_key = if t == "Slot" { "start" } else { "_id" };
-                p.direction = match value.as_str() {
-                    v if v == sort_key => Direction::Ascending,
-                    v if v.strip_prefix('-') == Some(sort_key) => Direction::Descending,
+                let (descending, key) = match value.strip_prefix('-') {
+                    Some(k) => (true, k),
+                    None => (false, value.as_str()),
+                };
+                p.sort = match (key, t) {
+                    ("start", "Slot") => SortBy::Id,
+                    ("_id", t) if t != "Slot" => SortBy::Id,
+                    ("_lastUpdated", t) if t != "Slot" => SortBy::LastUpdated,
                     _ => {
+                        let keys = if t == "Slot" { "start" } else { "_id or _lastUpdated" };
                         return Err(ApiError::BadRequest(format!(
-                            "_sort={value} is not supported on {t}: use {sort_key} or -{sort_key}"
+                            "_sort={value} is not supported on {t}: use {keys}, with - for descending"
                         )));
                     }
                 };
-                p.kept.push((key.clone(), value.clone()));
+                p.direction = if descending { Direction::Descending } else { Direction::Ascending };
+                p.kept.push(("_sort".into(), value.clone()));
             }
-            ("_lastUpdated", _) if t != "Slot" => {
+            ("_lastUpdated", _) => {
                 if modifier.is_some() {
                     return Err(bad_modifier());
                 }
                 let bound =
                     date_bound(value, Utc::now()).map_err(|m| ApiError::BadRequest(format!("_lastUpdated: {m}")))?;
                 p.resource.updated.push(bound);
+                p.slot.updated.push(bound);
                 p.kept.push((key.clone(), value.clone()));
             }
             ("_include", _) => {
@@ -370,7 +396,7 @@ fn parse(t: &str, pairs: &[(String, String)], strict: bool) -> Result<Parsed, Ap
                     _ => return Err(bad_modifier()),
                 };
                 match value.split(':').collect::<Vec<_>>().as_slice() {
-                    [source, param] if INCLUDES.iter().any(|(s, p, _)| s == source && p == param) => {
+                    [source, param] if includes_from(source).contains(param) => {
                         p.includes.push((source.to_string(), param.to_string(), iterate));
                         p.kept.push((key.clone(), value.clone()));
                     }
@@ -379,9 +405,7 @@ fn parse(t: &str, pairs: &[(String, String)], strict: bool) -> Result<Parsed, Ap
                 }
             }
             ("_revinclude", _) => match value.split(':').collect::<Vec<_>>().as_slice() {
-                [source, param]
-                    if REVINCLUDES.iter().any(|(s, p, target)| s == source && p == param && *target == t) =>
-                {
+                [source, param] if revincludes_onto(t).contains(&(*source, *param)) => {
                     p.revincludes.push((source.to_string(), param.to_string()));
                     p.kept.push((key.clone(), value.clone()));
                 }
@@ -433,6 +457,21 @@ fn parse(t: &str, pairs: &[(String, String)], strict: bool) -> Result<Parsed, Ap
                 } else {
                     p.slot.end.push(bound)
                 }
+                p.kept.push((key.clone(), value.clone()));
+            }
+            (name, t) if fhir_index::param(t, name).is_some_and(|d| d.kind == ParamKind::Date) => {
+                if modifier.is_some() {
+                    return Err(bad_modifier());
+                }
+                let now = Utc::now();
+                let any = split(value)
+                    .iter()
+                    .map(|v| date_value(v, now).map_err(|m| ApiError::BadRequest(format!("{name}: {m}"))))
+                    .collect::<Result<Vec<_>, _>>()?;
+                if any.is_empty() {
+                    return Err(ApiError::BadRequest(format!("{name} needs a value")));
+                }
+                p.resource.dates.push(DateFilter { param: name.to_string(), any });
                 p.kept.push((key.clone(), value.clone()));
             }
             (name, t) if fhir_index::param(t, name).is_some() => {
@@ -507,6 +546,7 @@ fn index_filter(def: &fhir_index::ParamDef, modifier: Option<&str>, value: &str)
                 .collect::<Result<_, _>>()?;
             (terms, false)
         }
+        ParamKind::Date => unreachable!("date parameters are parsed as DateFilter"),
         ParamKind::Text => {
             let how = match modifier {
                 None => Match::Prefix,
@@ -542,65 +582,45 @@ fn reference(kind: &str, v: &str) -> Result<String, ApiError> {
     }
 }
 
-/// A date search value, with its prefix, as a range of UTC milliseconds over Slot times.
-/// The value stands for the whole range of its precision (a year, month, day, minute, second).
-pub fn date_bound(value: &str, now: DateTime<Utc>) -> Result<Bound, String> {
+/// A date search value: its prefix and the range of time it stands for (the whole range of its
+/// precision: a year, month, day, minute, second), as UTC milliseconds `[lo, hi)`. For `ap` the
+/// range is widened by 10% of its distance to now (at least its own length).
+pub fn date_value(value: &str, now: DateTime<Utc>) -> Result<(DatePrefix, i64, i64), String> {
     let (prefix, rest) = match value.get(..2) {
-        Some(p @ ("eq" | "ne" | "gt" | "lt" | "ge" | "le" | "sa" | "eb" | "ap")) => (p, &value[2..]),
-        _ => ("eq", value),
+        Some("eq") => (DatePrefix::Eq, &value[2..]),
+        Some("ne") => (DatePrefix::Ne, &value[2..]),
+        Some("gt") => (DatePrefix::Gt, &value[2..]),
+        Some("lt") => (DatePrefix::Lt, &value[2..]),
+        Some("ge") => (DatePrefix::Ge, &value[2..]),
+        Some("le") => (DatePrefix::Le, &value[2..]),
+        Some("sa") => (DatePrefix::Sa, &value[2..]),
+        Some("eb") => (DatePrefix::Eb, &value[2..]),
+        Some("ap") => (DatePrefix::Ap, &value[2..]),
+        _ => (DatePrefix::Eq, value),
     };
-    let (lo, hi) = precision_range(rest).ok_or_else(|| format!("{value:?} is not a FHIR date, dateTime or instant"))?;
+    let (lo, hi) = fhir_index::precision_range(rest)
+        .ok_or_else(|| format!("{value:?} is not a FHIR date, dateTime or instant"))?;
     let (lo, hi) = (lo.timestamp_millis(), hi.timestamp_millis());
-    Ok(match prefix {
-        "eq" => Bound { lo: Some(lo), hi: Some(hi), negate: false },
-        "ne" => Bound { lo: Some(lo), hi: Some(hi), negate: true },
-        "gt" | "sa" => Bound { lo: Some(hi), hi: None, negate: false },
-        "lt" | "eb" => Bound { lo: None, hi: Some(lo), negate: false },
-        "ge" => Bound { lo: Some(lo), hi: None, negate: false },
-        "le" => Bound { lo: None, hi: Some(hi), negate: false },
-        _ => {
-            // ap: within 10% of the distance to now (at least the value's own precision).
-            let slack = ((now.timestamp_millis() - lo).abs() / 10).max(hi - lo);
-            Bound { lo: Some(lo - slack), hi: Some(hi + slack), negate: false }
-        }
-    })
+    if prefix == DatePrefix::Ap {
+        let slack = ((now.timestamp_millis() - lo).abs() / 10).max(hi - lo);
+        return Ok((prefix, lo - slack, hi + slack));
+    }
+    Ok((prefix, lo, hi))
 }
 
-fn precision_range(v: &str) -> Option<(DateTime<Utc>, DateTime<Utc>)> {
-    let day = |y, m, d| NaiveDate::from_ymd_opt(y, m, d);
-    match v.len() {
-        4 => {
-            let y: i32 = v.parse().ok()?;
-            Some((
-                day(y, 1, 1)?.and_time(Default::default()).and_utc(),
-                day(y + 1, 1, 1)?.and_time(Default::default()).and_utc(),
-            ))
-        }
-        7 => {
-            let d = NaiveDate::parse_from_str(&format!("{v}-01"), "%Y-%m-%d").ok()?;
-            let next = d.checked_add_months(chrono::Months::new(1))?;
-            Some((d.and_time(Default::default()).and_utc(), next.and_time(Default::default()).and_utc()))
-        }
-        10 => {
-            let d = NaiveDate::parse_from_str(v, "%Y-%m-%d").ok()?;
-            Some((d.and_time(Default::default()).and_utc(), d.succ_opt()?.and_time(Default::default()).and_utc()))
-        }
-        _ => {
-            // A dateTime: with a zone it is an instant at its precision; without, read as UTC.
-            let (start, precision) = if let Ok(t) = DateTime::parse_from_rfc3339(v) {
-                let p = if v.contains('.') { TimeDelta::milliseconds(1) } else { TimeDelta::seconds(1) };
-                (t.to_utc(), p)
-            } else if let Ok(t) = NaiveDateTime::parse_from_str(v, "%Y-%m-%dT%H:%M:%S") {
-                (t.and_utc(), TimeDelta::seconds(1))
-            } else if let Ok(t) = NaiveDateTime::parse_from_str(v, "%Y-%m-%dT%H:%M") {
-                (t.and_utc(), TimeDelta::minutes(1))
-            } else {
-                let with_minutes = DateTime::parse_from_str(v, "%Y-%m-%dT%H:%M%:z").ok()?;
-                (with_minutes.to_utc(), TimeDelta::minutes(1))
-            };
-            Some((start, start + precision))
-        }
-    }
+/// A date search value as a range of UTC milliseconds over a point in time (a Slot's start or
+/// end, a last update).
+pub fn date_bound(value: &str, now: DateTime<Utc>) -> Result<Bound, String> {
+    let (prefix, lo, hi) = date_value(value, now)?;
+    let (lo, hi, negate) = match prefix {
+        DatePrefix::Eq | DatePrefix::Ap => (Some(lo), Some(hi), false),
+        DatePrefix::Ne => (Some(lo), Some(hi), true),
+        DatePrefix::Gt | DatePrefix::Sa => (Some(hi), None, false),
+        DatePrefix::Lt | DatePrefix::Eb => (None, Some(lo), false),
+        DatePrefix::Ge => (Some(lo), None, false),
+        DatePrefix::Le => (None, Some(hi), false),
+    };
+    Ok(Bound { lo, hi, negate })
 }
 
 #[cfg(test)]
