@@ -9,7 +9,7 @@ CARGO ?= cargo
 CALSYNC := $(CARGO_TARGET_DIR)/debug/calsync
 DEMO := tests/fixtures/demo
 
-.PHONY: run find-demo build test test-rust test-ical-corpus test-conformance test-clients test-postgres bench nextest clean-target
+.PHONY: run find-demo build test test-rust test-ical-corpus test-conformance test-clients test-postgres bench bench-core bench-search nextest clean-target
 
 ## The whole system on the embedded SQLite database (calsync.db) with the demo clinics loaded.
 run: build
@@ -52,9 +52,16 @@ test-conformance: build
 test-clients: build
 	tests/clients/run.sh $(CALSYNC)
 
-## Criterion benchmarks (release build); figures are recorded in docs/benchmarks.md.
-bench:
+## Criterion benchmarks and the HTTP load test (release build); figures in docs/benchmarks.md.
+bench: bench-core bench-search
+
+bench-core:
 	$(CARGO) bench --workspace --bench mutual_search
+
+## 1,000,000 Slots over 2,000 Schedules on SQLite, Slot searches from wrk (installed if missing).
+bench-search:
+	$(CARGO) build --release -p calsync
+	tests/load/run.sh $(CARGO_TARGET_DIR)/release/calsync
 
 nextest:
 	@$(CARGO) nextest --version >/dev/null 2>&1 || $(CARGO) install --locked cargo-nextest

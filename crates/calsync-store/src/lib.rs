@@ -26,6 +26,7 @@ use tokio::sync::Mutex;
 
 pub mod entity;
 pub mod migration;
+mod reader;
 pub mod search;
 #[cfg(feature = "testing")]
 pub mod testing;
@@ -139,6 +140,9 @@ pub struct Indexer {
 /// A resource to write with [`Store::put_many`]: type, id, JSON.
 pub type Put = (String, String, Value);
 
+/// Connections in the SQLite pool (WAL: one writer at a time, readers in parallel).
+const SQLITE_CONNECTIONS: u32 = 8;
+
 /// Key in `store_meta` of the fingerprint the search index was built with.
 const INDEX_FINGERPRINT: &str = "index_fingerprint";
 
@@ -154,6 +158,8 @@ pub struct Store {
     /// at once (SQLITE_BUSY_SNAPSHOT, no busy wait) if another writer committed in between; so
     /// on SQLite this process takes its write transactions in turn. PostgreSQL needs no lock.
     sqlite_writer: Option<Arc<Mutex<()>>>,
+    /// The Slot search read path on SQLite (see `reader`).
+    sqlite_reader: Option<Arc<reader::SqliteReader>>,
 }
 
 fn millis(t: DateTime<Utc>) -> i64 {
@@ -172,17 +178,24 @@ pub fn is_valid_id(id: &str) -> bool {
 impl Store {
     /// Connects to `url` (`sqlite://file.db?mode=rwc`, `postgres://...`) and applies migrations.
     pub async fn connect(url: &str) -> Result<Self, StoreError> {
+        use sea_orm::sqlx::sqlite::{SqliteJournalMode, SqliteSynchronous};
         let mut options = ConnectOptions::new(url.to_string());
         options.sqlx_logging(false);
-        let db = Database::connect(options).await?;
-        if db.get_database_backend() == sea_orm::DbBackend::Sqlite {
-            // Readers never wait for the writer; the writer waits for locks instead of failing.
-            db.execute_unprepared("PRAGMA journal_mode=WAL; PRAGMA busy_timeout=5000; PRAGMA synchronous=NORMAL;")
-                .await?;
+        if url.starts_with("sqlite:") {
+            // Every pooled connection: readers never wait for the writer (WAL), the writer waits
+            // for locks instead of failing. sea-orm's SQLite default is a single connection,
+            // which serializes all reads; WAL lets them run side by side.
+            options.max_connections(SQLITE_CONNECTIONS).map_sqlx_sqlite_opts(|o| {
+                o.journal_mode(SqliteJournalMode::Wal)
+                    .busy_timeout(std::time::Duration::from_secs(5))
+                    .synchronous(SqliteSynchronous::Normal)
+            });
         }
+        let db = Database::connect(options).await?;
         migration::Migrator::up(&db, None).await?;
         let sqlite_writer = (db.get_database_backend() == sea_orm::DbBackend::Sqlite).then(|| Arc::new(Mutex::new(())));
-        Ok(Self { db, indexer: None, sqlite_writer })
+        let sqlite_reader = reader::SqliteReader::for_url(url).map(Arc::new);
+        Ok(Self { db, indexer: None, sqlite_writer, sqlite_reader })
     }
 
     /// Indexes every write from now on with `indexer`.

@@ -1,10 +1,13 @@
 //! Searches the facade can ask for. The store knows columns, not FHIR parameters: the facade
 //! turns `start=ge2026-12-07` into a [`Bound`] on the Slot start column.
 
-use sea_orm::sea_query::{LikeExpr, Query, SelectStatement};
-use sea_orm::{ColumnTrait, Condition, EntityTrait, PaginatorTrait, QueryFilter, QueryOrder, QuerySelect};
+use sea_orm::sea_query::{Expr, ExprTrait, LikeExpr, Query, SelectStatement};
+use sea_orm::{
+    ColumnTrait, Condition, ConnectionTrait, EntityTrait, PaginatorTrait, QueryFilter, QueryOrder, QuerySelect,
+};
 
 use crate::entity::{date_index, resource, search_index, slot};
+use crate::reader::SlotPageRow;
 use crate::{Store, StoreError, StoredResource, stored};
 
 /// A half-open range of UTC milliseconds `[lo, hi)`, either side open, possibly negated.
@@ -318,8 +321,11 @@ impl Store {
                 .to_owned();
             filter = filter.add(slot::Column::Id.in_subquery(ids));
         }
-        let total = slot::Entity::find().filter(filter.clone()).count(&self.db).await?;
-        let mut page = slot::Entity::find().filter(filter);
+        let count = Query::select()
+            .expr(Expr::col((slot::Entity, slot::Column::Id)).count())
+            .from(slot::Entity)
+            .cond_where(filter.clone())
+            .to_owned();
         let descending = direction == Direction::Descending;
         if let Some(Cursor::Slot(start, id)) = after {
             let (past_start, past_id) = if descending {
@@ -328,22 +334,67 @@ impl Store {
                 (slot::Column::StartMs.gt(*start), slot::Column::Id.gt(id.clone()))
             };
             let same_start_past_id = Condition::all().add(slot::Column::StartMs.eq(*start)).add(past_id);
-            page = page.filter(Condition::any().add(past_start).add(same_start_past_id));
+            filter = filter.add(Condition::any().add(past_start).add(same_start_past_id));
         }
         let order = if descending { sea_orm::Order::Desc } else { sea_orm::Order::Asc };
-        let rows = page
-            .order_by(slot::Column::StartMs, order.clone())
-            .order_by(slot::Column::Id, order)
+        // One statement: the page of the range table joined with the resources' JSON.
+        let page = Query::select()
+            .column((slot::Entity, slot::Column::Id))
+            .column((slot::Entity, slot::Column::StartMs))
+            .column((resource::Entity, resource::Column::VersionId))
+            .column((resource::Entity, resource::Column::LastUpdated))
+            .column((resource::Entity, resource::Column::Content))
+            .from(slot::Entity)
+            .inner_join(
+                resource::Entity,
+                Condition::all()
+                    .add(Expr::col((resource::Entity, resource::Column::ResourceType)).eq("Slot"))
+                    .add(Expr::col((resource::Entity, resource::Column::Id)).equals((slot::Entity, slot::Column::Id))),
+            )
+            .cond_where(filter)
+            .order_by((slot::Entity, slot::Column::StartMs), order.clone())
+            .order_by((slot::Entity, slot::Column::Id), order)
             .limit(limit + 1)
-            .all(&self.db)
-            .await?;
+            .to_owned();
+        let (total, rows): (i64, Vec<SlotPageRow>) = match &self.sqlite_reader {
+            Some(reader) => {
+                let total = reader.query(&count, |r| r.get(0)).await?.first().copied().unwrap_or(0);
+                let rows = reader.query(&page, |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?))).await?;
+                (total, rows)
+            }
+            None => {
+                let total = match self.db.query_one(&count).await? {
+                    Some(row) => row.try_get_by_index(0)?,
+                    None => 0,
+                };
+                let rows = self
+                    .db
+                    .query_all(&page)
+                    .await?
+                    .iter()
+                    .map(|r| {
+                        Ok((
+                            r.try_get_by_index(0)?,
+                            r.try_get_by_index(1)?,
+                            r.try_get_by_index(2)?,
+                            r.try_get_by_index(3)?,
+                            r.try_get_by_index(4)?,
+                        ))
+                    })
+                    .collect::<Result<_, sea_orm::DbErr>>()?;
+                (total, rows)
+            }
+        };
         let next = (rows.len() as u64 > limit).then(|| {
-            let last = &rows[limit as usize - 1];
-            Cursor::Slot(last.start_ms, last.id.clone())
+            let (id, start, ..) = &rows[limit as usize - 1];
+            Cursor::Slot(*start, id.clone())
         });
-        let ids: Vec<String> = rows.iter().take(limit as usize).map(|r| r.id.clone()).collect();
-        let resources = self.current_by_ids("Slot", &ids).await?;
-        Ok(Page { resources, total, next })
+        let resources = rows
+            .into_iter()
+            .take(limit as usize)
+            .map(|(id, _, version, updated, content)| stored("Slot".into(), id, version, updated, false, &content))
+            .collect::<Result<_, _>>()?;
+        Ok(Page { resources, total: total as u64, next })
     }
 
     /// Live resources of a type matching `search`, sorted by `sort` then id (`direction` for both),
@@ -407,23 +458,5 @@ impl Store {
             .map(|r| stored(r.resource_type, r.id, r.version_id, r.last_updated, r.deleted, &r.content))
             .collect::<Result<_, _>>()?;
         Ok(Page { resources, total, next })
-    }
-
-    /// Current versions of `ids`, in the order given (one query).
-    async fn current_by_ids(&self, resource_type: &str, ids: &[String]) -> Result<Vec<StoredResource>, StoreError> {
-        if ids.is_empty() {
-            return Ok(Vec::new());
-        }
-        let rows = resource::Entity::find()
-            .filter(resource::Column::ResourceType.eq(resource_type))
-            .filter(resource::Column::Id.is_in(ids.iter().cloned()))
-            .all(&self.db)
-            .await?;
-        let mut by_id: std::collections::HashMap<String, resource::Model> =
-            rows.into_iter().map(|r| (r.id.clone(), r)).collect();
-        ids.iter()
-            .filter_map(|id| by_id.remove(id))
-            .map(|r| stored(r.resource_type, r.id, r.version_id, r.last_updated, r.deleted, &r.content))
-            .collect()
     }
 }

@@ -4,8 +4,14 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+// glibc's allocator spent a third of the server's CPU under the search load test
+// (docs/benchmarks.md); mimalloc's thread-local heaps do not.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 mod busy;
 mod find;
+mod generate;
 mod render;
 mod serve;
 mod when;
@@ -26,6 +32,8 @@ enum Command {
     Busy(busy::BusyArgs),
     /// Run the FHIR server.
     Serve(serve::ServeArgs),
+    /// Write synthetic provider availability (NDJSON) for benchmarks.
+    Generate(generate::GenerateArgs),
 }
 
 fn main() -> ExitCode {
@@ -34,6 +42,7 @@ fn main() -> ExitCode {
         Command::Find(args) => find::run(*args),
         Command::Busy(args) => busy::run(args),
         Command::Serve(args) => serve::run(args),
+        Command::Generate(args) => generate::run(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

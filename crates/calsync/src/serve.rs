@@ -50,23 +50,40 @@ pub fn run(args: ServeArgs) -> Result<(), String> {
     })
 }
 
-/// Writes every resource of an NDJSON file under its own id (idempotent across restarts).
+/// Resources per bulk write while loading.
+const LOAD_BATCH: usize = 5000;
+
+/// Writes every resource of an NDJSON file under its own id, in bulk transactions of
+/// [`LOAD_BATCH`] (idempotent across restarts: unchanged resources keep their version).
 async fn load(app: &Application, file: &PathBuf) -> Result<(), String> {
+    use std::io::BufRead;
     let name = file.display().to_string();
-    let text = std::fs::read_to_string(file).map_err(|e| format!("cannot read {name}: {e}"))?;
-    let mut count = 0;
-    for (i, line) in text.lines().enumerate().filter(|(_, l)| !l.trim().is_empty()) {
+    let reader =
+        std::fs::File::open(file).map(std::io::BufReader::new).map_err(|e| format!("cannot read {name}: {e}"))?;
+    let started = std::time::Instant::now();
+    let (mut count, mut written) = (0u64, 0u64);
+    let mut batch = Vec::with_capacity(LOAD_BATCH);
+    for (i, line) in reader.lines().enumerate() {
         let at = |e: &dyn std::fmt::Display| format!("{name}:{}: {e}", i + 1);
-        let head: serde_json::Value = serde_json::from_str(line).map_err(|e| at(&e))?;
+        let line = line.map_err(|e| at(&e))?;
+        if line.trim().is_empty() {
+            continue;
+        }
+        let head: serde_json::Value = serde_json::from_str(&line).map_err(|e| at(&e))?;
         let (Some(t), Some(id)) = (head["resourceType"].as_str(), head["id"].as_str()) else {
             return Err(at(&"a loaded resource needs resourceType and id"));
         };
         // The same checks as a client's write.
-        let value = calsync_fhir::validate::resource(line, t).map_err(|e| at(&e))?;
-        app.store().update(t, id, value, None).await.map_err(|e| at(&e))?;
+        let value = calsync_fhir::validate::resource(&line, t).map_err(|e| at(&e))?;
+        batch.push((t.to_string(), id.to_string(), value));
         count += 1;
+        if batch.len() == LOAD_BATCH {
+            written += app.store().put_many(std::mem::take(&mut batch)).await.map_err(|e| format!("{name}: {e}"))?;
+        }
     }
-    println!("loaded {count} resources from {name}");
+    written += app.store().put_many(batch).await.map_err(|e| format!("{name}: {e}"))?;
+    let secs = started.elapsed().as_secs_f64();
+    println!("loaded {count} resources from {name} ({written} new or changed) in {secs:.1} s");
     Ok(())
 }
 

@@ -154,7 +154,7 @@ async fn search(
     let included = includes(store, &parsed, &page.resources).await?;
     let entries: Vec<Value> = page
         .resources
-        .iter()
+        .into_iter()
         .map(|r| {
             let mut e = entry(&cx.base, r, "match");
             if let Some(keep) = &parsed.elements {
@@ -162,7 +162,7 @@ async fn search(
             }
             e
         })
-        .chain(included.iter().map(|r| entry(&cx.base, r, "include")))
+        .chain(included.into_iter().map(|r| entry(&cx.base, r, "include")))
         .collect();
     let bundle = json!({
         "resourceType": "Bundle",
@@ -195,7 +195,7 @@ pub async fn matching(store: &Store, t: &str, criteria: &str, limit: u64) -> Res
     run(store, t, &parsed).await
 }
 
-fn entry(base: &str, r: &StoredResource, mode: &str) -> Value {
+fn entry(base: &str, r: StoredResource, mode: &str) -> Value {
     json!({
         "fullUrl": format!("{base}/{}/{}", r.resource_type, r.id),
         "resource": r.content,
@@ -218,6 +218,9 @@ fn subset(resource: &mut Value, keep: &[String]) {
 /// Resources named by `_include` (following `:iterate` through what was included, three rounds
 /// at most) and `_revinclude`, each once, none of the matches repeated.
 async fn includes(store: &Store, parsed: &Parsed, matches: &[StoredResource]) -> Result<Vec<StoredResource>, ApiError> {
+    if parsed.includes.is_empty() && parsed.revincludes.is_empty() {
+        return Ok(Vec::new());
+    }
     let mut seen: std::collections::HashSet<(String, String)> =
         matches.iter().map(|r| (r.resource_type.clone(), r.id.clone())).collect();
     let mut out: Vec<StoredResource> = Vec::new();

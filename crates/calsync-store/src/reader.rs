@@ -1,0 +1,92 @@
+//! The read path of Slot searches on SQLite.
+//!
+//! Measured (docs/benchmarks.md): through sqlx-sqlite every row crosses a channel from the
+//! connection's worker thread, so a page of 50 Slots cost more in thread hand-offs and
+//! allocation than in SQLite itself (the engine was under 2% of the server's CPU). Here the same
+//! statements, built by sea-query, run on a small pool of rusqlite connections in one blocking
+//! task per query. PostgreSQL keeps the sea-orm path; writes always go through sea-orm.
+
+use std::sync::Mutex;
+
+use rusqlite::types::Value as SqlValue;
+use sea_orm::sea_query::{SelectStatement, SqliteQueryBuilder, Value};
+
+use crate::StoreError;
+
+/// Pooled read connections to one SQLite file.
+#[derive(Debug)]
+pub(crate) struct SqliteReader {
+    path: String,
+    idle: Mutex<Vec<rusqlite::Connection>>,
+}
+
+/// One Slot row of a page with its resource: id, start, version, last update, JSON.
+pub(crate) type SlotPageRow = (String, i64, i64, i64, String);
+
+fn failed(e: impl std::fmt::Display) -> StoreError {
+    StoreError::Database(sea_orm::DbErr::Custom(format!("sqlite read: {e}")))
+}
+
+fn bind(v: Value) -> Result<SqlValue, StoreError> {
+    Ok(match v {
+        Value::BigInt(Some(i)) => SqlValue::Integer(i),
+        Value::Int(Some(i)) => SqlValue::Integer(i.into()),
+        Value::BigUnsigned(Some(u)) => SqlValue::Integer(i64::try_from(u).map_err(failed)?),
+        Value::Bool(Some(b)) => SqlValue::Integer(b.into()),
+        Value::String(Some(s)) => SqlValue::Text(s),
+        Value::BigInt(None) | Value::Int(None) | Value::BigUnsigned(None) | Value::Bool(None) | Value::String(None) => {
+            SqlValue::Null
+        }
+        other => return Err(failed(format!("cannot bind {other:?}"))),
+    })
+}
+
+impl SqliteReader {
+    /// Readers for the database of a `sqlite://path?...` URL, if it is one.
+    pub(crate) fn for_url(url: &str) -> Option<Self> {
+        let rest = url.strip_prefix("sqlite://").or_else(|| url.strip_prefix("sqlite:"))?;
+        let path = rest.split('?').next().unwrap_or(rest);
+        (!path.is_empty() && path != ":memory:").then(|| Self { path: path.to_string(), idle: Mutex::new(Vec::new()) })
+    }
+
+    fn connection(&self) -> Result<rusqlite::Connection, StoreError> {
+        if let Some(c) = self.idle.lock().map_err(failed)?.pop() {
+            return Ok(c);
+        }
+        let c = rusqlite::Connection::open(&self.path).map_err(failed)?;
+        c.busy_timeout(std::time::Duration::from_secs(5)).map_err(failed)?;
+        c.pragma_update(None, "query_only", true).map_err(failed)?;
+        Ok(c)
+    }
+
+    fn give_back(&self, c: rusqlite::Connection) {
+        if let Ok(mut idle) = self.idle.lock()
+            && idle.len() < 16
+        {
+            idle.push(c);
+        }
+    }
+
+    /// Runs `stmt` and maps each row with `row`.
+    pub(crate) async fn query<T: Send + 'static>(
+        self: &std::sync::Arc<Self>,
+        stmt: &SelectStatement,
+        row: fn(&rusqlite::Row<'_>) -> rusqlite::Result<T>,
+    ) -> Result<Vec<T>, StoreError> {
+        let (sql, values) = stmt.build(SqliteQueryBuilder);
+        let params = values.into_iter().map(bind).collect::<Result<Vec<_>, _>>()?;
+        let me = self.clone();
+        tokio::task::spawn_blocking(move || {
+            let c = me.connection()?;
+            let rows = {
+                let mut prepared = c.prepare_cached(&sql).map_err(failed)?;
+                let mapped = prepared.query_map(rusqlite::params_from_iter(params), row).map_err(failed)?;
+                mapped.collect::<Result<Vec<T>, _>>().map_err(failed)?
+            };
+            me.give_back(c);
+            Ok(rows)
+        })
+        .await
+        .map_err(failed)?
+    }
+}
