@@ -68,7 +68,7 @@ impl Application {
     pub async fn build(settings: &Settings) -> Result<Self, String> {
         let store =
             Store::connect(&settings.database_url).await.map_err(|e| format!("database: {e}"))?.with_indexer(INDEXER);
-        if let Some(n) = store.reindex_if_stale().await.map_err(|e| format!("database: {e}"))? {
+        if let Some(n) = store.reindex_if_stale().await.map_err(|e| format!("database: {e}"))?.filter(|n| *n > 0) {
             tracing::info!(resources = n, "search index rebuilt for the current definitions");
         }
         let listener = TcpListener::bind(&settings.bind).map_err(|e| format!("cannot bind {}: {e}", settings.bind))?;

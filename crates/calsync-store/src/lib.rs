@@ -219,24 +219,23 @@ impl Store {
 
     /// Stores a new resource under a server-assigned id, as version 1.
     pub async fn create(&self, resource_type: &str, content: Value) -> Result<StoredResource, StoreError> {
-        let id = uuid::Uuid::new_v4().to_string();
-        let _turn = self.write_turn().await;
-        let txn = self.db.begin().await?;
-        let stored = write_version(&txn, self.indexer, resource_type, &id, 1, false, content, None).await?;
+        let txn = self.begin().await?;
+        let stored = txn.create(resource_type, content).await?;
         txn.commit().await?;
         Ok(stored)
     }
 
+    /// Starts a write transaction: reads inside it see its own writes, and nothing of it is
+    /// visible to others until [`StoreTxn::commit`]; dropping it rolls back.
+    pub async fn begin(&self) -> Result<StoreTxn<'_>, StoreError> {
+        let turn = self.write_turn().await;
+        let txn = self.db.begin().await?;
+        Ok(StoreTxn { txn, indexer: self.indexer, _turn: turn })
+    }
+
     /// The current version; `Gone` after a delete, `NotFound` if it never existed.
     pub async fn read(&self, resource_type: &str, id: &str) -> Result<StoredResource, StoreError> {
-        let row = resource::Entity::find_by_id((resource_type.to_string(), id.to_string()))
-            .one(&self.db)
-            .await?
-            .ok_or_else(|| StoreError::NotFound(resource_type.into(), id.into()))?;
-        if row.deleted {
-            return Err(StoreError::Gone(resource_type.into(), id.into()));
-        }
-        stored(row.resource_type, row.id, row.version_id, row.last_updated, row.deleted, &row.content)
+        read_current(&self.db, resource_type, id).await
     }
 
     /// A given version, deleted or not.
@@ -270,58 +269,18 @@ impl Store {
         content: Value,
         if_match: Option<i64>,
     ) -> Result<(StoredResource, bool), StoreError> {
-        if !is_valid_id(id) {
-            return Err(StoreError::Invalid(format!("{id:?} is not a valid id: 1-64 of A-Z a-z 0-9 - .")));
-        }
-        let _turn = self.write_turn().await;
-        let txn = self.db.begin().await?;
-        let current = resource::Entity::find_by_id((resource_type.to_string(), id.to_string())).one(&txn).await?;
-        let (version, created) = match &current {
-            Some(row) => (row.version_id + 1, row.deleted),
-            None => (1, true),
-        };
-        if let Some(expected) = if_match {
-            let actual = current.as_ref().map_or(0, |r| r.version_id);
-            if actual != expected {
-                return Err(StoreError::VersionConflict { expected, current: actual });
-            }
-        }
-        let written = write_version(
-            &txn,
-            self.indexer,
-            resource_type,
-            id,
-            version,
-            false,
-            content,
-            current.as_ref().map(|r| r.version_id),
-        )
-        .await;
-        let stored = match (written, if_match) {
-            // The version the client named was current when read, and is not any more.
-            (Err(StoreError::Concurrent(..)), Some(expected)) => {
-                return Err(StoreError::VersionConflict { expected, current: expected + 1 });
-            }
-            (other, _) => other?,
-        };
+        let txn = self.begin().await?;
+        let written = txn.update(resource_type, id, content, if_match).await?;
         txn.commit().await?;
-        Ok((stored, created))
+        Ok(written)
     }
 
     /// Deletes `id`: a new version marked deleted; reads answer `Gone` afterwards.
     /// Deleting an unknown or deleted resource changes nothing.
     pub async fn delete(&self, resource_type: &str, id: &str) -> Result<(), StoreError> {
-        let _turn = self.write_turn().await;
-        let txn = self.db.begin().await?;
-        let current = resource::Entity::find_by_id((resource_type.to_string(), id.to_string())).one(&txn).await?;
-        let Some(row) = current.filter(|r| !r.deleted) else {
-            return Ok(());
-        };
-        let content: Value = serde_json::from_str(&row.content).unwrap_or(Value::Null);
-        write_version(&txn, self.indexer, resource_type, id, row.version_id + 1, true, content, Some(row.version_id))
-            .await?;
-        txn.commit().await?;
-        Ok(())
+        let txn = self.begin().await?;
+        txn.delete(resource_type, id).await?;
+        txn.commit().await
     }
 
     /// Writes many resources under their own ids in one transaction, with multi-row statements:
@@ -453,26 +412,127 @@ impl Store {
         from: DateTime<Utc>,
         to: DateTime<Utc>,
     ) -> Result<Vec<SlotRow>, StoreError> {
-        let mut q = slot::Entity::find()
-            .filter(slot::Column::StartMs.lt(millis(to)))
-            .filter(slot::Column::EndMs.gt(millis(from)));
-        if let Some(s) = schedule {
-            q = q.filter(slot::Column::Schedule.eq(s));
-        }
-        Ok(q.order_by_asc(slot::Column::StartMs)
-            .order_by_asc(slot::Column::Id)
-            .all(&self.db)
-            .await?
-            .into_iter()
-            .map(|r| SlotRow {
-                id: r.id,
-                schedule: r.schedule,
-                start: from_millis(r.start_ms),
-                end: from_millis(r.end_ms),
-                status: r.status,
-            })
-            .collect())
+        slots_overlapping(&self.db, schedule, from, to).await
     }
+}
+
+/// A write transaction (see [`Store::begin`]). On SQLite it holds this process's write turn.
+pub struct StoreTxn<'a> {
+    txn: sea_orm::DatabaseTransaction,
+    indexer: Option<Indexer>,
+    _turn: Option<tokio::sync::MutexGuard<'a, ()>>,
+}
+
+impl StoreTxn<'_> {
+    /// Makes every write of the transaction visible at once.
+    pub async fn commit(self) -> Result<(), StoreError> {
+        Ok(self.txn.commit().await?)
+    }
+
+    /// The current version as this transaction sees it.
+    pub async fn read(&self, resource_type: &str, id: &str) -> Result<StoredResource, StoreError> {
+        read_current(&self.txn, resource_type, id).await
+    }
+
+    /// See [`Store::create`].
+    pub async fn create(&self, resource_type: &str, content: Value) -> Result<StoredResource, StoreError> {
+        let id = uuid::Uuid::new_v4().to_string();
+        write_version(&self.txn, self.indexer, resource_type, &id, 1, false, content, None).await
+    }
+
+    /// See [`Store::update`]. A concurrent writer that got there first makes this a
+    /// `VersionConflict` (with `if_match`) or `Concurrent` (without).
+    pub async fn update(
+        &self,
+        resource_type: &str,
+        id: &str,
+        content: Value,
+        if_match: Option<i64>,
+    ) -> Result<(StoredResource, bool), StoreError> {
+        if !is_valid_id(id) {
+            return Err(StoreError::Invalid(format!("{id:?} is not a valid id: 1-64 of A-Z a-z 0-9 - .")));
+        }
+        let current = resource::Entity::find_by_id((resource_type.to_string(), id.to_string())).one(&self.txn).await?;
+        let (version, created) = match &current {
+            Some(row) => (row.version_id + 1, row.deleted),
+            None => (1, true),
+        };
+        if let Some(expected) = if_match {
+            let actual = current.as_ref().map_or(0, |r| r.version_id);
+            if actual != expected {
+                return Err(StoreError::VersionConflict { expected, current: actual });
+            }
+        }
+        let previous = current.as_ref().map(|r| r.version_id);
+        let written =
+            write_version(&self.txn, self.indexer, resource_type, id, version, false, content, previous).await;
+        match (written, if_match) {
+            // The version the client named was current when read, and is not any more.
+            (Err(StoreError::Concurrent(..)), Some(expected)) => {
+                Err(StoreError::VersionConflict { expected, current: expected + 1 })
+            }
+            (other, _) => Ok((other?, created)),
+        }
+    }
+
+    /// See [`Store::delete`].
+    pub async fn delete(&self, resource_type: &str, id: &str) -> Result<(), StoreError> {
+        let current = resource::Entity::find_by_id((resource_type.to_string(), id.to_string())).one(&self.txn).await?;
+        let Some(row) = current.filter(|r| !r.deleted) else {
+            return Ok(());
+        };
+        let content: Value = serde_json::from_str(&row.content).unwrap_or(Value::Null);
+        let previous = Some(row.version_id);
+        write_version(&self.txn, self.indexer, resource_type, id, row.version_id + 1, true, content, previous).await?;
+        Ok(())
+    }
+
+    /// See [`Store::slots_overlapping`]; sees this transaction's writes.
+    pub async fn slots_overlapping(
+        &self,
+        schedule: Option<&str>,
+        from: DateTime<Utc>,
+        to: DateTime<Utc>,
+    ) -> Result<Vec<SlotRow>, StoreError> {
+        slots_overlapping(&self.txn, schedule, from, to).await
+    }
+}
+
+async fn read_current<C: ConnectionTrait>(db: &C, resource_type: &str, id: &str) -> Result<StoredResource, StoreError> {
+    let row = resource::Entity::find_by_id((resource_type.to_string(), id.to_string()))
+        .one(db)
+        .await?
+        .ok_or_else(|| StoreError::NotFound(resource_type.into(), id.into()))?;
+    if row.deleted {
+        return Err(StoreError::Gone(resource_type.into(), id.into()));
+    }
+    stored(row.resource_type, row.id, row.version_id, row.last_updated, row.deleted, &row.content)
+}
+
+async fn slots_overlapping<C: ConnectionTrait>(
+    db: &C,
+    schedule: Option<&str>,
+    from: DateTime<Utc>,
+    to: DateTime<Utc>,
+) -> Result<Vec<SlotRow>, StoreError> {
+    let mut q =
+        slot::Entity::find().filter(slot::Column::StartMs.lt(millis(to))).filter(slot::Column::EndMs.gt(millis(from)));
+    if let Some(s) = schedule {
+        q = q.filter(slot::Column::Schedule.eq(s));
+    }
+    Ok(q.order_by_asc(slot::Column::StartMs)
+        .order_by_asc(slot::Column::Id)
+        .all(db)
+        .await?
+        .into_iter()
+        .map(|r| SlotRow {
+            id: r.id,
+            schedule: r.schedule,
+            start: from_millis(r.start_ms),
+            end: from_millis(r.end_ms),
+            status: r.status,
+        })
+        .collect())
 }
 
 fn stored(
