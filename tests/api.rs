@@ -14,7 +14,7 @@ struct TestApp {
 
 async fn spawn_app() -> TestApp {
     let database = TestDatabase::create().await;
-    let settings = Settings { bind: "127.0.0.1:0".into(), database_url: database.url.clone() };
+    let settings = Settings::new("127.0.0.1:0", database.url.clone());
     let app = Application::build(&settings).await.expect("server starts");
     let base = format!("http://127.0.0.1:{}", app.port());
     tokio::spawn(app.run());

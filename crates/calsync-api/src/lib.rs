@@ -19,6 +19,7 @@ use calsync_store::Store;
 pub mod context;
 pub mod interaction;
 pub mod media;
+pub mod operation;
 pub mod outcome;
 pub mod registry;
 pub mod settings;
@@ -54,7 +55,19 @@ pub struct Settings {
     pub bind: String,
     /// Database URL: `sqlite://calsync.db?mode=rwc` or `postgres://...`.
     pub database_url: String,
+    /// How long `$hold` keeps a Slot (default 10 minutes).
+    pub hold_minutes: u32,
 }
+
+impl Settings {
+    /// Settings for `bind` and `database_url`, defaults otherwise.
+    pub fn new(bind: impl Into<String>, database_url: impl Into<String>) -> Self {
+        Settings { bind: bind.into(), database_url: database_url.into(), hold_minutes: 10 }
+    }
+}
+
+/// How often expired holds are released.
+const HOLD_SWEEP: std::time::Duration = std::time::Duration::from_secs(5);
 
 /// A built, not yet running, server.
 pub struct Application {
@@ -74,11 +87,28 @@ impl Application {
         let listener = TcpListener::bind(&settings.bind).map_err(|e| format!("cannot bind {}: {e}", settings.bind))?;
         let port = listener.local_addr().map_err(|e| e.to_string())?.port();
         let data = web::Data::new(store.clone());
+        let hold = web::Data::new(operation::HoldPolicy {
+            duration: chrono::TimeDelta::minutes(i64::from(settings.hold_minutes.max(1))),
+        });
+        let sweeper = store.clone();
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(HOLD_SWEEP);
+            loop {
+                tick.tick().await;
+                match operation::sweep_expired_holds(&sweeper).await {
+                    Ok(0) => {}
+                    Ok(n) => tracing::info!(released = n, "expired holds released"),
+                    Err(e) => tracing::warn!(error = %e, "releasing expired holds failed"),
+                }
+            }
+        });
         let server = HttpServer::new(move || {
             App::new()
                 .app_data(data.clone())
+                .app_data(hold.clone())
                 .app_data(web::PayloadConfig::new(media::MAX_BODY))
                 .wrap(ErrorHandlers::new().default_handler(outcome::as_operation_outcome))
+                .configure(operation::routes)
                 .configure(interaction::routes)
         })
         .listen(listener)

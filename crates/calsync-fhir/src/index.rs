@@ -280,7 +280,11 @@ pub fn date_entries(resource_type: &str, resource: &Value) -> Vec<DateEntry> {
 
 /// Changes whenever the indexed parameters do (FNV-1a of their definitions).
 pub fn fingerprint() -> String {
-    let text = format!("{PARAMS:?}");
+    fnv(&format!("{PARAMS:?}"))
+}
+
+/// FNV-1a of `text` as 16 hex digits: a short stable name derived from a longer one.
+pub fn fnv(text: &str) -> String {
     let hash = text.bytes().fold(0xcbf29ce484222325u64, |h, b| (h ^ u64::from(b)).wrapping_mul(0x100000001b3));
     format!("{hash:016x}")
 }

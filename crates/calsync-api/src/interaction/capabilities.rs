@@ -6,6 +6,7 @@ use serde_json::json;
 use crate::context::RequestContext;
 use crate::interaction::search::{END_SEARCH_PARAMETER, SEARCH_PARAMS, includes_from, revincludes_onto};
 use crate::media::{self, FHIR_JSON};
+use crate::operation::definition::{OPERATIONS, canonical};
 use crate::outcome::ApiError;
 use crate::registry::{INTERACTIONS, RESOURCES};
 
@@ -41,6 +42,11 @@ pub async fn handle(req: HttpRequest, cx: RequestContext) -> Result<HttpResponse
                 "searchParam": params,
                 "searchInclude": includes_from(r).iter().map(|p| format!("{r}:{p}")).collect::<Vec<_>>(),
                 "searchRevInclude": revincludes_onto(r).iter().map(|(s, p)| format!("{s}:{p}")).collect::<Vec<_>>(),
+                "operation": OPERATIONS
+                    .iter()
+                    .filter(|o| o.resource == *r)
+                    .map(|o| json!({"name": o.code, "definition": canonical(o.id)}))
+                    .collect::<Vec<_>>(),
             })
         })
         .collect();

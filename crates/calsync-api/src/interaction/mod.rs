@@ -44,13 +44,13 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         );
 }
 
-async fn method_not_allowed(req: actix_web::HttpRequest) -> Result<actix_web::HttpResponse, ApiError> {
+pub(crate) async fn method_not_allowed(req: actix_web::HttpRequest) -> Result<actix_web::HttpResponse, ApiError> {
     Err(ApiError::MethodNotAllowed(format!("{} is not supported on {}", req.method(), req.path())))
 }
 
 /// The id of a URL, if FHIR allows it; no resource can have another (404, and the database
 /// never sees it).
-fn resource_id<'a>(resource_type: &str, id: &'a str) -> Result<&'a str, ApiError> {
+pub(crate) fn resource_id<'a>(resource_type: &str, id: &'a str) -> Result<&'a str, ApiError> {
     if calsync_store::is_valid_id(id) {
         Ok(id)
     } else {

@@ -1,0 +1,124 @@
+//! `Appointment/$hold`: takes a proposed Appointment, makes it pending and its Slot
+//! busy-tentative until the hold expires (`Expires` header). Expired holds are released by
+//! [`sweep_expired_holds`], which the server runs on its own; `$book` also treats an expired
+//! hold as free.
+
+use actix_web::{HttpRequest, HttpResponse, web};
+use calsync_store::Store;
+use calsync_store::search::{Direction, IndexFilter, IndexTerm, Match, ResourceSearch, SortBy};
+use chrono::{TimeDelta, Utc};
+use serde_json::json;
+
+use super::Inputs;
+use super::appointment::{Offer, clear_hold, conflict, hold_of, read_for_booking, set_hold, takeable, text};
+use crate::context::RequestContext;
+use crate::media::{self, FHIR_JSON};
+use crate::outcome::ApiError;
+
+/// How long a hold lasts.
+#[derive(Debug, Clone, Copy)]
+pub struct HoldPolicy {
+    /// Time from `$hold` to expiry.
+    pub duration: TimeDelta,
+}
+
+pub async fn handle(
+    req: HttpRequest,
+    cx: RequestContext,
+    store: web::Data<Store>,
+    policy: web::Data<HoldPolicy>,
+    body: web::Bytes,
+) -> Result<HttpResponse, ApiError> {
+    media::negotiate(&req)?;
+    let inputs = Inputs::read(&req, &body)?;
+    let mut appointment =
+        inputs.resource("appointment").or_else(|| inputs.resource("resource")).cloned().ok_or_else(|| {
+            ApiError::BadRequest("$hold takes the proposed Appointment as parameter appointment".into())
+        })?;
+    if appointment["status"] != "proposed" {
+        return Err(ApiError::Unprocessable {
+            message: "only a proposed Appointment can be held".into(),
+            expression: Some("Appointment.status".into()),
+        });
+    }
+    let offer = Offer::read(&appointment)?;
+    let now = Utc::now();
+    let expires = now + policy.duration;
+    let txn = store.begin().await?;
+    let slot = read_for_booking(&txn, "Slot", &offer.slot).await?;
+    let (start, end) = (slot.content["start"].as_str().unwrap_or(""), slot.content["end"].as_str().unwrap_or(""));
+    let inside = chrono::DateTime::parse_from_rfc3339(start).is_ok_and(|s| s.to_utc() <= offer.interval.start)
+        && chrono::DateTime::parse_from_rfc3339(end).is_ok_and(|e| e.to_utc() >= offer.interval.end);
+    if !inside {
+        return Err(ApiError::Conflict(format!("the appointment does not lie inside Slot/{}", offer.slot)));
+    }
+    if !takeable(&slot.content, None, now) {
+        return Err(ApiError::Conflict(format!("Slot/{} is no longer free", offer.slot)));
+    }
+    appointment["status"] = json!("pending");
+    appointment["extension"] = json!([{"url": super::appointment::HOLD_EXTENSION, "extension": [
+        {"url": "expires", "valueInstant": text(expires)}]}]);
+    if let Some(o) = appointment.as_object_mut() {
+        o.remove("id");
+        o.remove("meta");
+    }
+    let held = txn.create("Appointment", appointment).await.map_err(conflict)?;
+    let mut slot_content = slot.content.clone();
+    set_hold(&mut slot_content, &format!("Appointment/{}", held.id), expires);
+    txn.update("Slot", &offer.slot, slot_content, Some(slot.version_id)).await.map_err(conflict)?;
+    txn.commit().await.map_err(conflict)?;
+    tracing::info!(appointment = %held.id, slot = %offer.slot, "held");
+    Ok(HttpResponse::Created()
+        .content_type(FHIR_JSON)
+        .insert_header(("Location", format!("{}/Appointment/{}/_history/1", cx.base, held.id)))
+        .insert_header(("ETag", format!("W/\"{}\"", held.version_id)))
+        .insert_header(("Expires", expires.format("%a, %d %b %Y %H:%M:%S GMT").to_string()))
+        .body(media::body(&req, &held.content)))
+}
+
+/// Releases every hold that has expired: the Appointment is cancelled and its Slot free again
+/// (unless someone else took it since). Returns how many were released.
+pub async fn sweep_expired_holds(store: &Store) -> Result<usize, calsync_store::StoreError> {
+    let now = Utc::now();
+    let pending = IndexTerm { system: None, value: Some("pending".into()), how: Match::Exact };
+    let search = ResourceSearch {
+        index: vec![IndexFilter::Matches { param: "status".into(), terms: vec![pending], negate: false }],
+        ..Default::default()
+    };
+    let page = store.search_resources("Appointment", &search, (SortBy::Id, Direction::Ascending), None, 500).await?;
+    let mut released = 0;
+    for appointment in page.resources {
+        let Some(expires) = hold_expiry(&appointment.content) else { continue };
+        if expires > now {
+            continue;
+        }
+        let Ok(offer) = Offer::read(&appointment.content) else { continue };
+        let txn = store.begin().await?;
+        let current = txn.read("Appointment", &appointment.id).await?;
+        if current.content["status"] != "pending" {
+            continue;
+        }
+        let mut cancelled = current.content.clone();
+        cancelled["status"] = json!("cancelled");
+        cancelled["cancelationReason"] = json!({"text": "hold expired"});
+        txn.update("Appointment", &appointment.id, cancelled, Some(current.version_id)).await?;
+        if let Ok(slot) = txn.read("Slot", &offer.slot).await
+            && hold_of(&slot.content).is_some_and(|(by, _)| by == format!("Appointment/{}", appointment.id))
+        {
+            let mut free = slot.content.clone();
+            clear_hold(&mut free);
+            free["status"] = json!("free");
+            txn.update("Slot", &offer.slot, free, Some(slot.version_id)).await?;
+        }
+        txn.commit().await?;
+        released += 1;
+    }
+    Ok(released)
+}
+
+/// The expiry recorded on a held Appointment.
+pub(crate) fn hold_expiry(appointment: &serde_json::Value) -> Option<chrono::DateTime<Utc>> {
+    let ext = appointment["extension"].as_array()?.iter().find(|e| e["url"] == super::appointment::HOLD_EXTENSION)?;
+    let until = ext["extension"].as_array()?.iter().find(|p| p["url"] == "expires")?["valueInstant"].as_str()?;
+    Some(chrono::DateTime::parse_from_rfc3339(until).ok()?.to_utc())
+}
