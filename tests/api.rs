@@ -13,8 +13,13 @@ struct TestApp {
 }
 
 async fn spawn_app() -> TestApp {
+    spawn_app_holding(600).await
+}
+
+async fn spawn_app_holding(hold_seconds: u32) -> TestApp {
     let database = TestDatabase::create().await;
-    let settings = Settings::new("127.0.0.1:0", database.url.clone());
+    let mut settings = Settings::new("127.0.0.1:0", database.url.clone());
+    settings.hold_seconds = hold_seconds;
     let app = Application::build(&settings).await.expect("server starts");
     let base = format!("http://127.0.0.1:{}", app.port());
     tokio::spawn(app.run());
@@ -811,5 +816,316 @@ async fn last_updated_on_slots_sorting_and_reference_includes() {
             ("include".into(), "Appointment/ap1".into())
         ]
     );
+    app.database.finish().await;
+}
+
+// ---- Scheduling operations -------------------------------------------------------------
+
+/// The test day: 30 days ahead (calendars are imported over the next 180 days), as
+/// `YYYY-MM-DD` and `YYYYMMDD`.
+fn day() -> (String, String) {
+    let d = (chrono::Utc::now() + chrono::TimeDelta::days(30)).date_naive();
+    (d.format("%Y-%m-%d").to_string(), d.format("%Y%m%d").to_string())
+}
+
+/// A clinic with one practitioner's Schedule and four half-hour Slots from 14:00Z on the test
+/// day, a patient, and a caregiver whose derived Schedule is in Los Angeles.
+async fn load_clinic(app: &TestApp) {
+    let put = |path: String, body: Value| async move {
+        let status = app.put(&path, &body, None).await.status();
+        assert!(status.is_success(), "{path}: {status}");
+    };
+    put(
+        "/Location/riverside".into(),
+        json!({"resourceType": "Location", "id": "riverside", "name": "Riverside Clinic"}),
+    )
+    .await;
+    put(
+        "/Schedule/dr-okafor".into(),
+        json!({"resourceType": "Schedule", "id": "dr-okafor", "active": true,
+        "actor": [{"reference": "Location/riverside"}, {"reference": "Practitioner/okafor"}]}),
+    )
+    .await;
+    for (i, start) in ["14:00", "14:30", "15:00", "15:30"].iter().enumerate() {
+        let (h, m) = start.split_once(':').unwrap();
+        let end = if m == "00" { format!("{h}:30") } else { format!("{}:00", h.parse::<u32>().unwrap() + 1) };
+        put(
+            format!("/Slot/s{i}"),
+            json!({"resourceType": "Slot", "id": format!("s{i}"), "schedule": {"reference": "Schedule/dr-okafor"},
+            "status": "free", "start": format!("{}T{start}:00Z", day().0), "end": format!("{}T{end}:00Z", day().0)}),
+        )
+        .await;
+    }
+    put("/Patient/maria".into(), json!({"resourceType": "Patient", "id": "maria"})).await;
+    put(
+        "/RelatedPerson/ana".into(),
+        json!({"resourceType": "RelatedPerson", "id": "ana", "patient": {"reference": "Patient/maria"}}),
+    )
+    .await;
+    put(
+        "/Schedule/ana-busy".into(),
+        json!({"resourceType": "Schedule", "id": "ana-busy", "active": true,
+        "actor": [{"reference": "RelatedPerson/ana"}],
+        "extension": [{"url": "https://calsync.example.org/fhir/StructureDefinition/participant-availability",
+            "extension": [{"url": "timezone", "valueCode": "America/Los_Angeles"}]}]}),
+    )
+    .await;
+}
+
+fn find_path() -> String {
+    let d = day().0;
+    format!(
+        "/Appointment/$find-mutual?start={d}&end={d}&duration=30&participant=Patient/maria&participant=RelatedPerson/ana&practitioner=Practitioner/okafor"
+    )
+}
+
+async fn proposals(app: &TestApp, path: &str) -> Vec<Value> {
+    let resp = app.get(path).await;
+    assert_eq!(resp.status(), 200, "{path}");
+    let b: Value = resp.json().await.unwrap();
+    b["entry"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["search"]["mode"] == "match")
+        .map(|e| e["resource"].clone())
+        .collect()
+}
+
+/// Start times (HH:MM, UTC) of proposals.
+fn starts(found: &[Value]) -> Vec<String> {
+    found.iter().map(|a| a["start"].as_str().unwrap()[11..16].to_string()).collect()
+}
+
+/// An iCalendar event on the test day from `from` to `to` (HHMM, UTC).
+fn busy_at(from: &str, to: &str) -> String {
+    let d = day().1;
+    ics_busy(&format!("{d}T{from}00Z"), &format!("{d}T{to}00Z"))
+}
+
+async fn import_ics(app: &TestApp, schedule: &str, ics: &str) -> reqwest::Response {
+    app.client
+        .post(app.url(&format!("/Schedule/{schedule}/$import-ics")))
+        .header("Content-Type", "text/calendar")
+        .body(ics.to_string())
+        .send()
+        .await
+        .unwrap()
+}
+
+fn ics_busy(start: &str, end: &str) -> String {
+    format!(
+        "BEGIN:VCALENDAR\r\nVERSION:2.0\r\nPRODID:test\r\nBEGIN:VEVENT\r\nUID:x@test\r\nDTSTAMP:20300101T000000Z\r\nSUMMARY:Dentist\r\nDTSTART:{start}\r\nDTEND:{end}\r\nEND:VEVENT\r\nEND:VCALENDAR\r\n"
+    )
+}
+
+async fn post_parameters(app: &TestApp, path: &str, parameters: Value, key: Option<&str>) -> reqwest::Response {
+    let mut r =
+        app.client.post(app.url(path)).header("Content-Type", "application/fhir+json").body(parameters.to_string());
+    if let Some(k) = key {
+        r = r.header("Idempotency-Key", k);
+    }
+    r.send().await.unwrap()
+}
+
+fn with_appointment(a: &Value) -> Value {
+    json!({"resourceType": "Parameters", "parameter": [{"name": "appointment", "resource": a}]})
+}
+
+fn with_reference(id: &str) -> Value {
+    json!({"resourceType": "Parameters", "parameter": [{"name": "appointment-reference", "valueReference": {"reference": format!("Appointment/{id}")}}]})
+}
+
+#[tokio::test]
+async fn find_hold_book_cancel_the_whole_story() {
+    let app = spawn_app().await;
+    load_clinic(&app).await;
+    // Everyone free: four options, each listing the patient, the caregiver and the provider.
+    let found = proposals(&app, &find_path()).await;
+    assert_eq!(starts(&found), vec!["14:00", "14:30", "15:00", "15:30"]);
+    let actors: Vec<&str> =
+        found[0]["participant"].as_array().unwrap().iter().map(|p| p["actor"]["reference"].as_str().unwrap()).collect();
+    for who in ["Patient/maria", "RelatedPerson/ana", "Practitioner/okafor", "Location/riverside"] {
+        assert!(actors.contains(&who), "{actors:?}");
+    }
+    assert_eq!(found[0]["status"], "proposed");
+    // The caregiver's calendar blocks two of them (14:30-15:30Z); a re-import replaces the
+    // first import; the event's title is not kept.
+    assert_eq!(import_ics(&app, "ana-busy", &busy_at("1600", "1700")).await.status(), 200);
+    assert_eq!(import_ics(&app, "ana-busy", &busy_at("1430", "1530")).await.status(), 200);
+    let busy: Value = app.get("/Slot?schedule=ana-busy").await.json().await.unwrap();
+    assert_eq!(busy["total"], 1, "the re-import replaced the first import: {busy}");
+    assert!(!busy.to_string().contains("Dentist"));
+    assert_eq!(busy["entry"][0]["resource"]["start"], format!("{}T14:30:00Z", day().0));
+    let found = proposals(&app, &find_path()).await;
+    assert_eq!(starts(&found), vec!["14:00", "15:30"]);
+    // A broken calendar is a 400 and the previous busy data stays.
+    let resp = import_ics(&app, "ana-busy", "BEGIN:VCALENDAR\r\nBEGIN:VEVENT\r\nDTSTART:garbage\r\n").await;
+    outcome(resp, StatusCode::BAD_REQUEST).await;
+    assert_eq!(starts(&proposals(&app, &find_path()).await).len(), 2);
+
+    // Hold the first: pending, an Expires header, and the Slot leaves every search.
+    let resp = post_parameters(&app, "/Appointment/$hold", with_appointment(&found[0]), None).await;
+    assert_eq!(resp.status(), 201);
+    assert!(resp.headers().contains_key("expires"));
+    let held: Value = resp.json().await.unwrap();
+    assert_eq!(held["status"], "pending");
+    let held_id = held["id"].as_str().unwrap().to_string();
+    assert_eq!(starts(&proposals(&app, &find_path()).await), vec!["15:30"]);
+    let find = format!("/Appointment/$find?start={d}&end={d}&practitioner=Practitioner/okafor", d = day().0);
+    assert_eq!(
+        starts(&proposals(&app, &find).await),
+        vec!["14:30", "15:00", "15:30"],
+        "$find never offers the held Slot"
+    );
+    // A second hold of the same time is refused.
+    outcome(post_parameters(&app, "/Appointment/$hold", with_appointment(&found[0]), None).await, StatusCode::CONFLICT)
+        .await;
+
+    // Book the hold: booked, accepted, the Slot busy, busy Slots for both participants, a Task.
+    let resp = post_parameters(&app, "/Appointment/$book", with_reference(&held_id), Some("key-1")).await;
+    assert_eq!(resp.status(), 200);
+    let booked: Value = resp.json().await.unwrap();
+    assert_eq!(booked["status"], "booked");
+    assert_eq!(booked["id"], held_id.as_str());
+    assert!(booked["participant"].as_array().unwrap().iter().all(|p| p["status"] == "accepted"));
+    let slot: Value = app.get("/Slot/s0").await.json().await.unwrap();
+    assert_eq!(slot["status"], "busy");
+    let mine: Value = app.get(&format!("/Slot?_id={held_id}-p0,{held_id}-p1")).await.json().await.unwrap();
+    assert_eq!(mine["total"], 2);
+    let tasks: Value = app.get(&format!("/Task?focus=Appointment/{held_id}")).await.json().await.unwrap();
+    assert_eq!(tasks["total"], 1);
+    assert_eq!(tasks["entry"][0]["resource"]["code"]["coding"][0]["code"], "book-appointment");
+    // A retry with the same key answers the same booking, not a conflict.
+    let again = post_parameters(&app, "/Appointment/$book", with_reference(&held_id), Some("key-1")).await;
+    assert_eq!(again.status(), 200);
+    assert_eq!(again.json::<Value>().await.unwrap()["id"], held_id.as_str());
+    // The patient is now busy at that time for any other provider too.
+    assert_eq!(starts(&proposals(&app, &find_path()).await), vec!["15:30"]);
+
+    // Cancel: the Slot is free again, the participants' busy Slots are gone.
+    let resp = app.client.post(app.url(&format!("/Appointment/{held_id}/$cancel"))).send().await.unwrap();
+    assert_eq!(resp.status(), 200);
+    assert_eq!(resp.json::<Value>().await.unwrap()["status"], "cancelled");
+    let slot: Value = app.get("/Slot/s0").await.json().await.unwrap();
+    assert_eq!(slot["status"], "free");
+    let mine: Value = app.get(&format!("/Slot?_id={held_id}-p0,{held_id}-p1")).await.json().await.unwrap();
+    assert_eq!(mine["total"], 0);
+    assert_eq!(starts(&proposals(&app, &find_path()).await), vec!["14:00", "15:30"]);
+
+    // Operations are defined and listed.
+    let def: Value = app.get("/OperationDefinition/appointment-find-mutual").await.json().await.unwrap();
+    assert_eq!(def["code"], "find-mutual");
+    assert!(def["parameter"].as_array().unwrap().iter().any(|p| p["name"] == "participant"));
+    let cs: Value = app.get("/metadata").await.json().await.unwrap();
+    let appointment =
+        cs["rest"][0]["resource"].as_array().unwrap().iter().find(|r| r["type"] == "Appointment").unwrap().clone();
+    let ops: Vec<&str> =
+        appointment["operation"].as_array().unwrap().iter().map(|o| o["name"].as_str().unwrap()).collect();
+    assert_eq!(ops, vec!["find", "find-mutual", "hold", "book", "cancel"]);
+    app.database.finish().await;
+}
+
+#[tokio::test]
+async fn nothing_fits_says_why_and_offers_alternatives() {
+    let app = spawn_app().await;
+    load_clinic(&app).await;
+    // The caregiver is busy all morning.
+    assert_eq!(import_ics(&app, "ana-busy", &busy_at("1300", "1700")).await.status(), 200);
+    let path = find_path().replace("participant=RelatedPerson/ana", "optional-participant=RelatedPerson/ana")
+        + "&explain=true";
+    let b: Value = app.get(&path).await.json().await.unwrap();
+    assert_eq!(b["total"], 0);
+    let entries = b["entry"].as_array().unwrap();
+    let why = entries.iter().find(|e| e["resource"]["resourceType"] == "OperationOutcome").unwrap();
+    assert!(why["resource"]["issue"][0]["diagnostics"].as_str().unwrap().contains("No mutual time"), "{why}");
+    let alternatives: Vec<&Value> = entries.iter().filter(|e| e["search"]["mode"] == "include").collect();
+    assert_eq!(alternatives.len(), 4, "all four without the optional caregiver");
+    assert_eq!(alternatives[0]["resource"]["extension"][0]["valueCode"], "without-optional");
+    // Bad input: a clear 400.
+    for bad in [
+        "/Appointment/$find-mutual?end=2030-03-04",
+        "/Appointment/$find-mutual?start=2030-03-04&end=2030-03-01",
+        "/Appointment/$find-mutual?start=2030-03-04&end=2030-03-05&participant=Practitioner/okafor",
+        "/Appointment/$find-mutual?start=2030-03-04&end=2030-03-05&participant=Patient/nobody",
+        "/Appointment/$find-mutual?start=2030-03-04&end=2030-03-05&duration=forever",
+        "/Appointment/$find-mutual?start=2030-01-01&end=2030-12-31",
+        "/Appointment/$find-mutual?start=2030-03-04&end=2030-03-05&spread=maybe",
+    ] {
+        outcome(app.get(bad).await, StatusCode::BAD_REQUEST).await;
+    }
+    app.database.finish().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_hundred_concurrent_bookings_of_one_slot_book_it_once() {
+    let app = spawn_app().await;
+    load_clinic(&app).await;
+    let found = proposals(&app, &find_path()).await;
+    let offer = found[0].clone();
+    let mut tasks = Vec::new();
+    for _ in 0..100 {
+        let (client, url, body) =
+            (app.client.clone(), app.url("/Appointment/$book"), with_appointment(&offer).to_string());
+        tasks.push(tokio::spawn(async move {
+            client.post(url).header("Content-Type", "application/fhir+json").body(body).send().await.unwrap().status()
+        }));
+    }
+    let mut codes = Vec::new();
+    for t in tasks {
+        codes.push(t.await.unwrap().as_u16());
+    }
+    assert_eq!(codes.iter().filter(|c| **c == 200).count(), 1, "{codes:?}");
+    assert_eq!(codes.iter().filter(|c| **c == 409).count(), 99, "{codes:?}");
+    let booked: Value = app.get("/Appointment?status=booked").await.json().await.unwrap();
+    assert_eq!(booked["total"], 1);
+    app.database.finish().await;
+}
+
+#[tokio::test]
+async fn a_participant_busy_since_the_search_makes_booking_fail() {
+    let app = spawn_app().await;
+    load_clinic(&app).await;
+    let found = proposals(&app, &find_path()).await;
+    // After the search, the caregiver's calendar fills 14:00-14:30Z.
+    assert_eq!(import_ics(&app, "ana-busy", &busy_at("1400", "1430")).await.status(), 200);
+    let resp = post_parameters(&app, "/Appointment/$book", with_appointment(&found[0]), None).await;
+    let issue = outcome(resp, StatusCode::CONFLICT).await;
+    assert!(issue["diagnostics"].as_str().unwrap().contains("RelatedPerson/ana is now busy"), "{issue}");
+    let booked: Value = app.get("/Appointment?status=booked").await.json().await.unwrap();
+    assert_eq!(booked["total"], 0);
+    let slot: Value = app.get("/Slot/s0").await.json().await.unwrap();
+    assert_eq!(slot["status"], "free");
+    app.database.finish().await;
+}
+
+#[tokio::test]
+async fn an_expired_hold_frees_its_slot_by_itself() {
+    let app = spawn_app_holding(1).await;
+    load_clinic(&app).await;
+    let found = proposals(&app, &find_path()).await;
+    let resp = post_parameters(&app, "/Appointment/$hold", with_appointment(&found[0]), None).await;
+    assert_eq!(resp.status(), 201);
+    let held: Value = resp.json().await.unwrap();
+    assert_eq!(app.get("/Slot/s0").await.json::<Value>().await.unwrap()["status"], "busy-tentative");
+    // Past its expiry another client may book the time even before the sweeper ran...
+    tokio::time::sleep(std::time::Duration::from_millis(1200)).await;
+    let mut freed = false;
+    for _ in 0..40 {
+        let slot: Value = app.get("/Slot/s0").await.json().await.unwrap();
+        if slot["status"] == "free" {
+            freed = true;
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(250)).await;
+    }
+    // ...and the sweeper releases it without anyone calling anything.
+    assert!(freed, "the hold was not released");
+    let appointment: Value =
+        app.get(&format!("/Appointment/{}", held["id"].as_str().unwrap())).await.json().await.unwrap();
+    assert_eq!(appointment["status"], "cancelled");
+    // Booking on the expired hold is re-validated: the Slot is free, so it books.
+    let resp = post_parameters(&app, "/Appointment/$book", with_appointment(&found[0]), None).await;
+    assert_eq!(resp.status(), 200);
     app.database.finish().await;
 }

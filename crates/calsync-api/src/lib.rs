@@ -55,14 +55,14 @@ pub struct Settings {
     pub bind: String,
     /// Database URL: `sqlite://calsync.db?mode=rwc` or `postgres://...`.
     pub database_url: String,
-    /// How long `$hold` keeps a Slot (default 10 minutes).
-    pub hold_minutes: u32,
+    /// How long `$hold` keeps a Slot, in seconds (default 600).
+    pub hold_seconds: u32,
 }
 
 impl Settings {
     /// Settings for `bind` and `database_url`, defaults otherwise.
     pub fn new(bind: impl Into<String>, database_url: impl Into<String>) -> Self {
-        Settings { bind: bind.into(), database_url: database_url.into(), hold_minutes: 10 }
+        Settings { bind: bind.into(), database_url: database_url.into(), hold_seconds: 600 }
     }
 }
 
@@ -88,7 +88,7 @@ impl Application {
         let port = listener.local_addr().map_err(|e| e.to_string())?.port();
         let data = web::Data::new(store.clone());
         let hold = web::Data::new(operation::HoldPolicy {
-            duration: chrono::TimeDelta::minutes(i64::from(settings.hold_minutes.max(1))),
+            duration: chrono::TimeDelta::seconds(i64::from(settings.hold_seconds.max(1))),
         });
         let sweeper = store.clone();
         tokio::spawn(async move {

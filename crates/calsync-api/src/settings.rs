@@ -17,12 +17,12 @@ impl Settings {
         struct Layered {
             bind: String,
             database_url: String,
-            hold_minutes: u32,
+            hold_seconds: u32,
         }
         let layered: Layered = Config::builder()
             .set_default("bind", "127.0.0.1:8080")
             .and_then(|b| b.set_default("database_url", "sqlite://calsync.db?mode=rwc"))
-            .and_then(|b| b.set_default("hold_minutes", 10))
+            .and_then(|b| b.set_default("hold_seconds", 600))
             .map_err(|e| e.to_string())?
             .add_source(File::from(dir.join("base")).required(false))
             .add_source(File::from(dir.join(env)).required(false))
@@ -30,7 +30,7 @@ impl Settings {
             .build()
             .and_then(Config::try_deserialize)
             .map_err(|e| format!("configuration: {e}"))?;
-        Ok(Settings { bind: layered.bind, database_url: layered.database_url, hold_minutes: layered.hold_minutes })
+        Ok(Settings { bind: layered.bind, database_url: layered.database_url, hold_seconds: layered.hold_seconds })
     }
 
     /// Loads from `dir` with this process's `CALSYNC_ENV` and environment.
