@@ -39,19 +39,13 @@ pub async fn handle(
     }
     let inputs = Inputs::read(&req, &body)?;
     let now = Utc::now();
-    let txn = store.begin().await?;
-    // The Appointment: a held one by reference, or a proposed one in full.
+    // The Appointment: a held one by reference, or a proposed one in full. Everything that needs
+    // the connection pool is read before the transaction takes its connection.
     let (existing, mut appointment) =
         match (inputs.one("appointment-reference")?, inputs.resource("appointment").or(inputs.resource("resource"))) {
             (Some(r), None) => {
                 let (_, id) = typed_reference(&r, &["Appointment"], "appointment-reference")?;
-                let held = read_for_booking(&txn, "Appointment", &id).await?;
-                if held.content["status"] != "pending" && held.content["status"] != "proposed" {
-                    return Err(ApiError::Conflict(format!(
-                        "Appointment/{id} is {}, not held",
-                        held.content["status"].as_str().unwrap_or("unknown")
-                    )));
-                }
+                let held = store.read("Appointment", &id).await?;
                 (Some((id, held.version_id)), held.content)
             }
             (None, Some(a)) if a["status"] == "proposed" => (None, a.clone()),
@@ -67,31 +61,45 @@ pub async fn handle(
                 ));
             }
         };
+    if existing.is_some() && appointment["status"] != "pending" && appointment["status"] != "proposed" {
+        return Err(ApiError::Conflict(format!(
+            "the Appointment is {}, not held",
+            appointment["status"].as_str().unwrap_or("unknown")
+        )));
+    }
     let offer = Offer::read(&appointment)?;
     let appointment_ref = existing.as_ref().map(|(id, _)| format!("Appointment/{id}"));
+    let mut schedule_ids = Vec::new();
+    for (reference, _) in &offer.people {
+        let id = match participant::derived_schedules(&store, reference).await?.into_iter().next() {
+            Some(s) => s.id,
+            // A participant without calendar data gets a derived Schedule for their bookings.
+            None => format!("p-{}", calsync_fhir::index::fnv(reference)),
+        };
+        schedule_ids.push(id);
+    }
 
+    let txn = store.begin().await?;
+    if let Some((id, version)) = &existing
+        && read_for_booking(&txn, "Appointment", id).await?.version_id != *version
+    {
+        return Err(ApiError::Conflict(format!("Appointment/{id} changed at the same time; try again")));
+    }
     let slot = read_for_booking(&txn, "Slot", &offer.slot).await?;
     if !takeable(&slot.content, appointment_ref.as_deref(), now) {
         return Err(ApiError::Conflict(format!("Slot/{} is no longer free", offer.slot)));
     }
     // Each participant: take their derived Schedule's version (the lock), then check their time.
     let mut derived = Vec::new();
-    for (reference, required) in &offer.people {
-        let schedule = match participant::derived_schedules(&store, reference).await?.into_iter().next() {
-            Some(s) => read_for_booking(&txn, "Schedule", &s.id).await?,
-            None => {
-                // A participant without calendar data gets a derived Schedule for their bookings.
-                let id = format!("p-{}", calsync_fhir::index::fnv(reference));
-                let content =
-                    json!({"resourceType": "Schedule", "id": id, "active": true, "actor": [{"reference": reference}]});
-                match txn.read("Schedule", &id).await {
-                    Ok(s) => s,
-                    Err(StoreError::NotFound(..) | StoreError::Gone(..)) => {
-                        txn.update("Schedule", &id, content, None).await.map_err(conflict)?.0
-                    }
-                    Err(e) => return Err(e.into()),
-                }
+    for ((reference, required), schedule_id) in offer.people.iter().zip(&schedule_ids) {
+        let schedule = match txn.read("Schedule", schedule_id).await {
+            Ok(s) => s,
+            Err(StoreError::NotFound(..) | StoreError::Gone(..)) => {
+                let content = json!({"resourceType": "Schedule", "id": schedule_id, "active": true,
+                    "actor": [{"reference": reference}]});
+                txn.update("Schedule", schedule_id, content, None).await.map_err(conflict)?.0
             }
+            Err(e) => return Err(e.into()),
         };
         let touched = txn
             .update("Schedule", &schedule.id, schedule.content.clone(), Some(schedule.version_id))
