@@ -949,6 +949,14 @@ async fn find_hold_book_cancel_the_whole_story() {
         assert!(actors.contains(&who), "{actors:?}");
     }
     assert_eq!(found[0]["status"], "proposed");
+    // Each option has a stable urn:uuid fullUrl: the same option, the same id, in every answer.
+    let full_urls = |b: Value| -> Vec<String> {
+        b["entry"].as_array().unwrap().iter().map(|e| e["fullUrl"].as_str().unwrap().to_string()).collect()
+    };
+    let first = full_urls(app.get(&find_path()).await.json().await.unwrap());
+    assert!(first.iter().all(|u| u.len() == 45 && u.starts_with("urn:uuid:")), "{first:?}");
+    assert_eq!(first.iter().collect::<std::collections::HashSet<_>>().len(), 4);
+    assert_eq!(first, full_urls(app.get(&find_path()).await.json().await.unwrap()));
     // The caregiver's calendar blocks two of them (14:30-15:30Z); a re-import replaces the
     // first import; the event's title is not kept.
     assert_eq!(import_ics(&app, "ana-busy", &busy_at("1600", "1700")).await.status(), 200);

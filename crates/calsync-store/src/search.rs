@@ -153,6 +153,14 @@ impl DateFilter {
     }
 }
 
+impl IndexFilter {
+    /// Has one of `values` exactly (tokens without system, references as `Type/id`).
+    pub fn any_exact(param: &str, values: impl IntoIterator<Item = String>) -> Self {
+        let terms = values.into_iter().map(|v| IndexTerm { system: None, value: Some(v), how: Match::Exact }).collect();
+        IndexFilter::Matches { param: param.to_string(), terms, negate: false }
+    }
+}
+
 fn escape_like(v: &str) -> String {
     v.replace('\\', "\\\\").replace('%', "\\%").replace('_', "\\_")
 }

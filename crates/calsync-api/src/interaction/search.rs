@@ -262,10 +262,7 @@ async fn includes(store: &Store, parsed: &Parsed, matches: &[StoredResource]) ->
             let search = SlotSearch { schedules: vec![AnyOf { values: targets, negate: false }], ..Default::default() };
             store.search_slots(&search, Direction::Ascending, None, MAX_REVINCLUDED).await?
         } else {
-            let terms =
-                targets.into_iter().map(|v| IndexTerm { system: None, value: Some(v), how: Match::Exact }).collect();
-            let filter = IndexFilter::Matches { param: param.clone(), terms, negate: false };
-            let search = ResourceSearch { index: vec![filter], ..Default::default() };
+            let search = ResourceSearch { index: vec![IndexFilter::any_exact(param, targets)], ..Default::default() };
             let order = (SortBy::Id, Direction::Ascending);
             store.search_resources(source, &search, order, None, MAX_REVINCLUDED).await?
         };

@@ -55,11 +55,6 @@ pub(crate) struct Request {
     pub zone: Option<chrono_tz::Tz>,
 }
 
-fn any_of(param: &str, values: Vec<String>) -> IndexFilter {
-    let terms = values.into_iter().map(|v| IndexTerm { system: None, value: Some(v), how: Match::Exact }).collect();
-    IndexFilter::Matches { param: param.into(), terms, negate: false }
-}
-
 fn tokens(param: &str, values: Vec<String>) -> IndexFilter {
     let terms = values
         .into_iter()
@@ -126,7 +121,7 @@ impl Request {
                 .map(|r| r.map(|(t, id)| format!("{t}/{id}")))
                 .collect::<Result<Vec<_>, _>>()?;
             if !refs.is_empty() {
-                schedule_filters.push(any_of("actor", refs));
+                schedule_filters.push(IndexFilter::any_exact("actor", refs));
             }
         }
         for (name, param) in
@@ -315,14 +310,6 @@ pub(crate) async fn respond(
 /// has the same fullUrl in every answer.
 fn uuid_like(appointment: &Value) -> String {
     let key = format!("{}|{}", appointment["slot"][0]["reference"], appointment["start"]);
-    let h = key.bytes().fold(0xcbf29ce484222325u64, |h, b| (h ^ u64::from(b)).wrapping_mul(0x100000001b3));
-    let g = key.bytes().rev().fold(0x84222325cbf29ce4u64, |h, b| (h ^ u64::from(b)).wrapping_mul(0x100000001b3));
-    format!(
-        "{:08x}-{:04x}-4{:03x}-8{:03x}-{:012x}",
-        h >> 32,
-        (h >> 16) & 0xffff,
-        h & 0xfff,
-        g >> 52,
-        g & 0xffff_ffff_ffff
-    )
+    let hex = calsync_fhir::index::fnv(&key) + &calsync_fhir::index::fnv(&format!("{key}|2"));
+    format!("{}-{}-4{}-8{}-{}", &hex[0..8], &hex[8..12], &hex[13..16], &hex[17..20], &hex[20..32])
 }

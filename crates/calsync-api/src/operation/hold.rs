@@ -5,7 +5,7 @@
 
 use actix_web::{HttpRequest, HttpResponse, web};
 use calsync_store::Store;
-use calsync_store::search::{Direction, IndexFilter, IndexTerm, Match, ResourceSearch, SortBy};
+use calsync_store::search::{Direction, IndexFilter, ResourceSearch, SortBy};
 use chrono::{TimeDelta, Utc};
 use serde_json::json;
 
@@ -80,11 +80,8 @@ pub async fn handle(
 /// (unless someone else took it since). Returns how many were released.
 pub async fn sweep_expired_holds(store: &Store) -> Result<usize, calsync_store::StoreError> {
     let now = Utc::now();
-    let pending = IndexTerm { system: None, value: Some("pending".into()), how: Match::Exact };
-    let search = ResourceSearch {
-        index: vec![IndexFilter::Matches { param: "status".into(), terms: vec![pending], negate: false }],
-        ..Default::default()
-    };
+    let pending = IndexFilter::any_exact("status", ["pending".to_string()]);
+    let search = ResourceSearch { index: vec![pending], ..Default::default() };
     let page = store.search_resources("Appointment", &search, (SortBy::Id, Direction::Ascending), None, 500).await?;
     let mut released = 0;
     for appointment in page.resources {

@@ -3,7 +3,7 @@
 
 use calsync_core::{Attendance, BusyInterval, BusyStatus, Interval, Participant};
 use calsync_fhir::availability::{is_participant_schedule, participant_constraints};
-use calsync_store::search::{Direction, IndexFilter, IndexTerm, Match, ResourceSearch, SortBy};
+use calsync_store::search::{Direction, IndexFilter, ResourceSearch, SortBy};
 use calsync_store::{Store, StoreError, StoredResource};
 use chrono::TimeDelta;
 
@@ -11,11 +11,8 @@ use crate::outcome::ApiError;
 
 /// The derived Schedules of a participant (`Patient/1`).
 pub(crate) async fn derived_schedules(store: &Store, reference: &str) -> Result<Vec<StoredResource>, ApiError> {
-    let term = IndexTerm { system: None, value: Some(reference.to_string()), how: Match::Exact };
-    let search = ResourceSearch {
-        index: vec![IndexFilter::Matches { param: "actor".into(), terms: vec![term], negate: false }],
-        ..Default::default()
-    };
+    let actor = IndexFilter::any_exact("actor", [reference.to_string()]);
+    let search = ResourceSearch { index: vec![actor], ..Default::default() };
     let page = store.search_resources("Schedule", &search, (SortBy::Id, Direction::Ascending), None, 100).await?;
     Ok(page.resources.into_iter().filter(|s| is_participant_schedule(&s.content)).collect())
 }
