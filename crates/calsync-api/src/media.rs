@@ -51,6 +51,11 @@ fn decode(s: &str, form: bool) -> Result<String, ApiError> {
 }
 
 /// The decoded value of URL query parameter `name`, if present and readable.
+/// The first value of a query parameter.
+pub fn query_value(req: &HttpRequest, name: &str) -> Option<String> {
+    query_param(req, name)
+}
+
 fn query_param(req: &HttpRequest, name: &str) -> Option<String> {
     query_pairs(req.query_string(), false).ok()?.into_iter().find(|(k, _)| k == name).map(|(_, v)| v)
 }
@@ -100,13 +105,14 @@ pub fn if_match(headers: &HeaderMap) -> Result<Option<i64>, ApiError> {
     inner.parse().map(Some).map_err(|_| ApiError::BadRequest(format!("If-Match {text:?} is not an ETag like W/\"1\"")))
 }
 
+/// True when the request asks for `_pretty=true`.
+pub fn pretty(req: &HttpRequest) -> bool {
+    query_param(req, "_pretty").as_deref() == Some("true")
+}
+
 /// A JSON body, pretty when `_pretty=true`.
 pub fn body(req: &HttpRequest, value: &serde_json::Value) -> String {
-    if query_param(req, "_pretty").as_deref() == Some("true") {
-        serde_json::to_string_pretty(value).unwrap_or_default()
-    } else {
-        value.to_string()
-    }
+    if pretty(req) { serde_json::to_string_pretty(value).unwrap_or_default() } else { value.to_string() }
 }
 
 /// A response carrying one stored resource, with ETag and Last-Modified.

@@ -6,6 +6,8 @@
 //! vendor-prefixed, in-file and Windows zones are handled; DST gaps and overlaps
 //! follow RFC 5545 §3.3.5.
 //!
+//! It also writes one thing: the confirmation of a booked appointment ([`Invitation`]).
+//!
 //! Privacy by construction: the lexer keeps only time properties, so no summary,
 //! description, attendee or location is ever copied out of the input.
 //!
@@ -27,12 +29,14 @@ use calsync_core::{BusyInterval, Interval};
 use chrono_tz::Tz;
 
 pub mod calendar;
+pub mod invitation;
 pub mod lexer;
 pub mod recur;
 pub mod tz;
 pub mod value;
 
 pub use calendar::{Calendar, EventStatus, Expansion, Occurrence};
+pub use invitation::{Invitation, InvitationStatus};
 
 /// A calendar that cannot be read, and the line where reading stopped.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

@@ -416,6 +416,59 @@ impl Store {
     }
 }
 
+impl Store {
+    /// Free Slots overlapping `[from, to)`, of the given Schedules (`Schedule/{id}`) or of all,
+    /// in start order: what a search for mutual times walks. On SQLite it reads through the
+    /// rusqlite pool like the Slot search page.
+    pub async fn free_slots(
+        &self,
+        schedules: Option<&[String]>,
+        from: DateTime<Utc>,
+        to: DateTime<Utc>,
+    ) -> Result<Vec<SlotRow>, StoreError> {
+        use sea_orm::sea_query::Query;
+        let mut filter = sea_orm::Condition::all()
+            .add(slot::Column::Status.eq("free"))
+            .add(slot::Column::StartMs.lt(millis(to)))
+            .add(slot::Column::EndMs.gt(millis(from)));
+        if let Some(schedules) = schedules {
+            if schedules.is_empty() {
+                return Ok(Vec::new());
+            }
+            filter = filter.add(slot::Column::Schedule.is_in(schedules.iter().cloned()));
+        }
+        let stmt = Query::select()
+            .columns([slot::Column::Id, slot::Column::Schedule, slot::Column::StartMs, slot::Column::EndMs])
+            .from(slot::Entity)
+            .cond_where(filter)
+            .order_by(slot::Column::StartMs, sea_orm::Order::Asc)
+            .order_by(slot::Column::Id, sea_orm::Order::Asc)
+            .to_owned();
+        let rows: Vec<(String, String, i64, i64)> = match &self.sqlite_reader {
+            Some(reader) => reader.query(&stmt, |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?))).await?,
+            None => self
+                .db
+                .query_all(&stmt)
+                .await?
+                .iter()
+                .map(|r| {
+                    Ok((r.try_get_by_index(0)?, r.try_get_by_index(1)?, r.try_get_by_index(2)?, r.try_get_by_index(3)?))
+                })
+                .collect::<Result<_, DbErr>>()?,
+        };
+        Ok(rows
+            .into_iter()
+            .map(|(id, schedule, start, end)| SlotRow {
+                id,
+                schedule,
+                start: from_millis(start),
+                end: from_millis(end),
+                status: "free".into(),
+            })
+            .collect())
+    }
+}
+
 /// A write transaction (see [`Store::begin`]). On SQLite it holds this process's write turn.
 pub struct StoreTxn<'a> {
     txn: sea_orm::DatabaseTransaction,
@@ -546,6 +599,44 @@ fn stored(
     let content = serde_json::from_str(content)
         .map_err(|e| StoreError::Invalid(format!("stored {resource_type}/{id} is not JSON: {e}")))?;
     Ok(StoredResource { resource_type, id, version_id, last_updated: from_millis(last_updated), deleted, content })
+}
+
+/// One live version of a resource as the JSON text the store holds, unparsed.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StoredText {
+    /// Its type (`Slot`).
+    pub resource_type: String,
+    /// Its logical id.
+    pub id: String,
+    /// Version, from 1.
+    pub version_id: i64,
+    /// When this version was written.
+    pub last_updated: DateTime<Utc>,
+    /// The resource JSON, with `id`, `meta.versionId` and `meta.lastUpdated` set.
+    pub json: String,
+}
+
+impl From<StoredResource> for StoredText {
+    fn from(r: StoredResource) -> Self {
+        let json = r.content.to_string();
+        StoredText {
+            resource_type: r.resource_type,
+            id: r.id,
+            version_id: r.version_id,
+            last_updated: r.last_updated,
+            json,
+        }
+    }
+}
+
+impl StoredText {
+    /// The parsed resource.
+    pub fn parse(self) -> Result<StoredResource, StoreError> {
+        let StoredText { resource_type, id, version_id, last_updated, json } = self;
+        let content = serde_json::from_str(&json)
+            .map_err(|e| StoreError::Invalid(format!("stored {resource_type}/{id} is not JSON: {e}")))?;
+        Ok(StoredResource { resource_type, id, version_id, last_updated, deleted: false, content })
+    }
 }
 
 /// The Slot range row for a Slot's JSON, or why it cannot be indexed.

@@ -67,6 +67,41 @@ impl SqliteReader {
         }
     }
 
+    /// Runs a count and a page statement on one connection in one blocking task.
+    pub(crate) async fn count_and_page(
+        self: &std::sync::Arc<Self>,
+        count: &SelectStatement,
+        page: &SelectStatement,
+    ) -> Result<(i64, Vec<SlotPageRow>), StoreError> {
+        let (count_sql, count_values) = count.build(SqliteQueryBuilder);
+        let count_params = count_values.into_iter().map(bind).collect::<Result<Vec<_>, _>>()?;
+        let (page_sql, page_values) = page.build(SqliteQueryBuilder);
+        let page_params = page_values.into_iter().map(bind).collect::<Result<Vec<_>, _>>()?;
+        let me = self.clone();
+        tokio::task::spawn_blocking(move || {
+            let c = me.connection()?;
+            let answer = {
+                let total: i64 = c
+                    .prepare_cached(&count_sql)
+                    .and_then(|mut s| s.query_row(rusqlite::params_from_iter(count_params), |r| r.get(0)))
+                    .map_err(failed)?;
+                let mut prepared = c.prepare_cached(&page_sql).map_err(failed)?;
+                let rows = prepared
+                    .query_map(rusqlite::params_from_iter(page_params), |r| {
+                        Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?))
+                    })
+                    .map_err(failed)?
+                    .collect::<Result<Vec<SlotPageRow>, _>>()
+                    .map_err(failed)?;
+                (total, rows)
+            };
+            me.give_back(c);
+            Ok(answer)
+        })
+        .await
+        .map_err(failed)?
+    }
+
     /// Runs `stmt` and maps each row with `row`.
     pub(crate) async fn query<T: Send + 'static>(
         self: &std::sync::Arc<Self>,

@@ -8,7 +8,7 @@ use sea_orm::{
 
 use crate::entity::{date_index, resource, search_index, slot};
 use crate::reader::SlotPageRow;
-use crate::{Store, StoreError, StoredResource, stored};
+use crate::{Store, StoreError, StoredResource, StoredText, from_millis, stored};
 
 /// A half-open range of UTC milliseconds `[lo, hi)`, either side open, possibly negated.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -274,9 +274,9 @@ pub enum Direction {
 
 /// One page of results.
 #[derive(Debug, Clone)]
-pub struct Page {
+pub struct Page<R = StoredResource> {
     /// Matches in order.
-    pub resources: Vec<StoredResource>,
+    pub resources: Vec<R>,
     /// Total matches (all pages).
     pub total: u64,
     /// Cursor of the next page, if there is one.
@@ -298,6 +298,20 @@ impl Store {
         after: Option<&Cursor>,
         limit: u64,
     ) -> Result<Page, StoreError> {
+        let page = self.search_slot_texts(search, direction, after, limit).await?;
+        let resources = page.resources.into_iter().map(StoredText::parse).collect::<Result<_, _>>()?;
+        Ok(Page { resources, total: page.total, next: page.next })
+    }
+
+    /// [`Store::search_slots`] with each Slot as the JSON text the store holds, for answers that
+    /// pass resources through without parsing them (the Slot search is the hot path).
+    pub async fn search_slot_texts(
+        &self,
+        search: &SlotSearch,
+        direction: Direction,
+        after: Option<&Cursor>,
+        limit: u64,
+    ) -> Result<Page<StoredText>, StoreError> {
         let mut filter = Condition::all();
         for p in &search.ids {
             filter = filter.add(any_of(slot::Column::Id, p));
@@ -365,11 +379,7 @@ impl Store {
             .limit(limit + 1)
             .to_owned();
         let (total, rows): (i64, Vec<SlotPageRow>) = match &self.sqlite_reader {
-            Some(reader) => {
-                let total = reader.query(&count, |r| r.get(0)).await?.first().copied().unwrap_or(0);
-                let rows = reader.query(&page, |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?))).await?;
-                (total, rows)
-            }
+            Some(reader) => reader.count_and_page(&count, &page).await?,
             None => {
                 let total = match self.db.query_one(&count).await? {
                     Some(row) => row.try_get_by_index(0)?,
@@ -400,8 +410,14 @@ impl Store {
         let resources = rows
             .into_iter()
             .take(limit as usize)
-            .map(|(id, _, version, updated, content)| stored("Slot".into(), id, version, updated, false, &content))
-            .collect::<Result<_, _>>()?;
+            .map(|(id, _, version, updated, json)| StoredText {
+                resource_type: "Slot".into(),
+                id,
+                version_id: version,
+                last_updated: from_millis(updated),
+                json,
+            })
+            .collect();
         Ok(Page { resources, total: total as u64, next })
     }
 

@@ -12,7 +12,7 @@ use calsync_store::search::{
     AnyOf, Bound, Cursor, DateFilter, DatePrefix, Direction, IndexFilter, IndexTerm, Match, Page, ResourceSearch,
     SlotSearch, SortBy,
 };
-use calsync_store::{Store, StoredResource};
+use calsync_store::{Store, StoredResource, StoredText};
 use chrono::{DateTime, Utc};
 use serde_json::{Value, json};
 
@@ -151,35 +151,66 @@ async fn search(
     if let Some(next) = &page.next {
         links.push(json!({"relation": "next", "url": link(Some(format!("_cursor={}", cursor_token(next))))}));
     }
-    let included = includes(store, &parsed, &page.resources).await?;
-    let entries: Vec<Value> = page
-        .resources
-        .into_iter()
-        .map(|r| {
-            let mut e = entry(&cx.base, r, "match");
+    // Matches stay the text the store holds unless something must look inside them.
+    let needs_content = parsed.elements.is_some() || !parsed.includes.is_empty();
+    let mut matches = Vec::with_capacity(page.resources.len());
+    let mut parsed_matches = Vec::new();
+    for m in page.resources {
+        if needs_content {
+            let mut r = m.parse()?;
             if let Some(keep) = &parsed.elements {
-                subset(&mut e["resource"], keep);
+                subset(&mut r.content, keep);
             }
-            e
-        })
-        .chain(included.into_iter().map(|r| entry(&cx.base, r, "include")))
-        .collect();
-    let bundle = json!({
-        "resourceType": "Bundle",
-        "type": "searchset",
-        "total": page.total,
-        "link": links,
-        "entry": entries,
-    });
-    Ok(HttpResponse::Ok().content_type(FHIR_JSON).body(media::body(req, &bundle)))
+            matches.push((r.resource_type.clone(), r.id.clone(), r.content.to_string()));
+            parsed_matches.push(r);
+        } else {
+            matches.push((m.resource_type, m.id, m.json));
+        }
+    }
+    let ids: Vec<(String, String)> = matches.iter().map(|(t, id, _)| (t.clone(), id.clone())).collect();
+    let included = includes(store, &parsed, &ids, &parsed_matches).await?;
+    let included = included.into_iter().map(|r| (r.resource_type, r.id, r.content.to_string()));
+    let text = searchset(&cx.base, page.total, &Value::Array(links), matches, included);
+    let body = if media::pretty(req) {
+        let value: Value = serde_json::from_str(&text).map_err(|e| ApiError::Internal(e.to_string()))?;
+        serde_json::to_string_pretty(&value).unwrap_or(text)
+    } else {
+        text
+    };
+    Ok(HttpResponse::Ok().content_type(FHIR_JSON).body(body))
 }
 
-async fn run(store: &Store, t: &str, parsed: &Parsed) -> Result<Page, ApiError> {
+/// A searchset Bundle written around resources that are already JSON text: (type, id, JSON).
+fn searchset(
+    base: &str,
+    total: u64,
+    links: &Value,
+    matches: impl IntoIterator<Item = (String, String, String)>,
+    included: impl IntoIterator<Item = (String, String, String)>,
+) -> String {
+    use std::fmt::Write;
+    let mut out = String::with_capacity(4096);
+    let _ = write!(out, r#"{{"resourceType":"Bundle","type":"searchset","total":{total},"link":{links},"entry":["#);
+    let tagged = matches.into_iter().map(|m| (m, "match")).chain(included.into_iter().map(|m| (m, "include")));
+    for (n, ((t, id, json), mode)) in tagged.enumerate() {
+        if n > 0 {
+            out.push(',');
+        }
+        let full_url = Value::String(format!("{base}/{t}/{id}"));
+        let _ = write!(out, r#"{{"fullUrl":{full_url},"resource":{json},"search":{{"mode":"{mode}"}}}}"#);
+    }
+    out.push_str("]}");
+    out
+}
+
+async fn run(store: &Store, t: &str, parsed: &Parsed) -> Result<Page<StoredText>, ApiError> {
     Ok(if t == "Slot" {
-        store.search_slots(&parsed.slot, parsed.direction, parsed.cursor.as_ref(), parsed.count).await?
+        store.search_slot_texts(&parsed.slot, parsed.direction, parsed.cursor.as_ref(), parsed.count).await?
     } else {
         let order = (parsed.sort, parsed.direction);
-        store.search_resources(t, &parsed.resource, order, parsed.cursor.as_ref(), parsed.count).await?
+        let page = store.search_resources(t, &parsed.resource, order, parsed.cursor.as_ref(), parsed.count).await?;
+        let resources = page.resources.into_iter().map(StoredText::from).collect();
+        Page { resources, total: page.total, next: page.next }
     })
 }
 
@@ -192,15 +223,9 @@ pub async fn matching(store: &Store, t: &str, criteria: &str, limit: u64) -> Res
     }
     let mut parsed = parse(t, &pairs, true)?;
     parsed.count = limit;
-    run(store, t, &parsed).await
-}
-
-fn entry(base: &str, r: StoredResource, mode: &str) -> Value {
-    json!({
-        "fullUrl": format!("{base}/{}/{}", r.resource_type, r.id),
-        "resource": r.content,
-        "search": {"mode": mode},
-    })
+    let page = run(store, t, &parsed).await?;
+    let resources = page.resources.into_iter().map(StoredText::parse).collect::<Result<_, _>>()?;
+    Ok(Page { resources, total: page.total, next: page.next })
 }
 
 /// Keeps only the `keep` elements (and resourceType, id, meta) and tags the resource SUBSETTED.
@@ -217,12 +242,17 @@ fn subset(resource: &mut Value, keep: &[String]) {
 
 /// Resources named by `_include` (following `:iterate` through what was included, three rounds
 /// at most) and `_revinclude`, each once, none of the matches repeated.
-async fn includes(store: &Store, parsed: &Parsed, matches: &[StoredResource]) -> Result<Vec<StoredResource>, ApiError> {
+/// `ids` are the matches' (type, id); `matches` their content, needed only for `_include`.
+async fn includes(
+    store: &Store,
+    parsed: &Parsed,
+    ids: &[(String, String)],
+    matches: &[StoredResource],
+) -> Result<Vec<StoredResource>, ApiError> {
     if parsed.includes.is_empty() && parsed.revincludes.is_empty() {
         return Ok(Vec::new());
     }
-    let mut seen: std::collections::HashSet<(String, String)> =
-        matches.iter().map(|r| (r.resource_type.clone(), r.id.clone())).collect();
+    let mut seen: std::collections::HashSet<(String, String)> = ids.iter().cloned().collect();
     let mut out: Vec<StoredResource> = Vec::new();
     let mut frontier: Vec<StoredResource> = matches.to_vec();
     for round in 0..3 {
@@ -254,7 +284,7 @@ async fn includes(store: &Store, parsed: &Parsed, matches: &[StoredResource]) ->
         frontier = next;
     }
     for (source, param) in &parsed.revincludes {
-        let targets: Vec<String> = matches.iter().map(|r| format!("{}/{}", r.resource_type, r.id)).collect();
+        let targets: Vec<String> = ids.iter().map(|(t, id)| format!("{t}/{id}")).collect();
         if targets.is_empty() {
             continue;
         }

@@ -12,7 +12,7 @@ use calsync_store::{Store, StoreError};
 use chrono::Utc;
 use serde_json::{Value, json};
 
-use super::appointment::{Offer, clear_hold, conflict, participant_slot_id, read_for_booking, takeable, text};
+use super::appointment::{Offer, Units, conflict, participant_slot_id, read_for_booking, text};
 use super::{Inputs, participant, typed_reference};
 use crate::context::RequestContext;
 use crate::media::{self, FHIR_JSON};
@@ -68,7 +68,6 @@ pub async fn handle(
         )));
     }
     let offer = Offer::read(&appointment)?;
-    let appointment_ref = existing.as_ref().map(|(id, _)| format!("Appointment/{id}"));
     let mut schedule_ids = Vec::new();
     for (reference, _) in &offer.people {
         let id = match participant::derived_schedules(&store, reference).await?.into_iter().next() {
@@ -86,9 +85,13 @@ pub async fn handle(
         return Err(ApiError::Conflict(format!("Appointment/{id} changed at the same time; try again")));
     }
     let slot = read_for_booking(&txn, "Slot", &offer.slot).await?;
-    if !takeable(&slot.content, appointment_ref.as_deref(), now) {
-        return Err(ApiError::Conflict(format!("Slot/{} is no longer free", offer.slot)));
-    }
+    let id = existing.as_ref().map_or_else(|| uuid::Uuid::new_v4().to_string(), |(id, _)| id.clone());
+    // A hold of this appointment becomes its booking; an expired one is re-validated: the
+    // booking goes ahead only if a unit is still free.
+    let mut units = Units::of(&slot.content);
+    units
+        .take(&format!("Appointment/{id}"), None, now)
+        .map_err(|why| ApiError::Conflict(format!("Slot/{} cannot be booked: {why}", offer.slot)))?;
     // Each participant: take their derived Schedule's version (the lock), then check their time.
     let mut derived = Vec::new();
     for ((reference, required), schedule_id) in offer.people.iter().zip(&schedule_ids) {
@@ -138,21 +141,13 @@ pub async fn handle(
         o.remove("extension");
         o.remove("meta");
     }
-    let booked = match &existing {
-        Some((id, version)) => {
-            appointment["id"] = json!(id);
-            txn.update("Appointment", id, appointment, Some(*version)).await.map_err(conflict)?.0
-        }
-        None => {
-            appointment.as_object_mut().map(|o| o.remove("id"));
-            txn.create("Appointment", appointment).await.map_err(conflict)?
-        }
-    };
-    // The provider Slot, busy.
-    let mut busy = slot.content.clone();
-    clear_hold(&mut busy);
-    busy["status"] = json!("busy");
-    txn.update("Slot", &offer.slot, busy, Some(slot.version_id)).await.map_err(conflict)?;
+    appointment["id"] = json!(id);
+    let version = existing.as_ref().map(|(_, version)| *version);
+    let (booked, _) = txn.update("Appointment", &id, appointment, version).await.map_err(conflict)?;
+    // The provider Slot: one unit taken (busy when it was the last).
+    let mut taken = slot.content.clone();
+    units.write(&mut taken);
+    txn.update("Slot", &offer.slot, taken, Some(slot.version_id)).await.map_err(conflict)?;
     // Each participant's derived Schedule: a busy Slot for this appointment.
     for (n, (_, schedule)) in derived.iter().enumerate() {
         let id = participant_slot_id(&booked.id, n);

@@ -4,9 +4,10 @@
 
 use actix_web::{HttpRequest, HttpResponse, web};
 use calsync_store::Store;
+use chrono::Utc;
 use serde_json::json;
 
-use super::appointment::{Offer, clear_hold, conflict, hold_of, participant_slot_id};
+use super::appointment::{Offer, Units, conflict, participant_slot_id};
 use crate::context::RequestContext;
 use crate::media::{self, FHIR_JSON};
 use crate::outcome::ApiError;
@@ -32,13 +33,11 @@ pub async fn handle(
     }
     let offer = Offer::read(&appointment.content)?;
     if let Ok(slot) = txn.read("Slot", &offer.slot).await {
-        let held_by_us = hold_of(&slot.content).is_some_and(|(by, _)| by == format!("Appointment/{id}"));
-        let booked_by_us = appointment.content["status"] == "booked" && slot.content["status"] == "busy";
-        if held_by_us || booked_by_us {
-            let mut free = slot.content.clone();
-            clear_hold(&mut free);
-            free["status"] = json!("free");
-            txn.update("Slot", &offer.slot, free, Some(slot.version_id)).await.map_err(conflict)?;
+        let mut units = Units::of(&slot.content);
+        if units.release(&format!("Appointment/{id}"), Utc::now()) {
+            let mut freed = slot.content.clone();
+            units.write(&mut freed);
+            txn.update("Slot", &offer.slot, freed, Some(slot.version_id)).await.map_err(conflict)?;
         }
     }
     for n in 0..offer.people.len() {

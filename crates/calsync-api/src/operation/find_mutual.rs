@@ -48,6 +48,10 @@ pub(crate) struct Request {
     pub schedule_filters: Vec<IndexFilter>,
     /// `schedule` ids, if named.
     pub schedule_ids: Vec<String>,
+    /// `organization`: Schedules of its Locations, PractitionerRoles and HealthcareServices.
+    pub organizations: Vec<String>,
+    /// `location-string`: Schedules of Locations whose name or address contains each text.
+    pub places: Vec<String>,
     pub preferences: Vec<Preference>,
     pub spread: bool,
     pub explain: bool,
@@ -132,10 +136,14 @@ impl Request {
                 schedule_filters.push(tokens(param, v));
             }
         }
-        for unsupported in ["organization", "location-string"] {
-            if inputs.one(unsupported)?.is_some() {
-                return Err(ApiError::BadRequest(format!("{unsupported} is not supported yet")));
-            }
+        let organizations = inputs
+            .all("organization")
+            .iter()
+            .map(|v| typed_reference(v, &["Organization"], "organization").map(|(t, id)| format!("{t}/{id}")))
+            .collect::<Result<Vec<_>, _>>()?;
+        let places = inputs.all("location-string");
+        if places.iter().any(|p| p.trim().is_empty()) {
+            return Err(ApiError::BadRequest("location-string is empty".into()));
         }
         let schedule_ids =
             inputs.all("schedule").iter().map(|v| v.rsplit('/').next().unwrap_or(v).to_string()).collect::<Vec<_>>();
@@ -165,6 +173,8 @@ impl Request {
             participants,
             schedule_filters,
             schedule_ids,
+            organizations,
+            places,
             preferences,
             spread: mutual && inputs.flag("spread")?,
             explain: false,
@@ -177,6 +187,28 @@ impl Request {
 /// Provider Schedules the request may use, with their actors.
 async fn provider_schedules(store: &Store, request: &Request) -> Result<ProviderData, ApiError> {
     let mut search = ResourceSearch { index: request.schedule_filters.clone(), ..Default::default() };
+    // organization and location-string name actors; each given one narrows the Schedules.
+    if !request.organizations.is_empty() {
+        let mut actors = Vec::new();
+        for t in ["Location", "PractitionerRole", "HealthcareService"] {
+            let by = IndexFilter::any_exact("organization", request.organizations.clone());
+            actors.extend(references_of(store, t, vec![by]).await?);
+        }
+        search.index.push(IndexFilter::any_exact("actor", actors));
+    }
+    for place in &request.places {
+        let mut actors = Vec::new();
+        for param in ["name", "address"] {
+            let text = calsync_fhir::index::normalize(place.trim());
+            let term = IndexTerm { system: None, value: Some(text), how: Match::Contains };
+            let by = IndexFilter::Matches { param: param.into(), terms: vec![term], negate: false };
+            actors.extend(references_of(store, "Location", vec![by]).await?);
+        }
+        search.index.push(IndexFilter::any_exact("actor", actors));
+    }
+    if search.index.iter().any(|f| matches!(f, IndexFilter::Matches { terms, .. } if terms.is_empty())) {
+        return Ok(ProviderData::default());
+    }
     if !request.schedule_ids.is_empty() {
         search.ids.push(calsync_store::search::AnyOf { values: request.schedule_ids.clone(), negate: false });
     }
@@ -191,7 +223,7 @@ async fn provider_schedules(store: &Store, request: &Request) -> Result<Provider
                 .as_array()
                 .map(|a| a.iter().filter_map(|r| r["reference"].as_str()).map(String::from).collect())
                 .unwrap_or_default();
-            data.schedules.insert(format!("Schedule/{}", s.id), ScheduleInfo { actors, ..Default::default() });
+            data.schedules.insert(format!("Schedule/{}", s.id), ScheduleInfo { actors });
         }
         match page.next {
             Some(next) => cursor = Some(next),
@@ -210,6 +242,21 @@ async fn provider_schedules(store: &Store, request: &Request) -> Result<Provider
     Ok(data)
 }
 
+/// References (`Location/x`) of every live resource of type `t` matching `filters`.
+async fn references_of(store: &Store, t: &str, filters: Vec<IndexFilter>) -> Result<Vec<String>, ApiError> {
+    let search = ResourceSearch { index: filters, ..Default::default() };
+    let mut found = Vec::new();
+    let mut cursor: Option<Cursor> = None;
+    loop {
+        let page = store.search_resources(t, &search, (SortBy::Id, Direction::Ascending), cursor.as_ref(), 500).await?;
+        found.extend(page.resources.iter().map(|r| format!("{t}/{}", r.id)));
+        match page.next {
+            Some(next) => cursor = Some(next),
+            None => return Ok(found),
+        }
+    }
+}
+
 /// Runs the search and writes the answer Bundle.
 pub(crate) async fn respond(
     req: &HttpRequest,
@@ -220,10 +267,18 @@ pub(crate) async fn respond(
     let now = Utc::now();
     let providers = provider_schedules(store, request).await?;
     let lookahead = TimeDelta::days(14);
-    let rows = store.slots_overlapping(None, request.window.start, request.window.end + lookahead).await?;
+    // Only the chosen Schedules' free Slots are read, unless the request names no provider.
+    let narrowed = !request.schedule_filters.is_empty()
+        || !request.schedule_ids.is_empty()
+        || !request.organizations.is_empty()
+        || !request.places.is_empty();
+    let chosen: Vec<String> = providers.schedules.keys().cloned().collect();
+    let rows = store
+        .free_slots(narrowed.then_some(chosen.as_slice()), request.window.start, request.window.end + lookahead)
+        .await?;
     let slots: Vec<ProviderSlot> = rows
         .into_iter()
-        .filter(|r| r.status == "free" && providers.schedules.contains_key(&r.schedule))
+        .filter(|r| providers.schedules.contains_key(&r.schedule))
         .map(|r| ProviderSlot {
             id: format!("Slot/{}", r.id),
             schedule: r.schedule,

@@ -10,7 +10,7 @@ use chrono::{TimeDelta, Utc};
 use serde_json::json;
 
 use super::Inputs;
-use super::appointment::{Offer, clear_hold, conflict, hold_of, read_for_booking, set_hold, takeable, text};
+use super::appointment::{Offer, Units, conflict, read_for_booking, text};
 use crate::context::RequestContext;
 use crate::media::{self, FHIR_JSON};
 use crate::outcome::ApiError;
@@ -52,19 +52,21 @@ pub async fn handle(
     if !inside {
         return Err(ApiError::Conflict(format!("the appointment does not lie inside Slot/{}", offer.slot)));
     }
-    if !takeable(&slot.content, None, now) {
-        return Err(ApiError::Conflict(format!("Slot/{} is no longer free", offer.slot)));
-    }
+    let id = uuid::Uuid::new_v4().to_string();
+    let mut units = Units::of(&slot.content);
+    units
+        .take(&format!("Appointment/{id}"), Some(expires), now)
+        .map_err(|why| ApiError::Conflict(format!("Slot/{} cannot be held: {why}", offer.slot)))?;
     appointment["status"] = json!("pending");
     appointment["extension"] = json!([{"url": super::appointment::HOLD_EXTENSION, "extension": [
         {"url": "expires", "valueInstant": text(expires)}]}]);
     if let Some(o) = appointment.as_object_mut() {
-        o.remove("id");
+        o.insert("id".into(), json!(id));
         o.remove("meta");
     }
-    let held = txn.create("Appointment", appointment).await.map_err(conflict)?;
+    let (held, _) = txn.update("Appointment", &id, appointment, None).await.map_err(conflict)?;
     let mut slot_content = slot.content.clone();
-    set_hold(&mut slot_content, &format!("Appointment/{}", held.id), expires);
+    units.write(&mut slot_content);
     txn.update("Slot", &offer.slot, slot_content, Some(slot.version_id)).await.map_err(conflict)?;
     txn.commit().await.map_err(conflict)?;
     tracing::info!(appointment = %held.id, slot = %offer.slot, "held");
@@ -99,13 +101,13 @@ pub async fn sweep_expired_holds(store: &Store) -> Result<usize, calsync_store::
         cancelled["status"] = json!("cancelled");
         cancelled["cancelationReason"] = json!({"text": "hold expired"});
         txn.update("Appointment", &appointment.id, cancelled, Some(current.version_id)).await?;
-        if let Ok(slot) = txn.read("Slot", &offer.slot).await
-            && hold_of(&slot.content).is_some_and(|(by, _)| by == format!("Appointment/{}", appointment.id))
-        {
-            let mut free = slot.content.clone();
-            clear_hold(&mut free);
-            free["status"] = json!("free");
-            txn.update("Slot", &offer.slot, free, Some(slot.version_id)).await?;
+        if let Ok(slot) = txn.read("Slot", &offer.slot).await {
+            let mut units = Units::of(&slot.content);
+            if units.release(&format!("Appointment/{}", appointment.id), now) {
+                let mut freed = slot.content.clone();
+                units.write(&mut freed);
+                txn.update("Slot", &offer.slot, freed, Some(slot.version_id)).await?;
+            }
         }
         txn.commit().await?;
         released += 1;

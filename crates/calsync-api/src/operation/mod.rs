@@ -1,6 +1,6 @@
 //! The scheduling operations, one module each: `Appointment/$find` (IHE ITI-115),
 //! `Appointment/$find-mutual`, `Appointment/$hold`, `Appointment/$book`,
-//! `Appointment/{id}/$cancel` and `Schedule/{id}/$import-ics`. Each has an OperationDefinition
+//! `Appointment/{id}/$cancel`, `Appointment/{id}/$ics` and `Schedule/{id}/$import-ics`. Each has an OperationDefinition
 //! ([`definition`]) served at `/OperationDefinition/{id}` and listed in the CapabilityStatement.
 
 use actix_web::{HttpRequest, web};
@@ -16,6 +16,7 @@ pub mod definition;
 mod find;
 mod find_mutual;
 mod hold;
+pub(crate) mod ics;
 mod import_ics;
 mod participant;
 
@@ -41,6 +42,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
     .service(
         web::resource("/Appointment/{id}/$cancel").route(web::post().to(cancel::handle)).default_service(not_allowed()),
     )
+    .service(web::resource("/Appointment/{id}/$ics").route(web::get().to(ics::handle)).default_service(not_allowed()))
     .service(
         web::resource("/Schedule/{id}/$import-ics")
             .route(web::post().to(import_ics::handle))
