@@ -8,12 +8,18 @@ export SQLX_OFFLINE := true
 CARGO ?= cargo
 CALSYNC := $(CARGO_TARGET_DIR)/debug/calsync
 DEMO := tests/fixtures/demo
+## The demo: clinics, practitioners, three weeks of Slots, a patient and two caregivers whose
+## derived Schedules get their calendars imported.
+DEMO_SERVE := --load $(DEMO)/provider.ndjson --load $(DEMO)/directory.ndjson --load $(DEMO)/provider-later.ndjson \
+  --load $(DEMO)/participants.ndjson --import-ics maria-calendar=$(DEMO)/maria.ics \
+  --import-ics daughter-calendar=$(DEMO)/daughter.ics --import-ics son-calendar=$(DEMO)/son.ics \
+  --clock-start 2026-12-01T12:00:00Z
 
-.PHONY: run find-demo build test test-rust test-ical-corpus test-conformance test-clients test-postgres bench bench-core bench-search nextest clean-target
+.PHONY: run find-demo build test test-rust test-ical-corpus test-conformance test-clients test-demo test-postgres bench bench-core bench-search bench-find-mutual nextest clean-target
 
 ## The whole system on the embedded SQLite database (calsync.db) with the demo clinics loaded.
 run: build
-	$(CALSYNC) serve --load $(DEMO)/provider.ndjson --load $(DEMO)/directory.ndjson --load $(DEMO)/provider-later.ndjson
+	$(CALSYNC) serve $(DEMO_SERVE)
 
 ## From files alone: the week's mutual times for the demo patient and her two caregivers.
 find-demo: build
@@ -30,7 +36,7 @@ build:
 
 ## The whole suite: unit, property and black-box tests, the iCalendar corpus comparison, and
 ## FHIR conformance of what the server returns.
-test: test-rust test-ical-corpus test-conformance test-clients
+test: test-rust test-ical-corpus test-conformance test-clients test-demo
 
 test-rust: nextest
 	$(CARGO) nextest run --workspace --no-fail-fast
@@ -44,6 +50,10 @@ CALSYNC_TEST_POSTGRES_URL ?= postgres://root@127.0.0.1:5432/test
 test-postgres: nextest
 	CALSYNC_TEST_POSTGRES_URL=$(CALSYNC_TEST_POSTGRES_URL) $(CARGO) nextest run --workspace --no-fail-fast -E 'package(calsync-store) | package(calsync-api)'
 
+## The README's demo story against `make run`'s data: find, hold, book, iCalendar, cancel.
+test-demo: build
+	python3 tests/demo/story.py $(CALSYNC) $(DEMO_SERVE)
+
 ## Validate the server's answers with fhir.resources (PyPI) and the R4 JSON schema (npm).
 test-conformance: build
 	tests/conformance/run.sh $(CALSYNC)
@@ -53,7 +63,7 @@ test-clients: build
 	tests/clients/run.sh $(CALSYNC)
 
 ## Criterion benchmarks and the HTTP load test (release build); figures in docs/benchmarks.md.
-bench: bench-core bench-search
+bench: bench-core bench-search bench-find-mutual
 
 bench-core:
 	$(CARGO) bench --workspace --bench mutual_search
@@ -61,7 +71,12 @@ bench-core:
 ## 1,000,000 Slots over 2,000 Schedules on SQLite, Slot searches from wrk (installed if missing).
 bench-search:
 	$(CARGO) build --release -p calsync
-	tests/load/run.sh $(CARGO_TARGET_DIR)/release/calsync
+	tests/load/run.sh $(CARGO_TARGET_DIR)/release/calsync slot-search
+
+## $find-mutual over 14 days at one clinic with three busy participants, on the same data.
+bench-find-mutual:
+	$(CARGO) build --release -p calsync
+	tests/load/run.sh $(CARGO_TARGET_DIR)/release/calsync find-mutual
 
 nextest:
 	@$(CARGO) nextest --version >/dev/null 2>&1 || $(CARGO) install --locked cargo-nextest

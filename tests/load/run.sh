@@ -1,11 +1,19 @@
 #!/usr/bin/env bash
-# Load test of the FHIR Slot search (issue 3): 1,000,000 Slots over 2,000 Schedules on SQLite,
-#   GET /Slot?schedule=..&start=ge..&start=lt..&status=free&_count=50
-# from wrk on loopback. Usage: tests/load/run.sh [calsync-release-binary]
+# Load tests on 1,000,000 provider Slots over 2,000 Schedules on SQLite, from wrk on loopback.
+#   slot-search (issue 3):  GET /Slot?schedule=..&start=ge..&start=lt..&status=free&_count=50
+#   find-mutual (issue 4):  GET /Appointment/$find-mutual over 14 days at one clinic with three
+#                           participants, each with 2,000 busy Slots over 90 days
+# Usage: tests/load/run.sh [calsync-release-binary] [slot-search|find-mutual]
 # Generated data and the loaded database are kept in ~/.cache/calsync-bench between runs.
 set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
 calsync="${1:-${CARGO_TARGET_DIR:-$HOME/.cache/calsync-target}/release/calsync}"
+scenario="${2:-slot-search}"
+case "$scenario" in
+  slot-search) script="$here/slot_search.lua" ;;
+  find-mutual) script="$here/find_mutual.lua" ;;
+  *) echo "unknown scenario $scenario (slot-search or find-mutual)"; exit 2 ;;
+esac
 work="$HOME/.cache/calsync-bench"
 duration="${DURATION:-20s}"
 connections="${CONNECTIONS:-16}"
@@ -17,14 +25,16 @@ if ! command -v wrk >/dev/null; then
   ${SUDO:-$( [ "$(id -u)" = 0 ] || echo sudo )} apt-get install -y wrk >/dev/null
 fi
 
-if [ ! -s "$work/gen/Slot.ndjson" ]; then
-  "$calsync" generate --out "$work/gen" --locations 2000 --slots 1000000
+if [ ! -s "$work/gen/Participant.ndjson" ]; then
+  "$calsync" generate --out "$work/gen" --locations 2000 --slots 1000000 --participants 3 --busy 2000 --busy-days 90
 fi
 db="$work/slots-1m.db"
 load=()
 if [ ! -s "$db" ]; then
   load=(--load "$work/gen/Location.ndjson" --load "$work/gen/Schedule.ndjson" --load "$work/gen/Slot.ndjson")
 fi
+# Unchanged resources keep their version, so loading the participants again is cheap.
+load+=(--load "$work/gen/Participant.ndjson")
 CALSYNC_LOG=warn "$calsync" serve --bind "127.0.0.1:$port" --database "sqlite://$db?mode=rwc" "${load[@]}" \
   > "$work/serve.log" 2>&1 &
 server=$!
@@ -36,8 +46,14 @@ for _ in $(seq 1 600); do
 done
 grep "^loaded" "$work/serve.log" || true
 base="http://127.0.0.1:$port"
-curl -sf "$base/Slot?schedule=sched-7&start=ge2027-01-11&start=lt2027-01-18&status=free&_count=50" \
-  | python3 -c 'import json,sys; b=json.load(sys.stdin); assert b["total"] > 0, b; print("sample search: total", b["total"])'
-echo "wrk -t2 -c$connections -d$duration --latency -s tests/load/slot_search.lua $base"
-wrk -t2 -c"$connections" -d"$duration" --latency -s "$here/slot_search.lua" "$base" | tee "$work/wrk.txt"
+if [ "$scenario" = slot-search ]; then
+  curl -sf "$base/Slot?schedule=sched-7&start=ge2027-01-11&start=lt2027-01-18&status=free&_count=50" \
+    | python3 -c 'import json,sys; b=json.load(sys.stdin); assert b["total"] > 0, b; print("sample search: total", b["total"])'
+else
+  people="participant=Patient/p-0&participant=RelatedPerson/p-1&participant=RelatedPerson/p-2"
+  curl -sf "$base/Appointment/\$find-mutual?start=2027-01-11&end=2027-01-24&duration=30&$people&location-reference=Location/loc-7" \
+    | python3 -c 'import json,sys; b=json.load(sys.stdin); print("sample $find-mutual: options", b["total"])'
+fi
+echo "wrk -t2 -c$connections -d$duration --latency -s $script $base"
+wrk -t2 -c"$connections" -d"$duration" --latency -s "$script" "$base" | tee "$work/wrk.txt"
 grep -q "non2xx=0" "$work/wrk.txt" || { echo "some requests failed"; exit 1; }

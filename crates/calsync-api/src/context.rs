@@ -5,7 +5,28 @@
 
 use std::future::{Ready, ready};
 
-use actix_web::{FromRequest, HttpRequest, dev::Payload};
+use actix_web::{FromRequest, HttpRequest, dev::Payload, web};
+use chrono::{DateTime, TimeDelta, Utc};
+
+/// The server's clock: real time, or real time shifted so that the server started at a chosen
+/// instant (`calsync serve --clock-start`, for the demo, whose data is a fixed week). Time
+/// still passes, so holds still expire.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Clock {
+    offset: TimeDelta,
+}
+
+impl Clock {
+    /// A clock that reads `start` now and runs on from there.
+    pub fn starting_at(start: DateTime<Utc>) -> Clock {
+        Clock { offset: start - Utc::now() }
+    }
+
+    /// The current instant on this clock.
+    pub fn now(&self) -> DateTime<Utc> {
+        Utc::now() + self.offset
+    }
+}
 
 /// The caller of a request.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -21,6 +42,8 @@ pub struct RequestContext {
     pub caller: Caller,
     /// The base URL of this server as the client addressed it (`http://host:port`).
     pub base: String,
+    /// The instant of the request on the server's [`Clock`].
+    pub now: DateTime<Utc>,
 }
 
 impl FromRequest for RequestContext {
@@ -29,6 +52,8 @@ impl FromRequest for RequestContext {
 
     fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
         let info = req.connection_info();
-        ready(Ok(RequestContext { caller: Caller::Anonymous, base: format!("{}://{}", info.scheme(), info.host()) }))
+        let now = req.app_data::<web::Data<Clock>>().map_or_else(Utc::now, |c| c.now());
+        let base = format!("{}://{}", info.scheme(), info.host());
+        ready(Ok(RequestContext { caller: Caller::Anonymous, base, now }))
     }
 }

@@ -57,12 +57,14 @@ pub struct Settings {
     pub database_url: String,
     /// How long `$hold` keeps a Slot, in seconds (default 600).
     pub hold_seconds: u32,
+    /// Start the server's clock at this instant instead of now (the demo's fixed week).
+    pub clock_start: Option<chrono::DateTime<chrono::Utc>>,
 }
 
 impl Settings {
     /// Settings for `bind` and `database_url`, defaults otherwise.
     pub fn new(bind: impl Into<String>, database_url: impl Into<String>) -> Self {
-        Settings { bind: bind.into(), database_url: database_url.into(), hold_seconds: 600 }
+        Settings { bind: bind.into(), database_url: database_url.into(), hold_seconds: 600, clock_start: None }
     }
 }
 
@@ -90,21 +92,24 @@ impl Application {
         let hold = web::Data::new(operation::HoldPolicy {
             duration: chrono::TimeDelta::seconds(i64::from(settings.hold_seconds.max(1))),
         });
+        let clock = settings.clock_start.map(context::Clock::starting_at).unwrap_or_default();
         let sweeper = store.clone();
         tokio::spawn(async move {
             let mut tick = tokio::time::interval(HOLD_SWEEP);
             loop {
                 tick.tick().await;
-                match operation::sweep_expired_holds(&sweeper).await {
+                match operation::sweep_expired_holds(&sweeper, clock.now()).await {
                     Ok(0) => {}
                     Ok(n) => tracing::info!(released = n, "expired holds released"),
                     Err(e) => tracing::warn!(error = %e, "releasing expired holds failed"),
                 }
             }
         });
+        let clock = web::Data::new(clock);
         let server = HttpServer::new(move || {
             App::new()
                 .app_data(data.clone())
+                .app_data(clock.clone())
                 .app_data(hold.clone())
                 .app_data(web::PayloadConfig::new(media::MAX_BODY))
                 .wrap(ErrorHandlers::new().default_handler(outcome::as_operation_outcome))

@@ -30,7 +30,12 @@ impl Settings {
             .build()
             .and_then(Config::try_deserialize)
             .map_err(|e| format!("configuration: {e}"))?;
-        Ok(Settings { bind: layered.bind, database_url: layered.database_url, hold_seconds: layered.hold_seconds })
+        Ok(Settings {
+            bind: layered.bind,
+            database_url: layered.database_url,
+            hold_seconds: layered.hold_seconds,
+            clock_start: None,
+        })
     }
 
     /// Loads from `dir` with this process's `CALSYNC_ENV` and environment.

@@ -404,6 +404,27 @@ impl Store {
         txn.commit().await?;
         Ok(Some(count))
     }
+}
+
+impl Store {
+    /// Free Slots overlapping `[from, to)`, of the given Schedules (`Schedule/{id}`) or of all,
+    /// in start order: what a search for mutual times walks.
+    pub async fn free_slots(
+        &self,
+        schedules: Option<&[String]>,
+        from: DateTime<Utc>,
+        to: DateTime<Utc>,
+    ) -> Result<Vec<SlotRow>, StoreError> {
+        if schedules.is_some_and(<[String]>::is_empty) {
+            return Ok(Vec::new());
+        }
+        let filter = sea_orm::Condition::all().add(slot::Column::Status.eq("free"));
+        let filter = match schedules {
+            Some(list) => filter.add(slot::Column::Schedule.is_in(list.iter().cloned())),
+            None => filter,
+        };
+        self.slot_rows(filter, from, to).await
+    }
 
     /// Live Slots overlapping `[from, to)`, of one Schedule if given, in start order.
     pub async fn slots_overlapping(
@@ -412,58 +433,59 @@ impl Store {
         from: DateTime<Utc>,
         to: DateTime<Utc>,
     ) -> Result<Vec<SlotRow>, StoreError> {
-        slots_overlapping(&self.db, schedule, from, to).await
+        let filter = sea_orm::Condition::all();
+        let filter = match schedule {
+            Some(s) => filter.add(slot::Column::Schedule.eq(s)),
+            None => filter,
+        };
+        self.slot_rows(filter, from, to).await
     }
-}
 
-impl Store {
-    /// Free Slots overlapping `[from, to)`, of the given Schedules (`Schedule/{id}`) or of all,
-    /// in start order: what a search for mutual times walks. On SQLite it reads through the
-    /// rusqlite pool like the Slot search page.
-    pub async fn free_slots(
+    /// Slot rows matching `filter` and overlapping `[from, to)`, in start order. On SQLite they
+    /// are read through the rusqlite pool like the Slot search page.
+    async fn slot_rows(
         &self,
-        schedules: Option<&[String]>,
+        filter: sea_orm::Condition,
         from: DateTime<Utc>,
         to: DateTime<Utc>,
     ) -> Result<Vec<SlotRow>, StoreError> {
-        use sea_orm::sea_query::Query;
-        let mut filter = sea_orm::Condition::all()
-            .add(slot::Column::Status.eq("free"))
-            .add(slot::Column::StartMs.lt(millis(to)))
-            .add(slot::Column::EndMs.gt(millis(from)));
-        if let Some(schedules) = schedules {
-            if schedules.is_empty() {
-                return Ok(Vec::new());
-            }
-            filter = filter.add(slot::Column::Schedule.is_in(schedules.iter().cloned()));
-        }
-        let stmt = Query::select()
+        let stmt = sea_orm::sea_query::Query::select()
             .columns([slot::Column::Id, slot::Column::Schedule, slot::Column::StartMs, slot::Column::EndMs])
+            .column(slot::Column::Status)
             .from(slot::Entity)
-            .cond_where(filter)
+            .cond_where(filter.add(slot::Column::StartMs.lt(millis(to))).add(slot::Column::EndMs.gt(millis(from))))
             .order_by(slot::Column::StartMs, sea_orm::Order::Asc)
             .order_by(slot::Column::Id, sea_orm::Order::Asc)
             .to_owned();
-        let rows: Vec<(String, String, i64, i64)> = match &self.sqlite_reader {
-            Some(reader) => reader.query(&stmt, |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?))).await?,
+        type Row = (String, String, i64, i64, String);
+        let rows: Vec<Row> = match &self.sqlite_reader {
+            Some(reader) => {
+                reader.query(&stmt, |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?))).await?
+            }
             None => self
                 .db
                 .query_all(&stmt)
                 .await?
                 .iter()
                 .map(|r| {
-                    Ok((r.try_get_by_index(0)?, r.try_get_by_index(1)?, r.try_get_by_index(2)?, r.try_get_by_index(3)?))
+                    Ok((
+                        r.try_get_by_index(0)?,
+                        r.try_get_by_index(1)?,
+                        r.try_get_by_index(2)?,
+                        r.try_get_by_index(3)?,
+                        r.try_get_by_index(4)?,
+                    ))
                 })
                 .collect::<Result<_, DbErr>>()?,
         };
         Ok(rows
             .into_iter()
-            .map(|(id, schedule, start, end)| SlotRow {
+            .map(|(id, schedule, start, end, status)| SlotRow {
                 id,
                 schedule,
                 start: from_millis(start),
                 end: from_millis(end),
-                status: "free".into(),
+                status,
             })
             .collect())
     }

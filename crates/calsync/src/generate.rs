@@ -21,6 +21,16 @@ pub struct GenerateArgs {
     /// First day of Slots (a Monday is a good choice).
     #[arg(long, default_value = "2027-01-04")]
     from: NaiveDate,
+    /// Participants to write into `Participant.ndjson`: a Patient and then RelatedPersons of
+    /// that patient, each with a derived Schedule of busy Slots (0: no file).
+    #[arg(long, default_value_t = 0)]
+    participants: u32,
+    /// Busy Slots per participant, 15 to 60 minutes each, between 07:00 and 23:00 UTC.
+    #[arg(long, default_value_t = 2000)]
+    busy: u32,
+    /// Days from `from` over which the busy Slots spread.
+    #[arg(long, default_value_t = 90)]
+    busy_days: u32,
 }
 
 /// Half-hour Slots per working day, from 14:00 UTC (09:00 in New York).
@@ -85,11 +95,60 @@ pub fn run(args: GenerateArgs) -> Result<(), String> {
     for w in [&mut locations, &mut schedules, &mut slots] {
         w.flush().map_err(io)?;
     }
+    if args.participants > 0 {
+        let mut people = file("Participant.ndjson")?;
+        write_participants(&mut people, &args).map_err(io)?;
+        people.flush().map_err(io)?;
+        println!(
+            "wrote {} participants with {} busy Slots each to {}",
+            args.participants,
+            args.busy,
+            args.out.join("Participant.ndjson").display()
+        );
+    }
     println!(
         "wrote {} Locations, {} Schedules, {written} Slots to {}",
         args.locations,
         args.locations,
         args.out.display()
     );
+    Ok(())
+}
+
+/// Participants `Patient/p-0`, `RelatedPerson/p-1`, ...: each with a derived Schedule
+/// (`Schedule/ps-k`, participant-availability in UTC) and `busy` busy Slots at pseudo-random
+/// times (a fixed linear congruential sequence, so the files are the same every time).
+fn write_participants(out: &mut impl Write, args: &GenerateArgs) -> std::io::Result<()> {
+    let mut seed: u64 = 0x2545_F491_4F6C_DD1D;
+    let mut next = move |n: u64| {
+        seed = seed.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1_442_695_040_888_963_407);
+        (seed >> 33) % n
+    };
+    let midnight = args.from.and_time(Default::default()).and_utc();
+    for k in 0..args.participants {
+        let (t, extra) = if k == 0 {
+            ("Patient", String::new())
+        } else {
+            ("RelatedPerson", r#","patient":{"reference":"Patient/p-0"}"#.to_string())
+        };
+        writeln!(out, r#"{{"resourceType":"{t}","id":"p-{k}"{extra}}}"#)?;
+        writeln!(
+            out,
+            r#"{{"resourceType":"Schedule","id":"ps-{k}","active":true,"actor":[{{"reference":"{t}/p-{k}"}}],"extension":[{{"url":"{}","extension":[{{"url":"timezone","valueCode":"UTC"}}]}}]}}"#,
+            calsync_fhir::availability::AVAILABILITY_EXTENSION
+        )?;
+        for n in 0..args.busy {
+            let day = next(u64::from(args.busy_days.max(1)));
+            let minute = 7 * 60 + next(16 * 60 - 60);
+            let start = midnight + TimeDelta::days(day as i64) + TimeDelta::minutes(minute as i64);
+            let end = start + TimeDelta::minutes(15 * (1 + next(4)) as i64);
+            writeln!(
+                out,
+                r#"{{"resourceType":"Slot","id":"pb-{k}-{n}","schedule":{{"reference":"Schedule/ps-{k}"}},"status":"busy","start":"{}","end":"{}"}}"#,
+                start.format("%Y-%m-%dT%H:%M:%SZ"),
+                end.format("%Y-%m-%dT%H:%M:%SZ"),
+            )?;
+        }
+    }
     Ok(())
 }

@@ -19,6 +19,14 @@ pub struct ServeArgs {
     /// FHIR NDJSON files to load at start (each resource written under its own id), e.g. the demo week.
     #[arg(long = "load", value_name = "FILE")]
     load: Vec<PathBuf>,
+    /// iCalendar files to import into participants' derived Schedules at start, as
+    /// SCHEDULE=FILE (like `POST /Schedule/SCHEDULE/$import-ics`), e.g. the demo calendars.
+    #[arg(long = "import-ics", value_name = "SCHEDULE=FILE")]
+    import_ics: Vec<String>,
+    /// Run the server's clock from this instant (RFC 3339) instead of now; time passes as
+    /// usual. For demos whose data is a fixed week.
+    #[arg(long)]
+    clock_start: Option<chrono::DateTime<chrono::Utc>>,
 }
 
 pub fn run(args: ServeArgs) -> Result<(), String> {
@@ -36,16 +44,30 @@ pub fn run(args: ServeArgs) -> Result<(), String> {
         if let Some(database) = &args.database {
             settings.database_url = database.clone();
         }
+        settings.clock_start = args.clock_start;
         let app = Application::build(&settings).await?;
         for file in &args.load {
             load(&app, file).await?;
+        }
+        for pair in &args.import_ics {
+            let (schedule, file) =
+                pair.split_once('=').ok_or_else(|| format!("--import-ics {pair:?}: expected SCHEDULE=FILE"))?;
+            let text = std::fs::read_to_string(file).map_err(|e| format!("cannot read {file}: {e}"))?;
+            let now = args.clock_start.unwrap_or_else(chrono::Utc::now);
+            let imported = calsync_api::operation::import_calendar(app.store(), schedule, &text, now)
+                .await
+                .map_err(|e| format!("--import-ics {pair}: {e}"))?;
+            println!("imported {file} into Schedule/{schedule}: {} busy windows", imported.busy);
         }
         let host = settings.bind.rsplit_once(':').map_or("127.0.0.1", |(h, _)| h).replace("0.0.0.0", "127.0.0.1");
         let base = format!("http://{host}:{}", app.port());
         println!("calsync FHIR server on {base}  (database: {})", redact(&settings.database_url));
         println!("  curl {base}/metadata");
         println!("  curl '{base}/Slot?schedule=dr-okafor&start=ge2026-12-11&status=free&_count=5'");
-        println!("  curl {base}/Slot/dr-okafor-11-1200");
+        println!(
+            "  curl '{base}/Appointment/$find-mutual?start=2026-12-07&end=2026-12-11&duration=30&participant=Patient/maria&participant=RelatedPerson/daughter&optional-participant=RelatedPerson/son&timezone=America/New_York&_count=3'"
+        );
+        println!("  (the whole story, hold, book and cancel, is in README.md)");
         app.run().await.map_err(|e| e.to_string())
     })
 }

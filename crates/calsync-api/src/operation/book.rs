@@ -9,7 +9,6 @@ use actix_web::{HttpRequest, HttpResponse, web};
 use calsync_fhir::availability::participant_constraints;
 use calsync_store::search::{Direction, IndexFilter, IndexTerm, Match, ResourceSearch, SortBy};
 use calsync_store::{Store, StoreError};
-use chrono::Utc;
 use serde_json::{Value, json};
 
 use super::appointment::{Offer, Units, conflict, participant_slot_id, read_for_booking, text};
@@ -38,7 +37,7 @@ pub async fn handle(
         }
     }
     let inputs = Inputs::read(&req, &body)?;
-    let now = Utc::now();
+    let now = cx.now;
     // The Appointment: a held one by reference, or a proposed one in full. Everything that needs
     // the connection pool is read before the transaction takes its connection.
     let (existing, mut appointment) =

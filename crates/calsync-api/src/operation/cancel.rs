@@ -4,7 +4,6 @@
 
 use actix_web::{HttpRequest, HttpResponse, web};
 use calsync_store::Store;
-use chrono::Utc;
 use serde_json::json;
 
 use super::appointment::{Offer, Units, conflict, participant_slot_id};
@@ -14,7 +13,7 @@ use crate::outcome::ApiError;
 
 pub async fn handle(
     req: HttpRequest,
-    _cx: RequestContext,
+    cx: RequestContext,
     store: web::Data<Store>,
     path: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
@@ -34,7 +33,7 @@ pub async fn handle(
     let offer = Offer::read(&appointment.content)?;
     if let Ok(slot) = txn.read("Slot", &offer.slot).await {
         let mut units = Units::of(&slot.content);
-        if units.release(&format!("Appointment/{id}"), Utc::now()) {
+        if units.release(&format!("Appointment/{id}"), cx.now) {
             let mut freed = slot.content.clone();
             units.write(&mut freed);
             txn.update("Slot", &offer.slot, freed, Some(slot.version_id)).await.map_err(conflict)?;

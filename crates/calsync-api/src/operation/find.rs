@@ -19,6 +19,6 @@ pub async fn handle(
 ) -> Result<HttpResponse, ApiError> {
     media::negotiate(&req)?;
     let inputs = Inputs::read(&req, &body)?;
-    let request = Request::read(&inputs, false)?;
+    let request = Request::read(&inputs, false, cx.now)?;
     respond(&req, &cx, &store, &request).await
 }

@@ -33,7 +33,7 @@ pub async fn handle(
 ) -> Result<HttpResponse, ApiError> {
     media::negotiate(&req)?;
     let inputs = Inputs::read(&req, &body)?;
-    let mut request = Request::read(&inputs, true)?;
+    let mut request = Request::read(&inputs, true, cx.now)?;
     request.explain = inputs.flag("explain")?;
     respond(&req, &cx, &store, &request).await
 }
@@ -72,8 +72,7 @@ fn tokens(param: &str, values: Vec<String>) -> IndexFilter {
 
 impl Request {
     /// Reads the parameters both operations share; `mutual` adds participants and preferences.
-    pub fn read(inputs: &Inputs, mutual: bool) -> Result<Self, ApiError> {
-        let now = Utc::now();
+    pub fn read(inputs: &Inputs, mutual: bool, now: chrono::DateTime<Utc>) -> Result<Self, ApiError> {
         let instant = |name: &str| -> Result<chrono::DateTime<Utc>, ApiError> {
             let v = inputs.one(name)?.ok_or_else(|| ApiError::BadRequest(format!("{name} is required")))?;
             let (_, lo, hi) = date_value(&v, now).map_err(|m| ApiError::BadRequest(format!("{name}: {m}")))?;
@@ -264,7 +263,7 @@ pub(crate) async fn respond(
     store: &Store,
     request: &Request,
 ) -> Result<HttpResponse, ApiError> {
-    let now = Utc::now();
+    let now = cx.now;
     let providers = provider_schedules(store, request).await?;
     let lookahead = TimeDelta::days(14);
     // Only the chosen Schedules' free Slots are read, unless the request names no provider.

@@ -42,7 +42,7 @@ pub async fn handle(
         });
     }
     let offer = Offer::read(&appointment)?;
-    let now = Utc::now();
+    let now = cx.now;
     let expires = now + policy.duration;
     let txn = store.begin().await?;
     let slot = read_for_booking(&txn, "Slot", &offer.slot).await?;
@@ -80,8 +80,10 @@ pub async fn handle(
 
 /// Releases every hold that has expired: the Appointment is cancelled and its Slot free again
 /// (unless someone else took it since). Returns how many were released.
-pub async fn sweep_expired_holds(store: &Store) -> Result<usize, calsync_store::StoreError> {
-    let now = Utc::now();
+pub async fn sweep_expired_holds(
+    store: &Store,
+    now: chrono::DateTime<Utc>,
+) -> Result<usize, calsync_store::StoreError> {
     let pending = IndexFilter::any_exact("status", ["pending".to_string()]);
     let search = ResourceSearch { index: vec![pending], ..Default::default() };
     let page = store.search_resources("Appointment", &search, (SortBy::Id, Direction::Ascending), None, 500).await?;

@@ -18,7 +18,7 @@ const HORIZON_DAYS: i64 = 180;
 
 pub async fn handle(
     req: HttpRequest,
-    _cx: RequestContext,
+    cx: RequestContext,
     store: web::Data<Store>,
     path: web::Path<String>,
     body: web::Bytes,
@@ -30,6 +30,31 @@ pub async fn handle(
         return Err(ApiError::UnsupportedMediaType("send the calendar as text/calendar".into()));
     }
     let text = media::body_text(&body)?;
+    let Imported { busy, added, removed } = import_calendar(&store, &id, text, cx.now).await?;
+    let outcome = json!({"resourceType": "OperationOutcome", "issue": [{"severity": "information", "code": "informational",
+        "diagnostics": format!("{busy} busy windows; {added} added or changed, {removed} removed")}]});
+    Ok(HttpResponse::Ok().content_type(FHIR_JSON).body(media::body(&req, &outcome)))
+}
+
+/// What an import changed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Imported {
+    /// Busy windows in the calendar over the horizon.
+    pub busy: usize,
+    /// Busy Slots written (new or changed status).
+    pub added: usize,
+    /// Busy Slots of an earlier import that are gone.
+    pub removed: usize,
+}
+
+/// Replaces the busy Slots an earlier import put on participant Schedule `id` with those of
+/// the iCalendar `text`, in one transaction. A calendar that cannot be read changes nothing.
+pub async fn import_calendar(
+    store: &Store,
+    id: &str,
+    text: &str,
+    now: chrono::DateTime<Utc>,
+) -> Result<Imported, ApiError> {
     let schedule = store.read("Schedule", &id).await?;
     if !is_participant_schedule(&schedule.content) {
         return Err(ApiError::Unprocessable {
@@ -41,7 +66,6 @@ pub async fn handle(
     }
     let (zone, _) = participant_constraints(&schedule.content)
         .map_err(|m| ApiError::Unprocessable { message: m, expression: Some("Schedule.extension".into()) })?;
-    let now = Utc::now();
     let horizon = Interval::new(now - TimeDelta::days(1), now + TimeDelta::days(HORIZON_DAYS));
     let expansion = calsync_ical::Calendar::parse(text)
         .and_then(|c| c.expand(horizon, zone.unwrap_or(chrono_tz::UTC)))
@@ -85,7 +109,5 @@ pub async fn handle(
     }
     txn.commit().await?;
     tracing::info!(schedule = %id, busy = wanted.len(), added, removed, "calendar imported");
-    let outcome = json!({"resourceType": "OperationOutcome", "issue": [{"severity": "information", "code": "informational",
-        "diagnostics": format!("{} busy windows; {added} added or changed, {removed} removed", wanted.len())}]});
-    Ok(HttpResponse::Ok().content_type(FHIR_JSON).body(media::body(&req, &outcome)))
+    Ok(Imported { busy: wanted.len(), added, removed })
 }

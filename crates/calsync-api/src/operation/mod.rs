@@ -21,6 +21,7 @@ mod import_ics;
 mod participant;
 
 pub use hold::{HoldPolicy, sweep_expired_holds};
+pub use import_ics::{Imported, import_calendar};
 
 /// Mounts the operations (before the REST interactions, whose `/{type}/{id}` would match them).
 pub fn routes(cfg: &mut web::ServiceConfig) {

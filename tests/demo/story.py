@@ -1,0 +1,106 @@
+#!/usr/bin/env python3
+"""The `make run` demo story, end to end, as README.md tells it.
+
+Starts `calsync serve` with the demo data (the Makefile's DEMO_SERVE arguments) on a free port
+and a fresh SQLite file, then: $find-mutual for Maria, her daughter and (optionally) her son;
+$hold the first option; $book it; the confirmation as iCalendar; the time is gone from the next
+$find-mutual; $cancel frees it again. Standard library only.
+Usage: tests/demo/story.py CALSYNC_BINARY [demo serve arguments...]
+"""
+import json
+import os
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.error
+import urllib.request
+
+PEOPLE = "participant=Patient/maria&participant=RelatedPerson/daughter&optional-participant=RelatedPerson/son"
+FIND = "/Appointment/$find-mutual?start=2026-12-07&end=2026-12-11&duration=30&" + PEOPLE + "&timezone=America/New_York&_count=3"
+
+
+def request(base, path, body=None, headers=None, method=None):
+    data = None if body is None else json.dumps(body).encode()
+    req = urllib.request.Request(base + path, data=data, method=method or ("POST" if data is not None else "GET"))
+    req.add_header("Content-Type", "application/fhir+json")
+    for k, v in (headers or {}).items():
+        req.add_header(k, v)
+    try:
+        with urllib.request.urlopen(req) as resp:
+            return resp.status, {k.lower(): v for k, v in resp.headers.items()}, resp.read().decode()
+    except urllib.error.HTTPError as e:
+        return e.code, {k.lower(): v for k, v in e.headers.items()}, e.read().decode()
+
+
+def options(base):
+    status, _, text = request(base, FIND)
+    assert status == 200, (status, text)
+    bundle = json.loads(text)
+    return [e["resource"] for e in bundle.get("entry", []) if e["search"]["mode"] == "match"]
+
+
+def main():
+    binary, serve_args = sys.argv[1], sys.argv[2:]
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    base = f"http://127.0.0.1:{port}"
+    with tempfile.TemporaryDirectory() as tmp:
+        db = f"sqlite://{tmp}/demo.db?mode=rwc"
+        env = dict(os.environ, CALSYNC_LOG="warn")
+        server = subprocess.Popen([binary, "serve", "--bind", f"127.0.0.1:{port}", "--database", db, *serve_args],
+                                  stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env)
+        try:
+            printed = []
+            for line in server.stdout:
+                printed.append(line)
+                if "calsync FHIR server on" in line:
+                    break
+            else:
+                raise SystemExit("the server did not start:\n" + "".join(printed))
+            assert sum("imported" in l for l in printed) == 3, printed
+            story(base)
+        finally:
+            server.terminate()
+            server.wait(10)
+    print("demo story: ok")
+
+
+def story(base):
+    found = options(base)
+    assert found, "the demo week has a mutual time"
+    first = found[0]
+    actors = [p["actor"]["reference"] for p in first["participant"]]
+    for who in ["Patient/maria", "RelatedPerson/daughter", "RelatedPerson/son"]:
+        assert who in actors, actors
+    slot = first["slot"][0]["reference"]
+    print(f"option 1: {first['start']} {slot}")
+
+    status, headers, text = request(base, "/Appointment/$hold",
+                                    {"resourceType": "Parameters", "parameter": [{"name": "appointment", "resource": first}]})
+    assert status == 201 and "expires" in headers, (status, text)
+    held = json.loads(text)
+    assert held["status"] == "pending"
+    ident = held["id"]
+    assert slot not in [a["slot"][0]["reference"] for a in options(base)], "a held Slot is not offered"
+
+    ref = {"resourceType": "Parameters",
+           "parameter": [{"name": "appointment-reference", "valueReference": {"reference": f"Appointment/{ident}"}}]}
+    status, _, text = request(base, "/Appointment/$book", ref, {"Idempotency-Key": "demo-1"})
+    assert status == 200 and json.loads(text)["status"] == "booked", (status, text)
+
+    status, headers, ics = request(base, f"/Appointment/{ident}", headers={"Accept": "text/calendar"})
+    assert status == 200 and headers["content-type"].startswith("text/calendar"), (status, headers)
+    assert "STATUS:CONFIRMED" in ics and "LOCATION:" in ics and "maria" not in ics.lower(), ics
+
+    assert slot not in [a["slot"][0]["reference"] for a in options(base)], "a booked Slot is not offered"
+
+    status, _, text = request(base, f"/Appointment/{ident}/$cancel", method="POST")
+    assert status == 200 and json.loads(text)["status"] == "cancelled", (status, text)
+    assert slot in [a["slot"][0]["reference"] for a in options(base)], "a cancelled booking frees its Slot"
+
+
+if __name__ == "__main__":
+    main()
