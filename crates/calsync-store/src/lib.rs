@@ -14,6 +14,7 @@
 //! one resource cannot both win, on either database, without table locks.
 
 use chrono::{DateTime, SecondsFormat, Utc};
+use sea_orm::QueryTrait;
 use sea_orm::sea_query::{Expr, OnConflict};
 use sea_orm::{
     ActiveValue::Set, ColumnTrait, Condition, ConnectOptions, ConnectionTrait, Database, DatabaseConnection, DbErr,
@@ -166,6 +167,16 @@ fn millis(t: DateTime<Utc>) -> i64 {
     t.timestamp_millis()
 }
 
+/// The columns of a current resource, in the order [`reader::resource_row`] reads them.
+pub(crate) const RESOURCE_COLUMNS: [resource::Column; 6] = [
+    resource::Column::ResourceType,
+    resource::Column::Id,
+    resource::Column::VersionId,
+    resource::Column::LastUpdated,
+    resource::Column::Deleted,
+    resource::Column::Content,
+];
+
 fn from_millis(ms: i64) -> DateTime<Utc> {
     DateTime::from_timestamp_millis(ms).unwrap_or_default()
 }
@@ -235,7 +246,20 @@ impl Store {
 
     /// The current version; `Gone` after a delete, `NotFound` if it never existed.
     pub async fn read(&self, resource_type: &str, id: &str) -> Result<StoredResource, StoreError> {
-        read_current(&self.db, resource_type, id).await
+        let Some(reader) = &self.sqlite_reader else { return read_current(&self.db, resource_type, id).await };
+        let stmt = resource::Entity::find_by_id((resource_type.to_string(), id.to_string()))
+            .select_only()
+            .columns(RESOURCE_COLUMNS)
+            .into_query();
+        let Some((t, id, version, updated, deleted, content)) =
+            reader.query(&stmt, reader::resource_row).await?.into_iter().next()
+        else {
+            return Err(StoreError::NotFound(resource_type.into(), id.into()));
+        };
+        if deleted {
+            return Err(StoreError::Gone(t, id));
+        }
+        stored(t, id, version, updated, false, &content)
     }
 
     /// A given version, deleted or not.

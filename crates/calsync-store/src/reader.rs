@@ -23,6 +23,14 @@ pub(crate) struct SqliteReader {
 /// One Slot row of a page with its resource: id, start, version, last update, JSON.
 pub(crate) type SlotPageRow = (String, i64, i64, i64, String);
 
+/// One current resource row: type, id, version, last update, deleted, JSON.
+pub(crate) type ResourceRow = (String, String, i64, i64, bool, String);
+
+/// Maps a row of [`RESOURCE_COLUMNS`] order.
+pub(crate) fn resource_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<ResourceRow> {
+    Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?, r.get(5)?))
+}
+
 fn failed(e: impl std::fmt::Display) -> StoreError {
     StoreError::Database(sea_orm::DbErr::Custom(format!("sqlite read: {e}")))
 }
@@ -67,31 +75,39 @@ impl SqliteReader {
         }
     }
 
-    /// Runs a count and a page statement on one connection in one blocking task.
-    pub(crate) async fn count_and_page(
+    /// Runs a count (if given) and a page statement on one connection in one blocking task,
+    /// mapping each row of the page with `row`.
+    pub(crate) async fn count_and_rows<T: Send + 'static>(
         self: &std::sync::Arc<Self>,
-        count: &SelectStatement,
+        count: Option<&SelectStatement>,
         page: &SelectStatement,
-    ) -> Result<(i64, Vec<SlotPageRow>), StoreError> {
-        let (count_sql, count_values) = count.build(SqliteQueryBuilder);
-        let count_params = count_values.into_iter().map(bind).collect::<Result<Vec<_>, _>>()?;
+        row: fn(&rusqlite::Row<'_>) -> rusqlite::Result<T>,
+    ) -> Result<(i64, Vec<T>), StoreError> {
+        let count = match count {
+            Some(c) => {
+                let (sql, values) = c.build(SqliteQueryBuilder);
+                Some((sql, values.into_iter().map(bind).collect::<Result<Vec<_>, _>>()?))
+            }
+            None => None,
+        };
         let (page_sql, page_values) = page.build(SqliteQueryBuilder);
         let page_params = page_values.into_iter().map(bind).collect::<Result<Vec<_>, _>>()?;
         let me = self.clone();
         tokio::task::spawn_blocking(move || {
             let c = me.connection()?;
             let answer = {
-                let total: i64 = c
-                    .prepare_cached(&count_sql)
-                    .and_then(|mut s| s.query_row(rusqlite::params_from_iter(count_params), |r| r.get(0)))
-                    .map_err(failed)?;
+                let total: i64 = match count {
+                    Some((sql, params)) => c
+                        .prepare_cached(&sql)
+                        .and_then(|mut s| s.query_row(rusqlite::params_from_iter(params), |r| r.get(0)))
+                        .map_err(failed)?,
+                    None => 0,
+                };
                 let mut prepared = c.prepare_cached(&page_sql).map_err(failed)?;
                 let rows = prepared
-                    .query_map(rusqlite::params_from_iter(page_params), |r| {
-                        Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?))
-                    })
+                    .query_map(rusqlite::params_from_iter(page_params), row)
                     .map_err(failed)?
-                    .collect::<Result<Vec<SlotPageRow>, _>>()
+                    .collect::<Result<Vec<T>, _>>()
                     .map_err(failed)?;
                 (total, rows)
             };
@@ -108,20 +124,6 @@ impl SqliteReader {
         stmt: &SelectStatement,
         row: fn(&rusqlite::Row<'_>) -> rusqlite::Result<T>,
     ) -> Result<Vec<T>, StoreError> {
-        let (sql, values) = stmt.build(SqliteQueryBuilder);
-        let params = values.into_iter().map(bind).collect::<Result<Vec<_>, _>>()?;
-        let me = self.clone();
-        tokio::task::spawn_blocking(move || {
-            let c = me.connection()?;
-            let rows = {
-                let mut prepared = c.prepare_cached(&sql).map_err(failed)?;
-                let mapped = prepared.query_map(rusqlite::params_from_iter(params), row).map_err(failed)?;
-                mapped.collect::<Result<Vec<T>, _>>().map_err(failed)?
-            };
-            me.give_back(c);
-            Ok(rows)
-        })
-        .await
-        .map_err(failed)?
+        Ok(self.count_and_rows(None, stmt, row).await?.1)
     }
 }

@@ -3,12 +3,12 @@
 
 use sea_orm::sea_query::{Expr, ExprTrait, LikeExpr, Query, SelectStatement};
 use sea_orm::{
-    ColumnTrait, Condition, ConnectionTrait, EntityTrait, PaginatorTrait, QueryFilter, QueryOrder, QuerySelect,
+    ColumnTrait, Condition, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect, QueryTrait,
 };
 
 use crate::entity::{date_index, resource, search_index, slot};
-use crate::reader::SlotPageRow;
-use crate::{Store, StoreError, StoredResource, StoredText, from_millis, stored};
+use crate::reader::{ResourceRow, SlotPageRow, resource_row};
+use crate::{RESOURCE_COLUMNS, Store, StoreError, StoredResource, StoredText, from_millis, stored};
 
 /// A half-open range of UTC milliseconds `[lo, hi)`, either side open, possibly negated.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -379,7 +379,10 @@ impl Store {
             .limit(limit + 1)
             .to_owned();
         let (total, rows): (i64, Vec<SlotPageRow>) = match &self.sqlite_reader {
-            Some(reader) => reader.count_and_page(&count, &page).await?,
+            Some(reader) => {
+                let row = |r: &rusqlite::Row<'_>| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?));
+                reader.count_and_rows(Some(&count), &page, row).await?
+            }
             None => {
                 let total = match self.db.query_one(&count).await? {
                     Some(row) => row.try_get_by_index(0)?,
@@ -446,7 +449,11 @@ impl Store {
         for d in &search.dates {
             filter = filter.add(d.condition(resource_type, resource::Column::Id));
         }
-        let total = resource::Entity::find().filter(filter.clone()).count(&self.db).await?;
+        let count = Query::select()
+            .expr(Expr::col(resource::Column::Id).count())
+            .from(resource::Entity)
+            .cond_where(filter.clone())
+            .to_owned();
         let mut page = resource::Entity::find().filter(filter);
         let descending = direction == Direction::Descending;
         let past = |col: resource::Column, v: sea_orm::Value| if descending { col.lt(v) } else { col.gt(v) };
@@ -468,19 +475,34 @@ impl Store {
         if sort == SortBy::LastUpdated {
             page = page.order_by(resource::Column::LastUpdated, order.clone());
         }
-        let rows = page.order_by(resource::Column::Id, order).limit(limit + 1).all(&self.db).await?;
+        let page = page.order_by(resource::Column::Id, order).limit(limit + 1);
+        let (total, rows): (i64, Vec<ResourceRow>) = match &self.sqlite_reader {
+            Some(reader) => {
+                let stmt = page.select_only().columns(RESOURCE_COLUMNS).into_query();
+                reader.count_and_rows(Some(&count), &stmt, resource_row).await?
+            }
+            None => {
+                let total = match self.db.query_one(&count).await? {
+                    Some(row) => row.try_get_by_index(0)?,
+                    None => 0,
+                };
+                let rows = page.all(&self.db).await?;
+                let rows = rows.into_iter().map(|r| (r.resource_type, r.id, r.version_id, r.last_updated, r.deleted, r.content));
+                (total, rows.collect())
+            }
+        };
         let next = (rows.len() as u64 > limit).then(|| {
-            let last = &rows[limit as usize - 1];
+            let (_, id, _, updated, ..) = &rows[limit as usize - 1];
             match sort {
-                SortBy::Id => Cursor::Id(last.id.clone()),
-                SortBy::LastUpdated => Cursor::Updated(last.last_updated, last.id.clone()),
+                SortBy::Id => Cursor::Id(id.clone()),
+                SortBy::LastUpdated => Cursor::Updated(*updated, id.clone()),
             }
         });
         let resources = rows
             .into_iter()
             .take(limit as usize)
-            .map(|r| stored(r.resource_type, r.id, r.version_id, r.last_updated, r.deleted, &r.content))
+            .map(|(t, id, version, updated, deleted, content)| stored(t, id, version, updated, deleted, &content))
             .collect::<Result<_, _>>()?;
-        Ok(Page { resources, total, next })
+        Ok(Page { resources, total: total as u64, next })
     }
 }
