@@ -478,7 +478,11 @@ impl Store {
             .column(slot::Column::Status)
             .from(slot::Entity)
             .cond_where(filter.add(slot::Column::StartMs.lt(millis(to))).add(slot::Column::EndMs.gt(millis(from))))
+            // The order of the covering index (schedule, start, end, status, id): one Schedule's
+            // rows come out sorted, without a sort step.
             .order_by(slot::Column::StartMs, sea_orm::Order::Asc)
+            .order_by(slot::Column::EndMs, sea_orm::Order::Asc)
+            .order_by(slot::Column::Status, sea_orm::Order::Asc)
             .order_by(slot::Column::Id, sea_orm::Order::Asc)
             .to_owned();
         type Row = (String, String, i64, i64, String);
