@@ -94,6 +94,22 @@ pub struct SlotRow {
     pub status: String,
 }
 
+/// The FHIR Slot status codes.
+pub const SLOT_STATUSES: [&str; 5] = ["free", "busy", "busy-tentative", "busy-unavailable", "entered-in-error"];
+
+/// When a Slot is, and its status (one of [`SLOT_STATUSES`], or `unknown`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SlotWindow {
+    /// Its Schedule, as an index into the Schedules asked for.
+    pub schedule: usize,
+    /// Start.
+    pub start: DateTime<Utc>,
+    /// End.
+    pub end: DateTime<Utc>,
+    /// `Slot.status`.
+    pub status: &'static str,
+}
+
 /// One value of a resource for search: what an [`Indexer`] returns.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct IndexRow {
@@ -448,6 +464,58 @@ impl Store {
             None => filter,
         };
         self.slot_rows(filter, from, to).await
+    }
+
+    /// The times and statuses of the Slots of `schedules` (`Schedule/{id}`) overlapping
+    /// `[from, to)`: what participants' busy time is made of (no ids, nothing else). Each window
+    /// names its Schedule by its index in `schedules`.
+    pub async fn slot_windows(
+        &self,
+        schedules: &[String],
+        from: DateTime<Utc>,
+        to: DateTime<Utc>,
+    ) -> Result<Vec<SlotWindow>, StoreError> {
+        use sea_orm::sea_query::Query;
+        if schedules.is_empty() {
+            return Ok(Vec::new());
+        }
+        let stmt = Query::select()
+            .columns([slot::Column::StartMs, slot::Column::EndMs, slot::Column::Status, slot::Column::Schedule])
+            .from(slot::Entity)
+            .cond_where(
+                sea_orm::Condition::all()
+                    .add(slot::Column::Schedule.is_in(schedules.iter().cloned()))
+                    .add(slot::Column::StartMs.lt(millis(to)))
+                    .add(slot::Column::EndMs.gt(millis(from))),
+            )
+            .to_owned();
+        let names: Arc<[String]> = schedules.into();
+        let window = move |start: i64, end: i64, status: &str, schedule: &str| SlotWindow {
+            schedule: names.iter().position(|s| s == schedule).unwrap_or(usize::MAX),
+            start: from_millis(start),
+            end: from_millis(end),
+            status: SLOT_STATUSES.iter().copied().find(|s| *s == status).unwrap_or("unknown"),
+        };
+        Ok(match &self.sqlite_reader {
+            Some(reader) => {
+                reader
+                    .query(&stmt, move |r| {
+                        let text = |i: usize| r.get_ref(i).map(|v| v.as_str().unwrap_or_default());
+                        Ok(window(r.get(0)?, r.get(1)?, text(2)?, text(3)?))
+                    })
+                    .await?
+            }
+            None => self
+                .db
+                .query_all(&stmt)
+                .await?
+                .iter()
+                .map(|r| {
+                    let (status, schedule): (String, String) = (r.try_get_by_index(2)?, r.try_get_by_index(3)?);
+                    Ok(window(r.try_get_by_index(0)?, r.try_get_by_index(1)?, &status, &schedule))
+                })
+                .collect::<Result<_, DbErr>>()?,
+        })
     }
 
     /// Live Slots overlapping `[from, to)`, of one Schedule if given, in start order.

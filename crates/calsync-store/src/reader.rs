@@ -81,7 +81,7 @@ impl SqliteReader {
         self: &std::sync::Arc<Self>,
         count: Option<&SelectStatement>,
         page: &SelectStatement,
-        row: fn(&rusqlite::Row<'_>) -> rusqlite::Result<T>,
+        row: impl Fn(&rusqlite::Row<'_>) -> rusqlite::Result<T> + Send + 'static,
     ) -> Result<(i64, Vec<T>), StoreError> {
         let count = match count {
             Some(c) => {
@@ -105,7 +105,7 @@ impl SqliteReader {
                 };
                 let mut prepared = c.prepare_cached(&page_sql).map_err(failed)?;
                 let rows = prepared
-                    .query_map(rusqlite::params_from_iter(page_params), row)
+                    .query_map(rusqlite::params_from_iter(page_params), &row)
                     .map_err(failed)?
                     .collect::<Result<Vec<T>, _>>()
                     .map_err(failed)?;
@@ -122,7 +122,7 @@ impl SqliteReader {
     pub(crate) async fn query<T: Send + 'static>(
         self: &std::sync::Arc<Self>,
         stmt: &SelectStatement,
-        row: fn(&rusqlite::Row<'_>) -> rusqlite::Result<T>,
+        row: impl Fn(&rusqlite::Row<'_>) -> rusqlite::Result<T> + Send + 'static,
     ) -> Result<Vec<T>, StoreError> {
         Ok(self.count_and_rows(None, stmt, row).await?.1)
     }

@@ -2,9 +2,7 @@
 //! turns `start=ge2026-12-07` into a [`Bound`] on the Slot start column.
 
 use sea_orm::sea_query::{Expr, ExprTrait, LikeExpr, Query, SelectStatement};
-use sea_orm::{
-    ColumnTrait, Condition, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect, QueryTrait,
-};
+use sea_orm::{ColumnTrait, Condition, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect, QueryTrait};
 
 use crate::entity::{date_index, resource, search_index, slot};
 use crate::reader::{ResourceRow, SlotPageRow, resource_row};
@@ -430,9 +428,33 @@ impl Store {
         &self,
         resource_type: &str,
         search: &ResourceSearch,
+        order: (SortBy, Direction),
+        after: Option<&Cursor>,
+        limit: u64,
+    ) -> Result<Page, StoreError> {
+        self.resources_page(resource_type, search, order, after, limit, true).await
+    }
+
+    /// The first `limit` live resources of a type matching `search`, in id order, without
+    /// counting all matches: lookups the server makes for itself.
+    pub async fn find_resources(
+        &self,
+        resource_type: &str,
+        search: &ResourceSearch,
+        limit: u64,
+    ) -> Result<Vec<StoredResource>, StoreError> {
+        let order = (SortBy::Id, Direction::Ascending);
+        Ok(self.resources_page(resource_type, search, order, None, limit, false).await?.resources)
+    }
+
+    async fn resources_page(
+        &self,
+        resource_type: &str,
+        search: &ResourceSearch,
         (sort, direction): (SortBy, Direction),
         after: Option<&Cursor>,
         limit: u64,
+        count_all: bool,
     ) -> Result<Page, StoreError> {
         let mut filter = Condition::all()
             .add(resource::Column::ResourceType.eq(resource_type))
@@ -479,15 +501,17 @@ impl Store {
         let (total, rows): (i64, Vec<ResourceRow>) = match &self.sqlite_reader {
             Some(reader) => {
                 let stmt = page.select_only().columns(RESOURCE_COLUMNS).into_query();
-                reader.count_and_rows(Some(&count), &stmt, resource_row).await?
+                reader.count_and_rows(count_all.then_some(&count), &stmt, resource_row).await?
             }
             None => {
                 let total = match self.db.query_one(&count).await? {
-                    Some(row) => row.try_get_by_index(0)?,
-                    None => 0,
+                    Some(row) if count_all => row.try_get_by_index(0)?,
+                    _ => 0,
                 };
                 let rows = page.all(&self.db).await?;
-                let rows = rows.into_iter().map(|r| (r.resource_type, r.id, r.version_id, r.last_updated, r.deleted, r.content));
+                let rows = rows
+                    .into_iter()
+                    .map(|r| (r.resource_type, r.id, r.version_id, r.last_updated, r.deleted, r.content));
                 (total, rows.collect())
             }
         };

@@ -289,13 +289,13 @@ pub(crate) async fn respond(
     let duration = request.duration.unwrap_or_else(|| {
         slots.iter().map(|s| s.interval.end - s.interval.start).min().unwrap_or(TimeDelta::minutes(30))
     });
-    let mut participants = Vec::new();
     let horizon = Interval::new(request.window.start, request.window.end + lookahead);
-    for (reference, required) in &request.participants {
-        let attendance = if *required { Attendance::Required } else { Attendance::Optional };
-        let zone = request.zone.unwrap_or(chrono_tz::UTC);
-        participants.push(participant::load(store, reference, attendance, horizon, zone).await?);
-    }
+    let wanted: Vec<(String, Attendance)> = request
+        .participants
+        .iter()
+        .map(|(r, required)| (r.clone(), if *required { Attendance::Required } else { Attendance::Optional }))
+        .collect();
+    let participants = participant::load_all(store, &wanted, horizon, request.zone.unwrap_or(chrono_tz::UTC)).await?;
     let mut query = MutualQuery::new(request.window, duration, now);
     query.limit = request.limit;
     query.spread = request.spread;

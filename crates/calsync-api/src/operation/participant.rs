@@ -3,7 +3,7 @@
 
 use calsync_core::{Attendance, BusyInterval, BusyStatus, Interval, Participant};
 use calsync_fhir::availability::{is_participant_schedule, participant_constraints};
-use calsync_store::search::{Direction, IndexFilter, ResourceSearch, SortBy};
+use calsync_store::search::{IndexFilter, ResourceSearch};
 use calsync_store::{Store, StoreError, StoredResource};
 use chrono::TimeDelta;
 
@@ -13,8 +13,8 @@ use crate::outcome::ApiError;
 pub(crate) async fn derived_schedules(store: &Store, reference: &str) -> Result<Vec<StoredResource>, ApiError> {
     let actor = IndexFilter::any_exact("actor", [reference.to_string()]);
     let search = ResourceSearch { index: vec![actor], ..Default::default() };
-    let page = store.search_resources("Schedule", &search, (SortBy::Id, Direction::Ascending), None, 100).await?;
-    Ok(page.resources.into_iter().filter(|s| is_participant_schedule(&s.content)).collect())
+    let found = store.find_resources("Schedule", &search, 100).await?;
+    Ok(found.into_iter().filter(|s| is_participant_schedule(&s.content)).collect())
 }
 
 /// Maps a Slot status of a derived Schedule to a busy status (free Slots do not block).
@@ -27,41 +27,77 @@ pub(crate) fn busy_status(code: &str) -> Option<BusyStatus> {
     }
 }
 
-/// A participant for the core, with busy windows over `horizon` (widened by a day each side so
-/// buffers see neighbours), zone (the Schedule's, else `default_zone`) and constraints.
-pub(crate) async fn load(
+/// The participants for the core, in the order asked (`(reference, attendance)`), with busy
+/// windows over `horizon` (widened by a day each side so buffers see neighbours), zone (their
+/// derived Schedule's, else `default_zone`) and constraints. Three queries for any number of
+/// participants: their derived Schedules, the existence of those without one, their windows.
+pub(crate) async fn load_all(
     store: &Store,
-    reference: &str,
-    attendance: Attendance,
+    wanted: &[(String, Attendance)],
     horizon: Interval,
     default_zone: chrono_tz::Tz,
-) -> Result<Participant, ApiError> {
-    let (t, id) = reference.split_once('/').expect("checked reference");
-    match store.read(t, id).await {
-        Ok(_) => {}
-        Err(StoreError::NotFound(..) | StoreError::Gone(..)) => {
-            return Err(ApiError::BadRequest(format!("participant {reference} is not known")));
-        }
-        Err(e) => return Err(e.into()),
-    }
-    let mut participant = Participant::new(reference, default_zone, Vec::new());
-    participant.attendance = attendance;
-    let (from, to) = (horizon.start - TimeDelta::days(1), horizon.end + TimeDelta::days(1));
-    for schedule in derived_schedules(store, reference).await? {
-        let (zone, constraints) = participant_constraints(&schedule.content).map_err(|m| ApiError::Unprocessable {
-            message: format!("Schedule/{}: {m}", schedule.id),
-            expression: Some("Schedule.extension".into()),
-        })?;
-        if let Some(zone) = zone {
-            participant.zone = zone;
-            participant.constraints = constraints;
-        }
-        let key = format!("Schedule/{}", schedule.id);
-        for row in store.slots_overlapping(Some(&key), from, to).await? {
-            if let Some(status) = busy_status(&row.status) {
-                participant.busy.push(BusyInterval { interval: Interval::new(row.start, row.end), status });
+) -> Result<Vec<Participant>, ApiError> {
+    let references: Vec<String> = wanted.iter().map(|(r, _)| r.clone()).collect();
+    let search = ResourceSearch { index: vec![IndexFilter::any_exact("actor", references)], ..Default::default() };
+    let schedules: Vec<StoredResource> = store
+        .find_resources("Schedule", &search, 100 * wanted.len().max(1) as u64)
+        .await?
+        .into_iter()
+        .filter(|s| is_participant_schedule(&s.content))
+        .collect();
+    let actors = |s: &StoredResource| -> Vec<String> {
+        s.content["actor"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|a| a["reference"].as_str())
+            .map(String::from)
+            .collect()
+    };
+    let mut participants = Vec::with_capacity(wanted.len());
+    let mut keys: Vec<String> = Vec::new();
+    let mut owners: Vec<Vec<usize>> = Vec::new();
+    for (n, (reference, attendance)) in wanted.iter().enumerate() {
+        let mut participant = Participant::new(reference, default_zone, Vec::new());
+        participant.attendance = *attendance;
+        let theirs: Vec<&StoredResource> = schedules.iter().filter(|s| actors(s).contains(reference)).collect();
+        if theirs.is_empty() {
+            let (t, id) = reference.split_once('/').expect("checked reference");
+            match store.read(t, id).await {
+                Ok(_) => {}
+                Err(StoreError::NotFound(..) | StoreError::Gone(..)) => {
+                    return Err(ApiError::BadRequest(format!("participant {reference} is not known")));
+                }
+                Err(e) => return Err(e.into()),
             }
         }
+        for schedule in theirs {
+            let (zone, constraints) =
+                participant_constraints(&schedule.content).map_err(|m| ApiError::Unprocessable {
+                    message: format!("Schedule/{}: {m}", schedule.id),
+                    expression: Some("Schedule.extension".into()),
+                })?;
+            if let Some(zone) = zone {
+                participant.zone = zone;
+                participant.constraints = constraints;
+            }
+            let key = format!("Schedule/{}", schedule.id);
+            match keys.iter().position(|k| *k == key) {
+                Some(i) => owners[i].push(n),
+                None => {
+                    keys.push(key);
+                    owners.push(vec![n]);
+                }
+            }
+        }
+        participants.push(participant);
     }
-    Ok(participant)
+    let (from, to) = (horizon.start - TimeDelta::days(1), horizon.end + TimeDelta::days(1));
+    for window in store.slot_windows(&keys, from, to).await? {
+        let Some(status) = busy_status(window.status) else { continue };
+        for &n in owners.get(window.schedule).into_iter().flatten() {
+            participants[n].busy.push(BusyInterval { interval: Interval::new(window.start, window.end), status });
+        }
+    }
+    Ok(participants)
 }
