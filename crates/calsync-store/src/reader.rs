@@ -64,6 +64,8 @@ impl SqliteReader {
         let c = rusqlite::Connection::open(&self.path).map_err(failed)?;
         c.busy_timeout(std::time::Duration::from_secs(5)).map_err(failed)?;
         c.pragma_update(None, "query_only", true).map_err(failed)?;
+        // Statement shapes vary with the number of values in IN lists; keep them all prepared.
+        c.set_prepared_statement_cache_capacity(256);
         Ok(c)
     }
 
