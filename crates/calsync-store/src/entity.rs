@@ -51,6 +51,26 @@ pub mod resource_history {
 }
 
 /// Slots shaped for range queries: one row per live Slot.
+/// How often each Schedule's Slots changed: bumped in the transaction of every Slot write, so
+/// any process can tell whether what it remembers of a Schedule's Slots is still current.
+pub mod slot_generation {
+    use sea_orm::entity::prelude::*;
+
+    #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+    #[sea_orm(table_name = "slot_generation")]
+    pub struct Model {
+        /// `Schedule/{id}` as referenced.
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub schedule: String,
+        pub generation: i64,
+    }
+
+    #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+    pub enum Relation {}
+
+    impl ActiveModelBehavior for ActiveModel {}
+}
+
 pub mod slot {
     use sea_orm::entity::prelude::*;
 

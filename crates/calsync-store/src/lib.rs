@@ -15,7 +15,7 @@
 
 use chrono::{DateTime, SecondsFormat, Utc};
 use sea_orm::QueryTrait;
-use sea_orm::sea_query::{Expr, OnConflict};
+use sea_orm::sea_query::{Expr, ExprTrait, OnConflict};
 use sea_orm::{
     ActiveValue::Set, ColumnTrait, Condition, ConnectOptions, ConnectionTrait, Database, DatabaseConnection, DbErr,
     EntityTrait, QueryFilter, QueryOrder, QuerySelect, TransactionTrait,
@@ -32,7 +32,7 @@ pub mod search;
 #[cfg(feature = "testing")]
 pub mod testing;
 
-use entity::{date_index, resource, resource_history, search_index, slot, store_meta};
+use entity::{date_index, resource, resource_history, search_index, slot, slot_generation, store_meta};
 
 /// What went wrong in the store.
 #[derive(Debug, thiserror::Error)]
@@ -177,7 +177,18 @@ pub struct Store {
     sqlite_writer: Option<Arc<Mutex<()>>>,
     /// The Slot search read path on SQLite (see `reader`).
     sqlite_reader: Option<Arc<reader::SqliteReader>>,
+    /// Remembered Slot windows of participants' Schedules (see [`Store::slot_windows`]).
+    windows: Arc<std::sync::Mutex<WindowCache>>,
 }
+
+/// A remembered Slot: start and end (UTC milliseconds) and status.
+type CachedWindow = (i64, i64, &'static str);
+
+/// Schedule → (generation, its Slots).
+type WindowCache = std::collections::HashMap<String, (i64, Arc<[CachedWindow]>)>;
+
+/// How many Schedules' windows are remembered at most (then the memory starts over).
+const WINDOW_CACHE_SCHEDULES: usize = 20_000;
 
 fn millis(t: DateTime<Utc>) -> i64 {
     t.timestamp_millis()
@@ -222,7 +233,7 @@ impl Store {
         migration::Migrator::up(&db, None).await?;
         let sqlite_writer = (db.get_database_backend() == sea_orm::DbBackend::Sqlite).then(|| Arc::new(Mutex::new(())));
         let sqlite_reader = reader::SqliteReader::for_url(url).map(Arc::new);
-        Ok(Self { db, indexer: None, sqlite_writer, sqlite_reader })
+        Ok(Self { db, indexer: None, sqlite_writer, sqlite_reader, windows: Default::default() })
     }
 
     /// Indexes every write from now on with `indexer`.
@@ -469,6 +480,12 @@ impl Store {
     /// The times and statuses of the Slots of `schedules` (`Schedule/{id}`) overlapping
     /// `[from, to)`: what participants' busy time is made of (no ids, nothing else). Each window
     /// names its Schedule by its index in `schedules`.
+    ///
+    /// Every Slot of an asked Schedule is remembered with the Schedule's generation (bumped in
+    /// the transaction of each Slot write, by any process); a later call reads only the
+    /// generations and reloads the Schedules that changed. The generations are read before the
+    /// Slots, so a write racing with a reload makes the next call reload again, never keeps stale
+    /// windows.
     pub async fn slot_windows(
         &self,
         schedules: &[String],
@@ -479,29 +496,78 @@ impl Store {
         if schedules.is_empty() {
             return Ok(Vec::new());
         }
+        let generations = Query::select()
+            .columns([slot_generation::Column::Schedule, slot_generation::Column::Generation])
+            .from(slot_generation::Entity)
+            .cond_where(slot_generation::Column::Schedule.is_in(schedules.iter().cloned()))
+            .to_owned();
+        let current: Vec<(String, i64)> = match &self.sqlite_reader {
+            Some(reader) => reader.query(&generations, |r| Ok((r.get(0)?, r.get(1)?))).await?,
+            None => self
+                .db
+                .query_all(&generations)
+                .await?
+                .iter()
+                .map(|r| Ok((r.try_get_by_index(0)?, r.try_get_by_index(1)?)))
+                .collect::<Result<_, DbErr>>()?,
+        };
+        let generation_of = |s: &str| current.iter().find(|(k, _)| k == s).map_or(0, |(_, g)| *g);
+        let mut known: Vec<Option<Arc<[CachedWindow]>>> = {
+            let cache = self.windows.lock().map_err(|_| StoreError::Invalid("window cache poisoned".into()))?;
+            schedules
+                .iter()
+                .map(|s| cache.get(s).filter(|(g, _)| *g == generation_of(s)).map(|(_, w)| w.clone()))
+                .collect()
+        };
+        let missing: Vec<String> =
+            schedules.iter().zip(&known).filter(|(_, k)| k.is_none()).map(|(s, _)| s.clone()).collect();
+        if !missing.is_empty() {
+            let loaded = self.all_windows(&missing).await?;
+            let mut cache = self.windows.lock().map_err(|_| StoreError::Invalid("window cache poisoned".into()))?;
+            if cache.len() + missing.len() > WINDOW_CACHE_SCHEDULES {
+                cache.clear();
+            }
+            for (schedule, windows) in missing.iter().zip(loaded) {
+                let windows: Arc<[CachedWindow]> = windows.into();
+                cache.insert(schedule.clone(), (generation_of(schedule), windows.clone()));
+                if let Some(n) = schedules.iter().position(|s| s == schedule) {
+                    known[n] = Some(windows);
+                }
+            }
+        }
+        let (from, to) = (millis(from), millis(to));
+        Ok(known
+            .iter()
+            .enumerate()
+            .flat_map(|(n, windows)| {
+                windows.iter().flat_map(|w| w.iter()).filter(move |w| w.0 < to && w.1 > from).map(move |w| SlotWindow {
+                    schedule: n,
+                    start: from_millis(w.0),
+                    end: from_millis(w.1),
+                    status: w.2,
+                })
+            })
+            .collect())
+    }
+
+    /// Every Slot window of each of `schedules`, in that order.
+    async fn all_windows(&self, schedules: &[String]) -> Result<Vec<Vec<CachedWindow>>, StoreError> {
+        use sea_orm::sea_query::Query;
         let stmt = Query::select()
             .columns([slot::Column::StartMs, slot::Column::EndMs, slot::Column::Status, slot::Column::Schedule])
             .from(slot::Entity)
-            .cond_where(
-                sea_orm::Condition::all()
-                    .add(slot::Column::Schedule.is_in(schedules.iter().cloned()))
-                    .add(slot::Column::StartMs.lt(millis(to)))
-                    .add(slot::Column::EndMs.gt(millis(from))),
-            )
+            .cond_where(slot::Column::Schedule.is_in(schedules.iter().cloned()))
             .to_owned();
         let names: Arc<[String]> = schedules.into();
-        let window = move |start: i64, end: i64, status: &str, schedule: &str| SlotWindow {
-            schedule: names.iter().position(|s| s == schedule).unwrap_or(usize::MAX),
-            start: from_millis(start),
-            end: from_millis(end),
-            status: SLOT_STATUSES.iter().copied().find(|s| *s == status).unwrap_or("unknown"),
-        };
-        Ok(match &self.sqlite_reader {
+        let status_of = |s: &str| SLOT_STATUSES.iter().copied().find(|k| *k == s).unwrap_or("unknown");
+        let rows: Vec<(usize, CachedWindow)> = match &self.sqlite_reader {
             Some(reader) => {
                 reader
                     .query(&stmt, move |r| {
                         let text = |i: usize| r.get_ref(i).map(|v| v.as_str().unwrap_or_default());
-                        Ok(window(r.get(0)?, r.get(1)?, text(2)?, text(3)?))
+                        let schedule = text(3)?;
+                        let n = names.iter().position(|s| s == schedule).unwrap_or(usize::MAX);
+                        Ok((n, (r.get(0)?, r.get(1)?, status_of(text(2)?))))
                     })
                     .await?
             }
@@ -512,10 +578,18 @@ impl Store {
                 .iter()
                 .map(|r| {
                     let (status, schedule): (String, String) = (r.try_get_by_index(2)?, r.try_get_by_index(3)?);
-                    Ok(window(r.try_get_by_index(0)?, r.try_get_by_index(1)?, &status, &schedule))
+                    let n = names.iter().position(|s| *s == schedule).unwrap_or(usize::MAX);
+                    Ok((n, (r.try_get_by_index(0)?, r.try_get_by_index(1)?, status_of(&status))))
                 })
                 .collect::<Result<_, DbErr>>()?,
-        })
+        };
+        let mut out = vec![Vec::new(); schedules.len()];
+        for (n, window) in rows {
+            if let Some(list) = out.get_mut(n) {
+                list.push(window);
+            }
+        }
+        Ok(out)
     }
 
     /// Live Slots overlapping `[from, to)`, of one Schedule if given, in start order.
@@ -820,13 +894,43 @@ async fn insert_fresh<C: ConnectionTrait>(
     insert_batched(txn, history.into_iter()).await?;
     if resource_type == "Slot" {
         let slots = fresh.iter().map(|(id, c)| slot_row(id, c)).collect::<Result<Vec<_>, _>>()?;
+        let mut touched: Vec<String> = Vec::new();
+        for row in &slots {
+            if let sea_orm::ActiveValue::Set(schedule) = &row.schedule
+                && !touched.contains(schedule)
+            {
+                touched.push(schedule.clone());
+            }
+        }
         insert_batched(txn, slots.into_iter()).await?;
+        bump_generations(txn, &touched).await?;
     }
     if let Some(indexer) = indexer {
         let values: Vec<(&str, Indexed)> =
             fresh.iter().map(|(id, c)| (id.as_str(), (indexer.extract)(resource_type, c))).collect();
         insert_index(txn, resource_type, &values).await?;
     }
+    Ok(())
+}
+
+/// Records that the Slots of `schedules` changed (in the writing transaction).
+async fn bump_generations<C: ConnectionTrait>(txn: &C, schedules: &[String]) -> Result<(), StoreError> {
+    if schedules.is_empty() {
+        return Ok(());
+    }
+    let rows = schedules.iter().map(|s| slot_generation::ActiveModel {
+        schedule: sea_orm::ActiveValue::Set(s.clone()),
+        generation: sea_orm::ActiveValue::Set(1),
+    });
+    let next = Expr::col((slot_generation::Entity, slot_generation::Column::Generation)).add(1);
+    slot_generation::Entity::insert_many(rows)
+        .on_conflict(
+            OnConflict::column(slot_generation::Column::Schedule)
+                .value(slot_generation::Column::Generation, next)
+                .to_owned(),
+        )
+        .exec_without_returning(txn)
+        .await?;
     Ok(())
 }
 
@@ -996,13 +1100,22 @@ async fn write_version<C: ConnectionTrait>(
         }
     }
     if resource_type == "Slot" {
+        let mut touched: Vec<String> =
+            slot::Entity::find_by_id(id.to_string()).one(txn).await?.map(|old| old.schedule).into_iter().collect();
         slot::Entity::delete_by_id(id.to_string()).exec(txn).await?;
         if !deleted {
-            slot::Entity::insert(slot_row(id, &content)?)
+            let row = slot_row(id, &content)?;
+            if let sea_orm::ActiveValue::Set(schedule) = &row.schedule
+                && !touched.contains(schedule)
+            {
+                touched.push(schedule.clone());
+            }
+            slot::Entity::insert(row)
                 .on_conflict(OnConflict::column(slot::Column::Id).do_nothing().to_owned())
                 .exec_without_returning(txn)
                 .await?;
         }
+        bump_generations(txn, &touched).await?;
     }
     Ok(StoredResource {
         resource_type: resource_type.to_string(),

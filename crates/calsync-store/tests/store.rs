@@ -309,3 +309,61 @@ async fn put_many_writes_new_changes_changed_and_keeps_unchanged() {
     assert!(matches!(store.put_many(bad_slot).await, Err(StoreError::Invalid(_))));
     db.finish().await;
 }
+
+/// Two stores on one database stand for the API and a worker in separate processes: windows
+/// one remembers are never stale after the other writes, creates, moves or deletes Slots.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn remembered_slot_windows_follow_writes_from_another_process() {
+    let db = fresh().await;
+    let worker = Store::connect(&db.database.url).await.unwrap();
+    let (from, to) =
+        (Utc.with_ymd_and_hms(2026, 12, 1, 0, 0, 0).unwrap(), Utc.with_ymd_and_hms(2026, 12, 31, 0, 0, 0).unwrap());
+    let schedules = vec!["Schedule/ana".to_string(), "Schedule/ben".to_string()];
+    let windows = |store: &Store| {
+        let (store, schedules) = (store.clone(), schedules.clone());
+        async move {
+            let mut w: Vec<(usize, String, &str)> = store
+                .slot_windows(&schedules, from, to)
+                .await
+                .unwrap()
+                .into_iter()
+                .map(|w| (w.schedule, w.start.to_rfc3339(), w.status))
+                .collect();
+            w.sort();
+            w
+        }
+    };
+    assert!(windows(&db.store).await.is_empty());
+    let a = worker
+        .create("Slot", slot("Schedule/ana", "2026-12-07T14:00:00Z", "2026-12-07T15:00:00Z", "busy"))
+        .await
+        .unwrap();
+    assert_eq!(windows(&db.store).await, vec![(0, "2026-12-07T14:00:00+00:00".into(), "busy")]);
+    // Unchanged: the same answer (from memory).
+    assert_eq!(windows(&db.store).await, vec![(0, "2026-12-07T14:00:00+00:00".into(), "busy")]);
+    // A change of status, then a move to the other Schedule, then a deletion, each by the worker.
+    let mut tentative = a.content.clone();
+    tentative["status"] = json!("busy-tentative");
+    worker.update("Slot", &a.id, tentative.clone(), None).await.unwrap();
+    assert_eq!(windows(&db.store).await, vec![(0, "2026-12-07T14:00:00+00:00".into(), "busy-tentative")]);
+    tentative["schedule"] = json!({"reference": "Schedule/ben"});
+    worker.update("Slot", &a.id, tentative, None).await.unwrap();
+    assert_eq!(windows(&db.store).await, vec![(1, "2026-12-07T14:00:00+00:00".into(), "busy-tentative")]);
+    // Bulk writes count too.
+    let bulk: Vec<calsync_store::Put> = (1..=3)
+        .map(|d| {
+            let (start, end) = (format!("2026-12-0{d}T09:00:00Z"), format!("2026-12-0{d}T10:00:00Z"));
+            ("Slot".to_string(), format!("bulk-{d}"), slot("Schedule/ana", &start, &end, "busy"))
+        })
+        .collect();
+    worker.put_many(bulk).await.unwrap();
+    assert_eq!(windows(&db.store).await.len(), 4);
+    worker.delete("Slot", &a.id).await.unwrap();
+    assert_eq!(windows(&db.store).await.iter().filter(|w| w.0 == 1).count(), 0);
+    // Only windows overlapping the range come back.
+    let early =
+        db.store.slot_windows(&schedules, from, Utc.with_ymd_and_hms(2026, 12, 2, 0, 0, 0).unwrap()).await.unwrap();
+    assert_eq!(early.len(), 1);
+    worker.connection().clone().close().await.ok();
+    db.finish().await;
+}
