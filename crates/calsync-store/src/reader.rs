@@ -13,6 +13,22 @@ use sea_orm::sea_query::{SelectStatement, SqliteQueryBuilder, Value};
 
 use crate::StoreError;
 
+/// SQL text and bound values of a count (optional) and a page statement.
+struct Statements {
+    count: Option<(String, Vec<SqlValue>)>,
+    page: (String, Vec<SqlValue>),
+}
+
+impl Statements {
+    fn build(count: Option<&SelectStatement>, page: &SelectStatement) -> Result<Statements, StoreError> {
+        let built = |s: &SelectStatement| -> Result<(String, Vec<SqlValue>), StoreError> {
+            let (sql, values) = s.build(SqliteQueryBuilder);
+            Ok((sql, values.into_iter().map(bind).collect::<Result<Vec<_>, _>>()?))
+        };
+        Ok(Statements { count: count.map(built).transpose()?, page: built(page)? })
+    }
+}
+
 /// Pooled read connections to one SQLite file.
 #[derive(Debug)]
 pub(crate) struct SqliteReader {
@@ -85,39 +101,48 @@ impl SqliteReader {
         page: &SelectStatement,
         row: impl Fn(&rusqlite::Row<'_>) -> rusqlite::Result<T> + Send + 'static,
     ) -> Result<(i64, Vec<T>), StoreError> {
-        let count = match count {
-            Some(c) => {
-                let (sql, values) = c.build(SqliteQueryBuilder);
-                Some((sql, values.into_iter().map(bind).collect::<Result<Vec<_>, _>>()?))
-            }
-            None => None,
-        };
-        let (page_sql, page_values) = page.build(SqliteQueryBuilder);
-        let page_params = page_values.into_iter().map(bind).collect::<Result<Vec<_>, _>>()?;
+        let statements = Statements::build(count, page)?;
         let me = self.clone();
-        tokio::task::spawn_blocking(move || {
-            let c = me.connection()?;
-            let answer = {
-                let total: i64 = match count {
-                    Some((sql, params)) => c
-                        .prepare_cached(&sql)
-                        .and_then(|mut s| s.query_row(rusqlite::params_from_iter(params), |r| r.get(0)))
-                        .map_err(failed)?,
-                    None => 0,
-                };
-                let mut prepared = c.prepare_cached(&page_sql).map_err(failed)?;
-                let rows = prepared
-                    .query_map(rusqlite::params_from_iter(page_params), &row)
-                    .map_err(failed)?
-                    .collect::<Result<Vec<T>, _>>()
-                    .map_err(failed)?;
-                (total, rows)
+        tokio::task::spawn_blocking(move || me.run(statements, row)).await.map_err(failed)?
+    }
+
+    /// [`SqliteReader::count_and_rows`] on the calling thread, for statements whose work is
+    /// bounded (an indexed range of one Schedule's Slots): the hand-off to a blocking thread
+    /// and back cost more than the query (docs/benchmarks.md).
+    pub(crate) fn count_and_rows_here<T>(
+        &self,
+        count: Option<&SelectStatement>,
+        page: &SelectStatement,
+        row: impl Fn(&rusqlite::Row<'_>) -> rusqlite::Result<T>,
+    ) -> Result<(i64, Vec<T>), StoreError> {
+        self.run(Statements::build(count, page)?, row)
+    }
+
+    fn run<T>(
+        &self,
+        statements: Statements,
+        row: impl Fn(&rusqlite::Row<'_>) -> rusqlite::Result<T>,
+    ) -> Result<(i64, Vec<T>), StoreError> {
+        let Statements { count, page: (page_sql, page_params) } = statements;
+        let c = self.connection()?;
+        let answer = {
+            let total: i64 = match count {
+                Some((sql, params)) => c
+                    .prepare_cached(&sql)
+                    .and_then(|mut s| s.query_row(rusqlite::params_from_iter(params), |r| r.get(0)))
+                    .map_err(failed)?,
+                None => 0,
             };
-            me.give_back(c);
-            Ok(answer)
-        })
-        .await
-        .map_err(failed)?
+            let mut prepared = c.prepare_cached(&page_sql).map_err(failed)?;
+            let rows = prepared
+                .query_map(rusqlite::params_from_iter(page_params), &row)
+                .map_err(failed)?
+                .collect::<Result<Vec<T>, _>>()
+                .map_err(failed)?;
+            (total, rows)
+        };
+        self.give_back(c);
+        Ok(answer)
     }
 
     /// Runs `stmt` and maps each row with `row`.

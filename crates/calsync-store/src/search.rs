@@ -379,7 +379,14 @@ impl Store {
         let (total, rows): (i64, Vec<SlotPageRow>) = match &self.sqlite_reader {
             Some(reader) => {
                 let row = |r: &rusqlite::Row<'_>| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?));
-                reader.count_and_rows(Some(&count), &page, row).await?
+                // Confined to named Schedules, the query reads a bounded range of the covering
+                // index: run it here rather than hand it to a blocking thread.
+                let bounded = search.schedules.iter().any(|s| !s.negate && s.values.len() <= 16);
+                if bounded {
+                    reader.count_and_rows_here(Some(&count), &page, row)?
+                } else {
+                    reader.count_and_rows(Some(&count), &page, row).await?
+                }
             }
             None => {
                 let total = match self.db.query_one(&count).await? {
