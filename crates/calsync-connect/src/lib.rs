@@ -1,0 +1,112 @@
+//! The connectors of calsync: the only crate that talks to participants' external calendars.
+//!
+//! A connector fetches one connection's busy windows over a horizon and nothing else: start,
+//! end and status. What it fetched is classified so the sync worker knows what to do next:
+//! - new busy windows (apply them);
+//! - nothing changed (keep what is stored);
+//! - a transient failure (retry later, honouring `Retry-After`; see [`retry`]);
+//! - lost authorization (needs reconnect);
+//! - a calendar that is gone;
+//! - an unreadable calendar (report it; the previous busy data stays).
+//!
+//! Connectors get a base URL and credentials only: they cannot tell a real provider from the
+//! emulators the tests run. Feed URLs often carry secret tokens, so errors name the host only.
+
+pub mod ics;
+pub mod retry;
+
+use std::time::Duration;
+
+use calsync_core::BusyInterval;
+
+/// What a server said about the version of a calendar, for the next conditional request.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Validator {
+    /// `ETag`.
+    pub etag: Option<String>,
+    /// `Last-Modified`.
+    pub last_modified: Option<String>,
+}
+
+/// A successful fetch.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Fetched {
+    /// The busy windows over the horizon, and how to ask for changes next time.
+    Busy {
+        /// Busy windows (start, end, status).
+        busy: Vec<BusyInterval>,
+        /// For the next conditional request.
+        validator: Validator,
+        /// What was read inexactly (an unknown zone, a rule cut short), for the connection's
+        /// status; never event content.
+        warnings: Vec<String>,
+    },
+    /// Nothing changed since the validator given.
+    NotModified,
+}
+
+/// Why a fetch failed, and so what the worker does next.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ConnectorError {
+    /// Try again later: a timeout, a refused connection, 429 or 5xx. `retry_after` is what the
+    /// server asked for, if anything.
+    #[error("temporarily unavailable: {reason}")]
+    Transient {
+        /// Human-readable, without secrets.
+        reason: String,
+        /// `Retry-After`.
+        retry_after: Option<Duration>,
+    },
+    /// The credentials are refused (401, 403): the connection needs reconnecting.
+    #[error("not authorized: {0}")]
+    Unauthorized(String),
+    /// The calendar is gone (404, 410).
+    #[error("calendar not found: {0}")]
+    Gone(String),
+    /// The answer cannot be read as a calendar; the previous busy data must stay.
+    #[error("unreadable calendar: {0}")]
+    Invalid(String),
+}
+
+/// `host[:port]` of a URL, for messages that must not carry tokens in paths or queries.
+pub(crate) fn host_of(url: &reqwest::Url) -> String {
+    match (url.host_str(), url.port()) {
+        (Some(h), Some(p)) => format!("{h}:{p}"),
+        (Some(h), None) => h.to_string(),
+        _ => "the calendar server".to_string(),
+    }
+}
+
+/// Classifies an HTTP status that is not a success.
+pub(crate) fn status_error(
+    status: reqwest::StatusCode,
+    headers: &reqwest::header::HeaderMap,
+    host: &str,
+) -> ConnectorError {
+    use reqwest::StatusCode as S;
+    match status {
+        S::UNAUTHORIZED | S::FORBIDDEN => ConnectorError::Unauthorized(format!("{host} answered {status}")),
+        S::NOT_FOUND | S::GONE => ConnectorError::Gone(format!("{host} answered {status}")),
+        S::TOO_MANY_REQUESTS | S::REQUEST_TIMEOUT => ConnectorError::Transient {
+            reason: format!("{host} answered {status}"),
+            retry_after: retry::retry_after(headers),
+        },
+        s if s.is_server_error() => ConnectorError::Transient {
+            reason: format!("{host} answered {status}"),
+            retry_after: retry::retry_after(headers),
+        },
+        s => ConnectorError::Invalid(format!("{host} answered {s}")),
+    }
+}
+
+/// Classifies a failure to get an answer at all.
+pub(crate) fn transport_error(e: &reqwest::Error, host: &str) -> ConnectorError {
+    let what = if e.is_timeout() {
+        "timed out"
+    } else if e.is_connect() {
+        "refused the connection"
+    } else {
+        "broke off the answer"
+    };
+    ConnectorError::Transient { reason: format!("{host} {what}"), retry_after: None }
+}
