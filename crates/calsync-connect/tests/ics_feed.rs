@@ -116,7 +116,8 @@ async fn every_failure_is_classified_and_names_the_host_only() {
     let (url, feed) = start(Script::Status { code: 503, retry_after: Some("7") }).await;
     let reader = IcsFeed::new(Duration::from_secs(1)).unwrap();
     let fetch = || reader.fetch(&url, None, horizon(), chrono_tz::UTC);
-    let cases: Vec<(Script, fn(&ConnectorError) -> bool)> = vec![
+    type Expected = fn(&ConnectorError) -> bool;
+    let cases: Vec<(Script, Expected)> = vec![
         (
             Script::Status { code: 503, retry_after: Some("7") },
             |e| matches!(e, ConnectorError::Transient { retry_after: Some(d), .. } if *d == Duration::from_secs(7)),

@@ -1,0 +1,6 @@
+//! Local emulators of the calendar providers calsync cannot reach from here: the Google
+//! Calendar API (OAuth token endpoint, freeBusy) so far. They follow the providers' documented
+//! wire format (`docs/connectors.md`), and tests script faults into them. calsync's connectors
+//! get only a base URL and cannot tell an emulator from the real service.
+
+pub mod google;
