@@ -55,7 +55,7 @@ pub async fn import_calendar(
     text: &str,
     now: chrono::DateTime<Utc>,
 ) -> Result<Imported, ApiError> {
-    let schedule = store.read("Schedule", &id).await?;
+    let schedule = store.read("Schedule", id).await?;
     if !is_participant_schedule(&schedule.content) {
         return Err(ApiError::Unprocessable {
             message: format!(
