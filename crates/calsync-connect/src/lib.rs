@@ -14,6 +14,7 @@
 
 pub mod google;
 pub mod ics;
+pub mod microsoft;
 pub mod retry;
 
 use std::time::Duration;
