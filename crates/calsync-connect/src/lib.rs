@@ -17,6 +17,7 @@ pub mod google;
 pub mod ics;
 pub mod microsoft;
 pub mod retry;
+pub mod secret;
 
 use std::time::Duration;
 
