@@ -4,7 +4,7 @@
 //! plaintexts never appear in `Debug` output or messages.
 
 use aes_gcm::aead::{Aead, AeadCore, KeyInit, OsRng, Payload};
-use aes_gcm::{Aes256Gcm, Key, Nonce};
+use aes_gcm::{Aes256Gcm, Nonce};
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 
@@ -41,7 +41,8 @@ impl SecretKey {
         if bytes.len() != 32 {
             return Err(SecretError::BadKey);
         }
-        Ok(SecretKey { cipher: Aes256Gcm::new(Key::<Aes256Gcm>::from_slice(&bytes)) })
+        let cipher = Aes256Gcm::new_from_slice(&bytes).map_err(|_| SecretError::BadKey)?;
+        Ok(SecretKey { cipher })
     }
 
     /// `plaintext` sealed for `owner`: `v1:` and base64 of nonce, ciphertext and tag.
@@ -64,9 +65,10 @@ impl SecretKey {
             return Err(SecretError::Unreadable);
         }
         let (nonce, data) = bytes.split_at(12);
+        let nonce: [u8; 12] = nonce.try_into().map_err(|_| SecretError::Unreadable)?;
         let plain = self
             .cipher
-            .decrypt(Nonce::from_slice(nonce), Payload { msg: data, aad: owner.as_bytes() })
+            .decrypt(&Nonce::from(nonce), Payload { msg: data, aad: owner.as_bytes() })
             .map_err(|_| SecretError::Unreadable)?;
         String::from_utf8(plain).map_err(|_| SecretError::Unreadable)
     }
