@@ -273,14 +273,12 @@ impl Store {
 
     /// The current version; `Gone` after a delete, `NotFound` if it never existed.
     pub async fn read(&self, resource_type: &str, id: &str) -> Result<StoredResource, StoreError> {
-        let Some(reader) = &self.sqlite_reader else { return read_current(&self.db, resource_type, id).await };
         let stmt = resource::Entity::find_by_id((resource_type.to_string(), id.to_string()))
             .select_only()
             .columns(RESOURCE_COLUMNS)
             .into_query();
-        let Some((t, id, version, updated, deleted, content)) =
-            reader.query(&stmt, reader::resource_row).await?.into_iter().next()
-        else {
+        let (_, rows) = self.select::<reader::ResourceRow>(None, &stmt, false).await?;
+        let Some((t, id, version, updated, deleted, content)) = rows.into_iter().next() else {
             return Err(StoreError::NotFound(resource_type.into(), id.into()));
         };
         if deleted {
@@ -458,6 +456,33 @@ impl Store {
 }
 
 impl Store {
+    /// The rows of `page` and, if given, the number `count` counts: on SQLite through the
+    /// rusqlite read pool (`here`: on the calling thread, for bounded statements), elsewhere
+    /// through sea-orm.
+    pub(crate) async fn select<T: reader::Row>(
+        &self,
+        count: Option<&sea_orm::sea_query::SelectStatement>,
+        page: &sea_orm::sea_query::SelectStatement,
+        here: bool,
+    ) -> Result<(i64, Vec<T>), StoreError> {
+        if let Some(reader) = &self.sqlite_reader {
+            return if here {
+                reader.count_and_rows_here(count, page, T::from_sqlite)
+            } else {
+                reader.count_and_rows(count, page, T::from_sqlite).await
+            };
+        }
+        let total = match count {
+            Some(c) => match self.db.query_one(c).await? {
+                Some(row) => row.try_get_by_index(0)?,
+                None => 0,
+            },
+            None => 0,
+        };
+        let rows = self.db.query_all(page).await?.iter().map(T::from_sea_orm).collect::<Result<_, DbErr>>()?;
+        Ok((total, rows))
+    }
+
     /// Free Slots overlapping `[from, to)`, of the given Schedules (`Schedule/{id}`) or of all,
     /// in start order: what a search for mutual times walks.
     pub async fn free_slots(
@@ -501,16 +526,7 @@ impl Store {
             .from(slot_generation::Entity)
             .cond_where(slot_generation::Column::Schedule.is_in(schedules.iter().cloned()))
             .to_owned();
-        let current: Vec<(String, i64)> = match &self.sqlite_reader {
-            Some(reader) => reader.query(&generations, |r| Ok((r.get(0)?, r.get(1)?))).await?,
-            None => self
-                .db
-                .query_all(&generations)
-                .await?
-                .iter()
-                .map(|r| Ok((r.try_get_by_index(0)?, r.try_get_by_index(1)?)))
-                .collect::<Result<_, DbErr>>()?,
-        };
+        let (_, current) = self.select::<(String, i64)>(None, &generations, false).await?;
         let generation_of = |s: &str| current.iter().find(|(k, _)| k == s).map_or(0, |(_, g)| *g);
         let mut known: Vec<Option<Arc<[CachedWindow]>>> = {
             let cache = self.windows.lock().map_err(|_| StoreError::Invalid("window cache poisoned".into()))?;
@@ -558,35 +574,12 @@ impl Store {
             .from(slot::Entity)
             .cond_where(slot::Column::Schedule.is_in(schedules.iter().cloned()))
             .to_owned();
-        let names: Arc<[String]> = schedules.into();
-        let status_of = |s: &str| SLOT_STATUSES.iter().copied().find(|k| *k == s).unwrap_or("unknown");
-        let rows: Vec<(usize, CachedWindow)> = match &self.sqlite_reader {
-            Some(reader) => {
-                reader
-                    .query(&stmt, move |r| {
-                        let text = |i: usize| r.get_ref(i).map(|v| v.as_str().unwrap_or_default());
-                        let schedule = text(3)?;
-                        let n = names.iter().position(|s| s == schedule).unwrap_or(usize::MAX);
-                        Ok((n, (r.get(0)?, r.get(1)?, status_of(text(2)?))))
-                    })
-                    .await?
-            }
-            None => self
-                .db
-                .query_all(&stmt)
-                .await?
-                .iter()
-                .map(|r| {
-                    let (status, schedule): (String, String) = (r.try_get_by_index(2)?, r.try_get_by_index(3)?);
-                    let n = names.iter().position(|s| *s == schedule).unwrap_or(usize::MAX);
-                    Ok((n, (r.try_get_by_index(0)?, r.try_get_by_index(1)?, status_of(&status))))
-                })
-                .collect::<Result<_, DbErr>>()?,
-        };
+        let (_, rows) = self.select::<(i64, i64, String, String)>(None, &stmt, false).await?;
         let mut out = vec![Vec::new(); schedules.len()];
-        for (n, window) in rows {
-            if let Some(list) = out.get_mut(n) {
-                list.push(window);
+        for (start, end, status, schedule) in rows {
+            let status = SLOT_STATUSES.iter().copied().find(|k| *k == status).unwrap_or("unknown");
+            if let Some(list) = schedules.iter().position(|s| *s == schedule).and_then(|n| out.get_mut(n)) {
+                list.push((start, end, status));
             }
         }
         Ok(out)
@@ -627,27 +620,7 @@ impl Store {
             .order_by(slot::Column::Status, sea_orm::Order::Asc)
             .order_by(slot::Column::Id, sea_orm::Order::Asc)
             .to_owned();
-        type Row = (String, String, i64, i64, String);
-        let rows: Vec<Row> = match &self.sqlite_reader {
-            Some(reader) => {
-                reader.query(&stmt, |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?))).await?
-            }
-            None => self
-                .db
-                .query_all(&stmt)
-                .await?
-                .iter()
-                .map(|r| {
-                    Ok((
-                        r.try_get_by_index(0)?,
-                        r.try_get_by_index(1)?,
-                        r.try_get_by_index(2)?,
-                        r.try_get_by_index(3)?,
-                        r.try_get_by_index(4)?,
-                    ))
-                })
-                .collect::<Result<_, DbErr>>()?,
-        };
+        let (_, rows) = self.select::<(String, String, i64, i64, String)>(None, &stmt, false).await?;
         Ok(rows
             .into_iter()
             .map(|(id, schedule, start, end, status)| SlotRow {

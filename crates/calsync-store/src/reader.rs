@@ -39,13 +39,34 @@ pub(crate) struct SqliteReader {
 /// One Slot row of a page with its resource: id, start, version, last update, JSON.
 pub(crate) type SlotPageRow = (String, i64, i64, i64, String);
 
-/// One current resource row: type, id, version, last update, deleted, JSON.
+/// One current resource row, in [`crate::RESOURCE_COLUMNS`] order: type, id, version, last
+/// update, deleted, JSON.
 pub(crate) type ResourceRow = (String, String, i64, i64, bool, String);
 
-/// Maps a row of [`RESOURCE_COLUMNS`] order.
-pub(crate) fn resource_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<ResourceRow> {
-    Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?, r.get(5)?))
+/// A row of a SELECT read by column position, from rusqlite (SQLite) or sea-orm (PostgreSQL):
+/// one statement, one row type, either database.
+pub(crate) trait Row: Sized + Send + 'static {
+    fn from_sqlite(r: &rusqlite::Row<'_>) -> rusqlite::Result<Self>;
+    fn from_sea_orm(r: &sea_orm::QueryResult) -> Result<Self, sea_orm::DbErr>;
 }
+
+macro_rules! tuple_row {
+    ($($t:ident $i:tt),+) => {
+        impl<$($t: rusqlite::types::FromSql + sea_orm::TryGetable + Send + 'static),+> Row for ($($t,)+) {
+            fn from_sqlite(r: &rusqlite::Row<'_>) -> rusqlite::Result<Self> {
+                Ok(($(r.get($i)?,)+))
+            }
+            fn from_sea_orm(r: &sea_orm::QueryResult) -> Result<Self, sea_orm::DbErr> {
+                Ok(($(r.try_get_by_index($i)?,)+))
+            }
+        }
+    };
+}
+
+tuple_row!(A 0, B 1);
+tuple_row!(A 0, B 1, C 2, D 3);
+tuple_row!(A 0, B 1, C 2, D 3, E 4);
+tuple_row!(A 0, B 1, C 2, D 3, E 4, F 5);
 
 fn failed(e: impl std::fmt::Display) -> StoreError {
     StoreError::Database(sea_orm::DbErr::Custom(format!("sqlite read: {e}")))
@@ -143,14 +164,5 @@ impl SqliteReader {
         };
         self.give_back(c);
         Ok(answer)
-    }
-
-    /// Runs `stmt` and maps each row with `row`.
-    pub(crate) async fn query<T: Send + 'static>(
-        self: &std::sync::Arc<Self>,
-        stmt: &SelectStatement,
-        row: impl Fn(&rusqlite::Row<'_>) -> rusqlite::Result<T> + Send + 'static,
-    ) -> Result<Vec<T>, StoreError> {
-        Ok(self.count_and_rows(None, stmt, row).await?.1)
     }
 }

@@ -2,10 +2,10 @@
 //! turns `start=ge2026-12-07` into a [`Bound`] on the Slot start column.
 
 use sea_orm::sea_query::{Expr, ExprTrait, LikeExpr, Query, SelectStatement};
-use sea_orm::{ColumnTrait, Condition, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect, QueryTrait};
+use sea_orm::{ColumnTrait, Condition, EntityTrait, QueryFilter, QueryOrder, QuerySelect, QueryTrait};
 
 use crate::entity::{date_index, resource, search_index, slot};
-use crate::reader::{ResourceRow, SlotPageRow, resource_row};
+use crate::reader::{ResourceRow, SlotPageRow};
 use crate::{RESOURCE_COLUMNS, Store, StoreError, StoredResource, StoredText, from_millis, stored};
 
 /// A half-open range of UTC milliseconds `[lo, hi)`, either side open, possibly negated.
@@ -376,41 +376,10 @@ impl Store {
             .order_by((slot::Entity, slot::Column::Id), order)
             .limit(limit + 1)
             .to_owned();
-        let (total, rows): (i64, Vec<SlotPageRow>) = match &self.sqlite_reader {
-            Some(reader) => {
-                let row = |r: &rusqlite::Row<'_>| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?));
-                // Confined to named Schedules, the query reads a bounded range of the covering
-                // index: run it here rather than hand it to a blocking thread.
-                let bounded = search.schedules.iter().any(|s| !s.negate && s.values.len() <= 16);
-                if bounded {
-                    reader.count_and_rows_here(Some(&count), &page, row)?
-                } else {
-                    reader.count_and_rows(Some(&count), &page, row).await?
-                }
-            }
-            None => {
-                let total = match self.db.query_one(&count).await? {
-                    Some(row) => row.try_get_by_index(0)?,
-                    None => 0,
-                };
-                let rows = self
-                    .db
-                    .query_all(&page)
-                    .await?
-                    .iter()
-                    .map(|r| {
-                        Ok((
-                            r.try_get_by_index(0)?,
-                            r.try_get_by_index(1)?,
-                            r.try_get_by_index(2)?,
-                            r.try_get_by_index(3)?,
-                            r.try_get_by_index(4)?,
-                        ))
-                    })
-                    .collect::<Result<_, sea_orm::DbErr>>()?;
-                (total, rows)
-            }
-        };
+        // Confined to named Schedules, the query reads a bounded range of the covering index:
+        // on SQLite it runs on the calling thread rather than a blocking one.
+        let bounded = search.schedules.iter().any(|s| !s.negate && s.values.len() <= 16);
+        let (total, rows) = self.select::<SlotPageRow>(Some(&count), &page, bounded).await?;
         let next = (rows.len() as u64 > limit).then(|| {
             let (id, start, ..) = &rows[limit as usize - 1];
             Cursor::Slot(*start, id.clone())
@@ -505,23 +474,8 @@ impl Store {
             page = page.order_by(resource::Column::LastUpdated, order.clone());
         }
         let page = page.order_by(resource::Column::Id, order).limit(limit + 1);
-        let (total, rows): (i64, Vec<ResourceRow>) = match &self.sqlite_reader {
-            Some(reader) => {
-                let stmt = page.select_only().columns(RESOURCE_COLUMNS).into_query();
-                reader.count_and_rows(count_all.then_some(&count), &stmt, resource_row).await?
-            }
-            None => {
-                let total = match self.db.query_one(&count).await? {
-                    Some(row) if count_all => row.try_get_by_index(0)?,
-                    _ => 0,
-                };
-                let rows = page.all(&self.db).await?;
-                let rows = rows
-                    .into_iter()
-                    .map(|r| (r.resource_type, r.id, r.version_id, r.last_updated, r.deleted, r.content));
-                (total, rows.collect())
-            }
-        };
+        let stmt = page.select_only().columns(RESOURCE_COLUMNS).into_query();
+        let (total, rows) = self.select::<ResourceRow>(count_all.then_some(&count), &stmt, false).await?;
         let next = (rows.len() as u64 > limit).then(|| {
             let (_, id, _, updated, ..) = &rows[limit as usize - 1];
             match sort {
