@@ -70,44 +70,9 @@ pub async fn import_calendar(
     let expansion = calsync_ical::Calendar::parse(text)
         .and_then(|c| c.expand(horizon, zone.unwrap_or(chrono_tz::UTC)))
         .map_err(|e| ApiError::BadRequest(format!("the calendar cannot be read: {e}")))?;
-    let key = format!("Schedule/{id}");
-    let prefix = format!("ics-{}-", calsync_fhir::index::fnv(&key));
-    let wanted: Vec<(String, serde_json::Value)> = expansion
-        .busy()
-        .into_iter()
-        .map(|b| {
-            let (start, end) = (
-                b.interval.start.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
-                b.interval.end.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
-            );
-            // Same window, same id: re-importing an unchanged calendar changes nothing.
-            let minutes = (b.interval.end - b.interval.start).num_minutes();
-            let slot_id = format!("{prefix}{}-{minutes}", b.interval.start.timestamp());
-            let slot = json!({"resourceType": "Slot", "id": slot_id, "schedule": {"reference": key},
-                "status": b.status.code(), "start": start, "end": end});
-            (slot_id, slot)
-        })
-        .collect();
-    let txn = store.begin().await?;
-    let existing = txn
-        .slots_overlapping(Some(&key), horizon.start - TimeDelta::days(3650), horizon.end + TimeDelta::days(3650))
-        .await?;
-    let mut removed = 0;
-    for row in &existing {
-        if !wanted.iter().any(|(w, _)| w == &row.id) && row.id.starts_with(&prefix) {
-            txn.delete("Slot", &row.id).await?;
-            removed += 1;
-        }
-    }
-    let mut added = 0;
-    for (slot_id, slot) in &wanted {
-        let same = existing.iter().find(|r| &r.id == slot_id).is_some_and(|r| r.status == slot["status"]);
-        if !same {
-            txn.update("Slot", slot_id, slot.clone(), None).await?;
-            added += 1;
-        }
-    }
-    txn.commit().await?;
-    tracing::info!(schedule = %id, busy = wanted.len(), added, removed, "calendar imported");
-    Ok(Imported { busy: wanted.len(), added, removed })
+    let applied = calsync_sync::apply(store, id, "ics", &expansion.busy(), horizon).await.map_err(|e| match e {
+        calsync_sync::SyncError::Store(e) => ApiError::from(e),
+        other => ApiError::Unprocessable { message: other.to_string(), expression: Some("Schedule.actor".into()) },
+    })?;
+    Ok(Imported { busy: applied.busy, added: applied.added, removed: applied.removed })
 }

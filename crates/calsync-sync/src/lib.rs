@@ -1,0 +1,99 @@
+//! Keeps participants' derived Schedules current.
+//!
+//! A participant's derived Schedule holds busy Slots from several sources: each calendar
+//! connection, an uploaded calendar (`$import-ics`), and booked appointments. [`apply`] replaces
+//! the Slots of one source with what that source reports now, in one transaction, as a diff:
+//! - unchanged windows keep their Slot ids and versions;
+//! - other sources' Slots are never touched.
+//!
+//! A writer stopped at any moment leaves the old set or the new set, never a mix.
+
+use std::collections::BTreeMap;
+
+use calsync_core::{BusyInterval, Interval};
+use calsync_fhir::availability::is_participant_schedule;
+use calsync_store::{Store, StoreError};
+use chrono::{SecondsFormat, TimeDelta};
+use serde_json::json;
+
+/// Why busy windows could not be applied.
+#[derive(Debug, thiserror::Error)]
+pub enum SyncError {
+    /// The Schedule does not hold a participant's busy time.
+    #[error("Schedule/{0} is not a participant's Schedule (its actors must be Patients or RelatedPersons)")]
+    NotParticipant(String),
+    /// A source key that cannot be part of a Slot id.
+    #[error("source {0:?} must be 1-20 of a-z 0-9")]
+    BadSource(String),
+    /// The store failed (or the Schedule is not known).
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// What [`apply`] changed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Applied {
+    /// Busy windows the source reported.
+    pub busy: usize,
+    /// Slots written (new, or with a changed status).
+    pub added: usize,
+    /// Slots of this source that are gone.
+    pub removed: usize,
+}
+
+/// The id prefix of `source`'s Slots on the Schedule `key` (`Schedule/{id}`).
+pub fn slot_prefix(source: &str, key: &str) -> String {
+    format!("{source}-{}-", calsync_fhir::index::fnv(key))
+}
+
+/// Replaces the busy Slots `source` put on participant Schedule `schedule_id` with `busy`
+/// (windows reported over `horizon`; earlier Slots of the source anywhere in time go), in one
+/// transaction. Same window, same Slot id: an unchanged report changes nothing.
+pub async fn apply(
+    store: &Store,
+    schedule_id: &str,
+    source: &str,
+    busy: &[BusyInterval],
+    horizon: Interval,
+) -> Result<Applied, SyncError> {
+    if source.is_empty() || source.len() > 20 || !source.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit()) {
+        return Err(SyncError::BadSource(source.into()));
+    }
+    let schedule = store.read("Schedule", schedule_id).await?;
+    if !is_participant_schedule(&schedule.content) {
+        return Err(SyncError::NotParticipant(schedule_id.into()));
+    }
+    let key = format!("Schedule/{schedule_id}");
+    let prefix = slot_prefix(source, &key);
+    let stamp = |t: chrono::DateTime<chrono::Utc>| t.to_rfc3339_opts(SecondsFormat::Secs, true);
+    // Keyed by id: two identical windows (a duplicated event) are one Slot.
+    let wanted: BTreeMap<String, serde_json::Value> = busy
+        .iter()
+        .filter(|b| b.interval.overlaps(&horizon))
+        .map(|b| {
+            let minutes = (b.interval.end - b.interval.start).num_minutes();
+            let id = format!("{prefix}{}-{minutes}", b.interval.start.timestamp());
+            let slot = json!({"resourceType": "Slot", "id": id, "schedule": {"reference": key},
+                "status": b.status.code(), "start": stamp(b.interval.start), "end": stamp(b.interval.end)});
+            (id, slot)
+        })
+        .collect();
+    let txn = store.begin().await?;
+    let far = TimeDelta::days(3650);
+    let existing = txn.slots_overlapping(Some(&key), horizon.start - far, horizon.end + far).await?;
+    let mut applied = Applied { busy: wanted.len(), ..Applied::default() };
+    for row in existing.iter().filter(|r| r.id.starts_with(&prefix) && !wanted.contains_key(&r.id)) {
+        txn.delete("Slot", &row.id).await?;
+        applied.removed += 1;
+    }
+    for (id, slot) in &wanted {
+        let same = existing.iter().any(|r| &r.id == id && r.status == slot["status"]);
+        if !same {
+            txn.update("Slot", id, slot.clone(), None).await?;
+            applied.added += 1;
+        }
+    }
+    txn.commit().await?;
+    tracing::info!(schedule = %schedule_id, source, busy = applied.busy, added = applied.added, removed = applied.removed, "busy windows applied");
+    Ok(applied)
+}
