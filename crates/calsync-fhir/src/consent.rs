@@ -157,8 +157,8 @@ mod tests {
             "RelatedPerson/ana",
             json!({"type": "permit", "period": {"start": "2026-11-01", "end": "2027-11-01"}}),
         );
-        assert_eq!(calendar_sync(&[c.clone()], "Patient/maria", now()), Decision::Permitted("Consent/c1".into()));
-        assert!(permitted(&calendar_sync(&[c.clone()], "RelatedPerson/ana", now())));
+        assert_eq!(calendar_sync(std::slice::from_ref(&c), "Patient/maria", now()), Decision::Permitted("Consent/c1".into()));
+        assert!(permitted(&calendar_sync(std::slice::from_ref(&c), "RelatedPerson/ana", now())));
         // Someone the Consent does not name is not covered by it.
         assert!(!permitted(&calendar_sync(&[c], "RelatedPerson/ben", now())));
         assert!(!permitted(&calendar_sync(&[], "Patient/maria", now())));
@@ -213,7 +213,7 @@ mod tests {
     fn only_privacy_consents_for_calendar_sync_count_and_one_permit_is_enough() {
         let mut treatment = consent("t", "active", "Patient/maria", json!({"type": "permit"}));
         treatment["scope"] = json!({"coding": [{"system": SCOPE_SYSTEM, "code": "treatment"}]});
-        assert!(!permitted(&calendar_sync(&[treatment.clone()], "Patient/maria", now())));
+        assert!(!permitted(&calendar_sync(std::slice::from_ref(&treatment), "Patient/maria", now())));
         let other_action = consent(
             "a",
             "active",
