@@ -157,7 +157,10 @@ mod tests {
             "RelatedPerson/ana",
             json!({"type": "permit", "period": {"start": "2026-11-01", "end": "2027-11-01"}}),
         );
-        assert_eq!(calendar_sync(std::slice::from_ref(&c), "Patient/maria", now()), Decision::Permitted("Consent/c1".into()));
+        assert_eq!(
+            calendar_sync(std::slice::from_ref(&c), "Patient/maria", now()),
+            Decision::Permitted("Consent/c1".into())
+        );
         assert!(permitted(&calendar_sync(std::slice::from_ref(&c), "RelatedPerson/ana", now())));
         // Someone the Consent does not name is not covered by it.
         assert!(!permitted(&calendar_sync(&[c], "RelatedPerson/ben", now())));

@@ -162,3 +162,44 @@ pub mod store_meta {
 
     impl ActiveModelBehavior for ActiveModel {}
 }
+
+/// Participants' calendar connections. Not a FHIR resource: it holds a sealed secret (the
+/// caller seals it; the store never sees plaintext) and the sync status.
+pub mod connection {
+    use sea_orm::entity::prelude::*;
+
+    #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+    #[sea_orm(table_name = "connection")]
+    pub struct Model {
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub id: String,
+        /// `Patient/1` or `RelatedPerson/2`.
+        pub participant: String,
+        /// The derived Schedule its busy Slots go to (id).
+        pub schedule: String,
+        /// ics | caldav | google | microsoft.
+        pub kind: String,
+        /// Where it reads, for people (host only: no path, no token).
+        pub host: String,
+        /// Sealed credentials and address; none after consent is withdrawn.
+        #[sea_orm(column_type = "Text", nullable)]
+        pub secret: Option<String>,
+        /// What the server said about the last version read (JSON), for conditional requests.
+        #[sea_orm(column_type = "Text", nullable)]
+        pub validator: Option<String>,
+        /// new | ok | error | needs-reconnect | consent-withdrawn.
+        pub state: String,
+        #[sea_orm(column_type = "Text", nullable)]
+        pub reason: Option<String>,
+        /// UTC milliseconds.
+        pub last_success_ms: Option<i64>,
+        /// UTC milliseconds.
+        pub next_run_ms: Option<i64>,
+        pub attempts: i32,
+    }
+
+    #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+    pub enum Relation {}
+
+    impl ActiveModelBehavior for ActiveModel {}
+}

@@ -634,6 +634,59 @@ impl Store {
     }
 }
 
+/// A participant's calendar connection as stored (see [`entity::connection`]).
+pub type CalendarConnection = entity::connection::Model;
+
+impl Store {
+    /// Writes a connection (new or changed) as it is.
+    pub async fn save_calendar_connection(&self, c: &CalendarConnection) -> Result<(), StoreError> {
+        use sea_orm::IntoActiveModel;
+        let _turn = match &self.sqlite_writer {
+            Some(lock) => Some(lock.lock().await),
+            None => None,
+        };
+        let active = c.clone().into_active_model();
+        entity::connection::Entity::insert(active)
+            .on_conflict(
+                OnConflict::column(entity::connection::Column::Id)
+                    .update_columns([
+                        entity::connection::Column::Participant,
+                        entity::connection::Column::Schedule,
+                        entity::connection::Column::Kind,
+                        entity::connection::Column::Host,
+                        entity::connection::Column::Secret,
+                        entity::connection::Column::Validator,
+                        entity::connection::Column::State,
+                        entity::connection::Column::Reason,
+                        entity::connection::Column::LastSuccessMs,
+                        entity::connection::Column::NextRunMs,
+                        entity::connection::Column::Attempts,
+                    ])
+                    .to_owned(),
+            )
+            .exec_without_returning(&self.db)
+            .await?;
+        Ok(())
+    }
+
+    /// A connection by id.
+    pub async fn calendar_connection(&self, id: &str) -> Result<CalendarConnection, StoreError> {
+        entity::connection::Entity::find_by_id(id.to_string())
+            .one(&self.db)
+            .await?
+            .ok_or_else(|| StoreError::NotFound("Connection".into(), id.into()))
+    }
+
+    /// A participant's connections, by id.
+    pub async fn calendar_connections_of(&self, participant: &str) -> Result<Vec<CalendarConnection>, StoreError> {
+        Ok(entity::connection::Entity::find()
+            .filter(entity::connection::Column::Participant.eq(participant))
+            .order_by_asc(entity::connection::Column::Id)
+            .all(&self.db)
+            .await?)
+    }
+}
+
 /// A write transaction (see [`Store::begin`]). On SQLite it holds this process's write turn.
 pub struct StoreTxn<'a> {
     txn: sea_orm::DatabaseTransaction,
