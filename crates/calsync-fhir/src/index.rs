@@ -131,6 +131,7 @@ pub const PARAMS: &[ParamDef] = &[
     def("HealthcareService", "identifier", Token, &[&["identifier"]]),
     def("Consent", "identifier", Token, &[&["identifier"]]),
     def("Consent", "patient", Reference, &[&["patient"]]).target_only("Patient"),
+    def("Consent", "performer", Reference, &[&["performer"]]),
     def("Consent", "status", Token, &[&["status"]]),
     def("Consent", "date", Date, &[&["dateTime"]]),
     def("Consent", "period", Date, &[&["provision", "period"]]),

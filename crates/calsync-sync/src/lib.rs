@@ -8,6 +8,8 @@
 //!
 //! A writer stopped at any moment leaves the old set or the new set, never a mix.
 
+pub mod connection;
+
 use std::collections::BTreeMap;
 
 use calsync_core::{BusyInterval, Interval};
@@ -28,6 +30,9 @@ pub enum SyncError {
     /// The store failed (or the Schedule is not known).
     #[error(transparent)]
     Store(#[from] StoreError),
+    /// A connection's sealed credentials cannot be opened (another key, or altered).
+    #[error("the credentials of connection {0} cannot be opened with this server's key")]
+    Credentials(String),
 }
 
 /// What [`apply`] changed.

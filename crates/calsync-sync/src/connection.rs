@@ -1,0 +1,187 @@
+//! Syncing one calendar connection: consent first, then the connector, then [`crate::apply`].
+//!
+//! - Consent withdrawn or expired: the connection's busy Slots and its sealed credentials go,
+//!   and the connection says so (`consent-withdrawn`).
+//! - The calendar answered: its busy windows replace the connection's Slots (one transaction),
+//!   the status is `ok`.
+//! - It failed: the busy Slots stay as they were, the status says why. A transient failure is
+//!   retried after a backoff; lost authorization waits for the participant (`needs-reconnect`).
+
+use calsync_connect::caldav::{CalDav, CalDavAccount};
+use calsync_connect::google::{Credentials, GoogleCalendar};
+use calsync_connect::ics::IcsFeed;
+use calsync_connect::microsoft::MicrosoftCalendar;
+use calsync_connect::retry::Backoff;
+use calsync_connect::secret::SecretKey;
+use calsync_connect::{ConnectorError, Fetched, Validator};
+use calsync_core::{BusyInterval, Interval};
+use calsync_fhir::consent::{Decision, calendar_sync};
+use calsync_store::search::{IndexFilter, ResourceSearch};
+use calsync_store::{CalendarConnection, Store};
+use chrono::{DateTime, TimeDelta, Utc};
+use serde_json::{Value, json};
+
+use crate::SyncError;
+
+/// The connectors a sync may use; Google and Microsoft only when configured.
+#[derive(Debug, Clone)]
+pub struct Connectors {
+    /// ICS feeds.
+    pub ics: IcsFeed,
+    /// CalDAV servers.
+    pub caldav: CalDav,
+    /// Google Calendar.
+    pub google: Option<GoogleCalendar>,
+    /// Microsoft Graph.
+    pub microsoft: Option<MicrosoftCalendar>,
+}
+
+/// What a sync needs besides the store.
+#[derive(Debug, Clone)]
+pub struct SyncSettings {
+    /// Seals and opens connections' credentials.
+    pub key: SecretKey,
+    /// The connectors.
+    pub connectors: Connectors,
+    /// How far ahead busy time is read.
+    pub horizon: TimeDelta,
+    /// The next regular sync after a good one.
+    pub interval: TimeDelta,
+    /// Delays after transient failures.
+    pub backoff: Backoff,
+}
+
+/// The source key of a connection's Slots.
+pub fn source_of(connection_id: &str) -> String {
+    format!("c{}", &calsync_fhir::index::fnv(connection_id)[..12])
+}
+
+/// Syncs connection `id` at `now` and returns its new status (also saved).
+pub async fn sync_connection(
+    store: &Store,
+    settings: &SyncSettings,
+    id: &str,
+    now: DateTime<Utc>,
+) -> Result<CalendarConnection, SyncError> {
+    let mut c = store.calendar_connection(id).await?;
+    let horizon = Interval::new(now - TimeDelta::days(1), now + settings.horizon);
+    let source = source_of(&c.id);
+    if let Decision::Refused(reason) = calendar_sync(&consents_of(store, &c.participant).await?, &c.participant, now) {
+        let everything = Interval::new(now - TimeDelta::days(36_500), now + TimeDelta::days(36_500));
+        let purged = crate::apply(store, &c.schedule, &source, &[], everything).await?;
+        c.secret = None;
+        c.validator = None;
+        c.state = "consent-withdrawn".into();
+        c.reason = Some(format!("{reason}; {} busy windows and the credentials were deleted", purged.removed));
+        c.next_run_ms = None;
+        store.save_calendar_connection(&c).await?;
+        tracing::info!(connection = %c.id, removed = purged.removed, "consent withdrawn: connection purged");
+        return Ok(c);
+    }
+    let Some(sealed) = c.secret.clone() else {
+        c.state = "needs-reconnect".into();
+        c.reason = Some("no credentials are stored: connect the calendar again".into());
+        store.save_calendar_connection(&c).await?;
+        return Ok(c);
+    };
+    let mut secret: Value = settings
+        .key
+        .open(&sealed, &c.id)
+        .ok()
+        .and_then(|text| serde_json::from_str(&text).ok())
+        .ok_or_else(|| SyncError::Credentials(c.id.clone()))?;
+    let fetched = fetch(settings, &c, &mut secret, horizon).await;
+    // A rotated refresh token replaces the stored one whatever else happened.
+    c.secret = Some(settings.key.seal(&secret.to_string(), &c.id));
+    match fetched {
+        Ok(Fetched::Busy { busy, validator, .. }) => {
+            crate::apply(store, &c.schedule, &source, &busy, horizon).await?;
+            c.validator = Some(json!({"etag": validator.etag, "last_modified": validator.last_modified}).to_string());
+            succeeded(&mut c, settings, now);
+        }
+        Ok(Fetched::NotModified) => succeeded(&mut c, settings, now),
+        Err(e) => {
+            c.attempts += 1;
+            c.reason = Some(e.to_string());
+            (c.state, c.next_run_ms) = match &e {
+                ConnectorError::Transient { retry_after, .. } => {
+                    let wait = settings.backoff.next_delay(c.attempts.max(1) as u32 - 1, *retry_after);
+                    (
+                        "error".into(),
+                        Some((now + TimeDelta::from_std(wait).unwrap_or(settings.interval)).timestamp_millis()),
+                    )
+                }
+                ConnectorError::Unauthorized(_) => ("needs-reconnect".into(), None),
+                ConnectorError::Gone(_) | ConnectorError::Invalid(_) => {
+                    ("error".into(), Some((now + settings.interval).timestamp_millis()))
+                }
+            };
+            tracing::warn!(connection = %c.id, state = %c.state, "sync failed");
+        }
+    }
+    store.save_calendar_connection(&c).await?;
+    Ok(c)
+}
+
+fn succeeded(c: &mut CalendarConnection, settings: &SyncSettings, now: DateTime<Utc>) {
+    c.state = "ok".into();
+    c.reason = None;
+    c.attempts = 0;
+    c.last_success_ms = Some(now.timestamp_millis());
+    c.next_run_ms = Some((now + settings.interval).timestamp_millis());
+}
+
+/// Consents naming the participant as patient or performer.
+async fn consents_of(store: &Store, participant: &str) -> Result<Vec<Value>, SyncError> {
+    let mut out = Vec::new();
+    for param in ["patient", "performer"] {
+        let search = ResourceSearch {
+            index: vec![IndexFilter::any_exact(param, [participant.to_string()])],
+            ..Default::default()
+        };
+        out.extend(store.find_resources("Consent", &search, 100).await?.into_iter().map(|r| r.content));
+    }
+    Ok(out)
+}
+
+/// Asks the connection's calendar. `secret` holds what the connection was sealed with
+/// (`url`, `username`, `password`, `refresh_token`); a rotated refresh token is written back.
+async fn fetch(
+    settings: &SyncSettings,
+    c: &CalendarConnection,
+    secret: &mut Value,
+    horizon: Interval,
+) -> Result<Fetched, ConnectorError> {
+    let text = |v: &Value, k: &str| v[k].as_str().unwrap_or_default().to_string();
+    let zone = chrono_tz::UTC;
+    let busy = |busy: Vec<BusyInterval>| Fetched::Busy { busy, validator: Validator::default(), warnings: Vec::new() };
+    match c.kind.as_str() {
+        "ics" => {
+            let previous: Option<Validator> =
+                c.validator.as_deref().and_then(|v| serde_json::from_str::<Value>(v).ok()).map(|v| Validator {
+                    etag: v["etag"].as_str().map(String::from),
+                    last_modified: v["last_modified"].as_str().map(String::from),
+                });
+            settings.connectors.ics.fetch(&text(secret, "url"), previous.as_ref(), horizon, zone).await
+        }
+        "caldav" => {
+            let account = CalDavAccount {
+                url: text(secret, "url"),
+                username: text(secret, "username"),
+                password: text(secret, "password"),
+            };
+            Ok(busy(settings.connectors.caldav.busy(&account, horizon, zone).await?.0))
+        }
+        "google" | "microsoft" => {
+            let mut credentials = Credentials { refresh_token: text(secret, "refresh_token"), access_token: None };
+            let result = match (c.kind.as_str(), &settings.connectors.google, &settings.connectors.microsoft) {
+                ("google", Some(g), _) => g.busy(&mut credentials, horizon).await,
+                ("microsoft", _, Some(m)) => m.busy(&mut credentials, horizon).await,
+                _ => Err(ConnectorError::Invalid(format!("{} is not configured on this server", c.kind))),
+            };
+            secret["refresh_token"] = json!(credentials.refresh_token);
+            result.map(busy)
+        }
+        other => Err(ConnectorError::Invalid(format!("unknown connection kind {other:?}"))),
+    }
+}
