@@ -17,9 +17,13 @@ async fn spawn_app() -> TestApp {
 }
 
 async fn spawn_app_holding(hold_seconds: u32) -> TestApp {
+    spawn_app_with(|s| s.hold_seconds = hold_seconds).await
+}
+
+async fn spawn_app_with(configure: impl FnOnce(&mut Settings)) -> TestApp {
     let database = TestDatabase::create().await;
     let mut settings = Settings::new("127.0.0.1:0", database.url.clone());
-    settings.hold_seconds = hold_seconds;
+    configure(&mut settings);
     let app = Application::build(&settings).await.expect("server starts");
     let base = format!("http://127.0.0.1:{}", app.port());
     tokio::spawn(app.run());
@@ -1413,5 +1417,85 @@ async fn find_narrows_by_organization_and_location_text() {
         StatusCode::BAD_REQUEST,
     )
     .await;
+    app.database.finish().await;
+}
+
+/// An ICS feed on loopback whose events carry a title, for the connections test.
+fn serve_feed(body: String) -> String {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://127.0.0.1:{}/secret-token-81/cal.ics", listener.local_addr().unwrap().port());
+    let server = actix_web::HttpServer::new(move || {
+        let body = body.clone();
+        actix_web::App::new().default_service(actix_web::web::to(move || {
+            let body = body.clone();
+            async move { actix_web::HttpResponse::Ok().content_type("text/calendar").body(body) }
+        }))
+    })
+    .workers(1)
+    .listen(listener)
+    .unwrap()
+    .run();
+    tokio::spawn(server);
+    url
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn calendar_connections_are_created_synced_listed_and_deleted() {
+    // Without a secret key the server cannot keep credentials: 503, said clearly.
+    let plain = spawn_app().await;
+    let resp = plain
+        .post("/connections", &json!({"participant": "Patient/maria", "kind": "ics", "url": "https://x.example/c.ics"}))
+        .await;
+    outcome(resp, StatusCode::SERVICE_UNAVAILABLE).await;
+    plain.database.finish().await;
+
+    let app = spawn_app_with(|s| s.secret_key = Some("q83vEjRWeJq83vEjRWeJq83vEjRWeJq83vEjRWeJq80=".into())).await;
+    load_clinic(&app).await;
+    let consent = json!({"resourceType": "Consent", "id": "maria-sync", "status": "active",
+        "scope": {"coding": [{"system": "http://terminology.hl7.org/CodeSystem/consentscope", "code": "patient-privacy"}]},
+        "category": [{"coding": [{"system": "http://loinc.org", "code": "59284-0"}]}],
+        "patient": {"reference": "Patient/maria"}, "provision": {"type": "permit"},
+        "policyRule": {"coding": [{"system": "http://terminology.hl7.org/CodeSystem/v3-ActCode", "code": "OPTIN"}]}});
+    assert!(app.put("/Consent/maria-sync", &consent, None).await.status().is_success());
+    let url = serve_feed(busy_at("1400", "1500"));
+    for (bad, status) in [
+        (json!({"participant": "Patient/nobody", "kind": "ics", "url": url}), StatusCode::BAD_REQUEST),
+        (json!({"participant": "Practitioner/okafor", "kind": "ics", "url": url}), StatusCode::BAD_REQUEST),
+        (json!({"participant": "Patient/maria", "kind": "ics"}), StatusCode::BAD_REQUEST),
+        (json!({"participant": "Patient/maria", "kind": "ics", "url": "file:///etc/passwd"}), StatusCode::BAD_REQUEST),
+        (json!({"participant": "Patient/maria", "kind": "caldav", "url": url}), StatusCode::BAD_REQUEST),
+        (json!({"participant": "Patient/maria", "kind": "google", "url": url}), StatusCode::BAD_REQUEST),
+        (json!({"participant": "Patient/maria", "kind": "fax", "url": url}), StatusCode::BAD_REQUEST),
+    ] {
+        outcome(app.post("/connections", &bad).await, status).await;
+    }
+    let resp = app.post("/connections", &json!({"participant": "Patient/maria", "kind": "ics", "url": url})).await;
+    assert_eq!(resp.status(), 201);
+    assert!(resp.headers().contains_key("location"));
+    let created: Value = resp.json().await.unwrap();
+    assert_eq!(created["state"], "new");
+    assert!(created["host"].as_str().unwrap().starts_with("127.0.0.1:"), "{created}");
+    assert!(!created.to_string().contains("secret-token-81"), "the address stays sealed: {created}");
+    let id = created["id"].as_str().unwrap();
+    // Sync now: Maria is busy 14:00-15:00Z on the test day, in her derived Schedule.
+    let synced: Value =
+        app.client.post(app.url(&format!("/connections/{id}/$sync"))).send().await.unwrap().json().await.unwrap();
+    assert_eq!(synced["state"], "ok", "{synced}");
+    assert!(synced["lastSuccess"].is_string() && synced["nextRun"].is_string());
+    let schedule = created["schedule"].as_str().unwrap().trim_start_matches("Schedule/").to_string();
+    let busy: Value = app.get(&format!("/Slot?schedule={schedule}")).await.json().await.unwrap();
+    assert_eq!(busy["total"], 1, "{busy}");
+    assert!(!busy.to_string().contains("Dentist"), "no event text");
+    let path = find_path().replace("&participant=RelatedPerson/ana", "");
+    assert_eq!(starts(&proposals(&app, &path).await), vec!["15:00", "15:30"], "the synced busy time counts");
+    let listed: Value = app.get("/connections?participant=Patient/maria").await.json().await.unwrap();
+    assert_eq!(listed["connections"].as_array().unwrap().len(), 1);
+    outcome(app.get("/connections?participant=Location/riverside").await, StatusCode::BAD_REQUEST).await;
+    outcome(app.get("/connections/unknown").await, StatusCode::NOT_FOUND).await;
+    // Deleting the connection takes its busy Slots with it.
+    assert_eq!(app.client.delete(app.url(&format!("/connections/{id}"))).send().await.unwrap().status(), 204);
+    let busy: Value = app.get(&format!("/Slot?schedule={schedule}")).await.json().await.unwrap();
+    assert_eq!(busy["total"], 0);
+    outcome(app.get(&format!("/connections/{id}")).await, StatusCode::NOT_FOUND).await;
     app.database.finish().await;
 }

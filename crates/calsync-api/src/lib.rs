@@ -16,6 +16,7 @@ use actix_web::middleware::ErrorHandlers;
 use actix_web::{App, HttpServer, web};
 use calsync_store::Store;
 
+pub mod connections;
 pub mod context;
 pub mod interaction;
 pub mod media;
@@ -59,12 +60,21 @@ pub struct Settings {
     pub hold_seconds: u32,
     /// Start the server's clock at this instant instead of now (the demo's fixed week).
     pub clock_start: Option<chrono::DateTime<chrono::Utc>>,
+    /// The key that seals calendar connections' credentials (32 bytes, base64); without it the
+    /// connections API answers 503.
+    pub secret_key: Option<String>,
 }
 
 impl Settings {
     /// Settings for `bind` and `database_url`, defaults otherwise.
     pub fn new(bind: impl Into<String>, database_url: impl Into<String>) -> Self {
-        Settings { bind: bind.into(), database_url: database_url.into(), hold_seconds: 600, clock_start: None }
+        Settings {
+            bind: bind.into(),
+            database_url: database_url.into(),
+            hold_seconds: 600,
+            clock_start: None,
+            secret_key: None,
+        }
     }
 }
 
@@ -105,14 +115,20 @@ impl Application {
                 }
             }
         });
+        let sync = web::Data::new(match &settings.secret_key {
+            Some(key) => Some(connections::sync_settings(key)?),
+            None => None,
+        });
         let clock = web::Data::new(clock);
         let server = HttpServer::new(move || {
             App::new()
                 .app_data(data.clone())
                 .app_data(clock.clone())
                 .app_data(hold.clone())
+                .app_data(sync.clone())
                 .app_data(web::PayloadConfig::new(media::MAX_BODY))
                 .wrap(ErrorHandlers::new().default_handler(outcome::as_operation_outcome))
+                .configure(connections::routes)
                 .configure(operation::routes)
                 .configure(interaction::routes)
         })

@@ -47,6 +47,9 @@ pub enum ApiError {
         /// Where.
         expression: Option<String>,
     },
+    /// 503: the server is not configured for this (e.g. no secret key for connections).
+    #[error("{0}")]
+    Unavailable(String),
     /// 500: our fault. The detail is logged, never sent.
     #[error("internal error")]
     Internal(String),
@@ -60,6 +63,7 @@ impl ApiError {
             ApiError::MethodNotAllowed(_) => "not-supported",
             ApiError::Conflict(_) | ApiError::PreconditionFailed(_) => "conflict",
             ApiError::Unprocessable { .. } => "processing",
+            ApiError::Unavailable(_) => "transient",
             ApiError::Internal(_) => "exception",
         }
     }
@@ -86,6 +90,7 @@ impl ResponseError for ApiError {
             ApiError::PreconditionFailed(_) => StatusCode::PRECONDITION_FAILED,
             ApiError::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             ApiError::Unprocessable { .. } => StatusCode::UNPROCESSABLE_ENTITY,
+            ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }

@@ -18,6 +18,7 @@ impl Settings {
             bind: String,
             database_url: String,
             hold_seconds: u32,
+            secret_key: Option<String>,
         }
         let layered: Layered = Config::builder()
             .set_default("bind", "127.0.0.1:8080")
@@ -35,6 +36,7 @@ impl Settings {
             database_url: layered.database_url,
             hold_seconds: layered.hold_seconds,
             clock_start: None,
+            secret_key: layered.secret_key,
         })
     }
 

@@ -79,7 +79,7 @@ impl IcsFeed {
 }
 
 /// `webcal://` is how calendar apps spell an `https://` subscription.
-fn feed_url(url: &str) -> Result<reqwest::Url, ConnectorError> {
+pub(crate) fn feed_url(url: &str) -> Result<reqwest::Url, ConnectorError> {
     let rewritten = match url.split_once("://") {
         Some((scheme, rest)) if scheme.eq_ignore_ascii_case("webcal") || scheme.eq_ignore_ascii_case("webcals") => {
             format!("https://{rest}")

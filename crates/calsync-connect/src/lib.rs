@@ -72,6 +72,12 @@ pub enum ConnectorError {
     Invalid(String),
 }
 
+/// The host of a calendar address (`https://`, `http://` or `webcal://`), the part of it that
+/// may be shown and stored in the clear; `None` when it is not such an address.
+pub fn address_host(address: &str) -> Option<String> {
+    ics::feed_url(address).ok().map(|u| host_of(&u))
+}
+
 /// `host[:port]` of a URL, for messages that must not carry tokens in paths or queries.
 pub(crate) fn host_of(url: &reqwest::Url) -> String {
     match (url.host_str(), url.port()) {

@@ -677,6 +677,16 @@ impl Store {
             .ok_or_else(|| StoreError::NotFound("Connection".into(), id.into()))
     }
 
+    /// Forgets a connection (its busy Slots are the caller's to remove first).
+    pub async fn delete_calendar_connection(&self, id: &str) -> Result<(), StoreError> {
+        let _turn = match &self.sqlite_writer {
+            Some(lock) => Some(lock.lock().await),
+            None => None,
+        };
+        entity::connection::Entity::delete_by_id(id.to_string()).exec(&self.db).await?;
+        Ok(())
+    }
+
     /// A participant's connections, by id.
     pub async fn calendar_connections_of(&self, participant: &str) -> Result<Vec<CalendarConnection>, StoreError> {
         Ok(entity::connection::Entity::find()

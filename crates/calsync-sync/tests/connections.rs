@@ -82,7 +82,8 @@ async fn world() -> World {
     let consent = json!({"resourceType": "Consent", "status": "active",
         "scope": {"coding": [{"system": "http://terminology.hl7.org/CodeSystem/consentscope", "code": "patient-privacy"}]},
         "category": [{"coding": [{"system": "http://loinc.org", "code": "59284-0"}]}],
-        "patient": {"reference": "Patient/maria"}, "provision": {"type": "permit"}});
+        "patient": {"reference": "Patient/maria"}, "provision": {"type": "permit"},
+        "policyRule": {"coding": [{"system": "http://terminology.hl7.org/CodeSystem/v3-ActCode", "code": "OPTIN"}]}});
     store.update("Consent", "maria-sync", consent, None).await.unwrap();
     let google = calsync_emulators::google::State::new("calsync", "secret");
     let microsoft = calsync_emulators::microsoft::State::new("calsync", "secret");

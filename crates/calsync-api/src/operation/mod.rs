@@ -22,6 +22,7 @@ mod participant;
 
 pub use hold::{HoldPolicy, sweep_expired_holds};
 pub use import_ics::{Imported, import_calendar};
+pub(crate) use participant::derived_schedule;
 
 /// Mounts the operations (before the REST interactions, whose `/{type}/{id}` would match them).
 pub fn routes(cfg: &mut web::ServiceConfig) {

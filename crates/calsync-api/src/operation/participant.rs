@@ -17,6 +17,19 @@ pub(crate) async fn derived_schedules(store: &Store, reference: &str) -> Result<
     Ok(found.into_iter().filter(|s| is_participant_schedule(&s.content)).collect())
 }
 
+/// The id of the participant's derived Schedule, created (with the participant as its only
+/// actor) if they have none yet.
+pub(crate) async fn derived_schedule(store: &Store, reference: &str) -> Result<String, ApiError> {
+    if let Some(s) = derived_schedules(store, reference).await?.into_iter().next() {
+        return Ok(s.id);
+    }
+    let id = format!("p-{}", calsync_fhir::index::fnv(reference));
+    let content =
+        serde_json::json!({"resourceType": "Schedule", "id": id, "active": true, "actor": [{"reference": reference}]});
+    store.update("Schedule", &id, content, None).await?;
+    Ok(id)
+}
+
 /// Maps a Slot status of a derived Schedule to a busy status (free Slots do not block).
 pub(crate) fn busy_status(code: &str) -> Option<BusyStatus> {
     match code {

@@ -1,0 +1,180 @@
+//! `/connections`: participants' calendar connections (not FHIR resources: they hold sealed
+//! credentials). Create one for an ICS feed or a CalDAV calendar, list a participant's with
+//! their status, sync one now, delete one (its busy Slots go with it). Credentials are sealed
+//! before they are stored and never returned. Google and Microsoft connect through OAuth
+//! (`/connect/{provider}/start`, not yet available).
+
+use actix_web::{HttpResponse, web};
+use calsync_connect::caldav::CalDav;
+use calsync_connect::ics::IcsFeed;
+use calsync_connect::retry::Backoff;
+use calsync_connect::secret::SecretKey;
+use calsync_store::{CalendarConnection, Store, StoreError};
+use calsync_sync::connection::{Connectors, SyncSettings, source_of, sync_connection};
+use chrono::{DateTime, TimeDelta, Utc};
+use serde_json::{Value, json};
+
+use crate::context::RequestContext;
+use crate::outcome::ApiError;
+
+/// Sync settings from the configured secret key (ICS and CalDAV; OAuth providers later).
+pub fn sync_settings(key: &str) -> Result<SyncSettings, String> {
+    let key = SecretKey::from_base64(key).map_err(|e| format!("secret_key: {e}"))?;
+    let timeout = std::time::Duration::from_secs(30);
+    let connectors = Connectors {
+        ics: IcsFeed::new(timeout).map_err(|e| e.to_string())?,
+        caldav: CalDav::new(timeout).map_err(|e| e.to_string())?,
+        google: None,
+        microsoft: None,
+    };
+    Ok(SyncSettings {
+        key,
+        connectors,
+        horizon: TimeDelta::days(90),
+        interval: TimeDelta::hours(24),
+        backoff: Backoff::default(),
+    })
+}
+
+/// Mounts the routes.
+pub fn routes(cfg: &mut web::ServiceConfig) {
+    cfg.service(web::resource("/connections").route(web::post().to(create)).route(web::get().to(list)))
+        .service(web::resource("/connections/{id}").route(web::get().to(read)).route(web::delete().to(delete)))
+        .service(web::resource("/connections/{id}/$sync").route(web::post().to(sync_now)));
+}
+
+type Sync = web::Data<Option<SyncSettings>>;
+
+fn configured(sync: &Sync) -> Result<&SyncSettings, ApiError> {
+    sync.as_ref().as_ref().ok_or_else(|| {
+        ApiError::Unavailable("calendar connections need a secret_key in the server's configuration".into())
+    })
+}
+
+fn instant(ms: Option<i64>) -> Value {
+    ms.and_then(DateTime::<Utc>::from_timestamp_millis)
+        .map_or(Value::Null, |t| json!(t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)))
+}
+
+/// What clients see of a connection: never its credentials or address beyond the host.
+fn view(c: &CalendarConnection) -> Value {
+    json!({"id": c.id, "participant": c.participant, "schedule": format!("Schedule/{}", c.schedule),
+        "kind": c.kind, "host": c.host, "state": c.state, "reason": c.reason,
+        "lastSuccess": instant(c.last_success_ms), "nextRun": instant(c.next_run_ms)})
+}
+
+fn text<'a>(body: &'a Value, name: &str) -> Result<&'a str, ApiError> {
+    body[name]
+        .as_str()
+        .filter(|s| !s.trim().is_empty())
+        .ok_or_else(|| ApiError::BadRequest(format!("{name} is required")))
+}
+
+async fn create(
+    cx: RequestContext,
+    store: web::Data<Store>,
+    sync: Sync,
+    body: web::Bytes,
+) -> Result<HttpResponse, ApiError> {
+    let settings = configured(&sync)?;
+    let body: Value =
+        serde_json::from_slice(&body).map_err(|e| ApiError::BadRequest(format!("the body is not JSON: {e}")))?;
+    let (t, id) =
+        crate::operation::typed_reference(text(&body, "participant")?, &["Patient", "RelatedPerson"], "participant")?;
+    let participant = format!("{t}/{id}");
+    match store.read(&t, &id).await {
+        Ok(_) => {}
+        Err(StoreError::NotFound(..) | StoreError::Gone(..)) => {
+            return Err(ApiError::BadRequest(format!("participant {participant} is not known")));
+        }
+        Err(e) => return Err(e.into()),
+    }
+    let kind = text(&body, "kind")?;
+    let url = text(&body, "url")?;
+    let secret = match kind {
+        "ics" => json!({"url": url}),
+        "caldav" => json!({"url": url, "username": text(&body, "username")?, "password": text(&body, "password")?}),
+        "google" | "microsoft" => {
+            return Err(ApiError::BadRequest(format!(
+                "{kind} calendars connect through OAuth (/connect/{kind}/start), which is not available yet"
+            )));
+        }
+        other => {
+            return Err(ApiError::BadRequest(format!("kind {other:?} is not one of ics, caldav, google, microsoft")));
+        }
+    };
+    let host = calsync_connect::address_host(url)
+        .ok_or_else(|| ApiError::BadRequest("url must be an http(s) or webcal address".into()))?;
+    let schedule = crate::operation::derived_schedule(&store, &participant).await?;
+    let connection_id = uuid::Uuid::new_v4().to_string();
+    let c = CalendarConnection {
+        id: connection_id.clone(),
+        participant,
+        schedule,
+        kind: kind.to_string(),
+        host,
+        secret: Some(settings.key.seal(&secret.to_string(), &connection_id)),
+        validator: None,
+        state: "new".into(),
+        reason: None,
+        last_success_ms: None,
+        next_run_ms: Some(cx.now.timestamp_millis()),
+        attempts: 0,
+    };
+    store.save_calendar_connection(&c).await?;
+    tracing::info!(connection = %c.id, kind = %c.kind, "calendar connected");
+    Ok(HttpResponse::Created().insert_header(("Location", format!("{}/connections/{}", cx.base, c.id))).json(view(&c)))
+}
+
+async fn list(
+    store: web::Data<Store>,
+    query: web::Query<std::collections::HashMap<String, String>>,
+) -> Result<HttpResponse, ApiError> {
+    let participant = query.get("participant").ok_or_else(|| ApiError::BadRequest("participant is required".into()))?;
+    let (t, id) = crate::operation::typed_reference(participant, &["Patient", "RelatedPerson"], "participant")?;
+    let found = store.calendar_connections_of(&format!("{t}/{id}")).await?;
+    Ok(HttpResponse::Ok().json(json!({"connections": found.iter().map(view).collect::<Vec<_>>()})))
+}
+
+async fn one(store: &Store, id: &str) -> Result<CalendarConnection, ApiError> {
+    match store.calendar_connection(id).await {
+        Ok(c) => Ok(c),
+        Err(StoreError::NotFound(..)) => Err(ApiError::NotFound(format!("connection {id} is not known"))),
+        Err(e) => Err(e.into()),
+    }
+}
+
+async fn read(store: web::Data<Store>, path: web::Path<String>) -> Result<HttpResponse, ApiError> {
+    Ok(HttpResponse::Ok().json(view(&one(&store, &path).await?)))
+}
+
+async fn sync_now(
+    cx: RequestContext,
+    store: web::Data<Store>,
+    sync: Sync,
+    path: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    let settings = configured(&sync)?;
+    let id = one(&store, &path).await?.id;
+    let c = sync_connection(&store, settings, &id, cx.now).await.map_err(|e| match e {
+        calsync_sync::SyncError::Store(e) => ApiError::from(e),
+        other => ApiError::Conflict(other.to_string()),
+    })?;
+    Ok(HttpResponse::Ok().json(view(&c)))
+}
+
+async fn delete(store: web::Data<Store>, path: web::Path<String>) -> Result<HttpResponse, ApiError> {
+    let c = one(&store, &path).await?;
+    let everything = calsync_core::Interval::new(
+        DateTime::<Utc>::from_timestamp_millis(0).unwrap_or_default(),
+        Utc::now() + TimeDelta::days(36_500),
+    );
+    let removed =
+        calsync_sync::apply(&store, &c.schedule, &source_of(&c.id), &[], everything).await.map_err(|e| match e {
+            calsync_sync::SyncError::Store(e) => ApiError::from(e),
+            other => ApiError::Conflict(other.to_string()),
+        })?;
+    store.delete_calendar_connection(&c.id).await?;
+    tracing::info!(connection = %c.id, removed = removed.removed, "calendar disconnected");
+    Ok(HttpResponse::NoContent().finish())
+}
