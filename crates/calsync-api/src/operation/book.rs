@@ -72,7 +72,7 @@ pub async fn handle(
         let id = match participant::derived_schedules(&store, reference).await?.into_iter().next() {
             Some(s) => s.id,
             // A participant without calendar data gets a derived Schedule for their bookings.
-            None => format!("p-{}", calsync_fhir::index::fnv(reference)),
+            None => participant::new_schedule_id(reference),
         };
         schedule_ids.push(id);
     }

@@ -17,13 +17,18 @@ pub(crate) async fn derived_schedules(store: &Store, reference: &str) -> Result<
     Ok(found.into_iter().filter(|s| is_participant_schedule(&s.content)).collect())
 }
 
+/// The id a participant's first derived Schedule gets when calsync creates it.
+pub(crate) fn new_schedule_id(reference: &str) -> String {
+    format!("p-{}", calsync_fhir::index::fnv(reference))
+}
+
 /// The id of the participant's derived Schedule, created (with the participant as its only
 /// actor) if they have none yet.
 pub(crate) async fn derived_schedule(store: &Store, reference: &str) -> Result<String, ApiError> {
     if let Some(s) = derived_schedules(store, reference).await?.into_iter().next() {
         return Ok(s.id);
     }
-    let id = format!("p-{}", calsync_fhir::index::fnv(reference));
+    let id = new_schedule_id(reference);
     let content =
         serde_json::json!({"resourceType": "Schedule", "id": id, "active": true, "actor": [{"reference": reference}]});
     store.update("Schedule", &id, content, None).await?;
