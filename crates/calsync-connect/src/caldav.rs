@@ -46,11 +46,7 @@ pub struct CalDav {
 impl CalDav {
     /// A reader whose every request gives up after `timeout`.
     pub fn new(timeout: Duration) -> Result<CalDav, ConnectorError> {
-        let client = reqwest::Client::builder()
-            .timeout(timeout)
-            .user_agent(concat!("calsync/", env!("CARGO_PKG_VERSION")))
-            .build()
-            .map_err(|e| ConnectorError::Invalid(format!("cannot build an HTTP client: {e}")))?;
+        let client = crate::http_client(timeout)?;
         Ok(CalDav { client })
     }
 

@@ -9,6 +9,7 @@ use chrono::{DateTime, TimeDelta, Utc};
 use reqwest::Url;
 use serde_json::{Value, json};
 
+pub use crate::oauth::{Credentials, OAuthClient};
 use crate::{ConnectorError, host_of, retry, transport_error};
 
 /// The OAuth scope calsync asks Google for: free/busy only.
@@ -26,30 +27,6 @@ pub struct GoogleEndpoints {
     pub token: Url,
 }
 
-/// The OAuth client calsync is registered as.
-#[derive(Debug, Clone)]
-pub struct OAuthClient {
-    /// `client_id`.
-    pub id: String,
-    /// `client_secret` (never logged).
-    pub secret: String,
-}
-
-/// A connection's credentials: the long-lived refresh token and, once fetched, an access token.
-#[derive(Clone, Default)]
-pub struct Credentials {
-    /// Refresh token (kept encrypted at rest by the caller; never logged).
-    pub refresh_token: String,
-    /// The current access token, if any.
-    pub access_token: Option<String>,
-}
-
-impl std::fmt::Debug for Credentials {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("Credentials { .. }")
-    }
-}
-
 /// Reads free/busy from Google Calendar.
 #[derive(Debug, Clone)]
 pub struct GoogleCalendar {
@@ -61,11 +38,7 @@ pub struct GoogleCalendar {
 impl GoogleCalendar {
     /// A connector for `endpoints` as OAuth client `oauth`; each request gives up after `timeout`.
     pub fn new(endpoints: GoogleEndpoints, oauth: OAuthClient, timeout: Duration) -> Result<Self, ConnectorError> {
-        let client = reqwest::Client::builder()
-            .timeout(timeout)
-            .user_agent(concat!("calsync/", env!("CARGO_PKG_VERSION")))
-            .build()
-            .map_err(|e| ConnectorError::Invalid(format!("cannot build an HTTP client: {e}")))?;
+        let client = crate::http_client(timeout)?;
         Ok(GoogleCalendar { client, endpoints, oauth })
     }
 
@@ -107,44 +80,16 @@ impl GoogleCalendar {
 
     /// A new access token from the refresh grant.
     async fn refresh(&self, refresh_token: &str) -> Result<String, ConnectorError> {
-        let host = host_of(&self.endpoints.token);
-        let form = [
-            ("grant_type", "refresh_token"),
-            ("refresh_token", refresh_token),
-            ("client_id", self.oauth.id.as_str()),
-            ("client_secret", self.oauth.secret.as_str()),
-        ];
-        let response = self
-            .client
-            .post(self.endpoints.token.clone())
-            .form(&form)
-            .send()
-            .await
-            .map_err(|e| transport_error(&e, &host))?;
-        let status = response.status();
-        let headers = response.headers().clone();
-        let body: Value = response.json().await.unwrap_or(Value::Null);
-        if status.is_success() {
-            return body["access_token"]
-                .as_str()
-                .map(String::from)
-                .ok_or_else(|| ConnectorError::Invalid(format!("{host} sent no access_token")));
-        }
-        match body["error"].as_str() {
-            Some("invalid_grant") => Err(ConnectorError::Unauthorized(
-                "Google revoked or expired the grant: the participant must reconnect".into(),
-            )),
-            Some("invalid_client" | "unauthorized_client") => {
-                Err(ConnectorError::Unauthorized(format!("{host} does not accept calsync's OAuth client")))
-            }
-            _ if status.is_server_error() || status == reqwest::StatusCode::TOO_MANY_REQUESTS => {
-                Err(ConnectorError::Transient {
-                    reason: format!("{host} answered {status}"),
-                    retry_after: retry::retry_after(&headers),
-                })
-            }
-            _ => Err(ConnectorError::Invalid(format!("{host} answered {status} to a token refresh"))),
-        }
+        let body = crate::oauth::refresh_grant(
+            &self.client,
+            &self.endpoints.token,
+            &self.oauth,
+            refresh_token,
+            None,
+            "Google",
+        )
+        .await?;
+        Ok(body["access_token"].as_str().unwrap_or_default().to_string())
     }
 
     async fn free_busy(&self, access_token: &str, range: Interval) -> Result<Vec<BusyInterval>, Refused> {

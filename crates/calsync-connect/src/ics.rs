@@ -21,12 +21,7 @@ pub struct IcsFeed {
 impl IcsFeed {
     /// A reader whose every request gives up after `timeout`.
     pub fn new(timeout: Duration) -> Result<IcsFeed, ConnectorError> {
-        let client = reqwest::Client::builder()
-            .timeout(timeout)
-            .connect_timeout(timeout.min(Duration::from_secs(10)))
-            .user_agent(concat!("calsync/", env!("CARGO_PKG_VERSION")))
-            .build()
-            .map_err(|e| ConnectorError::Invalid(format!("cannot build an HTTP client: {e}")))?;
+        let client = crate::http_client(timeout)?;
         Ok(IcsFeed { client })
     }
 

@@ -16,6 +16,7 @@ pub mod caldav;
 pub mod google;
 pub mod ics;
 pub mod microsoft;
+pub mod oauth;
 pub mod retry;
 pub mod secret;
 
@@ -70,6 +71,17 @@ pub enum ConnectorError {
     /// The answer cannot be read as a calendar; the previous busy data must stay.
     #[error("unreadable calendar: {0}")]
     Invalid(String),
+}
+
+/// The HTTP client every connector uses: a timeout per request (and for connecting) and
+/// calsync's user agent.
+pub(crate) fn http_client(timeout: Duration) -> Result<reqwest::Client, ConnectorError> {
+    reqwest::Client::builder()
+        .timeout(timeout)
+        .connect_timeout(timeout.min(Duration::from_secs(10)))
+        .user_agent(concat!("calsync/", env!("CARGO_PKG_VERSION")))
+        .build()
+        .map_err(|e| ConnectorError::Invalid(format!("cannot build an HTTP client: {e}")))
 }
 
 /// The host of a calendar address (`https://`, `http://` or `webcal://`), the part of it that

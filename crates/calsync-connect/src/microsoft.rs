@@ -11,7 +11,7 @@ use chrono::{DateTime, NaiveDateTime, TimeZone, Utc};
 use reqwest::Url;
 use serde_json::Value;
 
-pub use crate::google::{Credentials, OAuthClient};
+pub use crate::oauth::{Credentials, OAuthClient};
 use crate::{ConnectorError, host_of, retry, transport_error};
 
 /// The OAuth scopes calsync asks Microsoft for.
@@ -43,11 +43,7 @@ const MAX_PAGES: usize = 1000;
 impl MicrosoftCalendar {
     /// A connector for `endpoints` as OAuth client `oauth`; each request gives up after `timeout`.
     pub fn new(endpoints: MicrosoftEndpoints, oauth: OAuthClient, timeout: Duration) -> Result<Self, ConnectorError> {
-        let client = reqwest::Client::builder()
-            .timeout(timeout)
-            .user_agent(concat!("calsync/", env!("CARGO_PKG_VERSION")))
-            .build()
-            .map_err(|e| ConnectorError::Invalid(format!("cannot build an HTTP client: {e}")))?;
+        let client = crate::http_client(timeout)?;
         Ok(MicrosoftCalendar { client, endpoints, oauth })
     }
 
@@ -103,49 +99,20 @@ impl MicrosoftCalendar {
 
     /// Refreshes the access token; the new refresh token replaces the used one.
     async fn refresh(&self, credentials: &mut Credentials) -> Result<(), ConnectorError> {
-        let host = host_of(&self.endpoints.token);
-        let form = [
-            ("grant_type", "refresh_token"),
-            ("refresh_token", credentials.refresh_token.as_str()),
-            ("client_id", self.oauth.id.as_str()),
-            ("client_secret", self.oauth.secret.as_str()),
-            ("scope", SCOPES),
-        ];
-        let response = self
-            .client
-            .post(self.endpoints.token.clone())
-            .form(&form)
-            .send()
-            .await
-            .map_err(|e| transport_error(&e, &host))?;
-        let status = response.status();
-        let headers = response.headers().clone();
-        let body: Value = response.json().await.unwrap_or(Value::Null);
-        if status.is_success() {
-            let access = body["access_token"]
-                .as_str()
-                .ok_or_else(|| ConnectorError::Invalid(format!("{host} sent no access_token")))?;
-            credentials.access_token = Some(access.to_string());
-            if let Some(rotated) = body["refresh_token"].as_str() {
-                credentials.refresh_token = rotated.to_string();
-            }
-            return Ok(());
+        let body = crate::oauth::refresh_grant(
+            &self.client,
+            &self.endpoints.token,
+            &self.oauth,
+            &credentials.refresh_token,
+            Some(SCOPES),
+            "Microsoft",
+        )
+        .await?;
+        credentials.access_token = body["access_token"].as_str().map(String::from);
+        if let Some(rotated) = body["refresh_token"].as_str() {
+            credentials.refresh_token = rotated.to_string();
         }
-        match body["error"].as_str() {
-            Some("invalid_grant" | "interaction_required" | "consent_required") => Err(ConnectorError::Unauthorized(
-                "Microsoft revoked or expired the grant: the participant must reconnect".into(),
-            )),
-            Some("invalid_client" | "unauthorized_client") => {
-                Err(ConnectorError::Unauthorized(format!("{host} does not accept calsync's OAuth client")))
-            }
-            _ if status.is_server_error() || status == reqwest::StatusCode::TOO_MANY_REQUESTS => {
-                Err(ConnectorError::Transient {
-                    reason: format!("{host} answered {status}"),
-                    retry_after: retry::retry_after(&headers),
-                })
-            }
-            _ => Err(ConnectorError::Invalid(format!("{host} answered {status} to a token refresh"))),
-        }
+        Ok(())
     }
 
     /// One page: its busy windows and the next page's address. `Err(None)`: the access token
