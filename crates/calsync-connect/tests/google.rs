@@ -18,11 +18,7 @@ fn at(d: u32, h: u32) -> DateTime<Utc> {
 async fn emulator() -> (GoogleCalendar, Shared) {
     let state = State::new("calsync-client", "client-secret");
     let busy = vec![(at(1, 9), at(1, 10)), (at(89, 23), at(90, 2)), (at(150, 14), at(150, 15))];
-    state.lock().unwrap().add_account(
-        "maria@example.com",
-        "refresh-maria",
-        Account { busy, titles: vec!["Chemotherapy".into()] },
-    );
+    state.lock().unwrap().add_account("maria@example.com", "refresh-maria", Account { busy });
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
     let base = format!("http://127.0.0.1:{}/", listener.local_addr().unwrap().port());
     let routes = state.clone();

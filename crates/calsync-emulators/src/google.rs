@@ -27,10 +27,8 @@ pub enum Fault {
 /// One emulated Google account.
 #[derive(Debug, Clone, Default)]
 pub struct Account {
-    /// Busy ranges of the primary calendar.
+    /// Busy ranges of the primary calendar (freeBusy knows nothing else about events).
     pub busy: Vec<(DateTime<Utc>, DateTime<Utc>)>,
-    /// Titles of the events behind them: never sent by freeBusy, here so tests can check that.
-    pub titles: Vec<String>,
 }
 
 /// The emulator's state, shared with the test that scripts it.

@@ -226,10 +226,7 @@ async fn oauth_connections_sync_rotate_their_tokens_and_wait_for_a_reconnect_whe
     w.google.lock().unwrap().add_account(
         "maria@example.com",
         "google-refresh",
-        calsync_emulators::google::Account {
-            busy: vec![(soon(2), soon(2) + TimeDelta::hours(1))],
-            titles: vec!["Chemo".into()],
-        },
+        calsync_emulators::google::Account { busy: vec![(soon(2), soon(2) + TimeDelta::hours(1))] },
     );
     {
         let mut m = w.microsoft.lock().unwrap();
