@@ -46,9 +46,18 @@ fn private_calendar() -> String {
 #[derive(Clone)]
 struct Feed {
     body: Arc<Mutex<String>>,
+    /// When set, the feed answers this status (with `Retry-After: 60` on 503) instead.
+    failing: Arc<Mutex<Option<u16>>>,
 }
 
 async fn feed(req: HttpRequest, feed: web::Data<Feed>) -> HttpResponse {
+    if let Some(code) = *feed.failing.lock().unwrap() {
+        let mut r = HttpResponse::build(actix_web::http::StatusCode::from_u16(code).unwrap());
+        if code == 503 {
+            r.insert_header(("Retry-After", "60"));
+        }
+        return r.finish();
+    }
     let body = feed.body.lock().unwrap().clone();
     let etag = format!("\"{}\"", body.len());
     if req.headers().get("If-None-Match").and_then(|v| v.to_str().ok()) == Some(etag.as_str()) {
@@ -176,7 +185,8 @@ impl World {
 async fn an_ics_connection_syncs_keeps_nothing_private_survives_a_bad_feed_and_is_purged_without_consent() {
     let w = world().await;
     let body = Arc::new(Mutex::new(private_calendar()));
-    let state = Feed { body: body.clone() };
+    let failing = Arc::new(Mutex::new(None));
+    let state = Feed { body: body.clone(), failing: failing.clone() };
     let base = serve(move |cfg| {
         cfg.app_data(web::Data::new(state.clone())).default_service(web::to(feed));
     });
@@ -188,6 +198,27 @@ async fn an_ics_connection_syncs_keeps_nothing_private_survives_a_bad_feed_and_i
     // Unchanged: a conditional request, nothing rewritten.
     assert_eq!(w.sync("c1").await.state, "ok");
     assert_eq!(w.busy("c1").await, 2);
+    // The fault matrix: each failure sets the state, and the previous busy data stays.
+    for (code, state, retry_at_least) in [
+        (503, "error", Some(60)),
+        (500, "error", Some(0)),
+        (410, "error", Some(0)),
+        (404, "error", Some(0)),
+        (401, "needs-reconnect", None),
+    ] {
+        *failing.lock().unwrap() = Some(code);
+        let c = w.sync("c1").await;
+        assert_eq!(c.state, state, "{code}: {:?}", c.reason);
+        match retry_at_least {
+            Some(s) => {
+                assert!(c.next_run_ms.unwrap() >= (now() + TimeDelta::seconds(s - 1)).timestamp_millis(), "{code}")
+            }
+            None => assert_eq!(c.next_run_ms, None, "{code}: no retry until the participant reconnects"),
+        }
+        assert_eq!(w.busy("c1").await, 2, "{code}: the busy data is intact");
+    }
+    *failing.lock().unwrap() = None;
+    assert_eq!(w.sync("c1").await.state, "ok", "and it recovers");
     // A broken feed is reported on the connection and the previous busy data stays.
     *body.lock().unwrap() = "BEGIN:VCALENDAR\r\nBEGIN:VEVENT\r\nDTSTART:garbage\r\n".into();
     let c = w.sync("c1").await;
