@@ -156,24 +156,13 @@ async fn sync_now(
 ) -> Result<HttpResponse, ApiError> {
     let settings = configured(&sync)?;
     let id = one(&store, &path).await?.id;
-    let c = sync_connection(&store, settings, &id, cx.now).await.map_err(|e| match e {
-        calsync_sync::SyncError::Store(e) => ApiError::from(e),
-        other => ApiError::Conflict(other.to_string()),
-    })?;
+    let c = sync_connection(&store, settings, &id, cx.now).await?;
     Ok(HttpResponse::Ok().json(view(&c)))
 }
 
 async fn delete(store: web::Data<Store>, path: web::Path<String>) -> Result<HttpResponse, ApiError> {
     let c = one(&store, &path).await?;
-    let everything = calsync_core::Interval::new(
-        DateTime::<Utc>::from_timestamp_millis(0).unwrap_or_default(),
-        Utc::now() + TimeDelta::days(36_500),
-    );
-    let removed =
-        calsync_sync::apply(&store, &c.schedule, &source_of(&c.id), &[], everything).await.map_err(|e| match e {
-            calsync_sync::SyncError::Store(e) => ApiError::from(e),
-            other => ApiError::Conflict(other.to_string()),
-        })?;
+    let removed = calsync_sync::purge(&store, &c.schedule, &source_of(&c.id)).await?;
     store.delete_calendar_connection(&c.id).await?;
     tracing::info!(connection = %c.id, removed = removed.removed, "calendar disconnected");
     Ok(HttpResponse::NoContent().finish())

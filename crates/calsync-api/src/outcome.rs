@@ -106,6 +106,20 @@ impl ResponseError for ApiError {
     }
 }
 
+impl From<calsync_sync::SyncError> for ApiError {
+    fn from(e: calsync_sync::SyncError) -> Self {
+        use calsync_sync::SyncError;
+        match e {
+            SyncError::Store(e) => e.into(),
+            SyncError::NotParticipant(_) => {
+                ApiError::Unprocessable { message: e.to_string(), expression: Some("Schedule.actor".into()) }
+            }
+            SyncError::Credentials(_) => ApiError::Conflict(e.to_string()),
+            SyncError::BadSource(_) => ApiError::Internal(e.to_string()),
+        }
+    }
+}
+
 impl From<StoreError> for ApiError {
     fn from(e: StoreError) -> Self {
         match e {

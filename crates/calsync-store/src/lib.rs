@@ -641,10 +641,7 @@ impl Store {
     /// Writes a connection (new or changed) as it is.
     pub async fn save_calendar_connection(&self, c: &CalendarConnection) -> Result<(), StoreError> {
         use sea_orm::IntoActiveModel;
-        let _turn = match &self.sqlite_writer {
-            Some(lock) => Some(lock.lock().await),
-            None => None,
-        };
+        let _turn = self.write_turn().await;
         let active = c.clone().into_active_model();
         entity::connection::Entity::insert(active)
             .on_conflict(
@@ -679,10 +676,7 @@ impl Store {
 
     /// Forgets a connection (its busy Slots are the caller's to remove first).
     pub async fn delete_calendar_connection(&self, id: &str) -> Result<(), StoreError> {
-        let _turn = match &self.sqlite_writer {
-            Some(lock) => Some(lock.lock().await),
-            None => None,
-        };
+        let _turn = self.write_turn().await;
         entity::connection::Entity::delete_by_id(id.to_string()).exec(&self.db).await?;
         Ok(())
     }

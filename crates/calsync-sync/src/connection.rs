@@ -67,8 +67,7 @@ pub async fn sync_connection(
     let horizon = Interval::new(now - TimeDelta::days(1), now + settings.horizon);
     let source = source_of(&c.id);
     if let Decision::Refused(reason) = calendar_sync(&consents_of(store, &c.participant).await?, &c.participant, now) {
-        let everything = Interval::new(now - TimeDelta::days(36_500), now + TimeDelta::days(36_500));
-        let purged = crate::apply(store, &c.schedule, &source, &[], everything).await?;
+        let purged = crate::purge(store, &c.schedule, &source).await?;
         c.secret = None;
         c.validator = None;
         c.state = "consent-withdrawn".into();

@@ -51,6 +51,16 @@ pub fn slot_prefix(source: &str, key: &str) -> String {
     format!("{source}-{}-", calsync_fhir::index::fnv(key))
 }
 
+/// Removes every busy Slot `source` put on participant Schedule `schedule_id`, whenever it is
+/// (a connection deleted, or its consent withdrawn).
+pub async fn purge(store: &Store, schedule_id: &str, source: &str) -> Result<Applied, SyncError> {
+    let all_time = Interval::new(
+        chrono::DateTime::<chrono::Utc>::MIN_UTC + TimeDelta::days(3651),
+        chrono::DateTime::<chrono::Utc>::MAX_UTC - TimeDelta::days(3651),
+    );
+    apply(store, schedule_id, source, &[], all_time).await
+}
+
 /// Replaces the busy Slots `source` put on participant Schedule `schedule_id` with `busy`
 /// (windows reported over `horizon`; earlier Slots of the source anywhere in time go), in one
 /// transaction. Same window, same Slot id: an unchanged report changes nothing.

@@ -70,9 +70,6 @@ pub async fn import_calendar(
     let expansion = calsync_ical::Calendar::parse(text)
         .and_then(|c| c.expand(horizon, zone.unwrap_or(chrono_tz::UTC)))
         .map_err(|e| ApiError::BadRequest(format!("the calendar cannot be read: {e}")))?;
-    let applied = calsync_sync::apply(store, id, "ics", &expansion.busy(), horizon).await.map_err(|e| match e {
-        calsync_sync::SyncError::Store(e) => ApiError::from(e),
-        other => ApiError::Unprocessable { message: other.to_string(), expression: Some("Schedule.actor".into()) },
-    })?;
+    let applied = calsync_sync::apply(store, id, "ics", &expansion.busy(), horizon).await?;
     Ok(Imported { busy: applied.busy, added: applied.added, removed: applied.removed })
 }
