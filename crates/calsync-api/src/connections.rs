@@ -6,44 +6,83 @@
 
 use actix_web::{HttpResponse, web};
 use calsync_connect::caldav::CalDav;
+use calsync_connect::google::{GoogleCalendar, GoogleEndpoints};
 use calsync_connect::ics::IcsFeed;
+use calsync_connect::microsoft::{MicrosoftCalendar, MicrosoftEndpoints};
+use calsync_connect::oauth::OAuthClient;
 use calsync_connect::retry::Backoff;
 use calsync_connect::secret::SecretKey;
 use calsync_store::{CalendarConnection, Store, StoreError};
-use calsync_sync::connection::{Connectors, SyncSettings, source_of, sync_connection};
+use calsync_sync::connection::{Connectors, ProviderLimits, SyncSettings, source_of, sync_connection};
 use chrono::{DateTime, TimeDelta, Utc};
 use serde_json::{Value, json};
 
 use crate::context::RequestContext;
 use crate::outcome::ApiError;
+use crate::{OAuthProvider, Settings};
 
-/// Sync settings from the configured secret key (ICS and CalDAV; OAuth providers later).
-pub fn sync_settings(key: &str) -> Result<SyncSettings, String> {
+/// Sync settings from the configuration: the secret key, and Google and Microsoft when their
+/// OAuth clients are configured. `None` without a secret key (connections are then refused).
+pub fn sync_settings(settings: &Settings) -> Result<Option<SyncSettings>, String> {
+    let Some(key) = &settings.secret_key else { return Ok(None) };
     let key = SecretKey::from_base64(key).map_err(|e| format!("secret_key: {e}"))?;
     let timeout = std::time::Duration::from_secs(30);
+    let url = |name: &str, text: &str| text.parse().map_err(|e| format!("{name}: {text:?} is not a URL: {e}"));
+    let client = |p: &OAuthProvider| OAuthClient { id: p.client_id.clone(), secret: p.client_secret.clone() };
+    let google = match &settings.google {
+        Some(p) => Some(
+            GoogleCalendar::new(
+                GoogleEndpoints { api: url("google.api_url", &p.api_url)?, token: url("google.token_url", &p.token_url)? },
+                client(p),
+                timeout,
+            )
+            .map_err(|e| e.to_string())?,
+        ),
+        None => None,
+    };
+    let microsoft = match &settings.microsoft {
+        Some(p) => Some(
+            MicrosoftCalendar::new(
+                MicrosoftEndpoints {
+                    graph: url("microsoft.api_url", &p.api_url)?,
+                    token: url("microsoft.token_url", &p.token_url)?,
+                },
+                client(p),
+                timeout,
+            )
+            .map_err(|e| e.to_string())?,
+        ),
+        None => None,
+    };
     let connectors = Connectors {
         ics: IcsFeed::new(timeout).map_err(|e| e.to_string())?,
         caldav: CalDav::new(timeout).map_err(|e| e.to_string())?,
-        google: None,
-        microsoft: None,
+        google,
+        microsoft,
     };
-    Ok(SyncSettings {
+    let sync = &settings.sync;
+    Ok(Some(SyncSettings {
         key,
         connectors,
-        horizon: TimeDelta::days(90),
-        interval: TimeDelta::hours(24),
+        horizon: TimeDelta::days(sync.horizon_days.max(1)),
+        interval: TimeDelta::hours(sync.interval_hours.max(1)),
         backoff: Backoff::default(),
-    })
+        limits: ProviderLimits::each(sync.limit_ics, sync.limit_caldav, sync.limit_google, sync.limit_microsoft),
+    }))
 }
 
 /// Mounts the routes.
 pub fn routes(cfg: &mut web::ServiceConfig) {
     cfg.service(web::resource("/connections").route(web::post().to(create)).route(web::get().to(list)))
+        .service(web::resource("/connections/$sync-all").route(web::post().to(sync_all)))
         .service(web::resource("/connections/{id}").route(web::get().to(read)).route(web::delete().to(delete)))
         .service(web::resource("/connections/{id}/$sync").route(web::post().to(sync_now)));
 }
 
 type Sync = web::Data<Option<SyncSettings>>;
+
+/// The job queue (present whenever [`Sync`] is).
+pub(crate) type Jobs = web::Data<Option<tokio::sync::Mutex<calsync_worker::Queue>>>;
 
 fn configured(sync: &Sync) -> Result<&SyncSettings, ApiError> {
     sync.as_ref().as_ref().ok_or_else(|| {
@@ -158,6 +197,16 @@ async fn sync_now(
     let id = one(&store, &path).await?.id;
     let c = sync_connection(&store, settings, &id, cx.now).await?;
     Ok(HttpResponse::Ok().json(view(&c)))
+}
+
+/// `POST /connections/$sync-all`: every connection that syncs by itself becomes due now and is
+/// queued for the worker (what the nightly run does). 202 with how many were queued.
+async fn sync_all(cx: RequestContext, store: web::Data<Store>, sync: Sync, jobs: Jobs) -> Result<HttpResponse, ApiError> {
+    configured(&sync)?;
+    let queue = jobs.as_ref().as_ref().ok_or_else(|| ApiError::Unavailable("the job queue is not open".into()))?;
+    let queued = queue.lock().await.sync_all(&store, cx.now).await.map_err(|e| ApiError::Internal(e.to_string()))?;
+    tracing::info!(connections = queued, "sync of every connection requested");
+    Ok(HttpResponse::Accepted().json(json!({"queued": queued})))
 }
 
 async fn delete(store: web::Data<Store>, path: web::Path<String>) -> Result<HttpResponse, ApiError> {

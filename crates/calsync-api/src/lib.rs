@@ -25,29 +25,9 @@ pub mod outcome;
 pub mod registry;
 pub mod settings;
 
-/// The searchable values of a resource, as the store indexes them.
-fn index_rows(resource_type: &str, resource: &serde_json::Value) -> calsync_store::Indexed {
-    use calsync_fhir::index;
-    calsync_store::Indexed {
-        terms: index::entries(resource_type, resource)
-            .into_iter()
-            .map(|e| calsync_store::IndexRow {
-                param: e.param.to_string(),
-                system: e.system,
-                value: e.value,
-                raw: e.raw,
-            })
-            .collect(),
-        dates: index::date_entries(resource_type, resource)
-            .into_iter()
-            .map(|d| calsync_store::DateRow { param: d.param.to_string(), low: d.low, high: d.high })
-            .collect(),
-    }
-}
-
-/// The FHIR search index definitions, for the store.
-pub const INDEXER: calsync_store::Indexer =
-    calsync_store::Indexer { extract: index_rows, fingerprint: calsync_fhir::index::fingerprint };
+/// The FHIR search index definitions, for the store (kept in calsync-sync, which every
+/// process that writes resources shares).
+pub use calsync_sync::INDEXER;
 
 /// What the server needs to start.
 #[derive(Debug, Clone)]
@@ -63,6 +43,91 @@ pub struct Settings {
     /// The key that seals calendar connections' credentials (32 bytes, base64); without it the
     /// connections API answers 503.
     pub secret_key: Option<String>,
+    /// The server's address as browsers reach it (`https://calsync.example.org`), for OAuth
+    /// redirect URIs; the request's own address when unset.
+    pub public_url: Option<String>,
+    /// Calendar syncs and the worker.
+    pub sync: SyncConfig,
+    /// Google Calendar's OAuth client and endpoints (none: Google is not offered).
+    pub google: Option<OAuthProvider>,
+    /// Microsoft Graph's OAuth client and endpoints (none: Outlook is not offered).
+    pub microsoft: Option<OAuthProvider>,
+}
+
+/// Calendar syncs and the worker (`[sync]` in the configuration).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Deserialize)]
+#[serde(default)]
+pub struct SyncConfig {
+    /// `calsync serve` runs the worker in its own process (the embedded default); production
+    /// runs `calsync worker` in its own container and sets this to false.
+    pub worker: bool,
+    /// Syncs at once per worker process.
+    pub concurrency: usize,
+    /// Syncs at once per provider and process.
+    pub limit_ics: usize,
+    /// CalDAV servers are often small ones.
+    pub limit_caldav: usize,
+    /// Google allows about 600 requests a minute per user.
+    pub limit_google: usize,
+    /// Graph throttles at 4 concurrent requests per mailbox.
+    pub limit_microsoft: usize,
+    /// How often due connections are queued, in seconds.
+    pub sweep_seconds: u64,
+    /// How often a worker reports it is alive, in seconds (three missed: its jobs move on).
+    pub heartbeat_seconds: u64,
+    /// When every connection syncs: cron `sec min hour day-of-month month day-of-week`.
+    pub nightly: String,
+    /// The IANA zone the nightly schedule is read in.
+    pub nightly_zone: String,
+    /// How far ahead busy time is read, in days.
+    pub horizon_days: i64,
+    /// The next regular sync after a good one, in hours.
+    pub interval_hours: i64,
+}
+
+impl Default for SyncConfig {
+    fn default() -> Self {
+        Self {
+            worker: true,
+            concurrency: 16,
+            limit_ics: 8,
+            limit_caldav: 4,
+            limit_google: 8,
+            limit_microsoft: 4,
+            sweep_seconds: 60,
+            heartbeat_seconds: 30,
+            nightly: "0 0 2 * * *".into(),
+            nightly_zone: "UTC".into(),
+            horizon_days: 90,
+            interval_hours: 24,
+        }
+    }
+}
+
+/// An OAuth provider's client registration and endpoints (`[google]`, `[microsoft]`).
+#[derive(Clone, PartialEq, Eq, serde::Deserialize)]
+pub struct OAuthProvider {
+    /// The client id registered with the provider.
+    pub client_id: String,
+    /// The client secret (from the environment: `CALSYNC_GOOGLE__CLIENT_SECRET`).
+    pub client_secret: String,
+    /// Where the participant's browser is sent to consent.
+    pub authorize_url: String,
+    /// Where codes and refresh tokens are exchanged.
+    pub token_url: String,
+    /// The calendar API's base (`https://www.googleapis.com/`, `https://graph.microsoft.com/`).
+    pub api_url: String,
+}
+
+impl std::fmt::Debug for OAuthProvider {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("OAuthProvider")
+            .field("client_id", &self.client_id)
+            .field("authorize_url", &self.authorize_url)
+            .field("token_url", &self.token_url)
+            .field("api_url", &self.api_url)
+            .finish_non_exhaustive()
+    }
 }
 
 impl Settings {
@@ -74,6 +139,10 @@ impl Settings {
             hold_seconds: 600,
             clock_start: None,
             secret_key: None,
+            public_url: None,
+            sync: SyncConfig::default(),
+            google: None,
+            microsoft: None,
         }
     }
 }
@@ -86,6 +155,8 @@ pub struct Application {
     server: Server,
     port: u16,
     store: Store,
+    sync: Option<calsync_sync::connection::SyncSettings>,
+    clock: context::Clock,
 }
 
 impl Application {
@@ -115,10 +186,18 @@ impl Application {
                 }
             }
         });
-        let sync = web::Data::new(match &settings.secret_key {
-            Some(key) => Some(connections::sync_settings(key)?),
+        let sync_settings = connections::sync_settings(settings)?;
+        let queue = match &sync_settings {
+            Some(_) => Some(
+                calsync_worker::Queue::open(&store, std::time::Duration::from_secs(settings.sync.heartbeat_seconds.max(1)))
+                    .await
+                    .map_err(|e| e.to_string())?,
+            ),
             None => None,
-        });
+        };
+        let sync = web::Data::new(sync_settings.clone());
+        let queue_data = web::Data::new(queue.clone().map(tokio::sync::Mutex::new));
+        let server_clock = clock;
         let clock = web::Data::new(clock);
         let server = HttpServer::new(move || {
             App::new()
@@ -126,6 +205,7 @@ impl Application {
                 .app_data(clock.clone())
                 .app_data(hold.clone())
                 .app_data(sync.clone())
+                .app_data(queue_data.clone())
                 .app_data(web::PayloadConfig::new(media::MAX_BODY))
                 .wrap(ErrorHandlers::new().default_handler(outcome::as_operation_outcome))
                 .configure(connections::routes)
@@ -135,7 +215,15 @@ impl Application {
         .listen(listener)
         .map_err(|e| e.to_string())?
         .run();
-        Ok(Self { server, port, store })
+        Ok(Self { server, port, store, sync: sync_settings, clock: server_clock })
+    }
+
+    /// What the worker needs to run next to this server (none without a secret key): the
+    /// store, the sync settings and the server's clock.
+    pub fn worker_parts(&self) -> Option<(Store, calsync_sync::connection::SyncSettings, calsync_worker::Clock)> {
+        let clock = self.clock;
+        let now: calsync_worker::Clock = std::sync::Arc::new(move || clock.now());
+        self.sync.clone().map(|sync| (self.store.clone(), sync, now))
     }
 
     /// The bound port.

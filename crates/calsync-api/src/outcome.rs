@@ -116,6 +116,7 @@ impl From<calsync_sync::SyncError> for ApiError {
             }
             SyncError::Credentials(_) => ApiError::Conflict(e.to_string()),
             SyncError::BadSource(_) => ApiError::Internal(e.to_string()),
+            SyncError::Stopped => ApiError::Unavailable(e.to_string()),
         }
     }
 }

@@ -1,6 +1,7 @@
 //! Layered configuration: built-in defaults, then `config/base.toml`, then
 //! `config/{CALSYNC_ENV}.toml` (`local` unless set, e.g. `production`), then
-//! `CALSYNC_*` environment variables (`CALSYNC_BIND`, `CALSYNC_DATABASE_URL`).
+//! `CALSYNC_*` environment variables (`CALSYNC_BIND`, `CALSYNC_DATABASE_URL`; a key in a
+//! table with a double underscore: `CALSYNC_SYNC__CONCURRENCY`, `CALSYNC_GOOGLE__CLIENT_SECRET`).
 //! Command-line flags override all of them.
 
 use std::collections::HashMap;
@@ -8,7 +9,7 @@ use std::path::Path;
 
 use config::{Config, Environment, File};
 
-use crate::Settings;
+use crate::{OAuthProvider, Settings, SyncConfig};
 
 impl Settings {
     /// Loads the layers from `dir` for environment `env`, reading variables from `vars`.
@@ -19,6 +20,11 @@ impl Settings {
             database_url: String,
             hold_seconds: u32,
             secret_key: Option<String>,
+            public_url: Option<String>,
+            #[serde(default)]
+            sync: SyncConfig,
+            google: Option<OAuthProvider>,
+            microsoft: Option<OAuthProvider>,
         }
         let layered: Layered = Config::builder()
             .set_default("bind", "127.0.0.1:8080")
@@ -27,7 +33,7 @@ impl Settings {
             .map_err(|e| e.to_string())?
             .add_source(File::from(dir.join("base")).required(false))
             .add_source(File::from(dir.join(env)).required(false))
-            .add_source(Environment::with_prefix("CALSYNC").source(Some(vars)))
+            .add_source(Environment::with_prefix("CALSYNC").prefix_separator("_").separator("__").source(Some(vars)))
             .build()
             .and_then(Config::try_deserialize)
             .map_err(|e| format!("configuration: {e}"))?;
@@ -37,6 +43,10 @@ impl Settings {
             hold_seconds: layered.hold_seconds,
             clock_start: None,
             secret_key: layered.secret_key,
+            public_url: layered.public_url,
+            sync: layered.sync,
+            google: layered.google,
+            microsoft: layered.microsoft,
         })
     }
 
@@ -81,6 +91,31 @@ mod tests {
         let vars = HashMap::from([("CALSYNC_DATABASE_URL".to_string(), "postgres://db/calsync".to_string())]);
         let env = Settings::load(&dir, "production", vars).unwrap();
         assert_eq!((env.bind.as_str(), env.database_url.as_str()), ("0.0.0.0:8080", "postgres://db/calsync"));
+        assert_eq!(env.sync, SyncConfig::default());
+        assert!(env.google.is_none());
+        std::fs::remove_dir_all(dir).ok();
+    }
+
+    #[test]
+    fn tables_layer_and_take_double_underscore_variables() {
+        let dir = dir_with(
+            "tables",
+            &[(
+                "base.toml",
+                "[sync]\nconcurrency = 4\nnightly_zone = \"Europe/Zurich\"\n\n[google]\nclient_id = \"id\"\n\
+                 client_secret = \"from-file\"\nauthorize_url = \"https://a/auth\"\ntoken_url = \"https://a/token\"\n\
+                 api_url = \"https://a/\"\n",
+            )],
+        );
+        let vars = HashMap::from([
+            ("CALSYNC_SYNC__WORKER".to_string(), "false".to_string()),
+            ("CALSYNC_GOOGLE__CLIENT_SECRET".to_string(), "from-env".to_string()),
+        ]);
+        let s = Settings::load(&dir, "local", vars).unwrap();
+        assert_eq!((s.sync.concurrency, s.sync.nightly_zone.as_str(), s.sync.worker), (4, "Europe/Zurich", false));
+        assert_eq!(s.sync.horizon_days, SyncConfig::default().horizon_days);
+        let google = s.google.unwrap();
+        assert_eq!((google.client_id.as_str(), google.client_secret.as_str()), ("id", "from-env"));
         std::fs::remove_dir_all(dir).ok();
     }
 

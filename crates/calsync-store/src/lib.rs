@@ -18,12 +18,15 @@ use sea_orm::QueryTrait;
 use sea_orm::sea_query::{Expr, ExprTrait, OnConflict};
 use sea_orm::{
     ActiveValue::Set, ColumnTrait, Condition, ConnectOptions, ConnectionTrait, Database, DatabaseConnection, DbErr,
-    EntityTrait, QueryFilter, QueryOrder, QuerySelect, TransactionTrait,
+    EntityTrait, PaginatorTrait, QueryFilter, QueryOrder, QuerySelect, TransactionTrait,
 };
 use sea_orm_migration::MigratorTrait;
 use serde_json::Value;
 use std::sync::Arc;
 use tokio::sync::Mutex;
+
+/// Which database a [`Store`] runs on (see [`Store::connection`]).
+pub use sea_orm::DbBackend as Backend;
 
 pub mod entity;
 pub mod migration;
@@ -634,6 +637,21 @@ impl Store {
     }
 }
 
+/// Connection states that wait for the participant: no worker syncs them by itself.
+const PARTICIPANT_STATES: [&str; 2] = ["needs-reconnect", "consent-withdrawn"];
+
+/// Connections per state, and how many synced since an instant (see [`Store::connection_tally`]).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ConnectionTally {
+    /// State → number of connections.
+    pub states: std::collections::BTreeMap<String, u64>,
+    /// Connections whose last successful sync is at or after the instant asked about.
+    pub synced_since: u64,
+    /// Connections still due at that instant (a finished sync, good or failed, moves its
+    /// connection's due time past it).
+    pub due: u64,
+}
+
 /// A participant's calendar connection as stored (see [`entity::connection`]).
 pub type CalendarConnection = entity::connection::Model;
 
@@ -679,6 +697,61 @@ impl Store {
         let _turn = self.write_turn().await;
         entity::connection::Entity::delete_by_id(id.to_string()).exec(&self.db).await?;
         Ok(())
+    }
+
+    /// Connections a worker should sync at `now`: due (`next_run` passed) and in a state that
+    /// syncs by itself (not waiting for the participant to reconnect, not withdrawn). Each with
+    /// its due time (the job's idempotency key), earliest first, at most `limit`.
+    pub async fn connections_due(&self, now: DateTime<Utc>, limit: u64) -> Result<Vec<(String, i64)>, StoreError> {
+        use entity::connection::Column;
+        Ok(entity::connection::Entity::find()
+            .select_only()
+            .columns([Column::Id, Column::NextRunMs])
+            .filter(Column::NextRunMs.lte(millis(now)))
+            .filter(Column::State.is_not_in(PARTICIPANT_STATES))
+            .order_by_asc(Column::NextRunMs)
+            .order_by_asc(Column::Id)
+            .limit(limit)
+            .into_tuple::<(String, i64)>()
+            .all(&self.db)
+            .await?)
+    }
+
+    /// Makes every connection that syncs by itself due at `now` (the nightly run, or "sync all
+    /// now"); returns how many.
+    pub async fn make_connections_due(&self, now: DateTime<Utc>) -> Result<u64, StoreError> {
+        use entity::connection::Column;
+        let _turn = self.write_turn().await;
+        let done = entity::connection::Entity::update_many()
+            .col_expr(Column::NextRunMs, Expr::value(millis(now)))
+            .filter(Column::State.is_not_in(PARTICIPANT_STATES))
+            .exec(&self.db)
+            .await?;
+        Ok(done.rows_affected)
+    }
+
+    /// How many connections there are per state, how many synced successfully at or after
+    /// `since`, and how many are still due at `since` (progress of a run that started then).
+    pub async fn connection_tally(&self, since: DateTime<Utc>) -> Result<ConnectionTally, StoreError> {
+        use entity::connection::Column;
+        let states: Vec<(String, i64)> = entity::connection::Entity::find()
+            .select_only()
+            .column(Column::State)
+            .column_as(Column::Id.count(), "n")
+            .group_by(Column::State)
+            .into_tuple()
+            .all(&self.db)
+            .await?;
+        let synced_since = entity::connection::Entity::find()
+            .filter(Column::LastSuccessMs.gte(millis(since)))
+            .count(&self.db)
+            .await?;
+        let due = entity::connection::Entity::find()
+            .filter(Column::NextRunMs.lte(millis(since)))
+            .filter(Column::State.is_not_in(PARTICIPANT_STATES))
+            .count(&self.db)
+            .await?;
+        Ok(ConnectionTally { states: states.into_iter().map(|(s, n)| (s, n as u64)).collect(), synced_since, due })
     }
 
     /// A participant's connections, by id.

@@ -20,6 +20,8 @@ use calsync_store::search::{IndexFilter, ResourceSearch};
 use calsync_store::{CalendarConnection, Store};
 use chrono::{DateTime, TimeDelta, Utc};
 use serde_json::{Value, json};
+use std::sync::Arc;
+use tokio::sync::Semaphore;
 
 use crate::SyncError;
 
@@ -49,6 +51,53 @@ pub struct SyncSettings {
     pub interval: TimeDelta,
     /// Delays after transient failures.
     pub backoff: Backoff,
+    /// How many syncs may talk to each provider at once, in this process.
+    pub limits: ProviderLimits,
+}
+
+/// At most so many syncs at once per provider (kind of connection), so a nightly run never
+/// floods one provider: Graph throttles at 4 concurrent requests per mailbox and Google by
+/// requests per minute, and a CalDAV server is often a small one.
+#[derive(Debug, Clone)]
+pub struct ProviderLimits {
+    ics: Arc<Semaphore>,
+    caldav: Arc<Semaphore>,
+    google: Arc<Semaphore>,
+    microsoft: Arc<Semaphore>,
+}
+
+impl ProviderLimits {
+    /// The same limit for every provider.
+    pub fn new(per_provider: usize) -> Self {
+        Self::each(per_provider, per_provider, per_provider, per_provider)
+    }
+
+    /// A limit per provider (each at least 1).
+    pub fn each(ics: usize, caldav: usize, google: usize, microsoft: usize) -> Self {
+        let limit = |n: usize| Arc::new(Semaphore::new(n.max(1)));
+        Self { ics: limit(ics), caldav: limit(caldav), google: limit(google), microsoft: limit(microsoft) }
+    }
+
+    fn of(&self, kind: &str) -> Option<&Arc<Semaphore>> {
+        match kind {
+            "ics" => Some(&self.ics),
+            "caldav" => Some(&self.caldav),
+            "google" => Some(&self.google),
+            "microsoft" => Some(&self.microsoft),
+            _ => None,
+        }
+    }
+
+    /// Syncs of `kind` that may start now without waiting.
+    pub fn available(&self, kind: &str) -> usize {
+        self.of(kind).map_or(0, |s| s.available_permits())
+    }
+}
+
+impl Default for ProviderLimits {
+    fn default() -> Self {
+        Self::new(8)
+    }
 }
 
 /// The source key of a connection's Slots.
@@ -89,7 +138,13 @@ pub async fn sync_connection(
         .ok()
         .and_then(|text| serde_json::from_str(&text).ok())
         .ok_or_else(|| SyncError::Credentials(c.id.clone()))?;
-    let fetched = fetch(settings, &c, &mut secret, horizon).await;
+    let fetched = {
+        let _permit = match settings.limits.of(&c.kind) {
+            Some(limit) => Some(limit.acquire().await.map_err(|_| SyncError::Stopped)?),
+            None => None,
+        };
+        fetch(settings, &c, &mut secret, horizon).await
+    };
     // A rotated refresh token replaces the stored one whatever else happened.
     c.secret = Some(settings.key.seal(&secret.to_string(), &c.id));
     match fetched {

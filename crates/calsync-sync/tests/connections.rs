@@ -15,7 +15,7 @@ use calsync_connect::retry::Backoff;
 use calsync_connect::secret::SecretKey;
 use calsync_store::testing::TestDatabase;
 use calsync_store::{CalendarConnection, Store};
-use calsync_sync::connection::{Connectors, SyncSettings, source_of, sync_connection};
+use calsync_sync::connection::{Connectors, ProviderLimits, SyncSettings, source_of, sync_connection};
 use chrono::{DateTime, TimeDelta, Utc};
 use serde_json::json;
 
@@ -85,7 +85,7 @@ struct World {
 
 async fn world() -> World {
     let database = TestDatabase::create().await;
-    let store = Store::connect(&database.url).await.unwrap().with_indexer(calsync_api::INDEXER);
+    let store = Store::connect(&database.url).await.unwrap().with_indexer(calsync_sync::INDEXER);
     let schedule = json!({"resourceType": "Schedule", "active": true, "actor": [{"reference": "Patient/maria"}]});
     store.update("Schedule", "maria-calendar", schedule, None).await.unwrap();
     let consent = json!({"resourceType": "Consent", "status": "active",
@@ -133,6 +133,7 @@ async fn world() -> World {
         horizon: TimeDelta::days(90),
         interval: TimeDelta::hours(24),
         backoff: Backoff { base: Duration::from_secs(30), max: Duration::from_secs(3600) },
+        limits: ProviderLimits::default(),
     };
     World { store, database, settings, google, microsoft }
 }

@@ -15,6 +15,7 @@ mod generate;
 mod render;
 mod serve;
 mod when;
+mod worker;
 
 /// calsync: appointment times that work for everyone involved in care.
 #[derive(Parser)]
@@ -30,8 +31,12 @@ enum Command {
     Find(Box<find::FindArgs>),
     /// Show the busy windows calsync reads from one iCalendar file (JSON lines).
     Busy(busy::BusyArgs),
-    /// Run the FHIR server.
+    /// Run the FHIR server (and, in the embedded default, the worker).
     Serve(serve::ServeArgs),
+    /// Run the background worker on its own: calendar syncs, the nightly run.
+    Worker(worker::WorkerArgs),
+    /// Sync calendar connections now, in this process, with a progress bar.
+    Sync(worker::SyncArgs),
     /// Write synthetic provider availability (NDJSON) for benchmarks.
     Generate(generate::GenerateArgs),
 }
@@ -42,6 +47,8 @@ fn main() -> ExitCode {
         Command::Find(args) => find::run(*args),
         Command::Busy(args) => busy::run(args),
         Command::Serve(args) => serve::run(args),
+        Command::Worker(args) => worker::run_worker(args),
+        Command::Sync(args) => worker::run_sync(args),
         Command::Generate(args) => generate::run(args),
     };
     match result {

@@ -29,12 +29,26 @@ pub struct ServeArgs {
     clock_start: Option<chrono::DateTime<chrono::Utc>>,
 }
 
-pub fn run(args: ServeArgs) -> Result<(), String> {
-    // Logs carry ids, counts and timings only, never resource content (see docs/ARCHITECTURE.md).
+/// Logs to stderr at `CALSYNC_LOG` (default `info`). Logs carry ids, counts and timings only,
+/// never resource content or calendar data (see docs/ARCHITECTURE.md).
+pub fn init_logs() {
+    init_logs_at("info");
+}
+
+/// Logs warnings only unless `CALSYNC_LOG` says otherwise (commands with a progress bar).
+pub fn init_logs_quiet() {
+    init_logs_at("warn");
+}
+
+fn init_logs_at(default: &str) {
     tracing_subscriber::fmt()
-        .with_env_filter(tracing_subscriber::EnvFilter::try_from_env("CALSYNC_LOG").unwrap_or_else(|_| "info".into()))
+        .with_env_filter(tracing_subscriber::EnvFilter::try_from_env("CALSYNC_LOG").unwrap_or_else(|_| default.into()))
         .with_writer(std::io::stderr)
         .init();
+}
+
+pub fn run(args: ServeArgs) -> Result<(), String> {
+    init_logs();
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().map_err(|e| e.to_string())?;
     runtime.block_on(async move {
         let mut settings = Settings::from_environment(&args.config)?;
@@ -68,7 +82,23 @@ pub fn run(args: ServeArgs) -> Result<(), String> {
             "  curl '{base}/Appointment/$find-mutual?start=2026-12-07&end=2026-12-11&duration=30&participant=Patient/maria&participant=RelatedPerson/daughter&optional-participant=RelatedPerson/son&timezone=America/New_York&_count=3'"
         );
         println!("  (the whole story, hold, book and cancel, is in README.md)");
-        app.run().await.map_err(|e| e.to_string())
+        // The embedded default: the worker runs in this process (production runs `calsync worker`).
+        let (stop_worker, stopped) = tokio::sync::oneshot::channel::<()>();
+        let worker = match (settings.sync.worker, app.worker_parts()) {
+            (true, Some((store, sync, clock))) => {
+                let worker = crate::worker::worker_settings(&settings)?;
+                Some(tokio::spawn(calsync_worker::run(store, sync, worker, clock, async move {
+                    let _ = stopped.await;
+                })))
+            }
+            _ => None,
+        };
+        let served = app.run().await.map_err(|e| e.to_string());
+        let _ = stop_worker.send(());
+        if let Some(worker) = worker {
+            worker.await.map_err(|e| e.to_string())?.map_err(|e| e.to_string())?;
+        }
+        served
     })
 }
 

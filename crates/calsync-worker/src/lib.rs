@@ -1,0 +1,252 @@
+//! calsync's background jobs, on apalis, queued in the application's own database (SQLite
+//! embedded, PostgreSQL in production): nothing else needs installing.
+//!
+//! - A [`SyncJob`] syncs one calendar connection ([`calsync_sync::connection::sync_connection`]).
+//! - The **sweep** queues a job for every connection that is due: new ones, the next regular
+//!   sync, a retry after a backoff. The job's idempotency key is the connection and its due
+//!   time, so however often the sweep (or several workers' sweeps) runs, a due time is queued
+//!   once.
+//! - The **nightly run** (a cron schedule from the configuration) makes every connection due
+//!   and sweeps; [`Queue::sync_all`] does the same on demand.
+//!
+//! Crash safety comes from two places. Applying a sync is one transaction (old set or new
+//! set). A connection's due time moves only when its sync finished, so a job lost with its
+//! worker is still due; apalis re-queues the jobs of a worker whose heartbeat stopped, and
+//! the next sweep finds the connection due anyway.
+
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+
+use apalis::prelude::*;
+use apalis_postgres::PostgresStorage;
+use apalis_sqlite::SqliteStorage;
+use calsync_store::Store;
+use calsync_sync::connection::{SyncSettings, sync_connection};
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+mod nightly;
+
+pub use nightly::Nightly;
+
+/// Sync one calendar connection.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SyncJob {
+    /// The connection's id.
+    pub connection: String,
+}
+
+/// The queue every process names its sync jobs by.
+const QUEUE: &str = "calsync-sync";
+
+/// Connections queued per sweep at most (the rest stay due for the next sweep).
+const SWEEP_LIMIT: u64 = 100_000;
+
+/// Why the worker could not start or queue.
+#[derive(Debug, thiserror::Error)]
+pub enum WorkerError {
+    /// The job queue's database.
+    #[error("job queue: {0}")]
+    Queue(String),
+    /// The application's store.
+    #[error(transparent)]
+    Store(#[from] calsync_store::StoreError),
+}
+
+fn queue_error(e: impl std::fmt::Display) -> WorkerError {
+    WorkerError::Queue(e.to_string())
+}
+
+/// The instant the worker takes as now (the server's clock, which a demo may start elsewhere).
+pub type Clock = Arc<dyn Fn() -> DateTime<Utc> + Send + Sync>;
+
+/// How the worker runs.
+#[derive(Clone)]
+pub struct WorkerSettings {
+    /// Syncs running at once in this process (each provider also has its own limit, see
+    /// [`calsync_sync::connection::ProviderLimits`]).
+    pub concurrency: usize,
+    /// How often due connections are queued.
+    pub sweep: Duration,
+    /// How often this worker tells the queue it is alive; a worker silent for three of these
+    /// is taken for dead and its jobs go to the others.
+    pub heartbeat: Duration,
+    /// When every connection syncs (none: only when due or asked).
+    pub nightly: Option<Nightly>,
+    /// This process's worker name in the queue (unique among live workers).
+    pub name: String,
+}
+
+impl Default for WorkerSettings {
+    fn default() -> Self {
+        Self {
+            concurrency: 16,
+            sweep: Duration::from_secs(60),
+            heartbeat: Duration::from_secs(30),
+            nightly: Some(Nightly::default()),
+            name: worker_name(),
+        }
+    }
+}
+
+/// `calsync-worker-<host>-<pid>-<random>`: a restarted process never takes a dead one's name.
+pub fn worker_name() -> String {
+    let host = std::env::var("HOSTNAME").unwrap_or_else(|_| "local".into());
+    let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.subsec_nanos());
+    format!("calsync-worker-{host}-{}-{nanos:08x}", std::process::id())
+}
+
+/// The sync job queue in the store's database.
+#[derive(Clone)]
+pub enum Queue {
+    /// On the embedded SQLite database.
+    Sqlite(SqliteStorage<SyncJob>),
+    /// On PostgreSQL.
+    Postgres(PostgresStorage<SyncJob>),
+}
+
+impl std::fmt::Debug for Queue {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Queue::Sqlite(_) => "Queue::Sqlite",
+            Queue::Postgres(_) => "Queue::Postgres",
+        })
+    }
+}
+
+impl Queue {
+    /// The queue in `store`'s database, its tables created or migrated.
+    pub async fn open(store: &Store, heartbeat: Duration) -> Result<Self, WorkerError> {
+        let db = store.connection();
+        match db.get_database_backend() {
+            calsync_store::Backend::Sqlite => {
+                let pool = db.get_sqlite_connection_pool();
+                SqliteStorage::setup(pool).await.map_err(queue_error)?;
+                let config = apalis_sqlite::Config::default()
+                    .queue(QUEUE)
+                    .heartbeat_interval(heartbeat)
+                    .missed_heartbeats(3)
+                    .batch_size(32);
+                Ok(Queue::Sqlite(SqliteStorage::new(pool).with_config(config)))
+            }
+            calsync_store::Backend::Postgres => {
+                let pool = db.get_postgres_connection_pool();
+                PostgresStorage::setup(pool).await.map_err(queue_error)?;
+                let config = apalis_postgres::Config::default()
+                    .queue(QUEUE)
+                    .heartbeat_interval(heartbeat)
+                    .missed_heartbeats(3)
+                    .batch_size(32);
+                Ok(Queue::Postgres(PostgresStorage::new(pool).with_config(config)))
+            }
+            other => Err(WorkerError::Queue(format!("no job queue on {other:?}"))),
+        }
+    }
+
+    /// Queues connection `id`, due at `due_ms`, once however often it is asked.
+    async fn push_due(&mut self, due: Vec<(String, i64)>) -> Result<(), WorkerError> {
+        let tasks = due.into_iter().map(|(connection, due_ms)| {
+            let key = format!("{connection}@{due_ms}");
+            TaskBuilder::new(SyncJob { connection }).idempotency_key(key).max_attempts(5).build()
+        });
+        let mut tasks = futures_util::stream::iter(tasks);
+        match self {
+            Queue::Sqlite(s) => s.push_all(&mut tasks).await.map_err(queue_error),
+            Queue::Postgres(s) => s.push_all(&mut tasks).await.map_err(queue_error),
+        }
+    }
+
+    /// Queues every connection due at `now`; returns how many were due.
+    pub async fn sweep(&mut self, store: &Store, now: DateTime<Utc>) -> Result<usize, WorkerError> {
+        let due = store.connections_due(now, SWEEP_LIMIT).await?;
+        let n = due.len();
+        if n > 0 {
+            self.push_due(due).await?;
+        }
+        Ok(n)
+    }
+
+    /// Makes every connection due at `now` and queues them (the nightly run, or "sync all
+    /// now"); returns how many were queued.
+    pub async fn sync_all(&mut self, store: &Store, now: DateTime<Utc>) -> Result<usize, WorkerError> {
+        store.make_connections_due(now).await?;
+        self.sweep(store, now).await
+    }
+}
+
+/// What a job needs.
+struct Runner {
+    store: Store,
+    sync: SyncSettings,
+    clock: Clock,
+}
+
+async fn run_sync_job(job: SyncJob, runner: Data<Arc<Runner>>) -> Result<(), BoxDynError> {
+    let now = (runner.clock)();
+    // Synced meanwhile (on demand, or by another worker), deleted, or waiting for the participant.
+    let Ok(c) = runner.store.calendar_connection(&job.connection).await else { return Ok(()) };
+    if c.next_run_ms.is_none_or(|due| due > now.timestamp_millis()) {
+        return Ok(());
+    }
+    let c = sync_connection(&runner.store, &runner.sync, &job.connection, now).await?;
+    tracing::info!(connection = %c.id, kind = %c.kind, state = %c.state, "synced");
+    Ok(())
+}
+
+/// Runs the sync workers, the sweep and the nightly run until `shutdown` completes.
+pub async fn run(
+    store: Store,
+    sync: SyncSettings,
+    settings: WorkerSettings,
+    clock: Clock,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<(), WorkerError> {
+    let queue = Queue::open(&store, settings.heartbeat).await?;
+    let runner = Arc::new(Runner { store: store.clone(), sync, clock: clock.clone() });
+
+    // The sweep: at once (a restarted worker picks up what is due), then every `sweep`.
+    let (mut sweeper, sweep_store, sweep_clock) = (queue.clone(), store.clone(), clock.clone());
+    let sweep_every = settings.sweep;
+    let sweep = tokio::spawn(async move {
+        let mut tick = tokio::time::interval(sweep_every);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tick.tick().await;
+            match sweeper.sweep(&sweep_store, sweep_clock()).await {
+                Ok(0) => {}
+                Ok(n) => tracing::info!(connections = n, "due connections queued"),
+                Err(e) => tracing::warn!(error = %e, "queueing due connections failed"),
+            }
+        }
+    });
+
+    let mut monitor = Monitor::new();
+    let (name, concurrency) = (settings.name.clone(), settings.concurrency.max(1));
+    monitor = match queue.clone() {
+        Queue::Sqlite(backend) => monitor.register(move |run| {
+            WorkerBuilder::new(format!("{name}-{run}"))
+                .backend(backend.clone())
+                .concurrency(concurrency)
+                .data(runner.clone())
+                .build(run_sync_job)
+        }),
+        Queue::Postgres(backend) => monitor.register(move |run| {
+            WorkerBuilder::new(format!("{name}-{run}"))
+                .backend(backend.clone())
+                .concurrency(concurrency)
+                .data(runner.clone())
+                .build(run_sync_job)
+        }),
+    };
+    if let Some(nightly) = settings.nightly {
+        monitor = nightly.register(monitor, &settings.name, queue, store, clock);
+    }
+    let result = monitor.run_with_signal(async move {
+        shutdown.await;
+        Ok(())
+    });
+    let result = result.await.map_err(queue_error);
+    sweep.abort();
+    result
+}
