@@ -253,6 +253,25 @@ impl Store {
         }
     }
 
+    /// Begins a transaction that will write. On SQLite it takes the database's write lock at
+    /// once (`BEGIN IMMEDIATE`, waiting up to the busy timeout): a transaction that read first
+    /// would fail at its first write, without waiting, whenever another connection wrote in
+    /// between, and other processes and the job queue write outside this process's turn.
+    async fn begin_writing(&self) -> Result<sea_orm::DatabaseTransaction, DbErr> {
+        use sea_orm::{SqliteTransactionMode, TransactionOptions};
+        match self.sqlite_writer {
+            Some(_) => {
+                self.db
+                    .begin_with_options(TransactionOptions {
+                        sqlite_transaction_mode: Some(SqliteTransactionMode::Immediate),
+                        ..Default::default()
+                    })
+                    .await
+            }
+            None => self.db.begin().await,
+        }
+    }
+
     /// The connection, for the job queue that shares the database.
     pub fn connection(&self) -> &DatabaseConnection {
         &self.db
@@ -270,7 +289,7 @@ impl Store {
     /// visible to others until [`StoreTxn::commit`]; dropping it rolls back.
     pub async fn begin(&self) -> Result<StoreTxn<'_>, StoreError> {
         let turn = self.write_turn().await;
-        let txn = self.db.begin().await?;
+        let txn = self.begin_writing().await?;
         Ok(StoreTxn { txn, indexer: self.indexer, _turn: turn })
     }
 
@@ -347,7 +366,7 @@ impl Store {
             by_type.entry(t).or_default().push((id, content));
         }
         let _turn = self.write_turn().await;
-        let txn = self.db.begin().await?;
+        let txn = self.begin_writing().await?;
         let now = from_millis(millis(Utc::now()));
         let mut written = 0;
         for (t, resources) in by_type {
@@ -410,7 +429,7 @@ impl Store {
             return Ok(None);
         }
         let _turn = self.write_turn().await;
-        let txn = self.db.begin().await?;
+        let txn = self.begin_writing().await?;
         search_index::Entity::delete_many().exec(&txn).await?;
         date_index::Entity::delete_many().exec(&txn).await?;
         let mut after: Option<(String, String)> = None;

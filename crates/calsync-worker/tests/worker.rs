@@ -1,0 +1,210 @@
+//! The worker end to end: the apalis queue in a fresh database (SQLite; PostgreSQL when
+//! CALSYNC_TEST_POSTGRES_URL is set), ICS feeds over real HTTP on loopback.
+
+use std::net::TcpListener;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use actix_web::{App, HttpRequest, HttpResponse, HttpServer, web};
+use calsync_connect::caldav::CalDav;
+use calsync_connect::ics::IcsFeed;
+use calsync_connect::retry::Backoff;
+use calsync_connect::secret::SecretKey;
+use calsync_store::testing::TestDatabase;
+use calsync_store::{CalendarConnection, Store};
+use calsync_sync::connection::{Connectors, ProviderLimits, SyncSettings};
+use calsync_worker::{Queue, WorkerSettings};
+use chrono::{TimeDelta, Utc};
+use serde_json::json;
+
+const KEY: &str = "q83vEjRWeJq83vEjRWeJq83vEjRWeJq83vEjRWeJq80=";
+
+/// Feeds at `/{n}`: each answers after a pause, counting how many requests are in flight at
+/// once; `/flaky` fails with 503 (Retry-After: 1) until it has been asked `failures` times.
+#[derive(Default)]
+struct Feeds {
+    in_flight: AtomicUsize,
+    most_at_once: AtomicUsize,
+    requests: AtomicUsize,
+    flaky_failures_left: Mutex<u32>,
+}
+
+fn calendar(hour: u32) -> String {
+    let day = (Utc::now() + TimeDelta::days(2)).date_naive().and_hms_opt(hour, 0, 0).unwrap().and_utc();
+    format!(
+        "BEGIN:VCALENDAR\r\nVERSION:2.0\r\nPRODID:test\r\nBEGIN:VEVENT\r\nUID:{hour}@test\r\nDTSTAMP:20260101T000000Z\r\n\
+         DTSTART:{}\r\nDTEND:{}\r\nEND:VEVENT\r\nEND:VCALENDAR\r\n",
+        day.format("%Y%m%dT%H%M%SZ"),
+        (day + TimeDelta::minutes(30)).format("%Y%m%dT%H%M%SZ")
+    )
+}
+
+async fn feed(req: HttpRequest, feeds: web::Data<Feeds>) -> HttpResponse {
+    feeds.requests.fetch_add(1, Ordering::SeqCst);
+    if req.path() == "/flaky" {
+        let mut left = feeds.flaky_failures_left.lock().unwrap();
+        if *left > 0 {
+            *left -= 1;
+            return HttpResponse::ServiceUnavailable().insert_header(("Retry-After", "1")).finish();
+        }
+    }
+    let now = feeds.in_flight.fetch_add(1, Ordering::SeqCst) + 1;
+    feeds.most_at_once.fetch_max(now, Ordering::SeqCst);
+    tokio::time::sleep(Duration::from_millis(150)).await;
+    feeds.in_flight.fetch_sub(1, Ordering::SeqCst);
+    HttpResponse::Ok().content_type("text/calendar").body(calendar(9))
+}
+
+fn serve(feeds: web::Data<Feeds>) -> String {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let base = format!("http://127.0.0.1:{}/", listener.local_addr().unwrap().port());
+    let server = HttpServer::new(move || App::new().app_data(feeds.clone()).default_service(web::to(feed)))
+        .workers(2)
+        .listen(listener)
+        .unwrap()
+        .run();
+    tokio::spawn(server);
+    base
+}
+
+async fn participant(store: &Store) {
+    let schedule = json!({"resourceType": "Schedule", "active": true, "actor": [{"reference": "Patient/maria"}]});
+    store.update("Schedule", "maria-calendar", schedule, None).await.unwrap();
+    let consent = json!({"resourceType": "Consent", "status": "active",
+        "scope": {"coding": [{"system": "http://terminology.hl7.org/CodeSystem/consentscope", "code": "patient-privacy"}]},
+        "category": [{"coding": [{"system": "http://loinc.org", "code": "59284-0"}]}],
+        "patient": {"reference": "Patient/maria"}, "provision": {"type": "permit"},
+        "policyRule": {"coding": [{"system": "http://terminology.hl7.org/CodeSystem/v3-ActCode", "code": "OPTIN"}]}});
+    store.update("Consent", "maria-sync", consent, None).await.unwrap();
+}
+
+async fn connect(store: &Store, key: &SecretKey, id: &str, url: &str) {
+    let c = CalendarConnection {
+        id: id.into(),
+        participant: "Patient/maria".into(),
+        schedule: "maria-calendar".into(),
+        kind: "ics".into(),
+        host: "127.0.0.1".into(),
+        secret: Some(key.seal(&json!({"url": url}).to_string(), id)),
+        validator: None,
+        state: "new".into(),
+        reason: None,
+        last_success_ms: None,
+        next_run_ms: Some(Utc::now().timestamp_millis()),
+        attempts: 0,
+    };
+    store.save_calendar_connection(&c).await.unwrap();
+}
+
+/// Waits until `done` holds for every connection in `ids`, or fails after 30 s.
+async fn until(store: &Store, ids: &[String], what: &str, done: impl Fn(&CalendarConnection) -> bool) {
+    for _ in 0..300 {
+        let mut all = true;
+        for id in ids {
+            all &= done(&store.calendar_connection(id).await.unwrap());
+        }
+        if all {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let states: Vec<_> = {
+        let mut v = Vec::new();
+        for id in ids {
+            let c = store.calendar_connection(id).await.unwrap();
+            v.push((c.id, c.state, c.reason, c.next_run_ms));
+        }
+        v
+    };
+    panic!("not {what} within 30 s: {states:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_worker_syncs_what_is_due_within_provider_limits_retries_and_syncs_all_on_demand() {
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::try_from_env("CALSYNC_LOG").unwrap_or_else(|_| "warn".into()))
+        .with_test_writer()
+        .try_init();
+    let database = TestDatabase::create().await;
+    let store = Store::connect(&database.url).await.unwrap().with_indexer(calsync_sync::INDEXER);
+    participant(&store).await;
+    let feeds = web::Data::new(Feeds { flaky_failures_left: Mutex::new(2), ..Default::default() });
+    let base = serve(feeds.clone());
+    let key = SecretKey::from_base64(KEY).unwrap();
+    let mut ids: Vec<String> = (0..6).map(|n| format!("feed-{n}")).collect();
+    for (n, id) in ids.iter().enumerate() {
+        connect(&store, &key, id, &format!("{base}{n}")).await;
+    }
+    connect(&store, &key, "flaky", &format!("{base}flaky")).await;
+    let timeout = Duration::from_secs(5);
+    let sync = SyncSettings {
+        key,
+        connectors: Connectors {
+            ics: IcsFeed::new(timeout).unwrap(),
+            caldav: CalDav::new(timeout).unwrap(),
+            google: None,
+            microsoft: None,
+        },
+        horizon: TimeDelta::days(30),
+        interval: TimeDelta::hours(24),
+        backoff: Backoff { base: Duration::from_millis(200), max: Duration::from_secs(2) },
+        // At most two ICS feeds at once, although the worker could run eight syncs.
+        limits: ProviderLimits::each(2, 1, 1, 1),
+    };
+    let settings = WorkerSettings {
+        concurrency: 8,
+        sweep: Duration::from_millis(300),
+        heartbeat: Duration::from_secs(1),
+        nightly: None,
+        name: calsync_worker::worker_name(),
+    };
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let clock: calsync_worker::Clock = Arc::new(Utc::now);
+    let worker = tokio::spawn(calsync_worker::run(store.clone(), sync, settings, clock, async move {
+        let _ = stopped.await;
+    }));
+
+    // Due at creation: the sweep queues them, the worker syncs them.
+    until(&store, &ids, "synced", |c| c.state == "ok").await;
+    assert_eq!(feeds.most_at_once.load(Ordering::SeqCst), 2, "the ICS limit is 2 at once");
+    // The flaky feed failed twice (503 with Retry-After: 1) and was retried by the sweep.
+    ids.push("flaky".into());
+    until(&store, &ids, "synced after retries", |c| c.state == "ok").await;
+    assert_eq!(feeds.requests.load(Ordering::SeqCst), 6 + 3, "each feed once, the flaky one three times");
+    let first: Vec<i64> = {
+        let mut v = Vec::new();
+        for id in &ids {
+            let c = store.calendar_connection(id).await.unwrap();
+            assert!(c.next_run_ms.unwrap() > Utc::now().timestamp_millis() + 23 * 3_600_000, "next run in a day");
+            v.push(c.last_success_ms.unwrap());
+        }
+        v
+    };
+    let busy = store
+        .slots_overlapping(Some("Schedule/maria-calendar"), Utc::now(), Utc::now() + TimeDelta::days(30))
+        .await
+        .unwrap();
+    assert_eq!(busy.len(), 7, "the same event from seven connections: one busy Slot from each");
+
+    // Nothing is due: sweeps queue nothing more.
+    let asked = feeds.requests.load(Ordering::SeqCst);
+    tokio::time::sleep(Duration::from_millis(1000)).await;
+    assert_eq!(feeds.requests.load(Ordering::SeqCst), asked);
+
+    // Sync all on demand (what the nightly run does): each connection once more.
+    let mut queue = Queue::open(&store, Duration::from_secs(1)).await.unwrap();
+    assert_eq!(queue.sync_all(&store, Utc::now()).await.unwrap(), 7);
+    let last = first.clone();
+    let ids_and_last: Vec<(String, i64)> = ids.iter().cloned().zip(last).collect();
+    for (id, before) in &ids_and_last {
+        until(&store, std::slice::from_ref(id), "synced again", |c| c.last_success_ms > Some(*before)).await;
+    }
+    tokio::time::sleep(Duration::from_millis(800)).await;
+    assert_eq!(feeds.requests.load(Ordering::SeqCst), asked + 7, "queued once each, however many sweeps ran");
+
+    stop.send(()).unwrap();
+    worker.await.unwrap().unwrap();
+    store.connection().clone().close().await.ok();
+    database.finish().await;
+}
