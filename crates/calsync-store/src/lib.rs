@@ -166,6 +166,11 @@ const SQLITE_CONNECTIONS: u32 = 8;
 /// Key in `store_meta` of the fingerprint the search index was built with.
 const INDEX_FINGERPRINT: &str = "index_fingerprint";
 
+/// How long a SQLite writer waits for another's transaction before giving up. A calendar sync
+/// applies its whole diff in one transaction, so the wait covers a large one (tens of
+/// thousands of Slots) on a slow disk; readers never wait (WAL).
+const SQLITE_BUSY_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
+
 /// Rows per multi-row INSERT (SQLite allows 32,766 bound values per statement).
 const BATCH_ROWS: usize = 1000;
 
@@ -228,7 +233,7 @@ impl Store {
             // which serializes all reads; WAL lets them run side by side.
             options.max_connections(SQLITE_CONNECTIONS).map_sqlx_sqlite_opts(|o| {
                 o.journal_mode(SqliteJournalMode::Wal)
-                    .busy_timeout(std::time::Duration::from_secs(5))
+                    .busy_timeout(SQLITE_BUSY_TIMEOUT)
                     .synchronous(SqliteSynchronous::Normal)
             });
         }
@@ -358,63 +363,9 @@ impl Store {
     /// new ones become version 1, changed ones get a new version, and ones whose content is
     /// unchanged are left as they are (same version). Returns how many were written.
     pub async fn put_many(&self, items: Vec<Put>) -> Result<u64, StoreError> {
-        if let Some((_, id, _)) = items.iter().find(|(_, id, _)| !is_valid_id(id)) {
-            return Err(StoreError::Invalid(format!("{id:?} is not a valid id: 1-64 of A-Z a-z 0-9 - .")));
-        }
-        let mut by_type: std::collections::BTreeMap<String, Vec<(String, Value)>> = Default::default();
-        for (t, id, content) in items {
-            by_type.entry(t).or_default().push((id, content));
-        }
         let _turn = self.write_turn().await;
         let txn = self.begin_writing().await?;
-        let now = from_millis(millis(Utc::now()));
-        let mut written = 0;
-        for (t, resources) in by_type {
-            for chunk in resources.chunks(BATCH_ROWS) {
-                let ids: Vec<String> = chunk.iter().map(|(id, _)| id.clone()).collect();
-                let current: std::collections::HashMap<String, resource::Model> = resource::Entity::find()
-                    .filter(resource::Column::ResourceType.eq(t.as_str()))
-                    .filter(resource::Column::Id.is_in(ids))
-                    .all(&txn)
-                    .await?
-                    .into_iter()
-                    .map(|r| (r.id.clone(), r))
-                    .collect();
-                let mut fresh: Vec<(String, Value)> = Vec::new();
-                let mut seen = std::collections::HashSet::new();
-                for (id, content) in chunk {
-                    if !seen.insert(id.as_str()) {
-                        return Err(StoreError::Invalid(format!("{t}/{id} appears twice in one write")));
-                    }
-                    match current.get(id) {
-                        None => {
-                            let mut content = content.clone();
-                            stamp(&mut content, id, 1, now)?;
-                            fresh.push((id.clone(), content));
-                        }
-                        Some(row) => {
-                            let old: Value = serde_json::from_str(&row.content).unwrap_or(Value::Null);
-                            if row.deleted || unstamped(&old) != unstamped(content) {
-                                write_version(
-                                    &txn,
-                                    self.indexer,
-                                    &t,
-                                    id,
-                                    row.version_id + 1,
-                                    false,
-                                    content.clone(),
-                                    Some(row.version_id),
-                                )
-                                .await?;
-                                written += 1;
-                            }
-                        }
-                    }
-                }
-                written += fresh.len() as u64;
-                insert_fresh(&txn, self.indexer, &t, &fresh, now).await?;
-            }
-        }
+        let written = put_many_in(&txn, self.indexer, items).await?;
         txn.commit().await?;
         Ok(written)
     }
@@ -792,6 +743,11 @@ pub struct StoreTxn<'a> {
 
 impl StoreTxn<'_> {
     /// Makes every write of the transaction visible at once.
+    /// [`Store::put_many`] inside this transaction.
+    pub async fn put_many(&self, items: Vec<Put>) -> Result<u64, StoreError> {
+        put_many_in(&self.txn, self.indexer, items).await
+    }
+
     pub async fn commit(self) -> Result<(), StoreError> {
         Ok(self.txn.commit().await?)
     }
@@ -863,6 +819,66 @@ impl StoreTxn<'_> {
     ) -> Result<Vec<SlotRow>, StoreError> {
         slots_overlapping(&self.txn, schedule, from, to).await
     }
+}
+
+/// [`Store::put_many`] inside a transaction.
+async fn put_many_in<C: ConnectionTrait>(txn: &C, indexer: Option<Indexer>, items: Vec<Put>) -> Result<u64, StoreError> {
+    if let Some((_, id, _)) = items.iter().find(|(_, id, _)| !is_valid_id(id)) {
+        return Err(StoreError::Invalid(format!("{id:?} is not a valid id: 1-64 of A-Z a-z 0-9 - .")));
+    }
+    let mut by_type: std::collections::BTreeMap<String, Vec<(String, Value)>> = Default::default();
+    for (t, id, content) in items {
+        by_type.entry(t).or_default().push((id, content));
+    }
+    let now = from_millis(millis(Utc::now()));
+    let mut written = 0;
+    for (t, resources) in by_type {
+        for chunk in resources.chunks(BATCH_ROWS) {
+            let ids: Vec<String> = chunk.iter().map(|(id, _)| id.clone()).collect();
+            let current: std::collections::HashMap<String, resource::Model> = resource::Entity::find()
+                .filter(resource::Column::ResourceType.eq(t.as_str()))
+                .filter(resource::Column::Id.is_in(ids))
+                .all(txn)
+                .await?
+                .into_iter()
+                .map(|r| (r.id.clone(), r))
+                .collect();
+            let mut fresh: Vec<(String, Value)> = Vec::new();
+            let mut seen = std::collections::HashSet::new();
+            for (id, content) in chunk {
+                if !seen.insert(id.as_str()) {
+                    return Err(StoreError::Invalid(format!("{t}/{id} appears twice in one write")));
+                }
+                match current.get(id) {
+                    None => {
+                        let mut content = content.clone();
+                        stamp(&mut content, id, 1, now)?;
+                        fresh.push((id.clone(), content));
+                    }
+                    Some(row) => {
+                        let old: Value = serde_json::from_str(&row.content).unwrap_or(Value::Null);
+                        if row.deleted || unstamped(&old) != unstamped(content) {
+                            write_version(
+                                txn,
+                                indexer,
+                                &t,
+                                id,
+                                row.version_id + 1,
+                                false,
+                                content.clone(),
+                                Some(row.version_id),
+                            )
+                            .await?;
+                            written += 1;
+                        }
+                    }
+                }
+            }
+            written += fresh.len() as u64;
+            insert_fresh(txn, indexer, &t, &fresh, now).await?;
+        }
+    }
+    Ok(written)
 }
 
 async fn read_current<C: ConnectionTrait>(db: &C, resource_type: &str, id: &str) -> Result<StoredResource, StoreError> {

@@ -125,17 +125,19 @@ pub async fn apply(
     let far = TimeDelta::days(3650);
     let existing = txn.slots_overlapping(Some(&key), horizon.start - far, horizon.end + far).await?;
     let mut applied = Applied { busy: wanted.len(), ..Applied::default() };
-    for row in existing.iter().filter(|r| r.id.starts_with(&prefix) && !wanted.contains_key(&r.id)) {
-        txn.delete("Slot", &row.id).await?;
+    let status_of: std::collections::HashMap<&str, &str> =
+        existing.iter().filter(|r| r.id.starts_with(&prefix)).map(|r| (r.id.as_str(), r.status.as_str())).collect();
+    for id in status_of.keys().filter(|id| !wanted.contains_key(**id)) {
+        txn.delete("Slot", id).await?;
         applied.removed += 1;
     }
-    for (id, slot) in &wanted {
-        let same = existing.iter().any(|r| &r.id == id && r.status == slot["status"]);
-        if !same {
-            txn.update("Slot", id, slot.clone(), None).await?;
-            applied.added += 1;
-        }
-    }
+    let changed: Vec<calsync_store::Put> = wanted
+        .into_iter()
+        .filter(|(id, slot)| status_of.get(id.as_str()).is_none_or(|status| slot["status"] != *status))
+        .map(|(id, slot)| ("Slot".to_string(), id, slot))
+        .collect();
+    applied.added = changed.len();
+    txn.put_many(changed).await?;
     txn.commit().await?;
     tracing::info!(schedule = %schedule_id, source, busy = applied.busy, added = applied.added, removed = applied.removed, "busy windows applied");
     Ok(applied)

@@ -40,6 +40,19 @@ pub struct SyncJob {
 /// The queue every process names its sync jobs by.
 const QUEUE: &str = "calsync-sync";
 
+/// Runs of one job at most. A run ends early when its worker dies (and apalis re-queues it),
+/// or when the store fails; a failing calendar is not an error here (the connection records it
+/// and becomes due again later, under a new key). A job out of attempts leaves its connection
+/// due under the same key until the nightly run gives it a new one.
+const MAX_ATTEMPTS: usize = 25;
+
+/// How long the queue's SQLite connections wait for the write lock (a large sync applies in one
+/// transaction).
+const QUEUE_BUSY_TIMEOUT: Duration = Duration::from_secs(600);
+
+/// The pause before a failed worker restarts (it blocks one runtime thread: rare, and short).
+const RESTART_PAUSE: Duration = Duration::from_millis(500);
+
 /// Connections queued per sweep at most (the rest stay due for the next sweep).
 const SWEEP_LIMIT: u64 = 100_000;
 
@@ -121,7 +134,10 @@ impl Queue {
         let db = store.connection();
         match db.get_database_backend() {
             calsync_store::Backend::Sqlite => {
-                let pool = db.get_sqlite_connection_pool();
+                // Its own connections, which wait as long as a sync's transaction may hold the
+                // write lock: apalis takes a failed poll for a dead worker.
+                let options = (*db.get_sqlite_connection_pool().connect_options()).clone().busy_timeout(QUEUE_BUSY_TIMEOUT);
+                let pool = &apalis_sqlite::SqlitePool::connect_with(options).await.map_err(queue_error)?;
                 SqliteStorage::setup(pool).await.map_err(queue_error)?;
                 let config = apalis_sqlite::Config::default()
                     .queue(QUEUE)
@@ -148,7 +164,7 @@ impl Queue {
     async fn push_due(&mut self, due: Vec<(String, i64)>) -> Result<(), WorkerError> {
         let tasks = due.into_iter().map(|(connection, due_ms)| {
             let key = format!("{connection}@{due_ms}");
-            TaskBuilder::new(SyncJob { connection }).idempotency_key(key).max_attempts(5).build()
+            TaskBuilder::new(SyncJob { connection }).idempotency_key(key).max_attempts(MAX_ATTEMPTS).build()
         });
         let mut tasks = futures_util::stream::iter(tasks);
         match self {
@@ -189,6 +205,7 @@ async fn run_sync_job(job: SyncJob, runner: Data<Arc<Runner>>) -> Result<(), Box
     if c.next_run_ms.is_none_or(|due| due > now.timestamp_millis()) {
         return Ok(());
     }
+    tracing::info!(connection = %c.id, kind = %c.kind, "sync started");
     let c = sync_connection(&runner.store, &runner.sync, &job.connection, now).await?;
     tracing::info!(connection = %c.id, kind = %c.kind, state = %c.state, "synced");
     Ok(())
@@ -221,7 +238,14 @@ pub async fn run(
         }
     });
 
-    let mut monitor = Monitor::new();
+    // A worker whose queue failed (the database busy past its timeout, or away) starts again,
+    // after a pause so a database that stays away is not hammered; its job in flight goes to
+    // the restarted worker once its heartbeats are missed.
+    let mut monitor = Monitor::new().should_restart(|worker, error| {
+        tracing::warn!(worker = %worker.name(), %error, "worker stopped on an error; restarting");
+        std::thread::sleep(RESTART_PAUSE);
+        true
+    });
     let (name, concurrency) = (settings.name.clone(), settings.concurrency.max(1));
     monitor = match queue.clone() {
         Queue::Sqlite(backend) => monitor.register(move |run| {
