@@ -2,7 +2,7 @@
 //! credentials). Create one for an ICS feed or a CalDAV calendar, list a participant's with
 //! their status, sync one now, delete one (its busy Slots go with it). Credentials are sealed
 //! before they are stored and never returned. Google and Microsoft connect through OAuth
-//! (`/connect/{provider}/start`, not yet available).
+//! (`/connect/{provider}/start`, see [`crate::connect`]).
 
 use actix_web::{HttpResponse, web};
 use calsync_connect::caldav::CalDav;
@@ -79,12 +79,12 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .service(web::resource("/connections/{id}/$sync").route(web::post().to(sync_now)));
 }
 
-type Sync = web::Data<Option<SyncSettings>>;
+pub(crate) type Sync = web::Data<Option<SyncSettings>>;
 
 /// The job queue (present whenever [`Sync`] is).
 pub(crate) type Jobs = web::Data<Option<tokio::sync::Mutex<calsync_worker::Queue>>>;
 
-fn configured(sync: &Sync) -> Result<&SyncSettings, ApiError> {
+pub(crate) fn configured(sync: &Sync) -> Result<&SyncSettings, ApiError> {
     sync.as_ref().as_ref().ok_or_else(|| {
         ApiError::Unavailable("calendar connections need a secret_key in the server's configuration".into())
     })
@@ -96,7 +96,7 @@ fn instant(ms: Option<i64>) -> Value {
 }
 
 /// What clients see of a connection: never its credentials or address beyond the host.
-fn view(c: &CalendarConnection) -> Value {
+pub(crate) fn view(c: &CalendarConnection) -> Value {
     json!({"id": c.id, "participant": c.participant, "schedule": format!("Schedule/{}", c.schedule),
         "kind": c.kind, "host": c.host, "state": c.state, "reason": c.reason,
         "lastSuccess": instant(c.last_success_ms), "nextRun": instant(c.next_run_ms)})
@@ -118,16 +118,7 @@ async fn create(
     let settings = configured(&sync)?;
     let body: Value =
         serde_json::from_slice(&body).map_err(|e| ApiError::BadRequest(format!("the body is not JSON: {e}")))?;
-    let (t, id) =
-        crate::operation::typed_reference(text(&body, "participant")?, &["Patient", "RelatedPerson"], "participant")?;
-    let participant = format!("{t}/{id}");
-    match store.read(&t, &id).await {
-        Ok(_) => {}
-        Err(StoreError::NotFound(..) | StoreError::Gone(..)) => {
-            return Err(ApiError::BadRequest(format!("participant {participant} is not known")));
-        }
-        Err(e) => return Err(e.into()),
-    }
+    let participant = known_participant(&store, text(&body, "participant")?).await?;
     let kind = text(&body, "kind")?;
     let url = text(&body, "url")?;
     let secret = match kind {
@@ -135,7 +126,7 @@ async fn create(
         "caldav" => json!({"url": url, "username": text(&body, "username")?, "password": text(&body, "password")?}),
         "google" | "microsoft" => {
             return Err(ApiError::BadRequest(format!(
-                "{kind} calendars connect through OAuth (/connect/{kind}/start), which is not available yet"
+                "{kind} calendars connect through OAuth: send the participant's browser to /connect/{kind}/start?participant=..."
             )));
         }
         other => {
@@ -144,25 +135,52 @@ async fn create(
     };
     let host = calsync_connect::address_host(url)
         .ok_or_else(|| ApiError::BadRequest("url must be an http(s) or webcal address".into()))?;
-    let schedule = crate::operation::derived_schedule(&store, &participant).await?;
-    let connection_id = uuid::Uuid::new_v4().to_string();
+    let c = connect(&store, settings, &participant, kind, host, &secret, cx.now).await?;
+    tracing::info!(connection = %c.id, kind = %c.kind, "calendar connected");
+    Ok(HttpResponse::Created().insert_header(("Location", format!("{}/connections/{}", cx.base, c.id))).json(view(&c)))
+}
+
+/// Creates and stores a new connection of `participant` to a calendar of `kind` at `host`;
+/// `secret` (address, password or refresh token) is sealed. It is due at once.
+pub(crate) async fn connect(
+    store: &Store,
+    settings: &SyncSettings,
+    participant: &str,
+    kind: &str,
+    host: String,
+    secret: &Value,
+    now: DateTime<Utc>,
+) -> Result<CalendarConnection, ApiError> {
+    let schedule = crate::operation::derived_schedule(store, participant).await?;
+    let id = uuid::Uuid::new_v4().to_string();
     let c = CalendarConnection {
-        id: connection_id.clone(),
-        participant,
+        secret: Some(settings.key.seal(&secret.to_string(), &id)),
+        id,
+        participant: participant.to_string(),
         schedule,
         kind: kind.to_string(),
         host,
-        secret: Some(settings.key.seal(&secret.to_string(), &connection_id)),
         validator: None,
         state: "new".into(),
         reason: None,
         last_success_ms: None,
-        next_run_ms: Some(cx.now.timestamp_millis()),
+        next_run_ms: Some(now.timestamp_millis()),
         attempts: 0,
     };
     store.save_calendar_connection(&c).await?;
-    tracing::info!(connection = %c.id, kind = %c.kind, "calendar connected");
-    Ok(HttpResponse::Created().insert_header(("Location", format!("{}/connections/{}", cx.base, c.id))).json(view(&c)))
+    Ok(c)
+}
+
+/// `Patient/1` or `RelatedPerson/2`, known to the store.
+pub(crate) async fn known_participant(store: &Store, reference: &str) -> Result<String, ApiError> {
+    let (t, id) = crate::operation::typed_reference(reference, &["Patient", "RelatedPerson"], "participant")?;
+    match store.read(&t, &id).await {
+        Ok(_) => Ok(format!("{t}/{id}")),
+        Err(StoreError::NotFound(..) | StoreError::Gone(..)) => {
+            Err(ApiError::BadRequest(format!("participant {t}/{id} is not known")))
+        }
+        Err(e) => Err(e.into()),
+    }
 }
 
 async fn list(

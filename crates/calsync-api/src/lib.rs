@@ -16,6 +16,7 @@ use actix_web::middleware::ErrorHandlers;
 use actix_web::{App, HttpServer, web};
 use calsync_store::Store;
 
+pub mod connect;
 pub mod connections;
 pub mod context;
 pub mod interaction;
@@ -196,6 +197,7 @@ impl Application {
             None => None,
         };
         let sync = web::Data::new(sync_settings.clone());
+        let authorizers = web::Data::new(connect::Authorizers::from_settings(settings)?);
         let queue_data = web::Data::new(queue.clone().map(tokio::sync::Mutex::new));
         let server_clock = clock;
         let clock = web::Data::new(clock);
@@ -206,9 +208,11 @@ impl Application {
                 .app_data(hold.clone())
                 .app_data(sync.clone())
                 .app_data(queue_data.clone())
+                .app_data(authorizers.clone())
                 .app_data(web::PayloadConfig::new(media::MAX_BODY))
                 .wrap(ErrorHandlers::new().default_handler(outcome::as_operation_outcome))
                 .configure(connections::routes)
+                .configure(connect::routes)
                 .configure(operation::routes)
                 .configure(interaction::routes)
         })

@@ -12,6 +12,7 @@
 //! Connectors get a base URL and credentials only: they cannot tell a real provider from the
 //! emulators the tests run. Feed URLs often carry secret tokens, so errors name the host only.
 
+pub mod authorize;
 pub mod caldav;
 pub mod google;
 pub mod ics;

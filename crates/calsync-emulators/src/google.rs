@@ -1,5 +1,6 @@
-//! The Google Calendar API v3 as calsync uses it: `POST /token` (OAuth 2.0 refresh) and
-//! `POST /calendar/v3/freeBusy`, with Google's error bodies.
+//! The Google Calendar API v3 as calsync uses it: `GET /o/oauth2/v2/auth` (the consent page),
+//! `POST /token` (authorization code with PKCE, and refresh) and `POST /calendar/v3/freeBusy`,
+//! with Google's error bodies.
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex};
@@ -46,6 +47,8 @@ pub struct State {
     pub faults: VecDeque<Fault>,
     /// freeBusy requests answered (faults included), for tests.
     pub requests: usize,
+    /// The consent page and its codes.
+    pub consent: crate::consent::Consent,
     issued: usize,
 }
 
@@ -69,6 +72,7 @@ impl State {
 pub fn routes(state: Shared) -> impl FnOnce(&mut web::ServiceConfig) {
     move |cfg| {
         cfg.app_data(web::Data::new(state))
+            .route("/o/oauth2/v2/auth", web::get().to(authorize))
             .route("/token", web::post().to(token))
             .route("/calendar/v3/freeBusy", web::post().to(free_busy));
     }
@@ -89,6 +93,22 @@ async fn token(state: web::Data<Shared>, form: web::Form<HashMap<String, String>
         return HttpResponse::Unauthorized()
             .json(json!({"error": "invalid_client", "error_description": "The OAuth client was not found."}));
     }
+    if field("grant_type") == "authorization_code" {
+        let Some(code) = s.consent.exchange(field("code"), field("redirect_uri"), field("code_verifier")) else {
+            return HttpResponse::BadRequest().json(json!({"error": "invalid_grant", "error_description": "Bad Request"}));
+        };
+        s.issued += 1;
+        let access = format!("ya29.emulated-{}-{}", code.account, s.issued);
+        s.access_tokens.insert(access.clone(), code.account.clone());
+        let mut answer = json!({"access_token": access, "expires_in": 3599,
+            "scope": "https://www.googleapis.com/auth/calendar.freebusy", "token_type": "Bearer"});
+        if code.offline {
+            let refresh = format!("1//emulated-{}-{}", code.account, s.issued);
+            s.refresh_tokens.insert(refresh.clone(), code.account);
+            answer["refresh_token"] = json!(refresh);
+        }
+        return HttpResponse::Ok().json(answer);
+    }
     if field("grant_type") != "refresh_token" {
         return HttpResponse::BadRequest()
             .json(json!({"error": "unsupported_grant_type", "error_description": "Invalid grant_type"}));
@@ -102,6 +122,16 @@ async fn token(state: web::Data<Shared>, form: web::Form<HashMap<String, String>
     s.access_tokens.insert(access.clone(), account);
     HttpResponse::Ok().json(json!({"access_token": access, "expires_in": 3599,
         "scope": "https://www.googleapis.com/auth/calendar.freebusy", "token_type": "Bearer"}))
+}
+
+/// The consent page: consents at once as `consent.next_account`. A refresh token comes only
+/// with `access_type=offline` and `prompt=consent`.
+async fn authorize(state: web::Data<Shared>, query: web::Query<HashMap<String, String>>) -> HttpResponse {
+    let mut s = state.lock().expect("emulator state");
+    let offline = query.get("access_type").map(String::as_str) == Some("offline")
+        && query.get("prompt").map(String::as_str) == Some("consent");
+    let client = s.client.0.clone();
+    crate::consent::respond(s.consent.authorize(&query, &client, offline))
 }
 
 async fn free_busy(req: HttpRequest, state: web::Data<Shared>, body: web::Json<Value>) -> HttpResponse {

@@ -4,5 +4,6 @@
 //! wire format (`docs/connectors.md`), and tests script faults into them. calsync's connectors
 //! get only a base URL and cannot tell an emulator from the real service.
 
+pub mod consent;
 pub mod google;
 pub mod microsoft;

@@ -58,6 +58,8 @@ pub struct State {
     pub selects: Vec<String>,
     /// Server-driven paging: at most this many events per page, whatever `$top` says.
     pub max_page: Option<usize>,
+    /// The consent page and its codes.
+    pub consent: crate::consent::Consent,
     issued: usize,
 }
 
@@ -75,6 +77,7 @@ impl State {
 pub fn routes(state: Shared) -> impl FnOnce(&mut web::ServiceConfig) {
     move |cfg| {
         cfg.app_data(web::Data::new(state))
+            .route("/{tenant}/oauth2/v2.0/authorize", web::get().to(authorize))
             .route("/{tenant}/oauth2/v2.0/token", web::post().to(token))
             .route("/v1.0/me/calendarView", web::get().to(calendar_view));
     }
@@ -93,6 +96,25 @@ async fn token(state: web::Data<Shared>, form: web::Form<HashMap<String, String>
         return HttpResponse::Unauthorized().json(json!({"error": "invalid_client",
             "error_description": "AADSTS7000215: Invalid client secret provided.", "error_codes": [7000215]}));
     }
+    if field("grant_type") == "authorization_code" {
+        let Some(code) = s.consent.exchange(field("code"), field("redirect_uri"), field("code_verifier")) else {
+            return HttpResponse::BadRequest().json(json!({"error": "invalid_grant",
+                "error_description": "AADSTS70000: The provided value for the 'code' parameter is not valid.",
+                "error_codes": [70000]}));
+        };
+        s.issued += 1;
+        let access = format!("eyJ0.emulated-{}", s.issued);
+        s.access_tokens.insert(access.clone(), code.account.clone());
+        let mut answer = json!({"token_type": "Bearer", "scope": "Calendars.ReadBasic", "expires_in": 3599,
+            "ext_expires_in": 3599, "access_token": access});
+        if code.offline {
+            let refresh = format!("M.R3_emulated-{}", s.issued);
+            s.refresh_tokens.insert(refresh.clone(), code.account);
+            answer["refresh_token"] = json!(refresh);
+            answer["scope"] = json!("Calendars.ReadBasic offline_access");
+        }
+        return HttpResponse::Ok().json(answer);
+    }
     let used = field("refresh_token").to_string();
     let Some(mailbox) = s.refresh_tokens.remove(&used) else {
         return HttpResponse::BadRequest().json(json!({"error": "invalid_grant",
@@ -105,6 +127,15 @@ async fn token(state: web::Data<Shared>, form: web::Form<HashMap<String, String>
     s.refresh_tokens.insert(refresh.clone(), mailbox);
     HttpResponse::Ok().json(json!({"token_type": "Bearer", "scope": "Calendars.ReadBasic offline_access",
         "expires_in": 3599, "ext_expires_in": 3599, "access_token": access, "refresh_token": refresh}))
+}
+
+/// The v2.0 consent page: consents at once as `consent.next_account`. A refresh token comes
+/// only with the `offline_access` scope.
+async fn authorize(state: web::Data<Shared>, query: web::Query<HashMap<String, String>>) -> HttpResponse {
+    let mut s = state.lock().expect("emulator state");
+    let offline = query.get("scope").is_some_and(|scope| scope.split(' ').any(|s| s == "offline_access"));
+    let client = s.client.0.clone();
+    crate::consent::respond(s.consent.authorize(&query, &client, offline))
 }
 
 async fn calendar_view(

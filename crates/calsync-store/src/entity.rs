@@ -203,3 +203,31 @@ pub mod connection {
 
     impl ActiveModelBehavior for ActiveModel {}
 }
+
+/// OAuth authorizations in flight (`/connect/{provider}/start` until its callback): the PKCE
+/// verifier is sealed by the caller, and each row is taken once.
+pub mod authorization {
+    use sea_orm::entity::prelude::*;
+
+    #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+    #[sea_orm(table_name = "authorization")]
+    pub struct Model {
+        /// The OAuth `state` (random, single use).
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub state: String,
+        /// google | microsoft.
+        pub provider: String,
+        /// `Patient/1` or `RelatedPerson/2`.
+        pub participant: String,
+        /// The sealed PKCE code verifier.
+        #[sea_orm(column_type = "Text")]
+        pub verifier: String,
+        /// UTC milliseconds after which the callback is refused.
+        pub expires_ms: i64,
+    }
+
+    #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+    pub enum Relation {}
+
+    impl ActiveModelBehavior for ActiveModel {}
+}

@@ -734,6 +734,36 @@ impl Store {
     }
 }
 
+/// An OAuth authorization in flight (see [`entity::authorization`]).
+pub type PendingAuthorization = entity::authorization::Model;
+
+impl Store {
+    /// Remembers an authorization in flight; expired ones are forgotten on the way.
+    pub async fn save_pending_authorization(&self, a: &PendingAuthorization, now: DateTime<Utc>) -> Result<(), StoreError> {
+        use sea_orm::IntoActiveModel;
+        let _turn = self.write_turn().await;
+        entity::authorization::Entity::delete_many()
+            .filter(entity::authorization::Column::ExpiresMs.lt(millis(now)))
+            .exec(&self.db)
+            .await?;
+        entity::authorization::Entity::insert(a.clone().into_active_model()).exec_without_returning(&self.db).await?;
+        Ok(())
+    }
+
+    /// Takes the authorization with this `state`: at most once, and none once expired.
+    pub async fn take_pending_authorization(
+        &self,
+        state: &str,
+        now: DateTime<Utc>,
+    ) -> Result<Option<PendingAuthorization>, StoreError> {
+        let _turn = self.write_turn().await;
+        let found = entity::authorization::Entity::find_by_id(state.to_string()).one(&self.db).await?;
+        let Some(found) = found else { return Ok(None) };
+        let taken = entity::authorization::Entity::delete_by_id(state.to_string()).exec(&self.db).await?;
+        Ok((taken.rows_affected == 1 && found.expires_ms >= millis(now)).then_some(found))
+    }
+}
+
 /// A write transaction (see [`Store::begin`]). On SQLite it holds this process's write turn.
 pub struct StoreTxn<'a> {
     txn: sea_orm::DatabaseTransaction,
