@@ -8,11 +8,13 @@ export SQLX_OFFLINE := true
 CARGO ?= cargo
 CALSYNC := $(CARGO_TARGET_DIR)/debug/calsync
 DEMO := tests/fixtures/demo
-## The demo: clinics, practitioners, three weeks of Slots, a patient and two caregivers whose
-## derived Schedules get their calendars imported.
+## The demo: clinics, practitioners, three weeks of Slots, a patient and two caregivers with
+## consent to sync. Maria's calendar is an uploaded file; her daughter's is an (emulated)
+## Outlook calendar and her son's an (emulated) Google calendar, which the worker syncs.
 DEMO_SERVE := --load $(DEMO)/provider.ndjson --load $(DEMO)/directory.ndjson --load $(DEMO)/provider-later.ndjson \
   --load $(DEMO)/participants.ndjson --import-ics maria-calendar=$(DEMO)/maria.ics \
-  --import-ics daughter-calendar=$(DEMO)/daughter.ics --import-ics son-calendar=$(DEMO)/son.ics \
+  --emulate-calendar microsoft:RelatedPerson/daughter=$(DEMO)/daughter.ics \
+  --emulate-calendar google:RelatedPerson/son=$(DEMO)/son.ics \
   --clock-start 2026-12-01T12:00:00Z
 
 .PHONY: run find-demo build test test-rust test-ical-corpus test-conformance test-clients test-demo test-postgres bench bench-core bench-search bench-find-mutual nextest clean-target

@@ -60,12 +60,30 @@ def main():
                     break
             else:
                 raise SystemExit("the server did not start:\n" + "".join(printed))
-            assert sum("imported" in l for l in printed) == 3, printed
+            assert sum("imported" in l for l in printed) == 1, printed
+            assert sum("emulated" in l and "connected" in l for l in printed) == 2, printed
+            synced(base)
             story(base)
         finally:
             server.terminate()
             server.wait(10)
     print("demo story: ok")
+
+
+def synced(base):
+    """The worker syncs the caregivers' emulated Outlook and Google calendars on its own."""
+    for who, kind in [("RelatedPerson/daughter", "microsoft"), ("RelatedPerson/son", "google")]:
+        for _ in range(300):
+            _, _, text = request(base, f"/connections?participant={who}")
+            connections = json.loads(text)["connections"]
+            assert [c["kind"] for c in connections] == [kind], connections
+            if connections[0]["state"] == "ok":
+                break
+            assert connections[0]["state"] in ("new", "ok"), connections
+            time.sleep(0.1)
+        else:
+            raise SystemExit(f"{who}'s {kind} calendar did not sync within 30 s: {connections}")
+    print("worker: both caregivers' calendars synced")
 
 
 def story(base):

@@ -60,6 +60,11 @@ impl Authorizers {
         .ok_or_else(|| ApiError::NotFound(format!("{name} calendars are not configured on this server")))
     }
 
+    /// The host a configured provider's calendar API is on.
+    pub fn api_host(&self, name: &str) -> Option<String> {
+        self.of(name).ok().map(|(_, host)| host.clone())
+    }
+
     fn redirect_uri(&self, cx: &RequestContext, provider: &str) -> String {
         format!("{}/connect/{provider}/callback", self.public_url.as_deref().unwrap_or(&cx.base))
     }

@@ -158,6 +158,7 @@ pub struct Application {
     store: Store,
     sync: Option<calsync_sync::connection::SyncSettings>,
     clock: context::Clock,
+    authorizers: connect::Authorizers,
 }
 
 impl Application {
@@ -197,7 +198,8 @@ impl Application {
             None => None,
         };
         let sync = web::Data::new(sync_settings.clone());
-        let authorizers = web::Data::new(connect::Authorizers::from_settings(settings)?);
+        let app_authorizers = connect::Authorizers::from_settings(settings)?;
+        let authorizers = web::Data::new(app_authorizers.clone());
         let queue_data = web::Data::new(queue.clone().map(tokio::sync::Mutex::new));
         let server_clock = clock;
         let clock = web::Data::new(clock);
@@ -219,7 +221,39 @@ impl Application {
         .listen(listener)
         .map_err(|e| e.to_string())?
         .run();
-        Ok(Self { server, port, store, sync: sync_settings, clock: server_clock })
+        Ok(Self {
+            server,
+            port,
+            store,
+            sync: sync_settings,
+            clock: server_clock,
+            authorizers: app_authorizers,
+        })
+    }
+
+    /// Connects `participant` to a calendar of `kind` (`google`, `microsoft`, `ics`, `caldav`)
+    /// with `secret` (sealed), as the connections API and the OAuth callback do; returns the
+    /// connection's id. For demos and tools that hold credentials already.
+    pub async fn connect_calendar(
+        &self,
+        participant: &str,
+        kind: &str,
+        secret: &serde_json::Value,
+        now: chrono::DateTime<chrono::Utc>,
+    ) -> Result<String, String> {
+        let sync = self.sync.as_ref().ok_or("calendar connections need a secret_key")?;
+        let participant = connections::known_participant(&self.store, participant).await.map_err(|e| e.to_string())?;
+        let host = match kind {
+            "google" | "microsoft" => self
+                .authorizers
+                .api_host(kind)
+                .ok_or_else(|| format!("{kind} is not configured on this server"))?,
+            _ => secret["url"].as_str().and_then(calsync_connect::address_host).ok_or("the secret needs a url")?,
+        };
+        let c = connections::connect(&self.store, sync, &participant, kind, host, secret, now)
+            .await
+            .map_err(|e| e.to_string())?;
+        Ok(c.id)
     }
 
     /// What the worker needs to run next to this server (none without a secret key): the

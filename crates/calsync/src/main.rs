@@ -10,6 +10,7 @@ use clap::{Parser, Subcommand};
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 mod busy;
+mod emulate;
 mod find;
 mod generate;
 mod render;

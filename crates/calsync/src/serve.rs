@@ -23,6 +23,11 @@ pub struct ServeArgs {
     /// SCHEDULE=FILE (like `POST /Schedule/SCHEDULE/$import-ics`), e.g. the demo calendars.
     #[arg(long = "import-ics", value_name = "SCHEDULE=FILE")]
     import_ics: Vec<String>,
+    /// Connect a participant to an emulated Google or Microsoft calendar holding an iCalendar
+    /// file's busy time, as PROVIDER:PARTICIPANT=FILE (the demo: google:RelatedPerson/son=son.ics).
+    /// The emulators run in this process; the worker syncs the connections.
+    #[arg(long = "emulate-calendar", value_name = "PROVIDER:PARTICIPANT=FILE")]
+    emulate_calendar: Vec<String>,
     /// Run the server's clock from this instant (RFC 3339) instead of now; time passes as
     /// usual. For demos whose data is a fixed week.
     #[arg(long)]
@@ -59,6 +64,8 @@ pub fn run(args: ServeArgs) -> Result<(), String> {
             settings.database_url = database.clone();
         }
         settings.clock_start = args.clock_start;
+        let now = args.clock_start.unwrap_or_else(chrono::Utc::now);
+        let emulated = crate::emulate::start(&args.emulate_calendar, &mut settings, now)?;
         let app = Application::build(&settings).await?;
         for file in &args.load {
             load(&app, file).await?;
@@ -73,6 +80,7 @@ pub fn run(args: ServeArgs) -> Result<(), String> {
                 .map_err(|e| format!("--import-ics {pair}: {e}"))?;
             println!("imported {file} into Schedule/{schedule}: {} busy windows", imported.busy);
         }
+        emulated.connect(&app, now).await?;
         let host = settings.bind.rsplit_once(':').map_or("127.0.0.1", |(h, _)| h).replace("0.0.0.0", "127.0.0.1");
         let base = format!("http://{host}:{}", app.port());
         println!("calsync FHIR server on {base}  (database: {})", redact(&settings.database_url));
