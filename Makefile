@@ -17,7 +17,7 @@ DEMO_SERVE := --load $(DEMO)/provider.ndjson --load $(DEMO)/directory.ndjson --l
   --emulate-calendar google:RelatedPerson/son=$(DEMO)/son.ics \
   --clock-start 2026-12-01T12:00:00Z
 
-.PHONY: run find-demo build test test-rust test-ical-corpus test-conformance test-clients test-demo test-postgres bench bench-core bench-search bench-find-mutual nextest clean-target
+.PHONY: run find-demo build test test-rust test-ical-corpus test-conformance test-clients test-demo test-postgres bench bench-core bench-search bench-find-mutual bench-nightly nextest clean-target
 
 ## The whole system on the embedded SQLite database (calsync.db) with the demo clinics loaded.
 run: build
@@ -65,7 +65,7 @@ test-clients: build
 	tests/clients/run.sh $(CALSYNC)
 
 ## Criterion benchmarks and the HTTP load test (release build); figures in docs/benchmarks.md.
-bench: bench-core bench-search bench-find-mutual
+bench: bench-core bench-search bench-find-mutual bench-nightly
 
 bench-core:
 	$(CARGO) bench --workspace --bench mutual_search
@@ -85,3 +85,8 @@ nextest:
 
 clean-target:
 	rm -rf $(CARGO_TARGET_DIR)
+
+## The nightly run for 10,000 participants (Google, Microsoft and ICS, emulated on loopback)
+## through the real queue and worker, into a fresh SQLite file (release build).
+bench-nightly:
+	$(CARGO) bench -p calsync-worker --bench nightly
