@@ -1631,5 +1631,20 @@ async fn google_and_microsoft_calendars_connect_through_oauth_with_pkce_and_leas
     outcome(hop(app.url("/connect/google/callback?state=forged&code=x")).await, StatusCode::BAD_REQUEST).await;
     outcome(hop(app.url("/connect/yahoo/start?participant=Patient/maria")).await, StatusCode::NOT_FOUND).await;
     outcome(hop(app.url("/connect/google/start?participant=Patient/nobody")).await, StatusCode::BAD_REQUEST).await;
+
+    // Ana's consent is revoked: her connection is purged by the Consent write itself, before
+    // any sync: busy Slots and credentials gone, the connection says why.
+    let mut revoked: Value = app.get("/Consent/ana-sync").await.json().await.unwrap();
+    revoked["status"] = json!("inactive");
+    assert_eq!(app.put("/Consent/ana-sync", &revoked, None).await.status(), 200);
+    let listed: Value = app.get("/connections?participant=RelatedPerson/ana").await.json().await.unwrap();
+    let ana = &listed["connections"][0];
+    assert_eq!(ana["state"], "consent-withdrawn", "{ana}");
+    assert!(ana["reason"].as_str().unwrap().contains("1 busy windows and the credentials were deleted"), "{ana}");
+    let schedule = ana["schedule"].as_str().unwrap();
+    assert_eq!(bundle(&app, &format!("schedule={schedule}&status=busy")).await["total"], 0);
+    // Maria's connection is untouched by Ana's consent.
+    let listed: Value = app.get("/connections?participant=Patient/maria").await.json().await.unwrap();
+    assert_eq!(listed["connections"][0]["state"], "ok");
     app.database.finish().await;
 }

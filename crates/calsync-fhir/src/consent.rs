@@ -73,17 +73,19 @@ fn references(v: &Value) -> Vec<&str> {
     }
 }
 
+/// Everyone a Consent names: its patient, its performers and the actors of its provision.
+pub fn named(consent: &Value) -> Vec<&str> {
+    let actors = consent["provision"]["actor"].as_array().into_iter().flatten().filter_map(|a| a["reference"]["reference"].as_str());
+    let mut all: Vec<&str> =
+        references(&consent["patient"]).into_iter().chain(references(&consent["performer"])).chain(actors).collect();
+    all.sort_unstable();
+    all.dedup();
+    all
+}
+
 fn applies(consent: &Value, participant: &str) -> bool {
     let provision = &consent["provision"];
-    let actors: Vec<&str> = provision["actor"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .filter_map(|a| a["reference"]["reference"].as_str())
-        .collect();
-    let named = references(&consent["patient"]).contains(&participant)
-        || references(&consent["performer"]).contains(&participant)
-        || actors.contains(&participant);
+    let named = named(consent).contains(&participant);
     let privacy = codes(&consent["scope"]).any(|c| c == (SCOPE_SYSTEM, "patient-privacy"));
     let actions: Vec<(&str, &str)> = provision["action"].as_array().into_iter().flatten().flat_map(codes).collect();
     let for_sync = actions.is_empty() || actions.contains(&(ACTION_SYSTEM, CALENDAR_SYNC));
@@ -132,6 +134,13 @@ mod tests {
     use super::*;
     use chrono::TimeZone;
     use serde_json::json;
+
+    #[test]
+    fn a_consent_names_its_patient_performers_and_actors_once() {
+        let c = json!({"patient": {"reference": "Patient/maria"}, "performer": [{"reference": "RelatedPerson/son"},
+            {"reference": "Patient/maria"}], "provision": {"actor": [{"reference": {"reference": "RelatedPerson/daughter"}}]}});
+        assert_eq!(named(&c), ["Patient/maria", "RelatedPerson/daughter", "RelatedPerson/son"]);
+    }
 
     fn consent(id: &str, status: &str, performer: &str, provision: Value) -> Value {
         json!({"resourceType": "Consent", "id": id, "status": status,

@@ -116,15 +116,7 @@ pub async fn sync_connection(
     let horizon = Interval::new(now - TimeDelta::days(1), now + settings.horizon);
     let source = source_of(&c.id);
     if let Decision::Refused(reason) = calendar_sync(&consents_of(store, &c.participant).await?, &c.participant, now) {
-        let purged = crate::purge(store, &c.schedule, &source).await?;
-        c.secret = None;
-        c.validator = None;
-        c.state = "consent-withdrawn".into();
-        c.reason = Some(format!("{reason}; {} busy windows and the credentials were deleted", purged.removed));
-        c.next_run_ms = None;
-        store.save_calendar_connection(&c).await?;
-        tracing::info!(connection = %c.id, removed = purged.removed, "consent withdrawn: connection purged");
-        return Ok(c);
+        return withdraw(store, c, &reason).await;
     }
     let Some(sealed) = c.secret.clone() else {
         c.state = "needs-reconnect".into();
@@ -175,6 +167,42 @@ pub async fn sync_connection(
     }
     store.save_calendar_connection(&c).await?;
     Ok(c)
+}
+
+/// Consent no longer permits the connection: its busy Slots and credentials go, and it says so.
+async fn withdraw(store: &Store, mut c: CalendarConnection, reason: &str) -> Result<CalendarConnection, SyncError> {
+    let purged = crate::purge(store, &c.schedule, &source_of(&c.id)).await?;
+    c.secret = None;
+    c.validator = None;
+    c.state = "consent-withdrawn".into();
+    c.reason = Some(format!("{reason}; {} busy windows and the credentials were deleted", purged.removed));
+    c.next_run_ms = None;
+    store.save_calendar_connection(&c).await?;
+    tracing::info!(connection = %c.id, removed = purged.removed, "consent withdrawn: connection purged");
+    Ok(c)
+}
+
+/// Checks the consent of every connection of `participants` at `now` (after a Consent was
+/// written or deleted) and withdraws those it no longer permits, at once rather than at their
+/// next sync. Returns the connections withdrawn.
+pub async fn enforce_consent(
+    store: &Store,
+    participants: &[&str],
+    now: DateTime<Utc>,
+) -> Result<Vec<CalendarConnection>, SyncError> {
+    let mut withdrawn = Vec::new();
+    for participant in participants {
+        let connections = store.calendar_connections_of(participant).await?;
+        if connections.iter().all(|c| c.state == "consent-withdrawn") {
+            continue;
+        }
+        if let Decision::Refused(reason) = calendar_sync(&consents_of(store, participant).await?, participant, now) {
+            for c in connections.into_iter().filter(|c| c.state != "consent-withdrawn") {
+                withdrawn.push(withdraw(store, c, &reason).await?);
+            }
+        }
+    }
+    Ok(withdrawn)
 }
 
 fn succeeded(c: &mut CalendarConnection, settings: &SyncSettings, now: DateTime<Utc>) {

@@ -41,6 +41,10 @@ pub async fn handle(
         map.remove("id");
     }
     let stored = store.create(t, value).await?;
+    if t == "Consent" {
+        // A new Consent can deny (a nested deny, or a status other than active).
+        super::consent_changed(&store, None, Some(&stored.content), cx.now).await;
+    }
     let location = format!("{}/{t}/{}/_history/{}", cx.base, stored.id, stored.version_id);
     let mut created = HttpResponse::Created();
     created.insert_header((header::LOCATION, location));

@@ -9,12 +9,20 @@ use crate::outcome::ApiError;
 
 pub async fn handle(
     _req: HttpRequest,
-    _cx: RequestContext,
+    cx: RequestContext,
     store: web::Data<Store>,
     path: web::Path<(String, String)>,
 ) -> Result<HttpResponse, ApiError> {
     let (t, id) = path.into_inner();
     let t = resource_type(&t)?;
-    store.delete(t, super::resource_id(t, &id)?).await?;
+    let id = super::resource_id(t, &id)?;
+    let before = match t {
+        "Consent" => store.read(t, id).await.ok().map(|r| r.content),
+        _ => None,
+    };
+    store.delete(t, id).await?;
+    if before.is_some() {
+        super::consent_changed(&store, before.as_ref(), None, cx.now).await;
+    }
     Ok(HttpResponse::NoContent().finish())
 }

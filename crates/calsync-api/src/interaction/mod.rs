@@ -66,3 +66,24 @@ fn resource_type(name: &str) -> Result<&str, ApiError> {
         Err(ApiError::NotFound(format!("resource type {name:?} is not supported")))
     }
 }
+
+/// After a Consent was written or deleted (`before` and `after` its versions): every
+/// participant either version names has their calendar connections re-checked, and those no
+/// longer permitted are purged at once. A failure here is logged; the next sync purges anyway.
+pub(crate) async fn consent_changed(
+    store: &calsync_store::Store,
+    before: Option<&serde_json::Value>,
+    after: Option<&serde_json::Value>,
+    now: chrono::DateTime<chrono::Utc>,
+) {
+    let mut named: Vec<&str> = before.into_iter().chain(after).flat_map(calsync_fhir::consent::named).collect();
+    named.sort_unstable();
+    named.dedup();
+    match calsync_sync::connection::enforce_consent(store, &named, now).await {
+        Ok(withdrawn) if !withdrawn.is_empty() => {
+            tracing::info!(connections = withdrawn.len(), "consent withdrawn: connections purged")
+        }
+        Ok(_) => {}
+        Err(e) => tracing::warn!(error = %e, "re-checking consent after a Consent write failed"),
+    }
+}

@@ -10,7 +10,7 @@ use crate::outcome::ApiError;
 
 pub async fn handle(
     req: HttpRequest,
-    _cx: RequestContext,
+    cx: RequestContext,
     store: web::Data<Store>,
     path: web::Path<(String, String)>,
     body: web::Bytes,
@@ -29,7 +29,14 @@ pub async fn handle(
         }
         None => return Err(ApiError::BadRequest("an update must carry the resource id".into())),
     }
+    let before = match t {
+        "Consent" => store.read(t, &id).await.ok().map(|r| r.content),
+        _ => None,
+    };
     let (stored, created) = store.update(t, &id, value, expected).await?;
+    if t == "Consent" {
+        super::consent_changed(&store, before.as_ref(), Some(&stored.content), cx.now).await;
+    }
     let builder = if created { HttpResponse::Created() } else { HttpResponse::Ok() };
     Ok(media::resource_response(builder, &req, &stored))
 }
