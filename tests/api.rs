@@ -1600,7 +1600,10 @@ async fn google_and_microsoft_calendars_connect_through_oauth_with_pkce_and_leas
         let created = hop(back.clone()).await;
         assert_eq!(created.status(), 201, "{provider}: {}", created.text().await.unwrap());
         let c: Value = created.json().await.unwrap();
-        assert_eq!((c["kind"].as_str(), c["participant"].as_str(), c["state"].as_str()), (Some(provider), Some(participant), Some("new")));
+        assert_eq!(
+            (c["kind"].as_str(), c["participant"].as_str(), c["state"].as_str()),
+            (Some(provider), Some(participant), Some("new"))
+        );
         assert!(!c.to_string().contains("emulated"), "no token in the answer: {c}");
         // The code works once.
         outcome(hop(back).await, StatusCode::BAD_REQUEST).await;

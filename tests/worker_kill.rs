@@ -67,7 +67,11 @@ fn calsync(args: &[&str], log: &std::path::Path) -> Command {
 async fn busy(store: &Store) -> BTreeSet<(i64, i64)> {
     let prefix = calsync_sync::slot_prefix(&source_of("big"), "Schedule/big-calendar");
     let rows = store
-        .slots_overlapping(Some("Schedule/big-calendar"), Utc::now() - TimeDelta::days(2), Utc::now() + TimeDelta::days(120))
+        .slots_overlapping(
+            Some("Schedule/big-calendar"),
+            Utc::now() - TimeDelta::days(2),
+            Utc::now() + TimeDelta::days(120),
+        )
         .await
         .unwrap();
     rows.iter()
@@ -165,7 +169,6 @@ async fn a_worker_killed_while_it_syncs_leaves_the_old_or_the_new_set_and_the_jo
     assert!(status.success());
     let old = windows(0, 3);
     assert!(busy(&store).await == old, "the first run stored the calendar");
-
 
     // The calendar changes completely, again and again: each round a worker is killed at a
     // random moment of the sync (the fetch, the parse, the apply, or after the commit).

@@ -35,7 +35,8 @@ impl Authorizers {
     pub fn from_settings(settings: &Settings) -> Result<Self, String> {
         let build = |provider: Provider, p: &Option<OAuthProvider>| -> Result<Option<(Authorizer, String)>, String> {
             let Some(p) = p else { return Ok(None) };
-            let client = calsync_connect::oauth::OAuthClient { id: p.client_id.clone(), secret: p.client_secret.clone() };
+            let client =
+                calsync_connect::oauth::OAuthClient { id: p.client_id.clone(), secret: p.client_secret.clone() };
             let authorizer =
                 Authorizer::new(provider, &client, &p.authorize_url, &p.token_url, std::time::Duration::from_secs(30))
                     .map_err(|e| format!("[{}] {e}", provider.name()))?;
@@ -90,7 +91,8 @@ async fn start(
     let (authorizer, _) = authorizers.of(&path)?;
     let participant = query.get("participant").ok_or_else(|| ApiError::BadRequest("participant is required".into()))?;
     let participant = known_participant(&store, participant).await?;
-    let started = authorizer.start(&authorizers.redirect_uri(&cx, &path)).map_err(|e| ApiError::Internal(e.to_string()))?;
+    let started =
+        authorizer.start(&authorizers.redirect_uri(&cx, &path)).map_err(|e| ApiError::Internal(e.to_string()))?;
     let pending = PendingAuthorization {
         verifier: settings.key.seal(&started.verifier, &started.state),
         state: started.state.clone(),
@@ -138,11 +140,8 @@ async fn callback(
     let secret = json!({"refresh_token": refresh_token});
     let c = connect(&store, settings, &pending.participant, &path, host.clone(), &secret, cx.now).await?;
     tracing::info!(connection = %c.id, kind = %c.kind, "calendar connected");
-    let wants_html = req
-        .headers()
-        .get("Accept")
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|accept| accept.contains("text/html"));
+    let wants_html =
+        req.headers().get("Accept").and_then(|v| v.to_str().ok()).is_some_and(|accept| accept.contains("text/html"));
     if wants_html {
         return Ok(HttpResponse::Ok().content_type("text/html; charset=utf-8").body(format!(
             "<!doctype html><meta charset=utf-8><title>Calendar connected</title>\

@@ -32,7 +32,10 @@ pub fn sync_settings(settings: &Settings) -> Result<Option<SyncSettings>, String
     let google = match &settings.google {
         Some(p) => Some(
             GoogleCalendar::new(
-                GoogleEndpoints { api: url("google.api_url", &p.api_url)?, token: url("google.token_url", &p.token_url)? },
+                GoogleEndpoints {
+                    api: url("google.api_url", &p.api_url)?,
+                    token: url("google.token_url", &p.token_url)?,
+                },
                 client(p),
                 timeout,
             )
@@ -219,7 +222,12 @@ async fn sync_now(
 
 /// `POST /connections/$sync-all`: every connection that syncs by itself becomes due now and is
 /// queued for the worker (what the nightly run does). 202 with how many were queued.
-async fn sync_all(cx: RequestContext, store: web::Data<Store>, sync: Sync, jobs: Jobs) -> Result<HttpResponse, ApiError> {
+async fn sync_all(
+    cx: RequestContext,
+    store: web::Data<Store>,
+    sync: Sync,
+    jobs: Jobs,
+) -> Result<HttpResponse, ApiError> {
     configured(&sync)?;
     let queue = jobs.as_ref().as_ref().ok_or_else(|| ApiError::Unavailable("the job queue is not open".into()))?;
     let queued = queue.lock().await.sync_all(&store, cx.now).await.map_err(|e| ApiError::Internal(e.to_string()))?;

@@ -191,9 +191,12 @@ impl Application {
         let sync_settings = connections::sync_settings(settings)?;
         let queue = match &sync_settings {
             Some(_) => Some(
-                calsync_worker::Queue::open(&store, std::time::Duration::from_secs(settings.sync.heartbeat_seconds.max(1)))
-                    .await
-                    .map_err(|e| e.to_string())?,
+                calsync_worker::Queue::open(
+                    &store,
+                    std::time::Duration::from_secs(settings.sync.heartbeat_seconds.max(1)),
+                )
+                .await
+                .map_err(|e| e.to_string())?,
             ),
             None => None,
         };
@@ -221,14 +224,7 @@ impl Application {
         .listen(listener)
         .map_err(|e| e.to_string())?
         .run();
-        Ok(Self {
-            server,
-            port,
-            store,
-            sync: sync_settings,
-            clock: server_clock,
-            authorizers: app_authorizers,
-        })
+        Ok(Self { server, port, store, sync: sync_settings, clock: server_clock, authorizers: app_authorizers })
     }
 
     /// Connects `participant` to a calendar of `kind` (`google`, `microsoft`, `ics`, `caldav`)
@@ -244,10 +240,9 @@ impl Application {
         let sync = self.sync.as_ref().ok_or("calendar connections need a secret_key")?;
         let participant = connections::known_participant(&self.store, participant).await.map_err(|e| e.to_string())?;
         let host = match kind {
-            "google" | "microsoft" => self
-                .authorizers
-                .api_host(kind)
-                .ok_or_else(|| format!("{kind} is not configured on this server"))?,
+            "google" | "microsoft" => {
+                self.authorizers.api_host(kind).ok_or_else(|| format!("{kind} is not configured on this server"))?
+            }
             _ => secret["url"].as_str().and_then(calsync_connect::address_host).ok_or("the secret needs a url")?,
         };
         let c = connections::connect(&self.store, sync, &participant, kind, host, secret, now)

@@ -67,7 +67,11 @@ impl Consent {
             return back(&[("error", "unsupported_response_type"), ("state", state)]);
         }
         if field("code_challenge_method") != "S256" || field("code_challenge").len() < 43 {
-            return back(&[("error", "invalid_request"), ("error_description", "PKCE S256 is required"), ("state", state)]);
+            return back(&[
+                ("error", "invalid_request"),
+                ("error_description", "PKCE S256 is required"),
+                ("state", state),
+            ]);
         }
         let Some(account) = self.next_account.clone() else {
             return back(&[("error", "access_denied"), ("state", state)]);
@@ -125,8 +129,15 @@ mod tests {
         // RFC 7636 appendix B: the S256 challenge of that verifier.
         let challenge = "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM";
         let mut consent = Consent { next_account: Some("ann".into()), ..Default::default() };
-        let q = query(&[("client_id", "calsync"), ("redirect_uri", "http://127.0.0.1/cb"), ("response_type", "code"),
-            ("scope", "s"), ("state", "st ate"), ("code_challenge", challenge), ("code_challenge_method", "S256")]);
+        let q = query(&[
+            ("client_id", "calsync"),
+            ("redirect_uri", "http://127.0.0.1/cb"),
+            ("response_type", "code"),
+            ("scope", "s"),
+            ("state", "st ate"),
+            ("code_challenge", challenge),
+            ("code_challenge_method", "S256"),
+        ]);
         let Answer::Redirect(url) = consent.authorize(&q, "calsync", true) else { panic!("no redirect") };
         assert!(url.starts_with("http://127.0.0.1/cb?code=4%2Femulated-code-1&state=st+ate"), "{url}");
         assert!(consent.exchange("4/emulated-code-1", "http://127.0.0.1/cb", "wrong").is_none());
@@ -139,7 +150,12 @@ mod tests {
     #[test]
     fn without_pkce_or_consent_the_client_gets_an_error() {
         let mut consent = Consent::default();
-        let q = query(&[("client_id", "calsync"), ("redirect_uri", "http://h/cb"), ("response_type", "code"), ("state", "s")]);
+        let q = query(&[
+            ("client_id", "calsync"),
+            ("redirect_uri", "http://h/cb"),
+            ("response_type", "code"),
+            ("state", "s"),
+        ]);
         let Answer::Redirect(url) = consent.authorize(&q, "calsync", true) else { panic!() };
         assert!(url.contains("error=invalid_request"), "{url}");
         let Answer::Refuse(_) = consent.authorize(&q, "someone-else", true) else { panic!() };

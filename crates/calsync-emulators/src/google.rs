@@ -95,7 +95,8 @@ async fn token(state: web::Data<Shared>, form: web::Form<HashMap<String, String>
     }
     if field("grant_type") == "authorization_code" {
         let Some(code) = s.consent.exchange(field("code"), field("redirect_uri"), field("code_verifier")) else {
-            return HttpResponse::BadRequest().json(json!({"error": "invalid_grant", "error_description": "Bad Request"}));
+            return HttpResponse::BadRequest()
+                .json(json!({"error": "invalid_grant", "error_description": "Bad Request"}));
         };
         s.issued += 1;
         let access = format!("ya29.emulated-{}-{}", code.account, s.issued);

@@ -75,7 +75,11 @@ fn references(v: &Value) -> Vec<&str> {
 
 /// Everyone a Consent names: its patient, its performers and the actors of its provision.
 pub fn named(consent: &Value) -> Vec<&str> {
-    let actors = consent["provision"]["actor"].as_array().into_iter().flatten().filter_map(|a| a["reference"]["reference"].as_str());
+    let actors = consent["provision"]["actor"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|a| a["reference"]["reference"].as_str());
     let mut all: Vec<&str> =
         references(&consent["patient"]).into_iter().chain(references(&consent["performer"])).chain(actors).collect();
     all.sort_unstable();

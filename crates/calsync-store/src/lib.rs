@@ -712,10 +712,8 @@ impl Store {
             .into_tuple()
             .all(&self.db)
             .await?;
-        let synced_since = entity::connection::Entity::find()
-            .filter(Column::LastSuccessMs.gte(millis(since)))
-            .count(&self.db)
-            .await?;
+        let synced_since =
+            entity::connection::Entity::find().filter(Column::LastSuccessMs.gte(millis(since))).count(&self.db).await?;
         let due = entity::connection::Entity::find()
             .filter(Column::NextRunMs.lte(millis(since)))
             .filter(Column::State.is_not_in(PARTICIPANT_STATES))
@@ -739,7 +737,11 @@ pub type PendingAuthorization = entity::authorization::Model;
 
 impl Store {
     /// Remembers an authorization in flight; expired ones are forgotten on the way.
-    pub async fn save_pending_authorization(&self, a: &PendingAuthorization, now: DateTime<Utc>) -> Result<(), StoreError> {
+    pub async fn save_pending_authorization(
+        &self,
+        a: &PendingAuthorization,
+        now: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
         use sea_orm::IntoActiveModel;
         let _turn = self.write_turn().await;
         entity::authorization::Entity::delete_many()
@@ -852,7 +854,11 @@ impl StoreTxn<'_> {
 }
 
 /// [`Store::put_many`] inside a transaction.
-async fn put_many_in<C: ConnectionTrait>(txn: &C, indexer: Option<Indexer>, items: Vec<Put>) -> Result<u64, StoreError> {
+async fn put_many_in<C: ConnectionTrait>(
+    txn: &C,
+    indexer: Option<Indexer>,
+    items: Vec<Put>,
+) -> Result<u64, StoreError> {
     if let Some((_, id, _)) = items.iter().find(|(_, id, _)| !is_valid_id(id)) {
         return Err(StoreError::Invalid(format!("{id:?} is not a valid id: 1-64 of A-Z a-z 0-9 - .")));
     }

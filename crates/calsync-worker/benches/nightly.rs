@@ -32,7 +32,8 @@ const EVENTS: i64 = 20;
 fn serve(configure: impl Fn(&mut web::ServiceConfig) + Clone + Send + 'static) -> String {
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
     let base = format!("http://127.0.0.1:{}", listener.local_addr().unwrap().port());
-    let server = HttpServer::new(move || App::new().configure(configure.clone())).workers(2).listen(listener).unwrap().run();
+    let server =
+        HttpServer::new(move || App::new().configure(configure.clone())).workers(2).listen(listener).unwrap().run();
     tokio::spawn(server);
     base
 }
@@ -225,11 +226,8 @@ async fn run() {
     let secs = clock.elapsed().as_secs_f64();
     stop.send(()).unwrap();
     worker.await.unwrap().unwrap();
-    let busy = store
-        .slots_overlapping(None, today - TimeDelta::days(1), today + TimeDelta::days(100))
-        .await
-        .unwrap()
-        .len();
+    let busy =
+        store.slots_overlapping(None, today - TimeDelta::days(1), today + TimeDelta::days(100)).await.unwrap().len();
     println!(
         "nightly run: {queued} connections in {secs:.1} s ({:.0} syncs/s); {} ok; {busy} busy Slots; states {:?}; peak memory {:.0} MB",
         queued as f64 / secs,

@@ -136,7 +136,8 @@ impl Queue {
             calsync_store::Backend::Sqlite => {
                 // Its own connections, which wait as long as a sync's transaction may hold the
                 // write lock: apalis takes a failed poll for a dead worker.
-                let options = (*db.get_sqlite_connection_pool().connect_options()).clone().busy_timeout(QUEUE_BUSY_TIMEOUT);
+                let options =
+                    (*db.get_sqlite_connection_pool().connect_options()).clone().busy_timeout(QUEUE_BUSY_TIMEOUT);
                 let pool = &apalis_sqlite::SqlitePool::connect_with(options).await.map_err(queue_error)?;
                 SqliteStorage::setup(pool).await.map_err(queue_error)?;
                 let config = apalis_sqlite::Config::default()

@@ -98,8 +98,7 @@ pub fn start(specs: &[String], settings: &mut Settings, now: DateTime<Utc>) -> R
     if calendars.iter().any(|c| c.provider == "microsoft") {
         let base = serve(move |cfg| microsoft::routes(m.clone())(cfg))?;
         println!("emulated Microsoft Graph on {base}");
-        settings.microsoft =
-            Some(provider(&base, "/common/oauth2/v2.0/authorize", "/common/oauth2/v2.0/token"));
+        settings.microsoft = Some(provider(&base, "/common/oauth2/v2.0/authorize", "/common/oauth2/v2.0/token"));
     }
     Ok(Emulated { calendars })
 }
@@ -109,7 +108,12 @@ impl Emulated {
     pub async fn connect(&self, app: &calsync_api::Application, now: DateTime<Utc>) -> Result<(), String> {
         for c in &self.calendars {
             let id = app
-                .connect_calendar(&c.participant, &c.provider, &serde_json::json!({"refresh_token": c.refresh_token}), now)
+                .connect_calendar(
+                    &c.participant,
+                    &c.provider,
+                    &serde_json::json!({"refresh_token": c.refresh_token}),
+                    now,
+                )
                 .await?;
             println!("connected {} to an emulated {} calendar (connection {id})", c.participant, c.provider);
         }
