@@ -187,7 +187,7 @@ pub mod connection {
         /// What the server said about the last version read (JSON), for conditional requests.
         #[sea_orm(column_type = "Text", nullable)]
         pub validator: Option<String>,
-        /// new | ok | error | needs-reconnect | consent-withdrawn.
+        /// new | syncing | ok | error | needs-reconnect | consent-withdrawn.
         pub state: String,
         #[sea_orm(column_type = "Text", nullable)]
         pub reason: Option<String>,

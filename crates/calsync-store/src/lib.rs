@@ -687,6 +687,19 @@ impl Store {
             .await?)
     }
 
+    /// Marks a connection as being synced now (`syncing`), unless it waits for its participant.
+    pub async fn mark_connection_syncing(&self, id: &str) -> Result<(), StoreError> {
+        use entity::connection::Column;
+        let _turn = self.write_turn().await;
+        entity::connection::Entity::update_many()
+            .col_expr(Column::State, Expr::value("syncing"))
+            .filter(Column::Id.eq(id))
+            .filter(Column::State.is_not_in(PARTICIPANT_STATES))
+            .exec(&self.db)
+            .await?;
+        Ok(())
+    }
+
     /// Makes every connection that syncs by itself due at `now` (the nightly run, or "sync all
     /// now"); returns how many.
     pub async fn make_connections_due(&self, now: DateTime<Utc>) -> Result<u64, StoreError> {
@@ -775,6 +788,13 @@ pub struct StoreTxn<'a> {
 
 impl StoreTxn<'_> {
     /// Makes every write of the transaction visible at once.
+    /// Deletes many resources of one type (those already deleted or absent are skipped), in
+    /// batches: each gets a deleted version in its history, leaves the search index and, for
+    /// Slots, the Slot table. Returns how many were deleted.
+    pub async fn delete_many(&self, resource_type: &str, ids: &[String]) -> Result<u64, StoreError> {
+        delete_many_in(&self.txn, resource_type, ids).await
+    }
+
     /// [`Store::put_many`] inside this transaction.
     pub async fn put_many(&self, items: Vec<Put>) -> Result<u64, StoreError> {
         put_many_in(&self.txn, self.indexer, items).await
@@ -915,6 +935,64 @@ async fn put_many_in<C: ConnectionTrait>(
         }
     }
     Ok(written)
+}
+
+/// [`StoreTxn::delete_many`]. The current row keeps its last content with `deleted` set and the
+/// next version number (reads answer 410 and never show it); the history has the stamped
+/// deleted version, as [`StoreTxn::delete`] writes it.
+async fn delete_many_in<C: ConnectionTrait>(txn: &C, resource_type: &str, ids: &[String]) -> Result<u64, StoreError> {
+    let now = from_millis(millis(Utc::now()));
+    let mut deleted = 0;
+    for chunk in ids.chunks(BATCH_ROWS) {
+        let current = resource::Entity::find()
+            .filter(resource::Column::ResourceType.eq(resource_type))
+            .filter(resource::Column::Id.is_in(chunk.iter().cloned()))
+            .filter(resource::Column::Deleted.eq(false))
+            .all(txn)
+            .await?;
+        if current.is_empty() {
+            continue;
+        }
+        let gone: Vec<String> = current.iter().map(|r| r.id.clone()).collect();
+        let mut history = Vec::with_capacity(current.len());
+        for row in current {
+            let mut content: Value = serde_json::from_str(&row.content).unwrap_or(Value::Null);
+            stamp(&mut content, &row.id, row.version_id + 1, now)?;
+            history.push(resource_history::ActiveModel {
+                resource_type: Set(resource_type.to_string()),
+                id: Set(row.id),
+                version_id: Set(row.version_id + 1),
+                last_updated: Set(millis(now)),
+                deleted: Set(true),
+                content: Set(content.to_string()),
+            });
+        }
+        resource::Entity::update_many()
+            .col_expr(resource::Column::VersionId, Expr::col(resource::Column::VersionId).add(1))
+            .col_expr(resource::Column::LastUpdated, Expr::value(millis(now)))
+            .col_expr(resource::Column::Deleted, Expr::value(true))
+            .filter(resource::Column::ResourceType.eq(resource_type))
+            .filter(resource::Column::Id.is_in(gone.iter().cloned()))
+            .filter(resource::Column::Deleted.eq(false))
+            .exec(txn)
+            .await?;
+        insert_batched(txn, history.into_iter()).await?;
+        forget_index(txn, resource_type, &gone).await?;
+        if resource_type == "Slot" {
+            let schedules: Vec<String> = slot::Entity::find()
+                .select_only()
+                .column(slot::Column::Schedule)
+                .distinct()
+                .filter(slot::Column::Id.is_in(gone.iter().cloned()))
+                .into_tuple()
+                .all(txn)
+                .await?;
+            slot::Entity::delete_many().filter(slot::Column::Id.is_in(gone.iter().cloned())).exec(txn).await?;
+            bump_generations(txn, &schedules).await?;
+        }
+        deleted += gone.len() as u64;
+    }
+    Ok(deleted)
 }
 
 async fn read_current<C: ConnectionTrait>(db: &C, resource_type: &str, id: &str) -> Result<StoredResource, StoreError> {

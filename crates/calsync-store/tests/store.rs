@@ -88,6 +88,48 @@ async fn delete_then_gone_history_and_recreate() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn delete_many_deletes_as_delete_does_in_one_transaction() {
+    let db = fresh().await;
+    let t = |h: u32| format!("2026-12-07T{h:02}:00:00Z");
+    let ids: Vec<String> = ["a", "b", "c"].iter().map(|s| s.to_string()).collect();
+    for (n, id) in ids.iter().enumerate() {
+        let h = 9 + n as u32;
+        db.store.update("Slot", id, slot("Schedule/s", &t(h), &t(h + 1), "busy"), None).await.unwrap();
+    }
+    db.store.update("Slot", "b", slot("Schedule/s", &t(10), &t(11), "busy-tentative"), None).await.unwrap();
+    let from = chrono::DateTime::parse_from_rfc3339(&t(0)).unwrap().to_utc();
+    let to = from + chrono::TimeDelta::days(1);
+    assert_eq!(db.store.slot_windows(&["Schedule/s".to_string()], from, to).await.unwrap().len(), 3);
+    let txn = db.store.begin().await.unwrap();
+    // "a" and "b" go; "zz" never existed; "a" twice counts once.
+    let asked = vec!["a".to_string(), "b".to_string(), "zz".to_string(), "a".to_string()];
+    assert_eq!(txn.delete_many("Slot", &asked).await.unwrap(), 2);
+    txn.commit().await.unwrap();
+    for id in ["a", "b"] {
+        assert!(matches!(db.store.read("Slot", id).await, Err(StoreError::Gone(..))), "{id}");
+    }
+    let history = db.store.history("Slot", "b").await.unwrap();
+    assert_eq!(
+        history.iter().map(|h| (h.version_id, h.deleted)).collect::<Vec<_>>(),
+        [(3, true), (2, false), (1, false)]
+    );
+    assert_eq!(history[0].content["meta"]["versionId"], "3");
+    // The Slot table and the remembered windows follow (the Schedule's generation moved).
+    let left = db.store.slot_windows(&["Schedule/s".to_string()], from, to).await.unwrap();
+    assert_eq!(left.len(), 1);
+    let rows = db.store.slots_overlapping(Some("Schedule/s"), from, to).await.unwrap();
+    assert_eq!(rows.iter().map(|r| r.id.as_str()).collect::<Vec<_>>(), ["c"]);
+    // Deleting again changes nothing; a recreated one continues the versions.
+    let txn = db.store.begin().await.unwrap();
+    assert_eq!(txn.delete_many("Slot", &asked).await.unwrap(), 0);
+    txn.commit().await.unwrap();
+    let (again, created) = db.store.update("Slot", "a", slot("Schedule/s", &t(9), &t(10), "busy"), None).await.unwrap();
+    assert!(created);
+    assert_eq!(again.version_id, 3);
+    db.finish().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn slot_range_table_follows_every_write() {
     let db = fresh().await;
     let a = db

@@ -127,10 +127,8 @@ pub async fn apply(
     let mut applied = Applied { busy: wanted.len(), ..Applied::default() };
     let status_of: std::collections::HashMap<&str, &str> =
         existing.iter().filter(|r| r.id.starts_with(&prefix)).map(|r| (r.id.as_str(), r.status.as_str())).collect();
-    for id in status_of.keys().filter(|id| !wanted.contains_key(**id)) {
-        txn.delete("Slot", id).await?;
-        applied.removed += 1;
-    }
+    let gone: Vec<String> = status_of.keys().filter(|id| !wanted.contains_key(**id)).map(|id| id.to_string()).collect();
+    applied.removed = txn.delete_many("Slot", &gone).await? as usize;
     let changed: Vec<calsync_store::Put> = wanted
         .into_iter()
         .filter(|(id, slot)| status_of.get(id.as_str()).is_none_or(|status| slot["status"] != *status))

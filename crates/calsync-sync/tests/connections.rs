@@ -176,6 +176,23 @@ impl World {
         rows.iter().filter(|r| r.id.starts_with(&prefix)).count()
     }
 
+    /// On SQLite, the database files (main and write-ahead log) contain none of `secrets`.
+    fn assert_database_lacks(&self, secrets: &[&str]) {
+        let Some(path) = self.database.url.strip_prefix("sqlite://").map(|p| p.split('?').next().unwrap().to_string())
+        else {
+            return;
+        };
+        let mut bytes = Vec::new();
+        for file in [path.clone(), format!("{path}-wal")] {
+            bytes.extend(std::fs::read(&file).unwrap_or_default());
+        }
+        assert!(!bytes.is_empty());
+        let text = String::from_utf8_lossy(&bytes);
+        for secret in secrets {
+            assert!(!text.contains(secret), "{secret} is in the database");
+        }
+    }
+
     async fn finish(self) {
         self.store.connection().clone().close().await.ok();
         self.database.finish().await;
@@ -228,17 +245,7 @@ async fn an_ics_connection_syncs_keeps_nothing_private_survives_a_bad_feed_and_i
     assert!(!c.reason.as_deref().unwrap().contains("TOKEN-5f3a9"), "no token in the reason");
     assert_eq!(w.busy("c1").await, 2);
     // Privacy: nothing of the events and no token is anywhere in the database files.
-    if let Some(path) = w.database.url.strip_prefix("sqlite://").map(|p| p.split('?').next().unwrap().to_string()) {
-        let mut bytes = Vec::new();
-        for file in [path.clone(), format!("{path}-wal")] {
-            bytes.extend(std::fs::read(&file).unwrap_or_default());
-        }
-        assert!(!bytes.is_empty());
-        let text = String::from_utf8_lossy(&bytes);
-        for secret in ["Oncology", "House", "scans", "Ward 7", "house@example.org", "TOKEN-5f3a9", "maria.ics"] {
-            assert!(!text.contains(secret), "{secret} is in the database");
-        }
-    }
+    w.assert_database_lacks(&["Oncology", "House", "scans", "Ward 7", "house@example.org", "TOKEN-5f3a9", "maria.ics"]);
     // Consent withdrawn: the next sync deletes the busy Slots and the credentials.
     let mut consent = w.store.read("Consent", "maria-sync").await.unwrap().content;
     consent["status"] = json!("inactive");
@@ -286,6 +293,15 @@ async fn oauth_connections_sync_rotate_their_tokens_and_wait_for_a_reconnect_whe
         serde_json::from_str(&w.settings.key.open(m.secret.as_deref().unwrap(), "m1").unwrap()).unwrap();
     assert_ne!(stored["refresh_token"], "graph-refresh");
     assert_eq!(w.sync("m1").await.state, "ok");
+    // Neither refresh token, old or rotated, nor an event subject is in the database in clear.
+    let current: serde_json::Value = serde_json::from_str(
+        &w.settings
+            .key
+            .open(w.store.calendar_connection("m1").await.unwrap().secret.as_deref().unwrap(), "m1")
+            .unwrap(),
+    )
+    .unwrap();
+    w.assert_database_lacks(&["google-refresh", "graph-refresh", current["refresh_token"].as_str().unwrap(), "Chemo"]);
     // Google revokes the grant: needs-reconnect, no retry scheduled, busy data kept.
     w.google.lock().unwrap().refresh_tokens.clear();
     let g = w.sync("g1").await;

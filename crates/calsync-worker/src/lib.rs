@@ -161,7 +161,7 @@ impl Queue {
         }
     }
 
-    /// Queues connection `id`, due at `due_ms`, once however often it is asked.
+    /// Queues each (connection, due time), once however often it is asked.
     async fn push_due(&mut self, due: Vec<(String, i64)>) -> Result<(), WorkerError> {
         let tasks = due.into_iter().map(|(connection, due_ms)| {
             let key = format!("{connection}@{due_ms}");
@@ -174,7 +174,8 @@ impl Queue {
         }
     }
 
-    /// Queues every connection due at `now`; returns how many were due.
+    /// Queues every connection due at `now` (those queued already stay queued once); returns
+    /// how many were due.
     pub async fn sweep(&mut self, store: &Store, now: DateTime<Utc>) -> Result<usize, WorkerError> {
         let due = store.connections_due(now, SWEEP_LIMIT).await?;
         let n = due.len();
@@ -207,6 +208,7 @@ async fn run_sync_job(job: SyncJob, runner: Data<Arc<Runner>>) -> Result<(), Box
         return Ok(());
     }
     tracing::info!(connection = %c.id, kind = %c.kind, "sync started");
+    runner.store.mark_connection_syncing(&c.id).await?;
     let c = sync_connection(&runner.store, &runner.sync, &job.connection, now).await?;
     tracing::info!(connection = %c.id, kind = %c.kind, state = %c.state, "synced");
     Ok(())
@@ -233,7 +235,8 @@ pub async fn run(
             tick.tick().await;
             match sweeper.sweep(&sweep_store, sweep_clock()).await {
                 Ok(0) => {}
-                Ok(n) => tracing::info!(connections = n, "due connections queued"),
+                // Most are queued already (the key makes that a no-op): debug, not info.
+                Ok(n) => tracing::debug!(connections = n, "due connections queued"),
                 Err(e) => tracing::warn!(error = %e, "queueing due connections failed"),
             }
         }
