@@ -3,6 +3,7 @@
 
 use calsync_api::{Application, Settings};
 use calsync_store::testing::TestDatabase;
+use chrono::Datelike;
 use reqwest::{Client, Response, StatusCode};
 use serde_json::{Value, json};
 
@@ -1649,5 +1650,145 @@ async fn google_and_microsoft_calendars_connect_through_oauth_with_pkce_and_leas
     // Maria's connection is untouched by Ana's consent.
     let listed: Value = app.get("/connections?participant=Patient/maria").await.json().await.unwrap();
     assert_eq!(listed["connections"][0]["state"], "ok");
+    app.database.finish().await;
+}
+
+/// The SSL conformance kit's checks on one NDJSON line of `kind` (Location with a phone or url,
+/// Schedule with a Location actor, Slot with status free or busy(-tentative) and instants).
+fn assert_ssl_resource(kind: &str, r: &Value) {
+    assert_eq!(r["resourceType"], kind, "{r}");
+    let id = r["id"].as_str().unwrap();
+    assert!(id.len() <= 64 && id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'.'), "{id}");
+    let instant = |v: &Value| v.as_str().is_some_and(|t| chrono::DateTime::parse_from_rfc3339(t).is_ok());
+    match kind {
+        "Location" => {
+            let telecom = r["telecom"].as_array().expect("telecom");
+            assert!(telecom.iter().any(|t| t["system"] == "phone" || t["system"] == "url"), "{r}");
+        }
+        "Schedule" => {
+            let actors = r["actor"].as_array().unwrap();
+            assert!(actors.iter().any(|a| a["reference"].as_str().unwrap().starts_with("Location/")), "{r}");
+            assert!(actors.iter().all(|a| !a["reference"].as_str().unwrap().starts_with("Patient/")), "{r}");
+        }
+        _ => {
+            assert!(
+                ["free", "busy", "busy-tentative", "busy-unavailable"].contains(&r["status"].as_str().unwrap()),
+                "{r}"
+            );
+            assert!(instant(&r["start"]) && instant(&r["end"]), "{r}");
+            assert!(r["schedule"]["reference"].as_str().unwrap().starts_with("Schedule/"), "{r}");
+        }
+    }
+}
+
+async fn ndjson_lines(app: &TestApp, url: &str) -> Vec<Value> {
+    let resp = app.client.get(url).send().await.unwrap();
+    assert_eq!(resp.status(), 200, "{url}");
+    assert_eq!(resp.headers()["content-type"], "application/fhir+ndjson", "{url}");
+    let text = resp.text().await.unwrap();
+    text.lines().map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{url}: {e}: {l}"))).collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bulk_publish_serves_provider_availability_only_and_follows_changes() {
+    let app = spawn_app().await;
+    load_clinic(&app).await;
+    let location = json!({"resourceType": "Location", "id": "riverside", "name": "Riverside Clinic",
+        "telecom": [{"system": "phone", "value": "617-555-0100"}, {"system": "url", "value": "https://riverside.example"}],
+        "address": {"line": ["1 River St"], "city": "Boston", "state": "MA", "postalCode": "02110"}});
+    assert_eq!(app.put("/Location/riverside", &location, None).await.status(), 200);
+    // A booking link and a capacity stay; a participant's busy time and a hold never appear.
+    let mut s3: Value = app.get("/Slot/s3").await.json().await.unwrap();
+    s3["extension"] = json!([
+        {"url": "http://fhir-registry.smarthealthit.org/StructureDefinition/booking-deep-link", "valueUrl": "https://riverside.example/book?slot=s3"},
+        {"url": "http://fhir-registry.smarthealthit.org/StructureDefinition/slot-capacity", "valueInteger": 2}]);
+    assert_eq!(app.put("/Slot/s3", &s3, None).await.status(), 200);
+    assert!(import_ics(&app, "ana-busy", &busy_at("1400", "1500")).await.status().is_success());
+    let found = proposals(&app, &find_path().replace("&participant=RelatedPerson/ana", "")).await;
+    let held = post_parameters(&app, "/Appointment/$hold", with_appointment(&found[0]), None).await;
+    assert_eq!(held.status(), 201);
+
+    // The manifest, with no Accept header.
+    let resp = app.client.get(app.url("/$bulk-publish")).send().await.unwrap();
+    assert_eq!(resp.status(), 200);
+    assert!(resp.headers()["content-type"].to_str().unwrap().starts_with("application/json"));
+    assert_eq!(resp.headers()["cache-control"], "max-age=60");
+    let tag = resp.headers()["etag"].to_str().unwrap().to_string();
+    let manifest: Value = resp.json().await.unwrap();
+    assert!(chrono::DateTime::parse_from_rfc3339(manifest["transactionTime"].as_str().unwrap()).is_ok());
+    assert_eq!(manifest["request"], app.url("/$bulk-publish"));
+    assert_eq!(manifest["error"], json!([]));
+    let outputs = manifest["output"].as_array().unwrap();
+    let of = |t: &str| outputs.iter().filter(|o| o["type"] == t).collect::<Vec<_>>();
+    assert_eq!((of("Location").len(), of("Schedule").len()), (1, 1));
+    let week = {
+        let d = chrono::NaiveDate::parse_from_str(&day().0, "%Y-%m-%d").unwrap().iso_week();
+        format!("slots-{}-W{:02}.ndjson", d.year(), d.week())
+    };
+    let slot_files = of("Slot");
+    assert!(slot_files.len() >= 5, "this week to the test day's week: {slot_files:?}");
+    for o in &slot_files {
+        assert_eq!(o["extension"]["state"], json!(["MA"]), "{o}");
+        assert!(reqwest::Url::parse(o["url"].as_str().unwrap()).is_ok());
+    }
+    let week_url =
+        slot_files.iter().find(|o| o["url"].as_str().unwrap().ends_with(&week)).expect("the test day's week")["url"]
+            .as_str()
+            .unwrap()
+            .to_string();
+
+    // The files.
+    let locations = ndjson_lines(&app, of("Location")[0]["url"].as_str().unwrap()).await;
+    let schedules = ndjson_lines(&app, of("Schedule")[0]["url"].as_str().unwrap()).await;
+    let slots = ndjson_lines(&app, &week_url).await;
+    for (kind, lines) in [("Location", &locations), ("Schedule", &schedules), ("Slot", &slots)] {
+        lines.iter().for_each(|r| assert_ssl_resource(kind, r));
+    }
+    assert_eq!(locations.len(), 1);
+    assert_eq!(
+        schedules.iter().map(|s| s["id"].as_str().unwrap()).collect::<Vec<_>>(),
+        ["dr-okafor"],
+        "no derived Schedule"
+    );
+    let mut ids: Vec<&str> = slots.iter().map(|s| s["id"].as_str().unwrap()).collect();
+    ids.sort();
+    assert_eq!(ids, ["s0", "s1", "s2", "s3"], "provider Slots only: no participant's busy Slot");
+    let text = serde_json::to_string(&slots).unwrap();
+    assert!(!text.contains("calsync.example.org/fhir/StructureDefinition/hold"), "no hold bookkeeping: {text}");
+    let s3 = slots.iter().find(|s| s["id"] == "s3").unwrap();
+    assert_eq!(s3["extension"].as_array().unwrap().len(), 2, "booking extensions kept: {s3}");
+    // Other weeks hold nothing of ours; an unknown file is a 404 OperationOutcome.
+    let first = slot_files[0]["url"].as_str().unwrap();
+    if !first.ends_with(&week) {
+        assert!(ndjson_lines(&app, first).await.is_empty());
+    }
+    outcome(app.get("/$bulk-publish/slots-2026-W99.ndjson").await, StatusCode::NOT_FOUND).await;
+    outcome(app.get("/$bulk-publish/secrets.ndjson").await, StatusCode::NOT_FOUND).await;
+    outcome(app.get("/$bulk-publish?_since=yesterday").await, StatusCode::BAD_REQUEST).await;
+
+    // Conditional GET: unchanged → 304; a Slot write moves the tag.
+    let again = app.client.get(app.url("/$bulk-publish")).header("If-None-Match", &tag).send().await.unwrap();
+    assert_eq!(again.status(), 304);
+    let since = chrono::Utc::now();
+    tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+    let mut s2: Value = app.get("/Slot/s2").await.json().await.unwrap();
+    s2["status"] = json!("busy");
+    assert_eq!(app.put("/Slot/s2", &s2, None).await.status(), 200);
+    let changed = app.client.get(app.url("/$bulk-publish")).header("If-None-Match", &tag).send().await.unwrap();
+    assert_eq!(changed.status(), 200);
+    assert_ne!(changed.headers()["etag"].to_str().unwrap(), tag);
+
+    // _since: the file URLs carry it, and only what changed comes back.
+    let stamp = since.to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
+    let m: Value = app.get(&format!("/$bulk-publish?_since={stamp}")).await.json().await.unwrap();
+    let url =
+        m["output"].as_array().unwrap().iter().find(|o| o["url"].as_str().unwrap().contains(&week)).unwrap()["url"]
+            .as_str()
+            .unwrap()
+            .to_string();
+    assert!(url.contains("_since="), "{url}");
+    let fresh = ndjson_lines(&app, &url).await;
+    assert_eq!(fresh.iter().map(|s| s["id"].as_str().unwrap()).collect::<Vec<_>>(), ["s2"]);
+    assert!(ndjson_lines(&app, m["output"][0]["url"].as_str().unwrap()).await.is_empty(), "no Location changed");
     app.database.finish().await;
 }

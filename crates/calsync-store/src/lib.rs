@@ -687,6 +687,19 @@ impl Store {
             .await?)
     }
 
+    /// The sum of every Schedule's Slot generation: it moves with every Slot write (a version
+    /// tag for published availability).
+    pub async fn slot_generations_total(&self) -> Result<i64, StoreError> {
+        // PostgreSQL sums a bigint as numeric: cast back.
+        let total: Option<i64> = entity::slot_generation::Entity::find()
+            .select_only()
+            .column_as(Expr::cust("CAST(COALESCE(SUM(generation), 0) AS BIGINT)"), "total")
+            .into_tuple()
+            .one(&self.db)
+            .await?;
+        Ok(total.unwrap_or(0))
+    }
+
     /// Marks a connection as being synced now (`syncing`), unless it waits for its participant.
     pub async fn mark_connection_syncing(&self, id: &str) -> Result<(), StoreError> {
         use entity::connection::Column;

@@ -11,6 +11,7 @@ use crate::outcome::ApiError;
 
 mod appointment;
 mod book;
+mod bulk_publish;
 mod cancel;
 pub mod definition;
 mod find;
@@ -38,6 +39,12 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
             .route(web::get().to(find_mutual::handle))
             .route(web::post().to(find_mutual::handle))
             .default_service(not_allowed()),
+    )
+    .service(
+        web::resource("/$bulk-publish").route(web::get().to(bulk_publish::manifest)).default_service(not_allowed()),
+    )
+    .service(
+        web::resource("/$bulk-publish/{file}").route(web::get().to(bulk_publish::file)).default_service(not_allowed()),
     )
     .service(web::resource("/Appointment/$hold").route(web::post().to(hold::handle)).default_service(not_allowed()))
     .service(web::resource("/Appointment/$book").route(web::post().to(book::handle)).default_service(not_allowed()))

@@ -1,0 +1,261 @@
+//! `GET /$bulk-publish`: our provider availability as a SMART Scheduling Links feed.
+//!
+//! - The manifest: `transactionTime`, `request`, `output[]` (`type`, `url`, and for Slot files
+//!   `extension.state`, the states of the published Locations), `error: []`; JSON whatever the
+//!   Accept header, with `Cache-Control: max-age`, an `ETag` that moves with every write of a
+//!   Location, Schedule or Slot, and `304` on `If-None-Match`.
+//! - NDJSON files (`application/fhir+ndjson`): `locations.ndjson`, `schedules.ndjson`, and one
+//!   Slot file per ISO week (`slots-2026-W50.ndjson`, by the Slot's UTC start) from this week to
+//!   the week of the last published Slot. Slot files are streamed from the store a page at a
+//!   time: memory does not grow with the number of Slots.
+//! - `_since=<instant>` (on the manifest, carried into every file URL, or on a file): only
+//!   resources changed at or after it.
+//! - Only provider availability: participants' derived Schedules (actors Patients or
+//!   RelatedPersons) and their busy Slots never appear, and calsync's own bookkeeping on a
+//!   Slot (who holds or booked it) is taken off; booking extensions (`booking-deep-link`,
+//!   `booking-phone`, `slot-capacity`) stay.
+
+use std::collections::{BTreeSet, HashSet};
+
+use actix_web::{HttpRequest, HttpResponse, web};
+use calsync_store::Store;
+use calsync_store::search::{Bound, Cursor, Direction, ResourceSearch, SlotSearch, SortBy};
+use chrono::{DateTime, Datelike, NaiveDate, TimeDelta, Utc};
+use serde_json::{Value, json};
+
+use super::appointment::{BOOKED_EXTENSION, HOLD_EXTENSION};
+use crate::context::RequestContext;
+use crate::outcome::ApiError;
+
+/// How long clients may keep the manifest (the spec's clients poll every 1-5 minutes).
+const MAX_AGE_SECONDS: u32 = 60;
+/// Rows read from the store per page while streaming.
+const PAGE: u64 = 2_000;
+/// Slot files in a manifest at most (weeks ahead).
+const MAX_WEEKS: i64 = 53;
+
+type Query = web::Query<std::collections::HashMap<String, String>>;
+
+fn since_of(query: &Query) -> Result<Option<DateTime<Utc>>, ApiError> {
+    query
+        .get("_since")
+        .map(|s| {
+            DateTime::parse_from_rfc3339(s).map(|t| t.to_utc()).map_err(|_| {
+                ApiError::BadRequest(format!("_since {s:?} is not an instant (e.g. 2026-12-01T00:00:00Z)"))
+            })
+        })
+        .transpose()
+}
+
+fn updated_since(since: Option<DateTime<Utc>>) -> Vec<Bound> {
+    since.map(|t| Bound { lo: Some(t.timestamp_millis()), hi: None, negate: false }).into_iter().collect()
+}
+
+/// Every live resource of a type changed since `since`, page by page, in id order.
+async fn all_of(store: &Store, resource_type: &str, since: Option<DateTime<Utc>>) -> Result<Vec<Value>, ApiError> {
+    let search = ResourceSearch { updated: updated_since(since), ..Default::default() };
+    let (mut out, mut after) = (Vec::new(), None::<Cursor>);
+    loop {
+        let page = store
+            .search_resources(resource_type, &search, (SortBy::Id, Direction::Ascending), after.as_ref(), PAGE)
+            .await?;
+        out.extend(page.resources.into_iter().map(|r| r.content));
+        match page.next {
+            Some(next) => after = Some(next),
+            None => return Ok(out),
+        }
+    }
+}
+
+/// Provider Schedules (not participants' derived ones), and the ids of participants' ones.
+async fn schedules(store: &Store, since: Option<DateTime<Utc>>) -> Result<(Vec<Value>, HashSet<String>), ApiError> {
+    let all = all_of(store, "Schedule", since).await?;
+    let participants = if since.is_some() { all_of(store, "Schedule", None).await? } else { all.clone() };
+    let participant_ids = participants
+        .iter()
+        .filter(|s| calsync_fhir::availability::is_participant_schedule(s))
+        .filter_map(|s| s["id"].as_str().map(|id| format!("Schedule/{id}")))
+        .collect();
+    let provider = all.into_iter().filter(|s| !calsync_fhir::availability::is_participant_schedule(s)).collect();
+    Ok((provider, participant_ids))
+}
+
+/// The ISO week `2026-W50` of an instant (UTC).
+fn week_of(t: DateTime<Utc>) -> String {
+    let w = t.iso_week();
+    format!("{}-W{:02}", w.year(), w.week())
+}
+
+/// Monday 00:00Z of ISO week `name` (`2026-W50`), and the next Monday.
+fn week_range(name: &str) -> Option<(DateTime<Utc>, DateTime<Utc>)> {
+    let (year, week) = name.split_once("-W")?;
+    let monday = NaiveDate::from_isoywd_opt(year.parse().ok()?, week.parse().ok()?, chrono::Weekday::Mon)?;
+    let start = monday.and_hms_opt(0, 0, 0)?.and_utc();
+    Some((start, start + TimeDelta::days(7)))
+}
+
+/// The manifest's ETag: moves with every write of a Location, a Schedule or a Slot.
+async fn version_tag(store: &Store) -> Result<String, ApiError> {
+    let mut parts = Vec::new();
+    for t in ["Location", "Schedule"] {
+        let latest = store
+            .search_resources(t, &ResourceSearch::default(), (SortBy::LastUpdated, Direction::Descending), None, 1)
+            .await?;
+        let stamp = latest.resources.first().map(|r| (r.last_updated.timestamp_millis(), r.version_id));
+        parts.push(format!("{}:{stamp:?}", latest.total));
+    }
+    parts.push(store.slot_generations_total().await?.to_string());
+    Ok(format!("\"{}\"", &calsync_fhir::index::fnv(&parts.join("|"))[..16]))
+}
+
+/// `GET /$bulk-publish`.
+pub async fn manifest(
+    req: HttpRequest,
+    cx: RequestContext,
+    store: web::Data<Store>,
+    query: Query,
+) -> Result<HttpResponse, ApiError> {
+    let since = since_of(&query)?;
+    let tag = version_tag(&store).await?;
+    let cache = ("Cache-Control", format!("max-age={MAX_AGE_SECONDS}"));
+    let matches = req
+        .headers()
+        .get("If-None-Match")
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.split(',').any(|t| t.trim() == tag || t.trim() == "*"));
+    if matches && since.is_none() {
+        return Ok(HttpResponse::NotModified().insert_header(("ETag", tag)).insert_header(cache).finish());
+    }
+    let locations = all_of(&store, "Location", None).await?;
+    let states: BTreeSet<String> =
+        locations.iter().filter_map(|l| l["address"]["state"].as_str()).map(str::to_string).collect();
+    let this_week = week_range(&week_of(cx.now)).map_or(cx.now, |(monday, _)| monday);
+    let upcoming = SlotSearch {
+        start: vec![Bound { lo: Some(this_week.timestamp_millis()), hi: None, negate: false }],
+        ..Default::default()
+    };
+    let last_start = store
+        .search_slot_texts(&upcoming, Direction::Descending, None, 1)
+        .await?
+        .resources
+        .first()
+        .and_then(|t| serde_json::from_str::<Value>(&t.json).ok())
+        .and_then(|s| s["start"].as_str().and_then(|s| DateTime::parse_from_rfc3339(s).ok()))
+        .map_or(this_week, |t| t.to_utc())
+        .min(this_week + TimeDelta::weeks(MAX_WEEKS));
+    let base = format!("{}/$bulk-publish", cx.base);
+    let suffix = since
+        .map(|t| format!("?_since={}", t.to_rfc3339_opts(chrono::SecondsFormat::Millis, true)))
+        .unwrap_or_default();
+    let mut output = vec![
+        json!({"type": "Location", "url": format!("{base}/locations.ndjson{suffix}")}),
+        json!({"type": "Schedule", "url": format!("{base}/schedules.ndjson{suffix}")}),
+    ];
+    let mut monday = this_week;
+    while monday <= last_start {
+        output.push(json!({"type": "Slot", "url": format!("{base}/slots-{}.ndjson{suffix}", week_of(monday)),
+            "extension": {"state": states}}));
+        monday += TimeDelta::weeks(1);
+    }
+    let request = match &since {
+        Some(_) => format!("{base}{suffix}"),
+        None => base.clone(),
+    };
+    Ok(HttpResponse::Ok()
+        .content_type("application/json")
+        .insert_header(("ETag", tag))
+        .insert_header(cache)
+        .json(json!({"transactionTime": cx.now.to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
+            "request": request, "output": output, "error": []})))
+}
+
+/// A published Slot as a line: calsync's own hold and booking records taken off.
+fn published_slot(json: &str) -> Option<String> {
+    if !json.contains(HOLD_EXTENSION) && !json.contains(BOOKED_EXTENSION) {
+        return Some(json.to_string());
+    }
+    let mut slot: Value = serde_json::from_str(json).ok()?;
+    if let Some(extensions) = slot.get_mut("extension").and_then(Value::as_array_mut) {
+        extensions.retain(|e| !matches!(e["url"].as_str(), Some(HOLD_EXTENSION | BOOKED_EXTENSION)));
+        if extensions.is_empty() {
+            slot.as_object_mut()?.remove("extension");
+        }
+    }
+    Some(slot.to_string())
+}
+
+/// The Slot's `schedule.reference`, read without parsing the whole Slot when it is written as
+/// the store writes it.
+fn schedule_of(json: &str) -> Option<std::borrow::Cow<'_, str>> {
+    const KEY: &str = "\"schedule\":{\"reference\":\"";
+    if let Some(at) = json.find(KEY) {
+        let rest = &json[at + KEY.len()..];
+        if let Some(end) = rest.find('"') {
+            return Some(std::borrow::Cow::Borrowed(&rest[..end]));
+        }
+    }
+    let slot: Value = serde_json::from_str(json).ok()?;
+    slot["schedule"]["reference"].as_str().map(|s| std::borrow::Cow::Owned(s.to_string()))
+}
+
+fn ndjson(lines: impl Iterator<Item = String>) -> web::Bytes {
+    let mut body = String::new();
+    for line in lines {
+        body.push_str(&line);
+        body.push('\n');
+    }
+    web::Bytes::from(body)
+}
+
+/// `GET /$bulk-publish/{file}`.
+pub async fn file(store: web::Data<Store>, path: web::Path<String>, query: Query) -> Result<HttpResponse, ApiError> {
+    let since = since_of(&query)?;
+    let name = path.into_inner();
+    let response = || {
+        let mut r = HttpResponse::Ok();
+        r.content_type("application/fhir+ndjson")
+            .insert_header(("Cache-Control", format!("max-age={MAX_AGE_SECONDS}")));
+        r
+    };
+    match name.as_str() {
+        "locations.ndjson" => {
+            let all = all_of(&store, "Location", since).await?;
+            return Ok(response().body(ndjson(all.iter().map(Value::to_string))));
+        }
+        "schedules.ndjson" => {
+            let (provider, _) = schedules(&store, since).await?;
+            return Ok(response().body(ndjson(provider.iter().map(Value::to_string))));
+        }
+        _ => {}
+    }
+    let (start, end) = name
+        .strip_prefix("slots-")
+        .and_then(|n| n.strip_suffix(".ndjson"))
+        .and_then(week_range)
+        .ok_or_else(|| ApiError::NotFound(format!("no file {name:?} in this feed")))?;
+    let (_, participants) = schedules(&store, None).await?;
+    let search = SlotSearch {
+        start: vec![Bound { lo: Some(start.timestamp_millis()), hi: Some(end.timestamp_millis()), negate: false }],
+        updated: updated_since(since),
+        ..Default::default()
+    };
+    // A page at a time, straight from the store to the client.
+    let pages = futures_util::stream::unfold(Some((store, search, None::<Cursor>, participants)), |state| async move {
+        let (store, search, after, participants) = state?;
+        let page = match store.search_slot_texts(&search, Direction::Ascending, after.as_ref(), PAGE).await {
+            Ok(page) => page,
+            Err(e) => {
+                tracing::warn!(error = %e, "publishing Slots failed");
+                return Some((Err(actix_web::error::ErrorInternalServerError("the store failed")), None));
+            }
+        };
+        let lines = page.resources.iter().filter_map(|t| match schedule_of(&t.json) {
+            Some(schedule) if participants.contains(schedule.as_ref()) => None,
+            _ => published_slot(&t.json),
+        });
+        let body = ndjson(lines);
+        let next = page.next.map(|cursor| (store, search, Some(cursor), participants));
+        Some((Ok::<_, actix_web::Error>(body), next))
+    });
+    Ok(response().streaming(pages))
+}
