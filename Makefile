@@ -17,7 +17,7 @@ DEMO_SERVE := --load $(DEMO)/provider.ndjson --load $(DEMO)/directory.ndjson --l
   --emulate-calendar google:RelatedPerson/son=$(DEMO)/son.ics \
   --clock-start 2026-12-01T12:00:00Z
 
-.PHONY: run find-demo build test test-rust test-ical-corpus test-conformance test-clients test-demo test-postgres bench bench-core bench-search bench-find-mutual bench-nightly nextest clean-target
+.PHONY: run find-demo build test test-rust test-ical-corpus test-conformance test-clients test-demo test-postgres bench bench-core bench-search bench-find-mutual bench-nightly bench-publish nextest clean-target
 
 ## The whole system on the embedded SQLite database (calsync.db) with the demo clinics loaded.
 run: build
@@ -65,7 +65,7 @@ test-clients: build
 	tests/clients/run.sh $(CALSYNC)
 
 ## Criterion benchmarks and the HTTP load test (release build); figures in docs/benchmarks.md.
-bench: bench-core bench-search bench-find-mutual bench-nightly
+bench: bench-core bench-search bench-find-mutual bench-nightly bench-publish
 
 bench-core:
 	$(CARGO) bench --workspace --bench mutual_search
@@ -90,3 +90,8 @@ clean-target:
 ## through the real queue and worker, into a fresh SQLite file (release build).
 bench-nightly:
 	$(CARGO) bench -p calsync-worker --bench nightly
+
+## The same million Slots published as a SMART Scheduling Links feed, read by one client.
+bench-publish:
+	$(CARGO) build --release -p calsync
+	tests/load/run.sh $(CARGO_TARGET_DIR)/release/calsync publish

@@ -125,11 +125,7 @@ async fn a_worker_killed_while_it_syncs_leaves_the_old_or_the_new_set_and_the_jo
     let store = Store::connect(&url).await.unwrap().with_indexer(calsync_sync::INDEXER);
     let schedule = json!({"resourceType": "Schedule", "active": true, "actor": [{"reference": "Patient/big"}]});
     store.update("Schedule", "big-calendar", schedule, None).await.unwrap();
-    let consent = json!({"resourceType": "Consent", "status": "active",
-        "scope": {"coding": [{"system": "http://terminology.hl7.org/CodeSystem/consentscope", "code": "patient-privacy"}]},
-        "category": [{"coding": [{"system": "http://loinc.org", "code": "59284-0"}]}],
-        "patient": {"reference": "Patient/big"}, "provision": {"type": "permit"},
-        "policyRule": {"coding": [{"system": "http://terminology.hl7.org/CodeSystem/v3-ActCode", "code": "OPTIN"}]}});
+    let consent = calsync_fhir::consent::permit("Patient/big", "Patient/big");
     store.update("Consent", "big-sync", consent, None).await.unwrap();
     let body = Arc::new(Mutex::new(calendar(0, 3)));
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();

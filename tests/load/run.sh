@@ -3,6 +3,8 @@
 #   slot-search (issue 3):  GET /Slot?schedule=..&start=ge..&start=lt..&status=free&_count=50
 #   find-mutual (issue 4):  GET /Appointment/$find-mutual over 14 days at one clinic with three
 #                           participants, each with 2,000 busy Slots over 90 days
+#   publish (issue 6):      GET /$bulk-publish and every NDJSON file it lists, one after the
+#                           other; prints bytes, seconds and MB/s
 # Usage: tests/load/run.sh [calsync-release-binary] [slot-search|find-mutual]
 # Generated data and the loaded database are kept in ~/.cache/calsync-bench between runs.
 set -euo pipefail
@@ -12,7 +14,8 @@ scenario="${2:-slot-search}"
 case "$scenario" in
   slot-search) script="$here/slot_search.lua" ;;
   find-mutual) script="$here/find_mutual.lua" ;;
-  *) echo "unknown scenario $scenario (slot-search or find-mutual)"; exit 2 ;;
+  publish) script="" ;;
+  *) echo "unknown scenario $scenario (slot-search, find-mutual or publish)"; exit 2 ;;
 esac
 work="$HOME/.cache/calsync-bench"
 duration="${DURATION:-20s}"
@@ -46,6 +49,10 @@ for _ in $(seq 1 600); do
 done
 grep "^loaded" "$work/serve.log" || true
 base="http://127.0.0.1:$port"
+if [ "$scenario" = publish ]; then
+  python3 "$here/publish.py" "$base"
+  exit 0
+fi
 if [ "$scenario" = slot-search ]; then
   curl -sf "$base/Slot?schedule=sched-7&start=ge2027-01-11&start=lt2027-01-18&status=free&_count=50" \
     | python3 -c 'import json,sys; b=json.load(sys.stdin); assert b["total"] > 0, b; print("sample search: total", b["total"])'

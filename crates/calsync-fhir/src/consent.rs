@@ -73,6 +73,22 @@ fn references(v: &Value) -> Vec<&str> {
     }
 }
 
+/// The Consent a participant gives for their calendar's busy time to be read: active,
+/// `patient-privacy`, an opt-in permit for calendar sync, about `patient`, given by
+/// `participant` (named as performer when it is not the patient themselves).
+pub fn permit(patient: &str, participant: &str) -> Value {
+    let mut consent = serde_json::json!({"resourceType": "Consent", "status": "active",
+        "scope": {"coding": [{"system": SCOPE_SYSTEM, "code": "patient-privacy"}]},
+        "category": [{"coding": [{"system": "http://loinc.org", "code": "59284-0"}]}],
+        "patient": {"reference": patient},
+        "policyRule": {"coding": [{"system": "http://terminology.hl7.org/CodeSystem/v3-ActCode", "code": "OPTIN"}]},
+        "provision": {"type": "permit", "action": [{"coding": [{"system": ACTION_SYSTEM, "code": CALENDAR_SYNC}]}]}});
+    if participant != patient {
+        consent["performer"] = serde_json::json!([{"reference": participant}]);
+    }
+    consent
+}
+
 /// Everyone a Consent names: its patient, its performers and the actors of its provision.
 pub fn named(consent: &Value) -> Vec<&str> {
     let actors = consent["provision"]["actor"]
@@ -138,6 +154,19 @@ mod tests {
     use super::*;
     use chrono::TimeZone;
     use serde_json::json;
+
+    #[test]
+    fn the_consent_calsync_asks_for_permits_exactly_its_participant() {
+        let now = Utc::now();
+        let own = permit("Patient/maria", "Patient/maria");
+        assert!(matches!(calendar_sync(&[own], "Patient/maria", now), Decision::Permitted(_)));
+        let daughter = permit("Patient/maria", "RelatedPerson/daughter");
+        assert!(matches!(
+            calendar_sync(std::slice::from_ref(&daughter), "RelatedPerson/daughter", now),
+            Decision::Permitted(_)
+        ));
+        assert!(matches!(calendar_sync(&[daughter], "RelatedPerson/son", now), Decision::Refused(_)));
+    }
 
     #[test]
     fn a_consent_names_its_patient_performers_and_actors_once() {

@@ -15,6 +15,7 @@ impl MigratorTrait for Migrator {
             Box::new(CreateSlotGeneration),
             Box::new(CreateConnection),
             Box::new(CreateAuthorization),
+            Box::new(IndexSlotStarts),
         ]
     }
 }
@@ -398,6 +399,33 @@ impl MigrationTrait for CreateAuthorization {
                     .col(ColumnDef::new(Authorization::Participant).string_len(128).not_null())
                     .col(ColumnDef::new(Authorization::Verifier).text().not_null())
                     .col(ColumnDef::new(Authorization::ExpiresMs).big_integer().not_null())
+                    .to_owned(),
+            )
+            .await
+    }
+}
+
+/// Slots in time order across all Schedules, with the id that breaks ties (the weekly files of
+/// `$bulk-publish` walk it page by page with a `(start, id)` cursor).
+struct IndexSlotStarts;
+
+impl MigrationName for IndexSlotStarts {
+    fn name(&self) -> &str {
+        "m20261124_000008_index_slot_starts"
+    }
+}
+
+#[async_trait::async_trait]
+impl MigrationTrait for IndexSlotStarts {
+    async fn up(&self, manager: &SchemaManager) -> Result<(), DbErr> {
+        manager
+            .create_index(
+                Index::create()
+                    .if_not_exists()
+                    .name("slot_start_id")
+                    .table(Slot::Table)
+                    .col(Slot::StartMs)
+                    .col(Slot::Id)
                     .to_owned(),
             )
             .await

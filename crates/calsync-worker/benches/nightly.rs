@@ -110,12 +110,9 @@ async fn run() {
             json!({"resourceType": "Schedule", "id": format!("{patient}-calendar"), "active": true,
                 "actor": [{"reference": format!("Patient/{patient}")}]}),
         ));
-        batch.push(("Consent".to_string(), format!("{patient}-sync"), json!({"resourceType": "Consent",
-            "id": format!("{patient}-sync"), "status": "active",
-            "scope": {"coding": [{"system": "http://terminology.hl7.org/CodeSystem/consentscope", "code": "patient-privacy"}]},
-            "category": [{"coding": [{"system": "http://loinc.org", "code": "59284-0"}]}],
-            "patient": {"reference": format!("Patient/{patient}")}, "provision": {"type": "permit"},
-            "policyRule": {"coding": [{"system": "http://terminology.hl7.org/CodeSystem/v3-ActCode", "code": "OPTIN"}]}})));
+        let mut consent = calsync_fhir::consent::permit(&format!("Patient/{patient}"), &format!("Patient/{patient}"));
+        consent["id"] = json!(format!("{patient}-sync"));
+        batch.push(("Consent".to_string(), format!("{patient}-sync"), consent));
         let (kind, secret) = match n % 3 {
             0 => {
                 let token = format!("1//bench-{n}");

@@ -71,11 +71,7 @@ fn serve(feeds: web::Data<Feeds>) -> String {
 async fn participant(store: &Store) {
     let schedule = json!({"resourceType": "Schedule", "active": true, "actor": [{"reference": "Patient/maria"}]});
     store.update("Schedule", "maria-calendar", schedule, None).await.unwrap();
-    let consent = json!({"resourceType": "Consent", "status": "active",
-        "scope": {"coding": [{"system": "http://terminology.hl7.org/CodeSystem/consentscope", "code": "patient-privacy"}]},
-        "category": [{"coding": [{"system": "http://loinc.org", "code": "59284-0"}]}],
-        "patient": {"reference": "Patient/maria"}, "provision": {"type": "permit"},
-        "policyRule": {"coding": [{"system": "http://terminology.hl7.org/CodeSystem/v3-ActCode", "code": "OPTIN"}]}});
+    let consent = calsync_fhir::consent::permit("Patient/maria", "Patient/maria");
     store.update("Consent", "maria-sync", consent, None).await.unwrap();
 }
 

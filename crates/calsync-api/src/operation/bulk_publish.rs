@@ -19,7 +19,7 @@ use std::collections::{BTreeSet, HashSet};
 
 use actix_web::{HttpRequest, HttpResponse, web};
 use calsync_store::Store;
-use calsync_store::search::{Bound, Cursor, Direction, ResourceSearch, SlotSearch, SortBy};
+use calsync_store::search::{Bound, Cursor, Direction, ResourceSearch, SortBy};
 use chrono::{DateTime, Datelike, NaiveDate, TimeDelta, Utc};
 use serde_json::{Value, json};
 
@@ -130,18 +130,10 @@ pub async fn manifest(
     let states: BTreeSet<String> =
         locations.iter().filter_map(|l| l["address"]["state"].as_str()).map(str::to_string).collect();
     let this_week = week_range(&week_of(cx.now)).map_or(cx.now, |(monday, _)| monday);
-    let upcoming = SlotSearch {
-        start: vec![Bound { lo: Some(this_week.timestamp_millis()), hi: None, negate: false }],
-        ..Default::default()
-    };
     let last_start = store
-        .search_slot_texts(&upcoming, Direction::Descending, None, 1)
+        .last_slot_start()
         .await?
-        .resources
-        .first()
-        .and_then(|t| serde_json::from_str::<Value>(&t.json).ok())
-        .and_then(|s| s["start"].as_str().and_then(|s| DateTime::parse_from_rfc3339(s).ok()))
-        .map_or(this_week, |t| t.to_utc())
+        .map_or(this_week, |t| t.max(this_week))
         .min(this_week + TimeDelta::weeks(MAX_WEEKS));
     let base = format!("{}/$bulk-publish", cx.base);
     let suffix = since
@@ -234,28 +226,22 @@ pub async fn file(store: web::Data<Store>, path: web::Path<String>, query: Query
         .and_then(week_range)
         .ok_or_else(|| ApiError::NotFound(format!("no file {name:?} in this feed")))?;
     let (_, participants) = schedules(&store, None).await?;
-    let search = SlotSearch {
-        start: vec![Bound { lo: Some(start.timestamp_millis()), hi: Some(end.timestamp_millis()), negate: false }],
-        updated: updated_since(since),
-        ..Default::default()
-    };
     // A page at a time, straight from the store to the client.
-    let pages = futures_util::stream::unfold(Some((store, search, None::<Cursor>, participants)), |state| async move {
-        let (store, search, after, participants) = state?;
-        let page = match store.search_slot_texts(&search, Direction::Ascending, after.as_ref(), PAGE).await {
+    let pages = futures_util::stream::unfold(Some((store, None::<Cursor>, participants)), move |state| async move {
+        let (store, after, participants) = state?;
+        let (texts, next) = match store.slot_texts_by_start(start, end, since, after.as_ref(), PAGE).await {
             Ok(page) => page,
             Err(e) => {
                 tracing::warn!(error = %e, "publishing Slots failed");
                 return Some((Err(actix_web::error::ErrorInternalServerError("the store failed")), None));
             }
         };
-        let lines = page.resources.iter().filter_map(|t| match schedule_of(&t.json) {
+        let lines = texts.iter().filter_map(|t| match schedule_of(&t.json) {
             Some(schedule) if participants.contains(schedule.as_ref()) => None,
             _ => published_slot(&t.json),
         });
         let body = ndjson(lines);
-        let next = page.next.map(|cursor| (store, search, Some(cursor), participants));
-        Some((Ok::<_, actix_web::Error>(body), next))
+        Some((Ok::<_, actix_web::Error>(body), next.map(|cursor| (store, Some(cursor), participants))))
     });
     Ok(response().streaming(pages))
 }
