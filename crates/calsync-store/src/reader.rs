@@ -29,6 +29,9 @@ impl Statements {
     }
 }
 
+/// How much of the database file a reader maps (SQLite maps no more than the file's size).
+const READER_MMAP_BYTES: i64 = 1 << 32;
+
 /// Pooled read connections to one SQLite file.
 #[derive(Debug)]
 pub(crate) struct SqliteReader {
@@ -101,6 +104,9 @@ impl SqliteReader {
         let c = rusqlite::Connection::open(&self.path).map_err(failed)?;
         c.busy_timeout(std::time::Duration::from_secs(5)).map_err(failed)?;
         c.pragma_update(None, "query_only", true).map_err(failed)?;
+        // Readers map the file instead of copying each page out of the OS cache with a read
+        // call: streaming a million Slots spent a third of its time in those copies.
+        c.pragma_update(None, "mmap_size", READER_MMAP_BYTES).map_err(failed)?;
         // Statement shapes vary with the number of values in IN lists; keep them all prepared.
         c.set_prepared_statement_cache_capacity(256);
         Ok(c)
