@@ -13,8 +13,8 @@ use std::time::Duration;
 
 use actix_web::{App, HttpResponse, HttpServer, web};
 use calsync_connect::secret::SecretKey;
-use calsync_store::{CalendarConnection, Store};
-use calsync_sync::connection::source_of;
+use calsync_store::Store;
+use calsync_sync::connection::{new_connection, source_of};
 use chrono::{DateTime, TimeDelta, Utc};
 use serde_json::json;
 
@@ -144,20 +144,16 @@ async fn a_worker_killed_while_it_syncs_leaves_the_old_or_the_new_set_and_the_jo
     .run();
     tokio::spawn(server);
     let key = SecretKey::from_base64(KEY).unwrap();
-    let connection = CalendarConnection {
-        id: "big".into(),
-        participant: "Patient/big".into(),
-        schedule: "big-calendar".into(),
-        kind: "ics".into(),
-        host: "127.0.0.1".into(),
-        secret: Some(key.seal(&json!({"url": feed_url}).to_string(), "big")),
-        validator: None,
-        state: "new".into(),
-        reason: None,
-        last_success_ms: None,
-        next_run_ms: Some(Utc::now().timestamp_millis()),
-        attempts: 0,
-    };
+    let connection = new_connection(
+        &key,
+        "big",
+        "Patient/big",
+        "big-calendar",
+        "ics",
+        "127.0.0.1",
+        &json!({"url": feed_url}),
+        Utc::now(),
+    );
     store.save_calendar_connection(&connection).await.unwrap();
 
     // The old set, by a complete run.

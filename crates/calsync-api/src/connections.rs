@@ -13,7 +13,7 @@ use calsync_connect::oauth::OAuthClient;
 use calsync_connect::retry::Backoff;
 use calsync_connect::secret::SecretKey;
 use calsync_store::{CalendarConnection, Store, StoreError};
-use calsync_sync::connection::{Connectors, ProviderLimits, SyncSettings, source_of, sync_connection};
+use calsync_sync::connection::{Connectors, ProviderLimits, SyncSettings, new_connection, source_of, sync_connection};
 use chrono::{DateTime, TimeDelta, Utc};
 use serde_json::{Value, json};
 
@@ -156,20 +156,7 @@ pub(crate) async fn connect(
 ) -> Result<CalendarConnection, ApiError> {
     let schedule = crate::operation::derived_schedule(store, participant).await?;
     let id = uuid::Uuid::new_v4().to_string();
-    let c = CalendarConnection {
-        secret: Some(settings.key.seal(&secret.to_string(), &id)),
-        id,
-        participant: participant.to_string(),
-        schedule,
-        kind: kind.to_string(),
-        host,
-        validator: None,
-        state: "new".into(),
-        reason: None,
-        last_success_ms: None,
-        next_run_ms: Some(now.timestamp_millis()),
-        attempts: 0,
-    };
+    let c = new_connection(&settings.key, &id, participant, &schedule, kind, &host, secret, now);
     store.save_calendar_connection(&c).await?;
     Ok(c)
 }

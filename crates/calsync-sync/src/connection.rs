@@ -100,6 +100,36 @@ impl Default for ProviderLimits {
     }
 }
 
+/// A new connection of `participant` (whose derived Schedule is `schedule`) to a calendar of
+/// `kind` at `host`, with `secret` (its address, password or refresh token) sealed under its
+/// id, in state `new` and due at `due`.
+#[allow(clippy::too_many_arguments)]
+pub fn new_connection(
+    key: &SecretKey,
+    id: &str,
+    participant: &str,
+    schedule: &str,
+    kind: &str,
+    host: &str,
+    secret: &Value,
+    due: DateTime<Utc>,
+) -> CalendarConnection {
+    CalendarConnection {
+        id: id.to_string(),
+        participant: participant.to_string(),
+        schedule: schedule.to_string(),
+        kind: kind.to_string(),
+        host: host.to_string(),
+        secret: Some(key.seal(&secret.to_string(), id)),
+        validator: None,
+        state: "new".into(),
+        reason: None,
+        last_success_ms: None,
+        next_run_ms: Some(due.timestamp_millis()),
+        attempts: 0,
+    }
+}
+
 /// The source key of a connection's Slots.
 pub fn source_of(connection_id: &str) -> String {
     format!("c{}", &calsync_fhir::index::fnv(connection_id)[..12])

@@ -19,8 +19,8 @@ use calsync_connect::oauth::OAuthClient;
 use calsync_connect::retry::Backoff;
 use calsync_connect::secret::SecretKey;
 use calsync_emulators::{google, microsoft};
-use calsync_store::{CalendarConnection, Store};
-use calsync_sync::connection::{Connectors, ProviderLimits, SyncSettings};
+use calsync_store::Store;
+use calsync_sync::connection::{Connectors, ProviderLimits, SyncSettings, new_connection};
 use calsync_worker::{Queue, WorkerSettings};
 use chrono::{DateTime, TimeDelta, Utc};
 use serde_json::json;
@@ -140,21 +140,9 @@ async fn run() {
             }
             _ => ("ics", json!({"url": format!("{ics_base}/feeds/{n}.ics")})),
         };
-        let id = format!("c{n}");
-        connections.push(CalendarConnection {
-            secret: Some(key.seal(&secret.to_string(), &id)),
-            id,
-            participant: format!("Patient/{patient}"),
-            schedule: format!("{patient}-calendar"),
-            kind: kind.into(),
-            host: "127.0.0.1".into(),
-            validator: None,
-            state: "new".into(),
-            reason: None,
-            last_success_ms: None,
-            next_run_ms: None,
-            attempts: 0,
-        });
+        let (id, participant, schedule) =
+            (format!("c{n}"), format!("Patient/{patient}"), format!("{patient}-calendar"));
+        connections.push(new_connection(&key, &id, &participant, &schedule, kind, "127.0.0.1", &secret, today));
         if batch.len() >= 3_000 {
             store.put_many(std::mem::take(&mut batch)).await.unwrap();
         }

@@ -13,7 +13,7 @@ use calsync_connect::retry::Backoff;
 use calsync_connect::secret::SecretKey;
 use calsync_store::testing::TestDatabase;
 use calsync_store::{CalendarConnection, Store};
-use calsync_sync::connection::{Connectors, ProviderLimits, SyncSettings};
+use calsync_sync::connection::{Connectors, ProviderLimits, SyncSettings, new_connection};
 use calsync_worker::{Queue, WorkerSettings};
 use chrono::{TimeDelta, Utc};
 use serde_json::json;
@@ -76,20 +76,16 @@ async fn participant(store: &Store) {
 }
 
 async fn connect(store: &Store, key: &SecretKey, id: &str, url: &str) {
-    let c = CalendarConnection {
-        id: id.into(),
-        participant: "Patient/maria".into(),
-        schedule: "maria-calendar".into(),
-        kind: "ics".into(),
-        host: "127.0.0.1".into(),
-        secret: Some(key.seal(&json!({"url": url}).to_string(), id)),
-        validator: None,
-        state: "new".into(),
-        reason: None,
-        last_success_ms: None,
-        next_run_ms: Some(Utc::now().timestamp_millis()),
-        attempts: 0,
-    };
+    let c = new_connection(
+        key,
+        id,
+        "Patient/maria",
+        "maria-calendar",
+        "ics",
+        "127.0.0.1",
+        &json!({"url": url}),
+        Utc::now(),
+    );
     store.save_calendar_connection(&c).await.unwrap();
 }
 
