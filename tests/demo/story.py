@@ -79,7 +79,7 @@ def synced(base):
             assert [c["kind"] for c in connections] == [kind], connections
             if connections[0]["state"] == "ok":
                 break
-            assert connections[0]["state"] in ("new", "ok"), connections
+            assert connections[0]["state"] in ("new", "syncing"), connections
             time.sleep(0.1)
         else:
             raise SystemExit(f"{who}'s {kind} calendar did not sync within 30 s: {connections}")
