@@ -16,6 +16,7 @@ use fhirbolt::model::r4::resources as res;
 use fhirbolt::model::r4::types as ty;
 
 pub mod availability;
+pub mod booking;
 pub mod consent;
 pub mod index;
 pub mod read;

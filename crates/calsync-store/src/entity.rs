@@ -231,3 +231,76 @@ pub mod authorization {
 
     impl ActiveModelBehavior for ActiveModel {}
 }
+
+/// Publishers of SMART Scheduling Links feeds that calsync ingests: where their manifest is,
+/// how they are read, and what the last poll found.
+pub mod publisher {
+    use sea_orm::entity::prelude::*;
+
+    #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+    #[sea_orm(table_name = "publisher")]
+    pub struct Model {
+        /// The namespace of everything ingested from it (`{id}.{their id}`).
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub id: String,
+        /// The manifest URL (ends in `$bulk-publish`; `file:` for a directory).
+        #[sea_orm(column_type = "Text", unique)]
+        pub manifest_url: String,
+        /// How its feed is read (JSON, owned by the ingester).
+        #[sea_orm(column_type = "Text")]
+        pub options: String,
+        /// new | polling | ok | partial | error.
+        pub state: String,
+        /// Why the last poll failed or was partial, for people.
+        #[sea_orm(column_type = "Text", nullable)]
+        pub reason: Option<String>,
+        /// What the last poll found (JSON, owned by the ingester: counts, bad lines).
+        #[sea_orm(column_type = "Text", nullable)]
+        pub report: Option<String>,
+        /// The manifest's `ETag`, for `If-None-Match`.
+        #[sea_orm(column_type = "Text", nullable)]
+        pub etag: Option<String>,
+        /// The manifest's `Last-Modified`, for `If-Modified-Since`.
+        #[sea_orm(column_type = "Text", nullable)]
+        pub last_modified: Option<String>,
+        /// The `transactionTime` of the last complete poll, sent as `_since` next time.
+        #[sea_orm(column_type = "Text", nullable)]
+        pub since: Option<String>,
+        /// Polls so far (the number of the last one; ingested resources record the last poll
+        /// that saw them).
+        pub polls: i64,
+        /// UTC milliseconds.
+        pub last_poll_ms: Option<i64>,
+        /// UTC milliseconds; none while paused.
+        pub next_run_ms: Option<i64>,
+    }
+
+    #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+    pub enum Relation {}
+
+    impl ActiveModelBehavior for ActiveModel {}
+}
+
+/// Which resources came from which publisher, a digest of their source line (an unchanged line
+/// is not parsed into a write again), and the last poll that saw them (a full data set removes
+/// what it no longer has).
+pub mod ingested {
+    use sea_orm::entity::prelude::*;
+
+    #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+    #[sea_orm(table_name = "ingested")]
+    pub struct Model {
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub resource_type: String,
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub id: String,
+        pub publisher: String,
+        pub digest: i64,
+        pub poll: i64,
+    }
+
+    #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+    pub enum Relation {}
+
+    impl ActiveModelBehavior for ActiveModel {}
+}

@@ -26,9 +26,11 @@ use std::sync::Arc;
 use tokio::sync::Mutex;
 
 /// Which database a [`Store`] runs on (see [`Store::connection`]).
+pub use ingest::{Carry, Ingest, IngestTally, Publisher};
 pub use sea_orm::DbBackend as Backend;
 
 pub mod entity;
+mod ingest;
 pub mod migration;
 mod reader;
 pub mod search;
@@ -365,9 +367,9 @@ impl Store {
     pub async fn put_many(&self, items: Vec<Put>) -> Result<u64, StoreError> {
         let _turn = self.write_turn().await;
         let txn = self.begin_writing().await?;
-        let written = put_many_in(&txn, self.indexer, items).await?;
+        let (created, changed) = put_many_in(&txn, self.indexer, items, None).await?;
         txn.commit().await?;
-        Ok(written)
+        Ok(created + changed)
     }
 
     /// Rebuilds the search index when it was built with other definitions than the indexer's
@@ -810,7 +812,8 @@ impl StoreTxn<'_> {
 
     /// [`Store::put_many`] inside this transaction.
     pub async fn put_many(&self, items: Vec<Put>) -> Result<u64, StoreError> {
-        put_many_in(&self.txn, self.indexer, items).await
+        let (created, changed) = put_many_in(&self.txn, self.indexer, items, None).await?;
+        Ok(created + changed)
     }
 
     pub async fn commit(self) -> Result<(), StoreError> {
@@ -887,11 +890,13 @@ impl StoreTxn<'_> {
 }
 
 /// [`Store::put_many`] inside a transaction.
+/// Returns how many were created and how many got a new version.
 async fn put_many_in<C: ConnectionTrait>(
     txn: &C,
     indexer: Option<Indexer>,
     items: Vec<Put>,
-) -> Result<u64, StoreError> {
+    carry: Option<ingest::Carry>,
+) -> Result<(u64, u64), StoreError> {
     if let Some((_, id, _)) = items.iter().find(|(_, id, _)| !is_valid_id(id)) {
         return Err(StoreError::Invalid(format!("{id:?} is not a valid id: 1-64 of A-Z a-z 0-9 - .")));
     }
@@ -900,7 +905,7 @@ async fn put_many_in<C: ConnectionTrait>(
         by_type.entry(t).or_default().push((id, content));
     }
     let now = from_millis(millis(Utc::now()));
-    let mut written = 0;
+    let (mut created, mut changed) = (0, 0);
     for (t, resources) in by_type {
         for chunk in resources.chunks(BATCH_ROWS) {
             let ids: Vec<String> = chunk.iter().map(|(id, _)| id.clone()).collect();
@@ -926,7 +931,11 @@ async fn put_many_in<C: ConnectionTrait>(
                     }
                     Some(row) => {
                         let old: Value = serde_json::from_str(&row.content).unwrap_or(Value::Null);
-                        if row.deleted || unstamped(&old) != unstamped(content) {
+                        let mut content = content.clone();
+                        if let Some(carry) = carry.filter(|_| !row.deleted) {
+                            carry(&old, &mut content);
+                        }
+                        if row.deleted || unstamped(&old) != unstamped(&content) {
                             write_version(
                                 txn,
                                 indexer,
@@ -934,20 +943,20 @@ async fn put_many_in<C: ConnectionTrait>(
                                 id,
                                 row.version_id + 1,
                                 false,
-                                content.clone(),
+                                content,
                                 Some(row.version_id),
                             )
                             .await?;
-                            written += 1;
+                            changed += 1;
                         }
                     }
                 }
             }
-            written += fresh.len() as u64;
+            created += fresh.len() as u64;
             insert_fresh(txn, indexer, &t, &fresh, now).await?;
         }
     }
-    Ok(written)
+    Ok((created, changed))
 }
 
 /// [`StoreTxn::delete_many`]. The current row keeps its last content with `deleted` set and the

@@ -23,7 +23,7 @@ use calsync_store::search::{Bound, Cursor, Direction, ResourceSearch, SortBy};
 use chrono::{DateTime, Datelike, NaiveDate, TimeDelta, Utc};
 use serde_json::{Value, json};
 
-use super::appointment::{BOOKED_EXTENSION, HOLD_EXTENSION};
+use calsync_fhir::booking::{BOOKED_EXTENSION, HOLD_EXTENSION};
 use crate::context::RequestContext;
 use crate::outcome::ApiError;
 

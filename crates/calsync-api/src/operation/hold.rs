@@ -58,7 +58,7 @@ pub async fn handle(
         .take(&format!("Appointment/{id}"), Some(expires), now)
         .map_err(|why| ApiError::Conflict(format!("Slot/{} cannot be held: {why}", offer.slot)))?;
     appointment["status"] = json!("pending");
-    appointment["extension"] = json!([{"url": super::appointment::HOLD_EXTENSION, "extension": [
+    appointment["extension"] = json!([{"url": calsync_fhir::booking::HOLD_EXTENSION, "extension": [
         {"url": "expires", "valueInstant": text(expires)}]}]);
     if let Some(o) = appointment.as_object_mut() {
         o.insert("id".into(), json!(id));
@@ -119,7 +119,7 @@ pub async fn sweep_expired_holds(
 
 /// The expiry recorded on a held Appointment.
 pub(crate) fn hold_expiry(appointment: &serde_json::Value) -> Option<chrono::DateTime<Utc>> {
-    let ext = appointment["extension"].as_array()?.iter().find(|e| e["url"] == super::appointment::HOLD_EXTENSION)?;
+    let ext = appointment["extension"].as_array()?.iter().find(|e| e["url"] == calsync_fhir::booking::HOLD_EXTENSION)?;
     let until = ext["extension"].as_array()?.iter().find(|p| p["url"] == "expires")?["valueInstant"].as_str()?;
     Some(chrono::DateTime::parse_from_rfc3339(until).ok()?.to_utc())
 }

@@ -1,0 +1,484 @@
+//! One line of a publisher's NDJSON file into one resource to store, namespaced and checked.
+//!
+//! Real feeds are messy, so a line is repaired where its meaning is clear (and the repair is
+//! noted) and refused only where it is not: ids with `_` or spaces get a valid id, whole-day
+//! Slots given as dates get the Location's midnights, `Z` times a publisher writes in local time
+//! (an option of the publisher) are read in the Location's zone, a free Slot with no capacity
+//! left is stored busy.
+
+use std::collections::HashMap;
+
+use calsync_store::Ingest;
+use chrono::{DateTime, NaiveDate, NaiveDateTime, TimeZone, Timelike, Utc};
+use chrono_tz::Tz;
+use serde::{Deserialize, Serialize};
+use serde_json::{Value, json};
+use sha2::{Digest, Sha256};
+
+use crate::zone;
+
+/// The types calsync ingests, in the order a poll reads them (a Slot's zone comes from its
+/// Schedule's Location). Other output types are skipped, as the specification asks clients to.
+pub const INGESTED_TYPES: [&str; 5] = ["Location", "HealthcareService", "PractitionerRole", "Schedule", "Slot"];
+
+/// The meta extension recording when a resource was last brought over from its source.
+pub const LAST_SOURCE_SYNC: &str = "http://hl7.org/fhir/StructureDefinition/lastSourceSync";
+
+/// How a publisher's feed is read.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Options {
+    /// The zone of Locations whose address names none calsync knows (IANA).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub zone: Option<String>,
+    /// The publisher writes local wall-clock times with a `Z`: read them in the Location's zone.
+    #[serde(default)]
+    pub local_times: bool,
+}
+
+impl Options {
+    /// The default zone, checked.
+    pub fn default_zone(&self) -> Result<Option<Tz>, String> {
+        self.zone.as_deref().map(|z| z.parse::<Tz>().map_err(|_| format!("{z:?} is not an IANA time zone"))).transpose()
+    }
+}
+
+/// What went wrong with, or was repaired in, one line.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Note {
+    /// Kept, after a repair (its kind, and what was done).
+    Repaired(&'static str, String),
+}
+
+/// The publisher's namespace: every id it publishes is stored as `{namespace}.{id}`.
+#[derive(Debug, Clone)]
+pub struct Namespace(pub String);
+
+impl Namespace {
+    /// The id a publisher's id is stored under, and whether it had to be made valid (FHIR ids
+    /// are 1-64 of `A-Z a-z 0-9 - .`): an invalid or too long id becomes a digest of itself, the
+    /// same on every poll.
+    pub fn id(&self, theirs: &str) -> (String, bool) {
+        let plain = format!("{}.{theirs}", self.0);
+        if calsync_store::is_valid_id(&plain) {
+            return (plain, false);
+        }
+        let digest = Sha256::digest(theirs.as_bytes());
+        let hex: String = digest[..12].iter().map(|b| format!("{b:02x}")).collect();
+        (format!("{}.h{hex}", self.0), true)
+    }
+
+    /// `Type/{stored id}` for a reference to one of the types calsync ingests, as written by the
+    /// publisher (`Location/1`); other references are left alone.
+    fn reference(&self, reference: &str) -> Option<String> {
+        let (t, id) = reference.split_once('/')?;
+        (INGESTED_TYPES.contains(&t) && !id.is_empty() && !id.contains('/')).then(|| format!("{t}/{}", self.id(id).0))
+    }
+}
+
+/// Reads lines of one poll: knows the publisher, its options, and the zones of the Locations
+/// and Schedules seen so far.
+pub struct Reader {
+    namespace: Namespace,
+    options: Options,
+    default_zone: Option<Tz>,
+    manifest: url::Url,
+    transaction_time: String,
+    /// `Location/{stored id}` → zone.
+    location_zones: HashMap<String, Tz>,
+    /// `Schedule/{stored id}` → `Location/{stored id}` of its first Location actor.
+    schedule_locations: HashMap<String, String>,
+    /// Slots written with `Z` that start between midnight and 5 am at their Location.
+    pub suspect_local: u64,
+}
+
+impl Reader {
+    /// A reader for one poll of the publisher `namespace`, whose manifest (at `manifest`) says
+    /// `transaction_time`.
+    pub fn new(namespace: Namespace, options: Options, manifest: url::Url, transaction_time: String) -> Reader {
+        let default_zone = options.default_zone().ok().flatten();
+        Reader {
+            namespace,
+            options,
+            default_zone,
+            manifest,
+            transaction_time,
+            location_zones: HashMap::new(),
+            schedule_locations: HashMap::new(),
+            suspect_local: 0,
+        }
+    }
+
+    /// Learns a stored Location or Schedule of this publisher (read on an incremental poll, whose
+    /// files need not repeat them).
+    pub fn learn(&mut self, resource_type: &str, stored_id: &str, content: &Value) {
+        match resource_type {
+            "Location" => {
+                if let Some(tz) = zone::of_location(content) {
+                    self.location_zones.insert(format!("Location/{stored_id}"), tz);
+                }
+            }
+            "Schedule" => {
+                let location = content["actor"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .filter_map(|a| a["reference"].as_str())
+                    .find(|r| r.starts_with("Location/"));
+                if let Some(l) = location {
+                    self.schedule_locations.insert(format!("Schedule/{stored_id}"), l.to_string());
+                }
+            }
+            _ => {}
+        }
+    }
+
+    /// One line of a file of `expected` resources: the resource to store and what was repaired,
+    /// or why the line cannot be used.
+    pub fn line(&mut self, expected: &str, text: &str) -> Result<(Ingest, Vec<Note>), String> {
+        let mut v: Value = serde_json::from_str(text).map_err(|e| format!("not JSON: {e}"))?;
+        let Some(object) = v.as_object_mut() else { return Err("not a JSON object".into()) };
+        let found = object.get("resourceType").and_then(Value::as_str).unwrap_or_default().to_string();
+        if found != expected {
+            return Err(if found.is_empty() {
+                "no resourceType".into()
+            } else {
+                format!("a {found} in a file of {expected} resources")
+            });
+        }
+        let theirs = match object.get("id") {
+            Some(Value::String(s)) if !s.trim().is_empty() => s.clone(),
+            Some(Value::Number(n)) => n.to_string(),
+            _ => return Err("no id".into()),
+        };
+        let mut notes = Vec::new();
+        let (id, repaired) = self.namespace.id(&theirs);
+        if repaired {
+            notes.push(Note::Repaired("id", format!("id {theirs:?} is not a FHIR id; stored as {id}")));
+        }
+        rewrite_references(&self.namespace, &mut v);
+        let zone_used = match expected {
+            "Location" => {
+                let tz = zone::of_location(&v);
+                if let Some(tz) = tz {
+                    self.location_zones.insert(format!("Location/{id}"), tz);
+                }
+                if !has_contact(&v) {
+                    return Err("a Location needs a telecom with a phone or a url".into());
+                }
+                None
+            }
+            "Schedule" => {
+                self.schedule(&id, &v)?;
+                None
+            }
+            "Slot" => self.slot(&mut v, &mut notes)?,
+            _ => None,
+        };
+        self.stamp_origin(&mut v, expected, &theirs, &id);
+        let digest = self.digest(text, zone_used);
+        Ok((Ingest { resource_type: expected.to_string(), id, digest, content: v }, notes))
+    }
+
+    fn schedule(&mut self, id: &str, v: &Value) -> Result<(), String> {
+        let actors: Vec<&str> =
+            v["actor"].as_array().into_iter().flatten().filter_map(|a| a["reference"].as_str()).collect();
+        if actors.is_empty() {
+            return Err("a Schedule needs an actor".into());
+        }
+        if actors.iter().any(|a| a.starts_with("Patient/") || a.starts_with("RelatedPerson/")) {
+            return Err("a Schedule of a Patient or RelatedPerson is not provider availability".into());
+        }
+        if let Some(l) = actors.iter().find(|a| a.starts_with("Location/")) {
+            self.schedule_locations.insert(format!("Schedule/{id}"), l.to_string());
+        }
+        Ok(())
+    }
+
+    /// Checks and repairs a Slot; returns the zone its times were read in, if one was needed.
+    fn slot(&mut self, v: &mut Value, notes: &mut Vec<Note>) -> Result<Option<Tz>, String> {
+        let schedule = v["schedule"]["reference"].as_str().unwrap_or_default().to_string();
+        if !schedule.starts_with("Schedule/") {
+            return Err("a Slot needs schedule.reference Schedule/{id}".into());
+        }
+        let status = v["status"].as_str().unwrap_or_default().to_string();
+        if !calsync_store::SLOT_STATUSES.contains(&status.as_str()) {
+            return Err(if status.is_empty() {
+                "a Slot needs a status".into()
+            } else {
+                format!("status {status:?} is not a Slot status")
+            });
+        }
+        let zone = self
+            .schedule_locations
+            .get(&schedule)
+            .and_then(|l| self.location_zones.get(l))
+            .copied()
+            .or(self.default_zone);
+        let mut zone_used = None;
+        let mut times = [None, None];
+        for (n, name) in ["start", "end"].into_iter().enumerate() {
+            let raw = v[name].as_str().ok_or_else(|| format!("a Slot needs {name}"))?.trim().to_string();
+            let (t, repair) = self.instant(&raw, zone, name == "end").map_err(|e| format!("{name}: {e}"))?;
+            if let Some(repair) = repair {
+                zone_used = zone;
+                v[name] = json!(t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true));
+                notes.push(Note::Repaired(repair, format!("{name} {raw:?} read as {}", v[name].as_str().unwrap_or(""))));
+            } else if name == "start"
+                && !self.options.local_times
+                && raw.ends_with(['Z', 'z'])
+                && let Some(tz) = zone
+                && tz.from_utc_datetime(&t.naive_utc()).hour() < 5
+            {
+                self.suspect_local += 1;
+            }
+            times[n] = Some(t);
+        }
+        if let [Some(start), Some(end)] = times
+            && end <= start
+        {
+            return Err("a Slot must end after it starts".into());
+        }
+        self.capacity(v, &status, notes);
+        Ok(zone_used)
+    }
+
+    /// An instant of a Slot, and the repair it needed: a date (a whole-day Slot: the Location's
+    /// midnight; an end date is the last day, so the next midnight), a time without offset, or a
+    /// `Z` time the publisher writes in local time.
+    fn instant(&self, raw: &str, zone: Option<Tz>, end: bool) -> Result<(DateTime<Utc>, Option<&'static str>), String> {
+        let in_zone = |naive: NaiveDateTime| -> Result<DateTime<Utc>, String> {
+            let tz = zone.ok_or("the Location's time zone is not known (set the publisher's zone)")?;
+            // A wall-clock time skipped by a DST change means the first valid instant after it.
+            (0..=120)
+                .find_map(|m| tz.from_local_datetime(&(naive + chrono::TimeDelta::minutes(m))).earliest())
+                .map(|t| t.to_utc())
+                .ok_or_else(|| format!("{raw:?} does not exist in {tz}"))
+        };
+        if let Ok(date) = NaiveDate::parse_from_str(raw, "%Y-%m-%d") {
+            let day = if end { date.succ_opt().ok_or("date out of range")? } else { date };
+            return Ok((in_zone(day.and_hms_opt(0, 0, 0).ok_or("date out of range")?)?, Some("whole-day")));
+        }
+        if let Ok(t) = DateTime::parse_from_rfc3339(raw) {
+            if self.options.local_times && raw.ends_with(['Z', 'z']) {
+                return Ok((in_zone(t.naive_utc())?, Some("local-time")));
+            }
+            return Ok((t.to_utc(), None));
+        }
+        for format in ["%Y-%m-%dT%H:%M:%S%.f", "%Y-%m-%dT%H:%M"] {
+            if let Ok(naive) = NaiveDateTime::parse_from_str(raw, format) {
+                return Ok((in_zone(naive)?, Some("no-offset")));
+            }
+        }
+        Err(format!("{raw:?} is not an instant or a date"))
+    }
+
+    /// A `slot-capacity` must be a whole number of places, at least 0; a free Slot with none left
+    /// is busy.
+    fn capacity(&self, v: &mut Value, status: &str, notes: &mut Vec<Note>) {
+        let url = format!("{}slot-capacity", calsync_fhir::SSL_EXTENSION_BASE);
+        let Some(list) = v["extension"].as_array_mut() else { return };
+        let mut left = None;
+        list.retain(|e| {
+            if e["url"] != url.as_str() {
+                return true;
+            }
+            match e["valueInteger"].as_i64() {
+                Some(n) if n >= 0 => {
+                    left = Some(n);
+                    true
+                }
+                _ => {
+                    notes.push(Note::Repaired("capacity", format!("slot-capacity {} dropped", e["valueInteger"])));
+                    false
+                }
+            }
+        });
+        if left == Some(0) && status == "free" {
+            v["status"] = json!("busy");
+            notes.push(Note::Repaired("capacity", "a free Slot with slot-capacity 0 is stored busy".into()));
+        }
+    }
+
+    /// `meta.source`: the manifest with the publisher's own type and id as fragment; the
+    /// lastSourceSync extension: the manifest's transaction time. The publisher's version and
+    /// update time are its own, not the stored resource's.
+    fn stamp_origin(&self, v: &mut Value, resource_type: &str, theirs: &str, id: &str) {
+        let mut source = self.manifest.clone();
+        source.set_query(None);
+        source.set_fragment(Some(&format!("{resource_type}/{theirs}")));
+        let Some(object) = v.as_object_mut() else { return };
+        object.insert("id".into(), json!(id));
+        let meta = object.entry("meta").or_insert_with(|| json!({}));
+        if !meta.is_object() {
+            *meta = json!({});
+        }
+        let Some(meta) = meta.as_object_mut() else { return };
+        meta.remove("versionId");
+        meta.remove("lastUpdated");
+        meta.insert("source".into(), json!(source.as_str()));
+        let mut extensions: Vec<Value> = meta
+            .remove("extension")
+            .and_then(|e| if let Value::Array(a) = e { Some(a) } else { None })
+            .unwrap_or_default();
+        extensions.retain(|e| e["url"] != LAST_SOURCE_SYNC);
+        extensions.push(json!({"url": LAST_SOURCE_SYNC, "valueDateTime": self.transaction_time}));
+        meta.insert("extension".into(), Value::Array(extensions));
+    }
+
+    /// What decides the stored resource: the line, how the publisher is read, and the zone its
+    /// times were read in. The transaction time is not part of it: an unchanged line stays
+    /// unchanged (its lastSourceSync is that of the poll that last changed it).
+    fn digest(&self, line: &str, zone: Option<Tz>) -> i64 {
+        let mut h = Sha256::new();
+        h.update(self.namespace.0.as_bytes());
+        h.update([0, u8::from(self.options.local_times)]);
+        h.update(zone.map(|z| z.name()).unwrap_or_default().as_bytes());
+        h.update([0]);
+        h.update(line.trim().as_bytes());
+        let d = h.finalize();
+        i64::from_be_bytes(d[..8].try_into().unwrap_or_default())
+    }
+}
+
+fn has_contact(location: &Value) -> bool {
+    location["telecom"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .any(|t| matches!(t["system"].as_str(), Some("phone" | "url")) && t["value"].as_str().is_some_and(|v| !v.is_empty()))
+}
+
+/// Rewrites every `reference` to an ingested type into the publisher's namespace.
+fn rewrite_references(ns: &Namespace, v: &mut Value) {
+    match v {
+        Value::Object(map) => {
+            for (k, child) in map.iter_mut() {
+                if k == "reference" {
+                    if let Value::String(r) = child
+                        && let Some(mapped) = ns.reference(r)
+                    {
+                        *r = mapped;
+                    }
+                } else {
+                    rewrite_references(ns, child);
+                }
+            }
+        }
+        Value::Array(items) => items.iter_mut().for_each(|c| rewrite_references(ns, c)),
+        _ => {}
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn reader(options: Options) -> Reader {
+        let manifest = url::Url::parse("http://publisher.example/ssl/$bulk-publish").unwrap();
+        Reader::new(Namespace("p1".into()), options, manifest, "2026-11-01T00:00:00Z".into())
+    }
+
+    const LOCATION: &str = r#"{"resourceType":"Location","id":"store_1 A","name":"A","telecom":[{"system":"phone","value":"1"}],"address":{"state":"MA"}}"#;
+    const SCHEDULE: &str = r#"{"resourceType":"Schedule","id":"s1","actor":[{"reference":"Location/store_1 A"}]}"#;
+
+    fn slot(start: &str, end: &str, extra: &str) -> String {
+        format!(
+            r#"{{"resourceType":"Slot","id":"x","schedule":{{"reference":"Schedule/s1"}},"status":"free","start":"{start}","end":"{end}"{extra}}}"#
+        )
+    }
+
+    #[test]
+    fn ids_and_references_move_into_the_namespace_and_bad_ids_get_a_stable_valid_one() {
+        let mut r = reader(Options::default());
+        let (loc, notes) = r.line("Location", LOCATION).unwrap();
+        assert!(loc.id.starts_with("p1.h") && calsync_store::is_valid_id(&loc.id), "{}", loc.id);
+        assert!(matches!(&notes[..], [Note::Repaired("id", _)]));
+        assert_eq!(loc.content["meta"]["source"], "http://publisher.example/ssl/$bulk-publish#Location/store_1%20A");
+        let (schedule, _) = r.line("Schedule", SCHEDULE).unwrap();
+        assert_eq!(schedule.id, "p1.s1");
+        assert_eq!(schedule.content["actor"][0]["reference"], format!("Location/{}", loc.id));
+        let (again, _) = reader(Options::default()).line("Location", LOCATION).unwrap();
+        assert_eq!((again.id, again.digest), (loc.id, loc.digest), "the same line, the same id and digest");
+        assert_eq!(
+            schedule.content["meta"]["extension"][0],
+            json!({"url": LAST_SOURCE_SYNC, "valueDateTime": "2026-11-01T00:00:00Z"})
+        );
+    }
+
+    #[test]
+    fn whole_day_slots_take_their_locations_midnights_across_dst() {
+        let mut r = reader(Options::default());
+        r.line("Location", LOCATION).unwrap();
+        r.line("Schedule", SCHEDULE).unwrap();
+        // Five days over the end of DST in Boston (2026-11-01).
+        let ext = r#","extension":[{"url":"http://fhir-registry.smarthealthit.org/StructureDefinition/slot-capacity","valueInteger":1}]"#;
+        let (s, notes) = r.line("Slot", &slot("2026-10-30", "2026-11-03", ext)).unwrap();
+        assert_eq!(s.content["start"], "2026-10-30T04:00:00Z");
+        assert_eq!(s.content["end"], "2026-11-04T05:00:00Z");
+        assert_eq!(notes.len(), 2);
+        assert_eq!(s.content["status"], "free");
+    }
+
+    #[test]
+    fn z_times_are_read_as_local_only_when_the_publisher_is_known_to_write_them() {
+        let readers = |options| {
+            let mut r = reader(options);
+            r.line("Location", LOCATION).unwrap();
+            r.line("Schedule", SCHEDULE).unwrap();
+            r
+        };
+        // 08:00Z is 04:00 in Boston: taken as written, but counted as suspect.
+        let mut plain = readers(Options::default());
+        let (s, notes) = plain.line("Slot", &slot("2026-03-09T08:00:00Z", "2026-03-09T09:00:00Z", "")).unwrap();
+        assert_eq!((s.content["start"].as_str(), notes.len()), (Some("2026-03-09T08:00:00Z"), 0));
+        assert_eq!(plain.suspect_local, 1);
+        let mut local = readers(Options { zone: None, local_times: true });
+        let (s, notes) = local.line("Slot", &slot("2026-03-09T08:00:00Z", "2026-03-09T09:00:00Z", "")).unwrap();
+        assert_eq!((s.content["start"].as_str(), s.content["end"].as_str()), (Some("2026-03-09T12:00:00Z"), Some("2026-03-09T13:00:00Z")));
+        assert!(matches!(notes[0], Note::Repaired("local-time", _)));
+        // 02:30 on the morning clocks spring forward does not exist: the first instant after it.
+        let (s, _) = local.line("Slot", &slot("2026-03-08T02:30:00Z", "2026-03-08T04:00:00Z", "")).unwrap();
+        assert_eq!(s.content["start"], "2026-03-08T07:00:00Z");
+        assert_eq!(s.content["end"], "2026-03-08T08:00:00Z");
+        // 01:30 on the morning clocks fall back happens twice: the first.
+        let (s, _) = local.line("Slot", &slot("2026-11-01T01:30:00Z", "2026-11-01T03:00:00Z", "")).unwrap();
+        assert_eq!(s.content["start"], "2026-11-01T05:30:00Z");
+        assert_ne!(
+            readers(Options::default()).line("Slot", &slot("2026-11-01T01:30:00Z", "2026-11-01T03:00:00Z", "")).unwrap().0.digest,
+            s.digest,
+            "reading times differently is a different resource"
+        );
+    }
+
+    #[test]
+    fn capacity_must_be_places_and_none_left_is_busy() {
+        let mut r = reader(Options::default());
+        let ext = |v: &str| format!(r#","extension":[{{"url":"http://fhir-registry.smarthealthit.org/StructureDefinition/slot-capacity","valueInteger":{v}}}]"#);
+        let (s, notes) = r.line("Slot", &slot("2026-01-01T10:00:00Z", "2026-01-01T11:00:00Z", &ext("0"))).unwrap();
+        assert_eq!((s.content["status"].as_str(), notes.len()), (Some("busy"), 1));
+        let (s, notes) = r.line("Slot", &slot("2026-01-01T10:00:00Z", "2026-01-01T11:00:00Z", &ext("-2"))).unwrap();
+        assert_eq!((s.content["status"].as_str(), s.content["extension"].as_array().map(Vec::len)), (Some("free"), Some(0)));
+        assert_eq!(notes.len(), 1);
+    }
+
+    #[test]
+    fn bad_lines_say_why() {
+        let mut r = reader(Options::default());
+        for (expected, line, why) in [
+            ("Slot", "{not json", "not JSON"),
+            ("Slot", "[1]", "not a JSON object"),
+            ("Slot", r#"{"resourceType":"Location","id":"1"}"#, "a Location in a file of Slot"),
+            ("Slot", r#"{"resourceType":"Slot"}"#, "no id"),
+            ("Slot", &slot("2026-01-01T10:00:00Z", "2026-01-01T09:00:00Z", ""), "end after it starts"),
+            ("Slot", &slot("tomorrow", "2026-01-01T09:00:00Z", ""), "start: \"tomorrow\" is not an instant"),
+            ("Slot", &slot("2026-01-01", "2026-01-01", ""), "time zone is not known"),
+            ("Slot", &slot("2026-01-01T10:00:00Z", "2026-01-01T11:00:00Z", "").replace("free", "open"), "not a Slot status"),
+            ("Schedule", r#"{"resourceType":"Schedule","id":"1","actor":[{"reference":"Patient/p"}]}"#, "not provider availability"),
+            ("Location", r#"{"resourceType":"Location","id":"1","telecom":[]}"#, "phone or a url"),
+        ] {
+            let err = r.line(expected, line).unwrap_err();
+            assert!(err.contains(why), "{line}: {err}");
+        }
+    }
+}

@@ -1,0 +1,486 @@
+//! Registering a publisher and polling it.
+
+use std::collections::BTreeMap;
+use std::io::Read as _;
+use std::time::Duration;
+
+use calsync_store::{Ingest, IngestTally, Publisher, Store, StoreError};
+use chrono::{DateTime, SecondsFormat, TimeDelta, Utc};
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+use url::Url;
+
+use crate::feed::{INGESTED_TYPES, Namespace, Note, Options, Reader};
+use crate::manifest::{self, Output};
+
+/// Resources per store transaction.
+const BATCH: usize = 2000;
+
+/// Problems a report lists in full (all are counted).
+const LISTED_PROBLEMS: usize = 200;
+
+/// The shortest time between two polls of a publisher (the specification: no file more than
+/// once a minute).
+const MIN_INTERVAL: TimeDelta = TimeDelta::minutes(1);
+
+/// Between polls when the publisher does not say (`Cache-Control`).
+const DEFAULT_INTERVAL: TimeDelta = TimeDelta::minutes(5);
+
+/// After a failed poll.
+const RETRY_INTERVAL: TimeDelta = TimeDelta::minutes(5);
+
+/// How long one request may take.
+const REQUEST_TIMEOUT: Duration = Duration::from_secs(300);
+
+/// Why a publisher could not be registered or polled (what a publisher's feed does wrong is
+/// not an error here: it is on the publisher's report).
+#[derive(Debug, thiserror::Error)]
+pub enum LinksError {
+    /// The request to register is not usable.
+    #[error("{0}")]
+    Invalid(String),
+    /// The store failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// What a poll reports as it goes (for a progress bar).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Event {
+    /// The manifest was read: this many files to read.
+    Manifest { files: usize },
+    /// A file starts (its length when the server said).
+    File { resource_type: String, url: String, length: Option<u64> },
+    /// More of the current file was read.
+    Read { bytes: u64, lines: u64 },
+}
+
+/// A line that was bad, or repaired, or a problem with the manifest.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Problem {
+    /// The file's URL (the manifest's for manifest problems).
+    pub file: String,
+    /// 1-based; 0 for the file as a whole.
+    pub line: u64,
+    /// `bad` (not stored), `repaired` (stored after a repair), `manifest`, `fetch`.
+    pub kind: String,
+    /// What was wrong.
+    pub message: String,
+}
+
+/// Lines and stored resources of one type.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TypeCount {
+    /// Lines read.
+    pub lines: u64,
+    /// Lines that could not be used.
+    pub bad: u64,
+    /// New resources.
+    pub created: u64,
+    /// Resources that changed.
+    pub changed: u64,
+    /// Resources as they were.
+    pub unchanged: u64,
+}
+
+/// What the last poll of a publisher found (the publisher's `report`).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Report {
+    /// The manifest's `transactionTime`.
+    pub transaction_time: Option<String>,
+    /// The `_since` sent, if any.
+    pub since: Option<String>,
+    /// The publisher answered with its whole data set (what it no longer has was removed).
+    pub full: bool,
+    /// The manifest had not changed (304).
+    pub not_modified: bool,
+    /// Per resource type.
+    pub types: BTreeMap<String, TypeCount>,
+    /// Output types not ingested, with how many files.
+    pub skipped_types: BTreeMap<String, u64>,
+    /// Resources deleted because the full data set no longer had them.
+    pub removed: u64,
+    /// Lines not stored.
+    pub bad_lines: u64,
+    /// Lines stored after a repair, per kind of repair.
+    pub repairs: BTreeMap<String, u64>,
+    /// Slots with `Z` times starting between midnight and 5 am at their Location: perhaps local
+    /// times marked `Z` (the publisher option `localTimes`).
+    pub suspect_local_times: u64,
+    /// The first problems, with file and line.
+    pub problems: Vec<Problem>,
+    /// Problems in all (more than are listed when many).
+    pub problem_count: u64,
+}
+
+impl Report {
+    fn problem(&mut self, file: &str, line: u64, kind: &str, message: String) {
+        self.problem_count += 1;
+        if self.problems.len() < LISTED_PROBLEMS {
+            self.problems.push(Problem { file: file.to_string(), line, kind: kind.to_string(), message });
+        }
+    }
+}
+
+/// Registers the publisher whose manifest is at `manifest` (a URL, or a directory holding a
+/// `$bulk-publish` file), due at once; registering the same manifest again updates its options.
+pub async fn register(store: &Store, manifest: &str, options: Options, now: DateTime<Utc>) -> Result<Publisher, LinksError> {
+    let url = manifest_url(manifest)?;
+    options.default_zone().map_err(LinksError::Invalid)?;
+    let options_text = serde_json::to_string(&options).unwrap_or_default();
+    let known = store.publishers().await?;
+    if let Some(mut p) = known.iter().find(|p| p.manifest_url == url.as_str()).cloned() {
+        p.options = options_text;
+        p.next_run_ms = Some(now.timestamp_millis());
+        store.save_publisher(&p).await?;
+        return Ok(p);
+    }
+    let digest = Sha256::digest(url.as_str().as_bytes());
+    let hex: String = digest.iter().map(|b| format!("{b:02x}")).collect();
+    let id = (6..hex.len())
+        .map(|n| format!("ssl-{}", &hex[..n]))
+        .find(|id| !known.iter().any(|p| &p.id == id))
+        .unwrap_or_else(|| format!("ssl-{hex}"));
+    let p = Publisher {
+        id,
+        manifest_url: url.to_string(),
+        options: options_text,
+        state: "new".into(),
+        reason: None,
+        report: None,
+        etag: None,
+        last_modified: None,
+        since: None,
+        polls: 0,
+        last_poll_ms: None,
+        next_run_ms: Some(now.timestamp_millis()),
+    };
+    store.save_publisher(&p).await?;
+    Ok(p)
+}
+
+/// The manifest URL of `manifest`: http(s) as given; a local directory or file as a `file:` URL.
+fn manifest_url(manifest: &str) -> Result<Url, LinksError> {
+    if manifest.starts_with("http://") || manifest.starts_with("https://") {
+        let url = Url::parse(manifest).map_err(|e| LinksError::Invalid(format!("{manifest:?} is not a URL: {e}")))?;
+        if !url.path().ends_with("$bulk-publish") {
+            return Err(LinksError::Invalid(format!("a manifest URL ends in $bulk-publish: {manifest}")));
+        }
+        return Ok(url);
+    }
+    let path = std::path::Path::new(manifest.strip_prefix("file://").unwrap_or(manifest));
+    let path = if path.is_dir() { path.join("$bulk-publish") } else { path.to_path_buf() };
+    let path = path
+        .canonicalize()
+        .map_err(|e| LinksError::Invalid(format!("{}: {e}", path.display())))?;
+    Url::from_file_path(&path).map_err(|()| LinksError::Invalid(format!("{} is not a usable path", path.display())))
+}
+
+/// A file being read: over HTTP or from the disk.
+enum Body {
+    Http(reqwest::Response),
+    File(std::fs::File),
+}
+
+impl Body {
+    async fn chunk(&mut self) -> Result<Option<Vec<u8>>, String> {
+        match self {
+            Body::Http(r) => r.chunk().await.map(|c| c.map(|b| b.to_vec())).map_err(|e| e.to_string()),
+            Body::File(f) => {
+                let mut buf = vec![0; 256 * 1024];
+                let n = f.read(&mut buf).map_err(|e| e.to_string())?;
+                buf.truncate(n);
+                Ok((n > 0).then_some(buf))
+            }
+        }
+    }
+
+    async fn text(mut self) -> Result<String, String> {
+        let mut all = Vec::new();
+        while let Some(c) = self.chunk().await? {
+            all.extend(c);
+        }
+        String::from_utf8(all).map_err(|_| "not UTF-8".into())
+    }
+}
+
+/// A fetched manifest or file, or "not modified".
+enum Fetched {
+    NotModified,
+    Body { body: Body, length: Option<u64>, etag: Option<String>, last_modified: Option<String>, max_age: Option<i64> },
+}
+
+async fn fetch(http: &reqwest::Client, url: &Url, validators: Option<(&Option<String>, &Option<String>)>) -> Result<Fetched, String> {
+    if url.scheme() == "file" {
+        let path = url.to_file_path().map_err(|()| format!("{url} is not a local path"))?;
+        let file = std::fs::File::open(&path).map_err(|e| format!("{}: {e}", path.display()))?;
+        let length = file.metadata().ok().map(|m| m.len());
+        return Ok(Fetched::Body { body: Body::File(file), length, etag: None, last_modified: None, max_age: None });
+    }
+    let mut request = http.get(url.clone()).timeout(REQUEST_TIMEOUT);
+    if let Some((etag, modified)) = validators {
+        if let Some(e) = etag {
+            request = request.header(reqwest::header::IF_NONE_MATCH, e);
+        }
+        if let Some(m) = modified {
+            request = request.header(reqwest::header::IF_MODIFIED_SINCE, m);
+        }
+    }
+    let response = request.send().await.map_err(|e| format!("{url}: {e}"))?;
+    if response.status() == reqwest::StatusCode::NOT_MODIFIED {
+        return Ok(Fetched::NotModified);
+    }
+    if !response.status().is_success() {
+        return Err(format!("{url}: HTTP {}", response.status()));
+    }
+    let header = |name| response.headers().get(name).and_then(|v: &reqwest::header::HeaderValue| v.to_str().ok()).map(String::from);
+    let etag = header(reqwest::header::ETAG);
+    let last_modified = header(reqwest::header::LAST_MODIFIED);
+    let max_age = header(reqwest::header::CACHE_CONTROL).and_then(|c| {
+        c.split(',').find_map(|d| d.trim().strip_prefix("max-age=").and_then(|n| n.trim().parse::<i64>().ok()))
+    });
+    let length = response.content_length();
+    Ok(Fetched::Body { body: Body::Http(response), length, etag, last_modified, max_age })
+}
+
+/// Where to read an output of a manifest: as listed, except that a manifest on the disk has its
+/// files beside it (examples list the URLs they were first published at).
+fn output_url(manifest: &Url, output: &Output) -> Url {
+    if manifest.scheme() != "file" {
+        return output.url.clone();
+    }
+    let name = output.url.path_segments().and_then(|mut s| s.next_back()).unwrap_or_default();
+    manifest.join(name).unwrap_or_else(|_| output.url.clone())
+}
+
+/// Polls publisher `id` once at `now` and records the outcome on it (state, report, next due
+/// time). Problems with the feed are on the returned publisher, not an error.
+pub async fn poll(
+    store: &Store,
+    http: &reqwest::Client,
+    id: &str,
+    now: DateTime<Utc>,
+    progress: &(dyn Fn(Event) + Send + Sync),
+) -> Result<Publisher, LinksError> {
+    let mut p = store.publisher(id).await?;
+    let options: Options = serde_json::from_str(&p.options).unwrap_or_default();
+    let manifest_url = Url::parse(&p.manifest_url).map_err(|e| LinksError::Invalid(e.to_string()))?;
+    let mut request = manifest_url.clone();
+    let since = p.since.clone().filter(|_| p.state == "ok" || p.state == "partial");
+    if let Some(s) = &since
+        && manifest_url.scheme() != "file"
+    {
+        request.query_pairs_mut().append_pair("_since", s);
+    }
+    p.polls += 1;
+    p.last_poll_ms = Some(now.timestamp_millis());
+    let mut report = Report { since: since.clone(), ..Report::default() };
+    let manifest_file = manifest_url.to_string();
+
+    let failed = |mut p: Publisher, mut report: Report, reason: String| {
+        report.problem(&manifest_file, 0, "fetch", reason.clone());
+        p.state = "error".into();
+        p.reason = Some(reason);
+        p.report = serde_json::to_string(&report).ok();
+        p.next_run_ms = Some((now + RETRY_INTERVAL).timestamp_millis());
+        p
+    };
+
+    let (body, etag, last_modified, max_age) = match fetch(http, &request, Some((&p.etag, &p.last_modified))).await {
+        Err(e) => {
+            let p = failed(p, report, e);
+            store.save_publisher(&p).await?;
+            return Ok(p);
+        }
+        Ok(Fetched::NotModified) => {
+            report.not_modified = true;
+            report.transaction_time = p.since.clone();
+            p.report = serde_json::to_string(&report).ok();
+            p.next_run_ms = Some((now + DEFAULT_INTERVAL.max(MIN_INTERVAL)).timestamp_millis());
+            if p.state == "new" {
+                p.state = "ok".into();
+            }
+            store.save_publisher(&p).await?;
+            return Ok(p);
+        }
+        Ok(Fetched::Body { body, etag, last_modified, max_age, .. }) => (body, etag, last_modified, max_age),
+    };
+    let interval = max_age.map_or(DEFAULT_INTERVAL, TimeDelta::seconds).max(MIN_INTERVAL);
+    let text = match body.text().await {
+        Ok(t) => t,
+        Err(e) => {
+            let p = failed(p, report, format!("the manifest: {e}"));
+            store.save_publisher(&p).await?;
+            return Ok(p);
+        }
+    };
+    let mut manifest_problems = Vec::new();
+    let manifest = match manifest::read(&text, &manifest_url, &mut manifest_problems) {
+        Ok(m) => m,
+        Err(e) => {
+            let p = failed(p, report, e);
+            store.save_publisher(&p).await?;
+            return Ok(p);
+        }
+    };
+    for m in manifest_problems {
+        report.problem(&manifest_file, 0, "manifest", m);
+    }
+    let transaction_time =
+        manifest.transaction_time.clone().unwrap_or_else(|| now.to_rfc3339_opts(SecondsFormat::Millis, true));
+    report.transaction_time = Some(transaction_time.clone());
+    // Incremental only when asked and answered so: a publisher that ignores `_since` sends all.
+    report.full = !(since.is_some() && manifest.request.as_deref().is_some_and(|r| r.contains("_since=")));
+
+    let namespace = Namespace(p.id.clone());
+    let mut reader = Reader::new(namespace, options, manifest_url.clone(), transaction_time.clone());
+    if !report.full {
+        for t in ["Location", "Schedule"] {
+            for (id, content) in store.ingested_contents(&p.id, t).await? {
+                reader.learn(t, &id, &content);
+            }
+        }
+    }
+    let mut outputs: Vec<&Output> = Vec::new();
+    for t in INGESTED_TYPES {
+        outputs.extend(manifest.outputs.iter().filter(|o| o.resource_type == t));
+    }
+    for o in manifest.outputs.iter().filter(|o| !INGESTED_TYPES.contains(&o.resource_type.as_str())) {
+        *report.skipped_types.entry(o.resource_type.clone()).or_default() += 1;
+    }
+    progress(Event::Manifest { files: outputs.len() });
+
+    let mut fetch_error = None;
+    for output in outputs {
+        let url = output_url(&manifest_url, output);
+        if let Err(e) = read_file(store, http, &p, &url, &output.resource_type, &mut reader, &mut report, progress).await {
+            match e {
+                FileError::Store(e) => return Err(e.into()),
+                FileError::Fetch(e) => {
+                    report.problem(url.as_str(), 0, "fetch", e.clone());
+                    fetch_error = Some(e);
+                    break;
+                }
+            }
+        }
+    }
+    report.suspect_local_times = reader.suspect_local;
+    if let Some(e) = fetch_error {
+        // What was read is kept; nothing is removed, and `_since` stays where it was.
+        let mut p = failed(p, report, e);
+        p.etag = None;
+        p.last_modified = None;
+        store.save_publisher(&p).await?;
+        return Ok(p);
+    }
+    if report.full {
+        report.removed = store.ingest_sweep(&p.id, p.polls).await?;
+    }
+    p.state = if report.bad_lines > 0 { "partial" } else { "ok" }.into();
+    p.reason = (report.bad_lines > 0).then(|| format!("{} bad lines were not stored", report.bad_lines));
+    p.since = Some(transaction_time);
+    p.etag = etag;
+    p.last_modified = last_modified;
+    p.report = serde_json::to_string(&report).ok();
+    p.next_run_ms = Some((now + interval).timestamp_millis());
+    store.save_publisher(&p).await?;
+    tracing::info!(publisher = %p.id, state = %p.state, full = report.full, removed = report.removed, bad = report.bad_lines, "publisher polled");
+    Ok(p)
+}
+
+enum FileError {
+    Fetch(String),
+    Store(StoreError),
+}
+
+/// Reads one file line by line and stores its resources in batches.
+#[allow(clippy::too_many_arguments)]
+async fn read_file(
+    store: &Store,
+    http: &reqwest::Client,
+    p: &Publisher,
+    url: &Url,
+    resource_type: &str,
+    reader: &mut Reader,
+    report: &mut Report,
+    progress: &(dyn Fn(Event) + Send + Sync),
+) -> Result<(), FileError> {
+    let Fetched::Body { mut body, length, .. } = fetch(http, url, None).await.map_err(FileError::Fetch)? else {
+        return Ok(());
+    };
+    progress(Event::File { resource_type: resource_type.to_string(), url: url.to_string(), length });
+    let file = url.as_str();
+    let mut count = report.types.remove(resource_type).unwrap_or_default();
+    let mut pending: Vec<u8> = Vec::new();
+    let mut batch: Vec<Ingest> = Vec::with_capacity(BATCH);
+    let mut line_no = 0u64;
+    let mut done = false;
+    while !done {
+        let chunk = body.chunk().await.map_err(|e| FileError::Fetch(format!("{url}: {e}")))?;
+        let bytes = chunk.as_ref().map_or(0, |c| c.len() as u64);
+        match chunk {
+            Some(c) => pending.extend_from_slice(&c),
+            None => {
+                done = true;
+                if !pending.is_empty() {
+                    pending.push(b'\n');
+                }
+            }
+        }
+        let mut start = 0;
+        let lines_before = line_no;
+        while let Some(end) = pending[start..].iter().position(|b| *b == b'\n').map(|i| start + i) {
+            line_no += 1;
+            let raw = &pending[start..end];
+            start = end + 1;
+            let Ok(text) = std::str::from_utf8(raw) else {
+                count.bad += 1;
+                report.bad_lines += 1;
+                report.problem(file, line_no, "bad", "not UTF-8".into());
+                continue;
+            };
+            if text.trim().is_empty() {
+                continue;
+            }
+            count.lines += 1;
+            match reader.line(resource_type, text) {
+                Ok((item, notes)) => {
+                    if !notes.is_empty() {
+                        for Note::Repaired(kind, message) in notes {
+                            *report.repairs.entry(kind.to_string()).or_default() += 1;
+                            report.problem(file, line_no, "repaired", message);
+                        }
+                    }
+                    batch.push(item);
+                }
+                Err(why) => {
+                    count.bad += 1;
+                    report.bad_lines += 1;
+                    report.problem(file, line_no, "bad", why);
+                }
+            }
+            if batch.len() >= BATCH {
+                store_batch(store, p, &mut batch, &mut count).await.map_err(FileError::Store)?;
+            }
+        }
+        pending.drain(..start);
+        progress(Event::Read { bytes, lines: line_no - lines_before });
+    }
+    store_batch(store, p, &mut batch, &mut count).await.map_err(FileError::Store)?;
+    report.types.insert(resource_type.to_string(), count);
+    Ok(())
+}
+
+async fn store_batch(store: &Store, p: &Publisher, batch: &mut Vec<Ingest>, count: &mut TypeCount) -> Result<(), StoreError> {
+    if batch.is_empty() {
+        return Ok(());
+    }
+    let items = std::mem::replace(batch, Vec::with_capacity(BATCH));
+    let IngestTally { created, changed, unchanged } =
+        store.ingest(&p.id, p.polls, items, calsync_fhir::booking::carry_takers).await?;
+    count.created += created;
+    count.changed += changed;
+    count.unchanged += unchanged;
+    Ok(())
+}
