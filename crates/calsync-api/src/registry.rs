@@ -46,6 +46,7 @@ pub const INTERACTIONS: &[Interaction] = &[
 pub const RESOURCES: &[&str] = &[
     "Appointment",
     "Consent",
+    "Device",
     "HealthcareService",
     "Location",
     "Patient",

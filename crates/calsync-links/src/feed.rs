@@ -19,7 +19,7 @@ use crate::zone;
 
 /// The types calsync ingests, in the order a poll reads them (a Slot's zone comes from its
 /// Schedule's Location). Other output types are skipped, as the specification asks clients to.
-pub const INGESTED_TYPES: [&str; 5] = ["Location", "HealthcareService", "PractitionerRole", "Schedule", "Slot"];
+pub const INGESTED_TYPES: [&str; 6] = ["Location", "Device", "HealthcareService", "PractitionerRole", "Schedule", "Slot"];
 
 /// The meta extension recording when a resource was last brought over from its source.
 pub const LAST_SOURCE_SYNC: &str = "http://hl7.org/fhir/StructureDefinition/lastSourceSync";

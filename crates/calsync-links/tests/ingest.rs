@@ -1,0 +1,346 @@
+//! Ingest of SMART Scheduling Links feeds served over loopback HTTP into a fresh database
+//! (SQLite, or PostgreSQL when CALSYNC_TEST_POSTGRES_URL is set).
+
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+
+use actix_web::{App, HttpRequest, HttpResponse, HttpServer, web};
+use calsync_links::{Event, Options, Report, poll, register};
+use calsync_store::testing::TestDatabase;
+use calsync_store::{Publisher, Store};
+use chrono::{DateTime, Utc};
+use serde_json::Value;
+
+fn fixtures(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/fixtures").join(name)
+}
+
+/// A static publisher: the files of a directory, the manifest's URLs pointed at this server.
+struct Publishing {
+    base: String,
+    requests: Arc<Mutex<Vec<String>>>,
+    missing: Arc<Mutex<Option<String>>>,
+}
+
+async fn serve(dir: PathBuf) -> Publishing {
+    let requests = Arc::new(Mutex::new(Vec::new()));
+    let missing: Arc<Mutex<Option<String>>> = Arc::new(Mutex::new(None));
+    let (log, gone) = (requests.clone(), missing.clone());
+    let server = HttpServer::new(move || {
+        let (dir, log, gone) = (dir.clone(), log.clone(), gone.clone());
+        App::new().default_service(web::to(move |req: HttpRequest| {
+            let (dir, log, gone) = (dir.clone(), log.clone(), gone.clone());
+            async move {
+                log.lock().unwrap().push(req.uri().to_string());
+                let name = req.path().trim_start_matches('/').to_string();
+                if gone.lock().unwrap().as_deref() == Some(name.as_str()) {
+                    return HttpResponse::NotFound().finish();
+                }
+                let Ok(mut body) = std::fs::read_to_string(dir.join(&name)) else {
+                    return HttpResponse::NotFound().finish();
+                };
+                let host = format!("http://{}", req.connection_info().host());
+                if name == "$bulk-publish" {
+                    let mut m: Value = serde_json::from_str(&body).unwrap();
+                    for o in m["output"].as_array_mut().unwrap() {
+                        if let Some(u) = o["url"].as_str() {
+                            o["url"] = Value::from(format!("{host}/{}", u.rsplit('/').next().unwrap()));
+                        }
+                    }
+                    m["request"] = Value::from(format!("{host}/$bulk-publish"));
+                    body = m.to_string();
+                }
+                let tag = format!("\"{:x}\"", body.bytes().fold(0u64, |h, b| h.wrapping_mul(31).wrapping_add(u64::from(b))));
+                if req.headers().get("if-none-match").and_then(|v| v.to_str().ok()) == Some(tag.as_str()) {
+                    return HttpResponse::NotModified().finish();
+                }
+                HttpResponse::Ok()
+                    .insert_header(("ETag", tag))
+                    .insert_header(("Cache-Control", "max-age=120"))
+                    .content_type("application/fhir+ndjson")
+                    .body(body)
+            }
+        }))
+    })
+    .workers(1)
+    .bind("127.0.0.1:0")
+    .unwrap();
+    let base = format!("http://{}", server.addrs()[0]);
+    tokio::spawn(server.run());
+    Publishing { base, requests, missing }
+}
+
+async fn store(db: &TestDatabase) -> Store {
+    Store::connect(&db.url).await.unwrap().with_indexer(calsync_sync::INDEXER)
+}
+
+fn now() -> DateTime<Utc> {
+    "2026-12-01T12:00:00Z".parse().unwrap()
+}
+
+async fn poll_once(store: &Store, id: &str, at: DateTime<Utc>) -> (Publisher, Report) {
+    let events = Mutex::new(Vec::new());
+    let p = poll(store, &reqwest::Client::new(), id, at, &|e: Event| events.lock().unwrap().push(e)).await.unwrap();
+    let report: Report = serde_json::from_str(p.report.as_deref().unwrap()).unwrap();
+    let events = events.into_inner().unwrap();
+    if !report.not_modified && p.state != "error" {
+        assert!(matches!(events.first(), Some(Event::Manifest { .. })), "{events:?}");
+        let read: u64 = events.iter().map(|e| if let Event::Read { lines, .. } = e { *lines } else { 0 }).sum();
+        let lines: u64 = report.types.values().map(|c| c.lines).sum();
+        assert!(read >= lines, "progress saw {read} lines of {lines}");
+    }
+    (p, report)
+}
+
+/// The lines of a fixture directory's files of one type.
+fn lines_of(dir: &Path, prefix: &str) -> Vec<Value> {
+    let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.file_name().unwrap().to_str().unwrap().starts_with(prefix))
+        .collect();
+    files.sort();
+    files
+        .iter()
+        .flat_map(|f| std::fs::read_to_string(f).unwrap().lines().filter(|l| !l.trim().is_empty()).map(|l| serde_json::from_str(l).unwrap()).collect::<Vec<Value>>())
+        .collect()
+}
+
+/// A publisher's resource as calsync must store it: references to ingested types in the
+/// namespace, and nothing else changed but `id` and `meta`.
+fn expected(ns: &str, mut v: Value) -> Value {
+    fn walk(ns: &str, v: &mut Value) {
+        match v {
+            Value::Object(m) => {
+                for (k, c) in m.iter_mut() {
+                    match (k.as_str(), c.as_str().and_then(|r| r.split_once('/'))) {
+                        ("reference", Some((t, id)))
+                            if ["Location", "Device", "HealthcareService", "PractitionerRole", "Schedule", "Slot"].contains(&t) =>
+                        {
+                            *c = Value::from(format!("{t}/{ns}.{id}"))
+                        }
+                        _ => walk(ns, c),
+                    }
+                }
+            }
+            Value::Array(a) => a.iter_mut().for_each(|c| walk(ns, c)),
+            _ => {}
+        }
+    }
+    walk(ns, &mut v);
+    let o = v.as_object_mut().unwrap();
+    o.remove("id");
+    o.remove("meta");
+    v
+}
+
+fn without_id_and_meta(mut v: Value) -> Value {
+    let o = v.as_object_mut().unwrap();
+    o.remove("id");
+    o.remove("meta");
+    v
+}
+
+/// Every resource of every file in `dir` is stored exactly, under the namespace, with its origin.
+async fn assert_ingested_exactly(store: &Store, p: &Publisher, dir: &Path, report: &Report, types: &[(&str, &str, u64)]) {
+    for (t, prefix, count) in types {
+        let lines = lines_of(dir, prefix);
+        assert_eq!(lines.len() as u64, *count, "{t} lines in the fixture");
+        let c = &report.types[*t];
+        assert_eq!((c.lines, c.bad, c.created), (*count, 0, *count), "{t}: {c:?}");
+        for line in lines {
+            let theirs = line["id"].as_str().unwrap().to_string();
+            let stored = store.read(t, &format!("{}.{theirs}", p.id)).await.unwrap();
+            assert_eq!(without_id_and_meta(stored.content.clone()), expected(&p.id, line), "{t}/{theirs}");
+            let meta = &stored.content["meta"];
+            assert!(meta["source"].as_str().unwrap().ends_with(&format!("$bulk-publish#{t}/{theirs}")), "{meta}");
+            assert_eq!(meta["extension"][0]["url"], calsync_links::LAST_SOURCE_SYNC);
+            assert_eq!(meta["extension"][0]["valueDateTime"].as_str(), report.transaction_time.as_deref());
+        }
+    }
+}
+
+#[tokio::test]
+async fn both_example_sets_ingest_exactly_from_a_publisher_on_loopback() {
+    let db = TestDatabase::create().await;
+    let store = store(&db).await;
+    let v1 = serve(fixtures("ssl-v1")).await;
+    let draft = serve(fixtures("ssl-hl7-draft")).await;
+
+    let p = register(&store, &format!("{}/$bulk-publish", v1.base), Options::default(), now()).await.unwrap();
+    let (p, report) = poll_once(&store, &p.id, now()).await;
+    assert_eq!((p.state.as_str(), report.full, report.bad_lines, report.problem_count), ("ok", true, 0, 0), "{report:?}");
+    assert_eq!(report.transaction_time.as_deref(), Some("2021-04-22T14:28:21.582Z"));
+    assert_ingested_exactly(&store, &p, &fixtures("ssl-v1"), &report, &[("Location", "locations", 10), ("Schedule", "schedules", 10), ("Slot", "slots-", 300)]).await;
+    // A spot check by hand: the first Slot, its Schedule, its booking extensions.
+    let slot = store.read("Slot", &format!("{}.20", p.id)).await.unwrap().content;
+    assert_eq!(slot["schedule"]["reference"], format!("Schedule/{}.10", p.id));
+    assert_eq!((slot["start"].as_str(), slot["end"].as_str()), (Some("2021-03-01T14:00:00.000Z"), Some("2021-03-01T23:00:00.000Z")));
+    assert_eq!(slot["extension"][0]["valueUrl"], "https://ehr-portal.example.org/bookings?slot=1000000");
+    assert_eq!(slot["extension"][2]["valueInteger"], 100);
+
+    let q = register(&store, &format!("{}/$bulk-publish", draft.base), Options::default(), now()).await.unwrap();
+    assert_ne!(q.id, p.id);
+    let (q, report) = poll_once(&store, &q.id, now()).await;
+    assert_eq!((q.state.as_str(), report.bad_lines), ("ok", 0), "{report:?}");
+    assert_ingested_exactly(
+        &store,
+        &q,
+        &fixtures("ssl-hl7-draft"),
+        &report,
+        &[("Location", "locations", 20), ("Device", "devices", 5), ("PractitionerRole", "practitionerroles", 10), ("Schedule", "schedules", 25), ("Slot", "slots-", 11563)],
+    )
+    .await;
+    let schedule = store.read("Schedule", &format!("{}.20", q.id)).await;
+    assert!(schedule.is_ok() || store.read("Schedule", &format!("{}.10", q.id)).await.is_ok());
+    // Two publishers' `Location/0` are two Locations.
+    let (a, b) = (store.read("Location", &format!("{}.0", p.id)).await.unwrap(), store.read("Location", &format!("{}.0", q.id)).await.unwrap());
+    assert_ne!(a.content["name"], b.content["name"]);
+    db.finish().await;
+}
+
+#[tokio::test]
+async fn polls_are_conditional_and_a_full_set_removes_what_the_publisher_dropped() {
+    let db = TestDatabase::create().await;
+    let store = store(&db).await;
+    let dir = std::env::temp_dir().join(format!("calsync-ssl-{}-{}", std::process::id(), Utc::now().timestamp_nanos_opt().unwrap()));
+    std::fs::create_dir_all(&dir).unwrap();
+    for e in std::fs::read_dir(fixtures("ssl-v1")).unwrap() {
+        let e = e.unwrap();
+        std::fs::copy(e.path(), dir.join(e.file_name())).unwrap();
+    }
+    let feed = serve(dir.clone()).await;
+    let p = register(&store, &format!("{}/$bulk-publish", feed.base), Options::default(), now()).await.unwrap();
+    let (p, _) = poll_once(&store, &p.id, now()).await;
+    // Cache-Control: max-age=120 sets the next poll.
+    assert_eq!(p.next_run_ms, Some(now().timestamp_millis() + 120_000));
+    let version = |id: &'static str| {
+        let (store, ns) = (store.clone(), p.id.clone());
+        async move { store.read("Slot", &format!("{ns}.{id}")).await.map(|r| r.version_id) }
+    };
+
+    // Unchanged manifest: 304, nothing read.
+    let later = now() + chrono::TimeDelta::minutes(3);
+    let (_, report) = poll_once(&store, &p.id, later).await;
+    assert!(report.not_modified, "{report:?}");
+    assert!(feed.requests.lock().unwrap().iter().filter(|r| r.contains("slots")).count() == 5);
+
+    // The publisher drops Slot 20, changes Slot 21, and ignores `_since`: a full set again.
+    let file = dir.join("slots-2021-W09.ndjson");
+    let text = std::fs::read_to_string(&file).unwrap();
+    let mut lines: Vec<String> = text.lines().map(String::from).collect();
+    assert!(lines[0].contains("\"id\":\"20\""));
+    lines.remove(0);
+    assert!(lines[0].contains("\"id\":\"21\""));
+    lines[0] = lines[0].replace("\"status\":\"free\"", "\"status\":\"busy\"");
+    std::fs::write(&file, lines.join("\n")).unwrap();
+    let manifest = dir.join("$bulk-publish");
+    let m = std::fs::read_to_string(&manifest).unwrap().replace("2021-04-22T14:28:21.582Z", "2021-04-23T09:00:00.000Z");
+    std::fs::write(&manifest, m).unwrap();
+    let (p, report) = poll_once(&store, &p.id, later + chrono::TimeDelta::minutes(3)).await;
+    let asked = feed.requests.lock().unwrap().iter().rev().find(|r| r.contains("$bulk-publish")).cloned().unwrap();
+    assert!(asked.contains("_since=2021-04-22T14"), "the last transaction time is sent as _since: {asked}");
+    assert!(report.full, "the publisher ignored _since: its answer is the whole set");
+    assert_eq!(report.removed, 1);
+    assert_eq!((report.types["Slot"].changed, report.types["Slot"].unchanged, report.types["Slot"].created), (1, 298, 0));
+    assert!(matches!(version("20").await, Err(calsync_store::StoreError::Gone(..))));
+    assert_eq!(version("21").await.unwrap(), 2);
+    assert_eq!(version("22").await.unwrap(), 1, "unchanged Slots keep their version and id");
+    assert_eq!(p.state, "ok");
+
+    // A file that fails mid-poll: what was stored stays, nothing is removed.
+    *feed.missing.lock().unwrap() = Some("slots-2021-W11.ndjson".into());
+    std::fs::write(&manifest, std::fs::read_to_string(&manifest).unwrap().replace("2021-04-23T09", "2021-04-24T09")).unwrap();
+    let (p, report) = poll_once(&store, &p.id, later + chrono::TimeDelta::minutes(6)).await;
+    assert_eq!(p.state, "error");
+    assert!(p.reason.as_deref().unwrap().contains("404"), "{:?}", p.reason);
+    assert_eq!(report.removed, 0);
+    assert_eq!(version("22").await.unwrap(), 1);
+    assert_eq!(store.read("Slot", &format!("{}.200", p.id)).await.map(|r| r.version_id).ok(), Some(1), "a Slot of the missing week stays");
+    assert_eq!(p.since.as_deref(), Some("2021-04-23T09:00:00.000Z"), "an incomplete poll does not move _since");
+    std::fs::remove_dir_all(&dir).ok();
+    db.finish().await;
+}
+
+#[tokio::test]
+async fn a_messy_feed_is_repaired_where_clear_and_every_bad_line_is_reported_with_file_and_line() {
+    let db = TestDatabase::create().await;
+    let store = store(&db).await;
+    let feed = serve(fixtures("ssl-messy")).await;
+    let options = Options { zone: None, local_times: true };
+    let p = register(&store, &format!("{}/$bulk-publish", feed.base), options, now()).await.unwrap();
+    let (p, report) = poll_once(&store, &p.id, now()).await;
+    assert_eq!(p.state, "partial", "{report:#?}");
+    let bad: Vec<(String, u64)> = report
+        .problems
+        .iter()
+        .filter(|x| x.kind == "bad")
+        .map(|x| (x.file.rsplit('/').next().unwrap().to_string(), x.line))
+        .collect();
+    let want: Vec<(String, u64)> = [("locations.ndjson", 3), ("schedules.ndjson", 3), ("slots.ndjson", 4), ("slots.ndjson", 5), ("slots.ndjson", 7), ("slots.ndjson", 9)]
+        .iter()
+        .map(|(f, l)| (f.to_string(), *l))
+        .collect();
+    assert_eq!(bad, want, "{report:#?}");
+    assert_eq!(report.bad_lines, 6);
+    let counts: Vec<(u64, u64, u64)> = ["Location", "Schedule", "Slot"].iter().map(|t| (report.types[*t].lines, report.types[*t].bad, report.types[*t].created)).collect();
+    assert_eq!(counts, vec![(3, 1, 2), (3, 1, 2), (8, 4, 4)]);
+    let manifest_problems: Vec<&str> = report.problems.iter().filter(|x| x.kind == "manifest").map(|x| x.message.as_str()).collect();
+    assert_eq!(manifest_problems.len(), 2, "{manifest_problems:?}");
+    assert!(manifest_problems.iter().any(|m| m.contains("state is a string")));
+    assert_eq!(report.skipped_types.get("Organization"), Some(&1));
+    assert!(p.reason.unwrap().contains("6 bad lines"));
+
+    // Ids with `_` and spaces: valid ids, found again through meta.source.
+    let slots = store.ingested_contents(&p.id, "Slot").await.unwrap();
+    assert_eq!(slots.len(), 4);
+    assert!(slots.iter().all(|(id, _)| calsync_store::is_valid_id(id)));
+    let by_source = |theirs: &str| -> Value {
+        let fragment = format!("#Slot/{}", theirs.replace(' ', "%20"));
+        slots.iter().find(|(_, s)| s["meta"]["source"].as_str().unwrap().ends_with(&fragment)).unwrap_or_else(|| panic!("{theirs}")).1.clone()
+    };
+    // Five whole days at a Chicago store, capacity kept.
+    let week = by_source("slot_0001_week");
+    assert_eq!((week["start"].as_str(), week["end"].as_str()), (Some("2026-12-07T06:00:00Z"), Some("2026-12-12T06:00:00Z")));
+    assert_eq!(week["extension"][0]["valueInteger"], 1);
+    assert_eq!(week["status"], "free");
+    // Local times marked Z at the Madison store (Central time).
+    let local = by_source("slot 0002 a");
+    assert_eq!((local["start"].as_str(), local["end"].as_str()), (Some("2026-12-07T15:00:00Z"), Some("2026-12-07T23:00:00Z")));
+    // No places left: busy.
+    assert_eq!(by_source("slot 0002 b")["status"], "busy");
+    // A real offset stays as written; a number is an id too.
+    let numbered = store.read("Slot", &format!("{}.42", p.id)).await.unwrap().content;
+    assert_eq!(numbered["start"], "2026-12-10T08:00:00-06:00");
+    assert_eq!(report.repairs.get("whole-day"), Some(&2));
+    assert_eq!(report.repairs.get("local-time"), Some(&4));
+    assert!(report.repairs.get("id").copied().unwrap_or(0) >= 2);
+    // Free Slots only: nothing busy is invented.
+    let busy = slots.iter().filter(|(_, s)| s["status"] == "busy").count();
+    assert_eq!(busy, 1, "only the Slot with no places left");
+    // The Slots reference their (repaired) Schedules, which reference their Locations.
+    let schedule_ref = local["schedule"]["reference"].as_str().unwrap();
+    let schedule = store.read("Schedule", schedule_ref.trim_start_matches("Schedule/")).await.unwrap().content;
+    let location = store.read("Location", schedule["actor"][0]["reference"].as_str().unwrap().trim_start_matches("Location/")).await.unwrap();
+    assert_eq!(location.content["name"], "Pharmacy Madison");
+    db.finish().await;
+}
+
+#[tokio::test]
+async fn a_directory_registers_as_a_file_manifest_and_a_bad_registration_is_refused() {
+    let db = TestDatabase::create().await;
+    let store = store(&db).await;
+    let p = register(&store, fixtures("ssl-v1").to_str().unwrap(), Options::default(), now()).await.unwrap();
+    assert!(p.manifest_url.starts_with("file://") && p.manifest_url.ends_with("$bulk-publish"));
+    let (p, report) = poll_once(&store, &p.id, now()).await;
+    assert_eq!((p.state.as_str(), report.types["Slot"].created), ("ok", 300), "{report:?}");
+    // Registering it again is the same publisher.
+    let again = register(&store, fixtures("ssl-v1").to_str().unwrap(), Options::default(), now()).await.unwrap();
+    assert_eq!(again.id, p.id);
+    for bad in ["http://example.org/feed.json", "/no/such/dir"] {
+        assert!(register(&store, bad, Options::default(), now()).await.is_err(), "{bad}");
+    }
+    let bad_zone = Options { zone: Some("Mars/Olympus".into()), local_times: false };
+    assert!(register(&store, fixtures("ssl-v1").to_str().unwrap(), bad_zone, now()).await.is_err());
+    db.finish().await;
+}
