@@ -23,6 +23,7 @@ pub mod interaction;
 pub mod media;
 pub mod operation;
 pub mod outcome;
+pub mod publishers;
 pub mod registry;
 pub mod settings;
 
@@ -204,6 +205,12 @@ impl Application {
         let app_authorizers = connect::Authorizers::from_settings(settings)?;
         let authorizers = web::Data::new(app_authorizers.clone());
         let queue_data = web::Data::new(queue.clone().map(tokio::sync::Mutex::new));
+        let http = web::Data::new(
+            reqwest::Client::builder()
+                .user_agent(concat!("calsync/", env!("CARGO_PKG_VERSION")))
+                .build()
+                .map_err(|e| e.to_string())?,
+        );
         let server_clock = clock;
         let clock = web::Data::new(clock);
         let server = HttpServer::new(move || {
@@ -214,10 +221,12 @@ impl Application {
                 .app_data(sync.clone())
                 .app_data(queue_data.clone())
                 .app_data(authorizers.clone())
+                .app_data(http.clone())
                 .app_data(web::PayloadConfig::new(media::MAX_BODY))
                 .wrap(ErrorHandlers::new().default_handler(outcome::as_operation_outcome))
                 .configure(connections::routes)
                 .configure(connect::routes)
+                .configure(publishers::routes)
                 .configure(operation::routes)
                 .configure(interaction::routes)
         })

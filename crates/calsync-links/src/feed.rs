@@ -56,16 +56,23 @@ pub struct Namespace(pub String);
 
 impl Namespace {
     /// The id a publisher's id is stored under, and whether it had to be made valid (FHIR ids
-    /// are 1-64 of `A-Z a-z 0-9 - .`): an invalid or too long id becomes a digest of itself, the
-    /// same on every poll.
+    /// are 1-64 of `A-Z a-z 0-9 - .`): an invalid or too long id keeps what it can of itself,
+    /// with other characters as `-`, and a digest of the original, the same on every poll
+    /// (`store_1 A` → `{namespace}.store-1-A-9c0e4b1f`).
     pub fn id(&self, theirs: &str) -> (String, bool) {
         let plain = format!("{}.{theirs}", self.0);
         if calsync_store::is_valid_id(&plain) {
             return (plain, false);
         }
         let digest = Sha256::digest(theirs.as_bytes());
-        let hex: String = digest[..12].iter().map(|b| format!("{b:02x}")).collect();
-        (format!("{}.h{hex}", self.0), true)
+        let hex: String = digest[..4].iter().map(|b| format!("{b:02x}")).collect();
+        let room = 64usize.saturating_sub(self.0.len() + 1 + 1 + hex.len());
+        let kept: String = theirs
+            .chars()
+            .map(|c| if c.is_ascii_alphanumeric() || c == '-' || c == '.' { c } else { '-' })
+            .take(room)
+            .collect();
+        (format!("{}.{kept}-{hex}", self.0), true)
     }
 
     /// `Type/{stored id}` for a reference to one of the types calsync ingests, as written by the
@@ -392,7 +399,11 @@ mod tests {
     fn ids_and_references_move_into_the_namespace_and_bad_ids_get_a_stable_valid_one() {
         let mut r = reader(Options::default());
         let (loc, notes) = r.line("Location", LOCATION).unwrap();
-        assert!(loc.id.starts_with("p1.h") && calsync_store::is_valid_id(&loc.id), "{}", loc.id);
+        assert!(loc.id.starts_with("p1.store-1-A-") && calsync_store::is_valid_id(&loc.id), "{}", loc.id);
+        let long = "x".repeat(80);
+        let (id, repaired) = Namespace("p1".into()).id(&long);
+        assert!(repaired && id.len() == 64 && calsync_store::is_valid_id(&id), "{id}");
+        assert_ne!(id, Namespace("p1".into()).id(&"x".repeat(81)).0, "the digest tells long ids apart");
         assert!(matches!(&notes[..], [Note::Repaired("id", _)]));
         assert_eq!(loc.content["meta"]["source"], "http://publisher.example/ssl/$bulk-publish#Location/store_1%20A");
         let (schedule, _) = r.line("Schedule", SCHEDULE).unwrap();

@@ -19,6 +19,9 @@ const BATCH: usize = 2000;
 /// Problems a report lists in full (all are counted).
 const LISTED_PROBLEMS: usize = 200;
 
+/// Repairs a report lists as examples (all are counted).
+const LISTED_REPAIRS: usize = 20;
+
 /// The shortest time between two polls of a publisher (the specification: no file more than
 /// once a minute).
 const MIN_INTERVAL: TimeDelta = TimeDelta::minutes(1);
@@ -62,7 +65,8 @@ pub struct Problem {
     pub file: String,
     /// 1-based; 0 for the file as a whole.
     pub line: u64,
-    /// `bad` (not stored), `repaired` (stored after a repair), `manifest`, `fetch`.
+    /// `bad` (not stored), `manifest`, `fetch`; for a repair, its kind (`id`, `whole-day`,
+    /// `local-time`, `no-offset`, `capacity`).
     pub kind: String,
     /// What was wrong.
     pub message: String,
@@ -108,10 +112,12 @@ pub struct Report {
     /// Slots with `Z` times starting between midnight and 5 am at their Location: perhaps local
     /// times marked `Z` (the publisher option `localTimes`).
     pub suspect_local_times: u64,
-    /// The first problems, with file and line.
+    /// The first problems (bad lines, the manifest, fetches), with file and line.
     pub problems: Vec<Problem>,
     /// Problems in all (more than are listed when many).
     pub problem_count: u64,
+    /// The first repairs, with file and line (all are counted in `repairs`).
+    pub repaired: Vec<Problem>,
 }
 
 impl Report {
@@ -119,6 +125,13 @@ impl Report {
         self.problem_count += 1;
         if self.problems.len() < LISTED_PROBLEMS {
             self.problems.push(Problem { file: file.to_string(), line, kind: kind.to_string(), message });
+        }
+    }
+
+    fn repair(&mut self, file: &str, line: u64, kind: &str, message: String) {
+        *self.repairs.entry(kind.to_string()).or_default() += 1;
+        if self.repaired.len() < LISTED_REPAIRS {
+            self.repaired.push(Problem { file: file.to_string(), line, kind: kind.to_string(), message });
         }
     }
 }
@@ -446,11 +459,8 @@ async fn read_file(
             count.lines += 1;
             match reader.line(resource_type, text) {
                 Ok((item, notes)) => {
-                    if !notes.is_empty() {
-                        for Note::Repaired(kind, message) in notes {
-                            *report.repairs.entry(kind.to_string()).or_default() += 1;
-                            report.problem(file, line_no, "repaired", message);
-                        }
+                    for Note::Repaired(kind, message) in notes {
+                        report.repair(file, line_no, kind, message);
                     }
                     batch.push(item);
                 }

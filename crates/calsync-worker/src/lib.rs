@@ -1,11 +1,13 @@
 //! calsync's background jobs, on apalis, queued in the application's own database (SQLite
 //! embedded, PostgreSQL in production): nothing else needs installing.
 //!
-//! - A [`SyncJob`] syncs one calendar connection ([`calsync_sync::connection::sync_connection`]).
-//! - The **sweep** queues a job for every connection that is due: new ones, the next regular
-//!   sync, a retry after a backoff. The job's idempotency key is the connection and its due
-//!   time, so however often the sweep (or several workers' sweeps) runs, a due time is queued
-//!   once.
+//! - A [`SyncJob::Calendar`] syncs one calendar connection
+//!   ([`calsync_sync::connection::sync_connection`]); a [`SyncJob::Publisher`] polls one SMART
+//!   Scheduling Links publisher ([`calsync_links::poll`]).
+//! - The **sweep** queues a job for every connection and publisher that is due: new ones, the
+//!   next regular sync or poll, a retry after a backoff. The job's idempotency key is the
+//!   connection or publisher and its due time, so however often the sweep (or several workers'
+//!   sweeps) runs, a due time is queued once.
 //! - The **nightly run** (a cron schedule from the configuration) makes every connection due
 //!   and sweeps; [`Queue::sync_all`] does the same on demand.
 //!
@@ -30,11 +32,20 @@ mod nightly;
 
 pub use nightly::Nightly;
 
-/// Sync one calendar connection.
+/// One job: sync a calendar connection, or poll a publisher.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct SyncJob {
-    /// The connection's id.
-    pub connection: String,
+#[serde(untagged)]
+pub enum SyncJob {
+    /// Sync one calendar connection.
+    Calendar {
+        /// The connection's id.
+        connection: String,
+    },
+    /// Poll one SMART Scheduling Links publisher.
+    Publisher {
+        /// The publisher's id.
+        publisher: String,
+    },
 }
 
 /// The queue every process names its sync jobs by.
@@ -65,6 +76,9 @@ pub enum WorkerError {
     /// The application's store.
     #[error(transparent)]
     Store(#[from] calsync_store::StoreError),
+    /// The HTTP client for publishers.
+    #[error("http client: {0}")]
+    Http(#[from] reqwest::Error),
 }
 
 fn queue_error(e: impl std::fmt::Display) -> WorkerError {
@@ -161,11 +175,14 @@ impl Queue {
         }
     }
 
-    /// Queues each (connection, due time), once however often it is asked.
-    async fn push_due(&mut self, due: Vec<(String, i64)>) -> Result<(), WorkerError> {
-        let tasks = due.into_iter().map(|(connection, due_ms)| {
-            let key = format!("{connection}@{due_ms}");
-            TaskBuilder::new(SyncJob { connection }).idempotency_key(key).max_attempts(MAX_ATTEMPTS).build()
+    /// Queues each (job, due time), once however often it is asked.
+    async fn push_due(&mut self, due: Vec<(SyncJob, i64)>) -> Result<(), WorkerError> {
+        let tasks = due.into_iter().map(|(job, due_ms)| {
+            let key = match &job {
+                SyncJob::Calendar { connection } => format!("{connection}@{due_ms}"),
+                SyncJob::Publisher { publisher } => format!("publisher:{publisher}@{due_ms}"),
+            };
+            TaskBuilder::new(job).idempotency_key(key).max_attempts(MAX_ATTEMPTS).build()
         });
         let mut tasks = futures_util::stream::iter(tasks);
         match self {
@@ -174,10 +191,22 @@ impl Queue {
         }
     }
 
-    /// Queues every connection due at `now` (those queued already stay queued once); returns
-    /// how many were due.
+    /// Queues every connection and publisher due at `now` (those queued already stay queued
+    /// once); returns how many were due.
     pub async fn sweep(&mut self, store: &Store, now: DateTime<Utc>) -> Result<usize, WorkerError> {
-        let due = store.connections_due(now, SWEEP_LIMIT).await?;
+        let mut due: Vec<(SyncJob, i64)> = store
+            .connections_due(now, SWEEP_LIMIT)
+            .await?
+            .into_iter()
+            .map(|(connection, at)| (SyncJob::Calendar { connection }, at))
+            .collect();
+        due.extend(
+            store
+                .publishers_due(now, SWEEP_LIMIT)
+                .await?
+                .into_iter()
+                .map(|(publisher, at)| (SyncJob::Publisher { publisher }, at)),
+        );
         let n = due.len();
         if n > 0 {
             self.push_due(due).await?;
@@ -198,18 +227,38 @@ struct Runner {
     store: Store,
     sync: SyncSettings,
     clock: Clock,
+    http: reqwest::Client,
 }
 
 async fn run_sync_job(job: SyncJob, runner: Data<Arc<Runner>>) -> Result<(), BoxDynError> {
+    match job {
+        SyncJob::Calendar { connection } => sync_calendar(&runner, &connection).await,
+        SyncJob::Publisher { publisher } => poll_publisher(&runner, &publisher).await,
+    }
+}
+
+async fn poll_publisher(runner: &Runner, id: &str) -> Result<(), BoxDynError> {
+    let now = (runner.clock)();
+    // Polled meanwhile (on demand, or by another worker), or deleted.
+    let Ok(p) = runner.store.publisher(id).await else { return Ok(()) };
+    if p.next_run_ms.is_none_or(|due| due > now.timestamp_millis()) {
+        return Ok(());
+    }
+    tracing::info!(publisher = %p.id, "poll started");
+    calsync_links::poll(&runner.store, &runner.http, id, now, &|_| {}).await?;
+    Ok(())
+}
+
+async fn sync_calendar(runner: &Runner, connection: &str) -> Result<(), BoxDynError> {
     let now = (runner.clock)();
     // Synced meanwhile (on demand, or by another worker), deleted, or waiting for the participant.
-    let Ok(c) = runner.store.calendar_connection(&job.connection).await else { return Ok(()) };
+    let Ok(c) = runner.store.calendar_connection(connection).await else { return Ok(()) };
     if c.next_run_ms.is_none_or(|due| due > now.timestamp_millis()) {
         return Ok(());
     }
     tracing::info!(connection = %c.id, kind = %c.kind, "sync started");
     runner.store.mark_connection_syncing(&c.id).await?;
-    let c = sync_connection(&runner.store, &runner.sync, &job.connection, now).await?;
+    let c = sync_connection(&runner.store, &runner.sync, connection, now).await?;
     tracing::info!(connection = %c.id, kind = %c.kind, state = %c.state, "synced");
     Ok(())
 }
@@ -223,7 +272,8 @@ pub async fn run(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), WorkerError> {
     let queue = Queue::open(&store, settings.heartbeat).await?;
-    let runner = Arc::new(Runner { store: store.clone(), sync, clock: clock.clone() });
+    let http = reqwest::Client::builder().user_agent(concat!("calsync/", env!("CARGO_PKG_VERSION"))).build()?;
+    let runner = Arc::new(Runner { store: store.clone(), sync, clock: clock.clone(), http });
 
     // The sweep: at once (a restarted worker picks up what is due), then every `sweep`.
     let (mut sweeper, sweep_store, sweep_clock) = (queue.clone(), store.clone(), clock.clone());
@@ -236,8 +286,8 @@ pub async fn run(
             match sweeper.sweep(&sweep_store, sweep_clock()).await {
                 Ok(0) => {}
                 // Most are queued already (the key makes that a no-op): debug, not info.
-                Ok(n) => tracing::debug!(connections = n, "due connections queued"),
-                Err(e) => tracing::warn!(error = %e, "queueing due connections failed"),
+                Ok(n) => tracing::debug!(jobs = n, "due connections and publishers queued"),
+                Err(e) => tracing::warn!(error = %e, "queueing due connections and publishers failed"),
             }
         }
     });

@@ -13,6 +13,7 @@ mod busy;
 mod emulate;
 mod find;
 mod generate;
+mod ingest;
 mod render;
 mod serve;
 mod when;
@@ -38,6 +39,9 @@ enum Command {
     Worker(worker::WorkerArgs),
     /// Sync calendar connections now, in this process, with a progress bar.
     Sync(worker::SyncArgs),
+    /// Ingest a SMART Scheduling Links publisher now (its manifest URL or a directory), with a
+    /// progress bar; it stays registered, and the worker polls it from then on.
+    Ingest(ingest::IngestArgs),
     /// Write synthetic provider availability (NDJSON) for benchmarks.
     Generate(generate::GenerateArgs),
 }
@@ -50,6 +54,7 @@ fn main() -> ExitCode {
         Command::Serve(args) => serve::run(args),
         Command::Worker(args) => worker::run_worker(args),
         Command::Sync(args) => worker::run_sync(args),
+        Command::Ingest(args) => ingest::run(args),
         Command::Generate(args) => generate::run(args),
     };
     match result {

@@ -37,16 +37,24 @@ pub struct SyncArgs {
     all: bool,
 }
 
-/// The settings, the store (indexed as the server indexes it) and the sync settings.
-async fn open(placement: &Placement) -> Result<(Settings, Store, SyncSettings), String> {
-    let mut settings = Settings::from_environment(&placement.config)?;
-    if let Some(database) = &placement.database {
-        settings.database_url = database.clone();
+impl Placement {
+    /// The settings and the store (indexed as the server indexes it).
+    pub async fn open(&self) -> Result<(Settings, Store), String> {
+        let mut settings = Settings::from_environment(&self.config)?;
+        if let Some(database) = &self.database {
+            settings.database_url = database.clone();
+        }
+        let store = Store::connect(&settings.database_url)
+            .await
+            .map_err(|e| format!("database: {e}"))?
+            .with_indexer(calsync_sync::INDEXER);
+        Ok((settings, store))
     }
-    let store = Store::connect(&settings.database_url)
-        .await
-        .map_err(|e| format!("database: {e}"))?
-        .with_indexer(calsync_sync::INDEXER);
+}
+
+/// The settings, the store and the sync settings.
+async fn open(placement: &Placement) -> Result<(Settings, Store, SyncSettings), String> {
+    let (settings, store) = placement.open().await?;
     let sync = calsync_api::connections::sync_settings(&settings)?
         .ok_or("calendar syncs need a secret_key in the configuration (CALSYNC_SECRET_KEY)")?;
     Ok((settings, store, sync))
@@ -64,7 +72,7 @@ pub fn worker_settings(settings: &Settings) -> Result<WorkerSettings, String> {
     })
 }
 
-fn runtime() -> Result<tokio::runtime::Runtime, String> {
+pub fn runtime() -> Result<tokio::runtime::Runtime, String> {
     tokio::runtime::Builder::new_multi_thread().enable_all().build().map_err(|e| e.to_string())
 }
 
