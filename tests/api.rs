@@ -1766,9 +1766,17 @@ async fn bulk_publish_serves_provider_availability_only_and_follows_changes() {
     outcome(app.get("/$bulk-publish/secrets.ndjson").await, StatusCode::NOT_FOUND).await;
     outcome(app.get("/$bulk-publish?_since=yesterday").await, StatusCode::BAD_REQUEST).await;
 
-    // Conditional GET: unchanged → 304; a Slot write moves the tag.
+    // Conditional GET: unchanged → 304 (by tag, or by date); a Slot write moves the tag.
     let again = app.client.get(app.url("/$bulk-publish")).header("If-None-Match", &tag).send().await.unwrap();
     assert_eq!(again.status(), 304);
+    let modified = again.headers()["last-modified"].to_str().unwrap().to_string();
+    let by_date = app.client.get(app.url("/$bulk-publish")).header("If-Modified-Since", &modified).send().await.unwrap();
+    assert_eq!(by_date.status(), 304);
+    let before = (chrono::DateTime::parse_from_rfc2822(&modified).unwrap() - chrono::TimeDelta::seconds(1))
+        .format("%a, %d %b %Y %H:%M:%S GMT")
+        .to_string();
+    let older = app.client.get(app.url("/$bulk-publish")).header("If-Modified-Since", &before).send().await.unwrap();
+    assert_eq!(older.status(), 200);
     let since = chrono::Utc::now();
     tokio::time::sleep(std::time::Duration::from_millis(5)).await;
     let mut s2: Value = app.get("/Slot/s2").await.json().await.unwrap();
@@ -1791,4 +1799,118 @@ async fn bulk_publish_serves_provider_availability_only_and_follows_changes() {
     assert_eq!(fresh.iter().map(|s| s["id"].as_str().unwrap()).collect::<Vec<_>>(), ["s2"]);
     assert!(ndjson_lines(&app, m["output"][0]["url"].as_str().unwrap()).await.is_empty(), "no Location changed");
     app.database.finish().await;
+}
+
+/// Every resource of a published NDJSON file set of one type, by id.
+async fn published(app: &TestApp, t: &str) -> std::collections::BTreeMap<String, Value> {
+    let m: Value = app.get("/$bulk-publish").await.json().await.unwrap();
+    let mut all = std::collections::BTreeMap::new();
+    for o in m["output"].as_array().unwrap().iter().filter(|o| o["type"] == t) {
+        for r in ndjson_lines(app, o["url"].as_str().unwrap()).await {
+            all.insert(r["id"].as_str().unwrap().to_string(), r);
+        }
+    }
+    all
+}
+
+/// A resource without what a store stamps or an ingester adds, its references as `{prefix}{id}`.
+fn comparable(mut r: Value, prefix: &str) -> Value {
+    r.as_object_mut().unwrap().remove("id");
+    r.as_object_mut().unwrap().remove("meta");
+    for pointer in ["/schedule/reference", "/actor/0/reference"] {
+        if let Some(Value::String(reference)) = r.pointer_mut(pointer) {
+            let (t, id) = reference.split_once('/').unwrap();
+            *reference = format!("{t}/{}", id.trim_start_matches(prefix));
+        }
+    }
+    r
+}
+
+#[tokio::test]
+async fn one_instance_ingests_what_another_publishes_then_only_what_changed() {
+    // A publishes a clinic; B registers A's manifest through its API and polls it.
+    let a = spawn_app().await;
+    load_clinic(&a).await;
+    let location = json!({"resourceType": "Location", "id": "riverside", "name": "Riverside Clinic",
+        "telecom": [{"system": "phone", "value": "617-555-0100"}],
+        "address": {"line": ["1 River St"], "city": "Boston", "state": "MA", "postalCode": "02110"}});
+    assert_eq!(a.put("/Location/riverside", &location, None).await.status(), 200);
+    let mut s3: Value = a.get("/Slot/s3").await.json().await.unwrap();
+    s3["extension"] = json!([
+        {"url": "http://fhir-registry.smarthealthit.org/StructureDefinition/booking-deep-link", "valueUrl": "https://riverside.example/book?slot=s3"},
+        {"url": "http://fhir-registry.smarthealthit.org/StructureDefinition/slot-capacity", "valueInteger": 2}]);
+    assert_eq!(a.put("/Slot/s3", &s3, None).await.status(), 200);
+    let b = spawn_app().await;
+
+    // Bad registrations are OperationOutcomes.
+    outcome(b.post("/publishers", &json!({})).await, StatusCode::BAD_REQUEST).await;
+    outcome(b.post("/publishers", &json!({"manifest": "/etc"})).await, StatusCode::BAD_REQUEST).await;
+    outcome(b.post("/publishers", &json!({"manifest": a.url("/feed.json")})).await, StatusCode::BAD_REQUEST).await;
+    outcome(b.get("/publishers/nobody").await, StatusCode::NOT_FOUND).await;
+
+    let created = b.post("/publishers", &json!({"manifest": a.url("/$bulk-publish")})).await;
+    assert_eq!(created.status(), 201);
+    let publisher: Value = created.json().await.unwrap();
+    let ns = publisher["id"].as_str().unwrap().to_string();
+    assert_eq!(publisher["state"], "new");
+    let polled: Value = b.post(&format!("/publishers/{ns}/$poll"), &json!({})).await.json().await.unwrap();
+    assert_eq!(polled["state"], "ok", "{polled:#}");
+    assert_eq!(polled["report"]["full"], true);
+
+    // B's Slots equal A's published Slots, one for one.
+    let theirs = published(&a, "Slot").await;
+    assert!(theirs.len() >= 4);
+    let prefix = format!("{ns}.");
+    for (id, slot) in &theirs {
+        let ours: Value = b.get(&format!("/Slot/{ns}.{id}")).await.json().await.unwrap();
+        assert_eq!(comparable(ours.clone(), &prefix), comparable(slot.clone(), ""), "Slot {id}");
+        assert!(ours["meta"]["source"].as_str().unwrap().ends_with(&format!("/$bulk-publish#Slot/{id}")));
+    }
+    for (t, resources) in [("Location", published(&a, "Location").await), ("Schedule", published(&a, "Schedule").await)] {
+        for (id, r) in resources {
+            let ours: Value = b.get(&format!("/{t}/{ns}.{id}")).await.json().await.unwrap();
+            assert_eq!(comparable(ours, &prefix), comparable(r, ""), "{t} {id}");
+        }
+    }
+    // B searches them like its own.
+    let found = bundle(&b, &format!("/Slot?schedule=Schedule/{ns}.dr-okafor&_count=100")).await;
+    assert_eq!(found["total"].as_u64(), Some(theirs.len() as u64));
+    // B publishes what it ingested under its own ids: a chain of publishers keeps working.
+    assert!(published(&b, "Slot").await.contains_key(&format!("{ns}.s3")));
+
+    // Nothing changed at A: the manifest answers 304 and nothing is read.
+    let again: Value = b.post(&format!("/publishers/{ns}/$poll"), &json!({})).await.json().await.unwrap();
+    assert_eq!(again["report"]["notModified"], true, "{again:#}");
+
+    // A changes one Slot and adds one; B's next poll asks with _since, which A honours.
+    tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    let mut s2: Value = a.get("/Slot/s2").await.json().await.unwrap();
+    s2["status"] = json!("busy");
+    assert_eq!(a.put("/Slot/s2", &s2, None).await.status(), 200);
+    let mut s9 = s2.clone();
+    s9["id"] = json!("s9");
+    s9["status"] = json!("free");
+    assert_eq!(a.put("/Slot/s9", &s9, None).await.status(), 201);
+    let next: Value = b.post(&format!("/publishers/{ns}/$poll"), &json!({})).await.json().await.unwrap();
+    let report = &next["report"];
+    assert_eq!(report["since"], polled["since"], "{next:#}");
+    assert_eq!(report["full"], false, "A honoured _since: {report:#}");
+    assert_eq!(report["types"]["Slot"]["lines"], 2, "only what changed was sent: {report:#}");
+    assert_eq!((report["types"]["Slot"]["changed"].as_u64(), report["types"]["Slot"]["created"].as_u64()), (Some(1), Some(1)));
+    let ours: Value = b.get(&format!("/Slot/{ns}.s2")).await.json().await.unwrap();
+    assert_eq!(ours["status"], "busy");
+    assert_eq!(ours["meta"]["versionId"], "2");
+    let ours: Value = b.get(&format!("/Slot/{ns}.s9")).await.json().await.unwrap();
+    assert_eq!(ours["status"], "free");
+    let unchanged: Value = b.get(&format!("/Slot/{ns}.s1")).await.json().await.unwrap();
+    assert_eq!(unchanged["meta"]["versionId"], "1", "an incremental poll leaves the rest alone");
+
+    // The list shows it; deleting it removes everything that came from A.
+    let list: Value = b.get("/publishers").await.json().await.unwrap();
+    assert_eq!(list["publishers"][0]["id"], ns.as_str());
+    assert_eq!(b.client.delete(b.url(&format!("/publishers/{ns}"))).send().await.unwrap().status(), 204);
+    assert_eq!(b.get(&format!("/Slot/{ns}.s1")).await.status(), 410);
+    outcome(b.get(&format!("/publishers/{ns}")).await, StatusCode::NOT_FOUND).await;
+    a.database.finish().await;
+    b.database.finish().await;
 }

@@ -284,7 +284,7 @@ impl Reader {
     /// is busy.
     fn capacity(&self, v: &mut Value, status: &str, notes: &mut Vec<Note>) {
         let url = format!("{}slot-capacity", calsync_fhir::SSL_EXTENSION_BASE);
-        let Some(list) = v["extension"].as_array_mut() else { return };
+        let Some(list) = v.get_mut("extension").and_then(Value::as_array_mut) else { return };
         let mut left = None;
         list.retain(|e| {
             if e["url"] != url.as_str() {

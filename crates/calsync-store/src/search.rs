@@ -425,6 +425,23 @@ impl Store {
         Ok(latest.flatten().map(from_millis))
     }
 
+    /// When a resource of one of `types` was last written (created, changed or deleted): one
+    /// index lookup per type.
+    pub async fn last_write(&self, types: &[&str]) -> Result<Option<DateTime<Utc>>, StoreError> {
+        let mut latest = None;
+        for t in types {
+            let at: Option<Option<i64>> = resource::Entity::find()
+                .select_only()
+                .column_as(resource::Column::LastUpdated.max(), "latest")
+                .filter(resource::Column::ResourceType.eq(*t))
+                .into_tuple()
+                .one(&self.db)
+                .await?;
+            latest = Ord::max(latest, at.flatten());
+        }
+        Ok(latest.map(from_millis))
+    }
+
     /// Slots starting in `[from, to)` in `(start, id)` order, `limit` at a time after `after`,
     /// changed at or after `since` if given; and the cursor of the next page. Two index walks
     /// per page (the range table, then the resources by id) rather than one join: without

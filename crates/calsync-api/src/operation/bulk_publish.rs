@@ -20,7 +20,7 @@ use std::collections::{BTreeSet, HashSet};
 use actix_web::{HttpRequest, HttpResponse, web};
 use calsync_store::Store;
 use calsync_store::search::{Bound, Cursor, Direction, ResourceSearch, SortBy};
-use chrono::{DateTime, Datelike, NaiveDate, TimeDelta, Utc};
+use chrono::{DateTime, Datelike, NaiveDate, TimeDelta, Timelike, Utc};
 use serde_json::{Value, json};
 
 use calsync_fhir::booking::{BOOKED_EXTENSION, HOLD_EXTENSION};
@@ -118,13 +118,26 @@ pub async fn manifest(
     let since = since_of(&query)?;
     let tag = version_tag(&store).await?;
     let cache = ("Cache-Control", format!("max-age={MAX_AGE_SECONDS}"));
-    let matches = req
-        .headers()
-        .get("If-None-Match")
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v.split(',').any(|t| t.trim() == tag || t.trim() == "*"));
-    if matches && since.is_none() {
-        return Ok(HttpResponse::NotModified().insert_header(("ETag", tag)).insert_header(cache).finish());
+    // HTTP dates have whole seconds: the last write's second.
+    let modified = store.last_write(&["Location", "Schedule", "Slot"]).await?.map(|t| t.with_nanosecond(0).unwrap_or(t));
+    let header = |name: &str| req.headers().get(name).and_then(|v| v.to_str().ok());
+    // The tag names a version of the data, whatever `_since` asks of it: a client holding the
+    // current version has nothing to fetch. If-None-Match, when sent, decides (RFC 9110 13.2.2).
+    let unchanged = match header("If-None-Match") {
+        Some(tags) => tags.split(',').any(|t| t.trim() == tag || t.trim() == "*"),
+        None => header("If-Modified-Since")
+            .and_then(|d| DateTime::parse_from_rfc2822(d).ok())
+            .zip(modified)
+            .is_some_and(|(asked, last)| last <= asked.to_utc()),
+    };
+    let last_modified = modified.map(|t| ("Last-Modified", t.format("%a, %d %b %Y %H:%M:%S GMT").to_string()));
+    if unchanged {
+        let mut not_modified = HttpResponse::NotModified();
+        not_modified.insert_header(("ETag", tag)).insert_header(cache);
+        if let Some(h) = last_modified {
+            not_modified.insert_header(h);
+        }
+        return Ok(not_modified.finish());
     }
     let locations = all_of(&store, "Location", None).await?;
     let states: BTreeSet<String> =
@@ -153,11 +166,12 @@ pub async fn manifest(
         Some(_) => format!("{base}{suffix}"),
         None => base.clone(),
     };
-    Ok(HttpResponse::Ok()
-        .content_type("application/json")
-        .insert_header(("ETag", tag))
-        .insert_header(cache)
-        .json(json!({"transactionTime": cx.now.to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
+    let mut ok = HttpResponse::Ok();
+    ok.content_type("application/json").insert_header(("ETag", tag)).insert_header(cache);
+    if let Some(h) = last_modified {
+        ok.insert_header(h);
+    }
+    Ok(ok.json(json!({"transactionTime": cx.now.to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
             "request": request, "output": output, "error": []})))
 }
 
