@@ -1914,3 +1914,111 @@ async fn one_instance_ingests_what_another_publishes_then_only_what_changed() {
     a.database.finish().await;
     b.database.finish().await;
 }
+
+#[tokio::test]
+async fn a_booking_handed_off_to_the_publishers_portal_completes_its_task_on_return() {
+    let app = spawn_app().await;
+    load_clinic(&app).await;
+    let portal = "https://portal.example/book?slot=s3&lang=en";
+    let mut s3: Value = app.get("/Slot/s3").await.json().await.unwrap();
+    s3["extension"] = json!([
+        {"url": "http://fhir-registry.smarthealthit.org/StructureDefinition/booking-deep-link", "valueUrl": portal},
+        {"url": "http://fhir-registry.smarthealthit.org/StructureDefinition/slot-capacity", "valueInteger": 1}]);
+    assert_eq!(app.put("/Slot/s3", &s3, None).await.status(), 200);
+    let who = json!({"resourceType": "Parameters", "parameter": [
+        {"name": "patient", "valueReference": {"reference": "Patient/maria"}},
+        {"name": "participant", "valueReference": {"reference": "RelatedPerson/ana"}}]});
+
+    // A Slot without a link, an unknown patient: OperationOutcomes.
+    outcome(app.post("/Slot/s1/$booking-link", &who).await, StatusCode::UNPROCESSABLE_ENTITY).await;
+    let stranger = json!({"resourceType": "Parameters", "parameter": [{"name": "patient", "valueReference": {"reference": "Patient/nobody"}}]});
+    outcome(app.post("/Slot/s3/$booking-link", &stranger).await, StatusCode::BAD_REQUEST).await;
+
+    let handoff = |body: Value| {
+        let app = &app;
+        async move {
+            let resp = app.post("/Slot/s3/$booking-link", &body).await;
+            assert_eq!(resp.status(), 200);
+            let out: Value = resp.json().await.unwrap();
+            let get = |name: &str| out["parameter"].as_array().unwrap().iter().find(|p| p["name"] == name).unwrap().clone();
+            let link = reqwest::Url::parse(get("link")["valueUrl"].as_str().unwrap()).unwrap();
+            let task = get("task")["valueReference"]["reference"].as_str().unwrap().to_string();
+            let appointment = get("appointment")["valueReference"]["reference"].as_str().unwrap().to_string();
+            (link, task, appointment)
+        }
+    };
+    let (link, task, appointment) = handoff(who.clone()).await;
+    // The portal's link, its own parameters kept, ours added.
+    assert_eq!((link.host_str(), link.path()), (Some("portal.example"), "/book"));
+    let params: Vec<(String, String)> = link.query_pairs().into_owned().collect();
+    assert_eq!(&params[..2], &[("slot".into(), "s3".into()), ("lang".into(), "en".into())]);
+    assert_eq!(params[2], ("source".into(), app.base.clone()));
+    assert_eq!(params[3].0, "booking-referral");
+    let state = params[3].1.clone();
+    assert!(state.len() >= 32 && !state.contains("maria"), "opaque: {state}");
+    let t: Value = app.get(&format!("/{task}")).await.json().await.unwrap();
+    assert_eq!((t["status"].as_str(), t["code"]["coding"][0]["code"].as_str()), (Some("requested"), Some("book-appointment")));
+    assert_eq!(t["for"]["reference"], "Patient/maria");
+    assert_eq!(t["focus"]["reference"], appointment.as_str());
+    assert!(!t.to_string().contains(&state), "the token is kept only as a digest");
+    let a: Value = app.get(&format!("/{appointment}")).await.json().await.unwrap();
+    assert_eq!(a["status"], "proposed");
+
+    // Bad returns: OperationOutcomes, nothing changed.
+    outcome(app.get("/$booking-return?outcome=booked").await, StatusCode::BAD_REQUEST).await;
+    outcome(app.get(&format!("/$booking-return?state={state}&outcome=maybe")).await, StatusCode::BAD_REQUEST).await;
+    outcome(app.get("/$booking-return?state=forged&outcome=booked").await, StatusCode::BAD_REQUEST).await;
+
+    // Booked at the portal: Task completed, Appointment booked, busy time for both people, the
+    // Slot's last place taken here.
+    let back = app
+        .get(&format!("/$booking-return?state={state}&outcome=booked&appointmentRef=PORTAL-77&bookingRef=B-1"))
+        .await;
+    assert_eq!(back.status(), 200);
+    let done: Value = back.json().await.unwrap();
+    assert_eq!((done["status"].as_str(), done["businessStatus"]["text"].as_str()), (Some("completed"), Some("booked")));
+    let a: Value = app.get(&format!("/{appointment}")).await.json().await.unwrap();
+    assert_eq!(a["status"], "booked");
+    assert_eq!(a["identifier"][0]["value"], "PORTAL-77");
+    assert!(a["participant"].as_array().unwrap().iter().all(|p| p["status"] == "accepted"));
+    let s3: Value = app.get("/Slot/s3").await.json().await.unwrap();
+    assert_eq!(s3["status"], "busy");
+    let id = appointment.trim_start_matches("Appointment/");
+    for n in 0..2 {
+        let busy: Value = app.get(&format!("/Slot/{id}-p{n}")).await.json().await.unwrap();
+        assert_eq!((busy["status"].as_str(), busy["start"].as_str()), (Some("busy"), a["start"].as_str()));
+    }
+    // The token is single-use.
+    outcome(app.get(&format!("/$booking-return?state={state}&outcome=cancelled")).await, StatusCode::CONFLICT).await;
+    // The Slot is full now: no new hand-off.
+    outcome(app.post("/Slot/s3/$booking-link", &who).await, StatusCode::CONFLICT).await;
+
+    // A failed attempt on another Slot: the Task fails, the Appointment is cancelled, and a
+    // browser gets a page, not JSON.
+    let mut s2: Value = app.get("/Slot/s2").await.json().await.unwrap();
+    s2["extension"] = json!([{"url": "http://fhir-registry.smarthealthit.org/StructureDefinition/booking-deep-link", "valueUrl": "https://portal.example/book?slot=s2"}]);
+    assert_eq!(app.put("/Slot/s2", &s2, None).await.status(), 200);
+    let resp = app.post("/Slot/s2/$booking-link", &who).await;
+    let out: Value = resp.json().await.unwrap();
+    let link = reqwest::Url::parse(out["parameter"][0]["valueUrl"].as_str().unwrap()).unwrap();
+    let state = link.query_pairs().find(|(k, _)| k == "booking-referral").unwrap().1.to_string();
+    let page = app
+        .client
+        .post(app.url("/$booking-return"))
+        .header("Accept", "text/html")
+        .form(&[("state", state.as_str()), ("outcome", "failed"), ("reason", "no insurance on file")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(page.status(), 200);
+    assert!(page.headers()["content-type"].to_str().unwrap().starts_with("text/html"));
+    assert!(page.text().await.unwrap().contains("did not go through"));
+    let failed_task = out["parameter"][1]["valueReference"]["reference"].as_str().unwrap();
+    let t: Value = app.get(&format!("/{failed_task}")).await.json().await.unwrap();
+    assert_eq!((t["status"].as_str(), t["businessStatus"]["text"].as_str()), (Some("failed"), Some("failed")));
+    let a: Value = app.get(&format!("/{}", out["parameter"][2]["valueReference"]["reference"].as_str().unwrap())).await.json().await.unwrap();
+    assert_eq!((a["status"].as_str(), a["cancelationReason"]["text"].as_str()), (Some("cancelled"), Some("no insurance on file")));
+    let s2: Value = app.get("/Slot/s2").await.json().await.unwrap();
+    assert_eq!(s2["status"], "free", "nothing was taken");
+    app.database.finish().await;
+}

@@ -67,7 +67,12 @@ impl Authorizers {
     }
 
     fn redirect_uri(&self, cx: &RequestContext, provider: &str) -> String {
-        format!("{}/connect/{provider}/callback", self.public_url.as_deref().unwrap_or(&cx.base))
+        format!("{}/connect/{provider}/callback", self.public_base(cx))
+    }
+
+    /// This server's address for people and other servers: `public_url`, else as addressed.
+    pub(crate) fn public_base(&self, cx: &RequestContext) -> String {
+        self.public_url.clone().unwrap_or_else(|| cx.base.clone())
     }
 }
 

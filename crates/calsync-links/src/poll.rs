@@ -427,6 +427,7 @@ async fn read_file(
     let mut count = report.types.remove(resource_type).unwrap_or_default();
     let mut pending: Vec<u8> = Vec::new();
     let mut batch: Vec<Ingest> = Vec::with_capacity(BATCH);
+    let mut in_flight: InFlight = None;
     let mut line_no = 0u64;
     let mut done = false;
     while !done {
@@ -471,26 +472,51 @@ async fn read_file(
                 }
             }
             if batch.len() >= BATCH {
-                store_batch(store, p, &mut batch, &mut count).await.map_err(FileError::Store)?;
+                store_batch(store, p, &mut batch, &mut in_flight, &mut count).await.map_err(FileError::Store)?;
             }
         }
         pending.drain(..start);
         progress(Event::Read { bytes, lines: line_no - lines_before });
     }
-    store_batch(store, p, &mut batch, &mut count).await.map_err(FileError::Store)?;
+    store_batch(store, p, &mut batch, &mut in_flight, &mut count).await.map_err(FileError::Store)?;
+    settle(&mut in_flight, &mut count).await.map_err(FileError::Store)?;
     report.types.insert(resource_type.to_string(), count);
     Ok(())
 }
 
-async fn store_batch(store: &Store, p: &Publisher, batch: &mut Vec<Ingest>, count: &mut TypeCount) -> Result<(), StoreError> {
+/// The batch being written while the next one is read (reading and writing overlap: one core
+/// parses while the database writes).
+type InFlight = Option<tokio::task::JoinHandle<Result<IngestTally, StoreError>>>;
+
+/// Waits for the batch in flight, if any, and counts what it did.
+async fn settle(in_flight: &mut InFlight, count: &mut TypeCount) -> Result<(), StoreError> {
+    if let Some(task) = in_flight.take() {
+        let IngestTally { created, changed, unchanged } = task
+            .await
+            .map_err(|e| StoreError::Invalid(format!("the ingest task failed: {e}")))??;
+        count.created += created;
+        count.changed += changed;
+        count.unchanged += unchanged;
+    }
+    Ok(())
+}
+
+/// Sends a full batch to the store once the previous one is written.
+async fn store_batch(
+    store: &Store,
+    p: &Publisher,
+    batch: &mut Vec<Ingest>,
+    in_flight: &mut InFlight,
+    count: &mut TypeCount,
+) -> Result<(), StoreError> {
+    settle(in_flight, count).await?;
     if batch.is_empty() {
         return Ok(());
     }
     let items = std::mem::replace(batch, Vec::with_capacity(BATCH));
-    let IngestTally { created, changed, unchanged } =
-        store.ingest(&p.id, p.polls, items, calsync_fhir::booking::carry_takers).await?;
-    count.created += created;
-    count.changed += changed;
-    count.unchanged += unchanged;
+    let (store, id, poll) = (store.clone(), p.id.clone(), p.polls);
+    *in_flight = Some(tokio::spawn(async move {
+        store.ingest(&id, poll, items, calsync_fhir::booking::carry_takers).await
+    }));
     Ok(())
 }

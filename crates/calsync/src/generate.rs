@@ -31,6 +31,10 @@ pub struct GenerateArgs {
     /// Days from `from` over which the busy Slots spread.
     #[arg(long, default_value_t = 90)]
     busy_days: u32,
+    /// Also write a SMART Scheduling Links manifest (`$bulk-publish`) listing the three files,
+    /// so that the folder is a publisher's feed (`calsync ingest`, or any static web server).
+    #[arg(long)]
+    manifest: bool,
 }
 
 /// Half-hour Slots per working day, from 14:00 UTC (09:00 in New York).
@@ -48,6 +52,18 @@ pub fn run(args: GenerateArgs) -> Result<(), String> {
     let (mut locations, mut schedules, mut slots) =
         (file("Location.ndjson")?, file("Schedule.ndjson")?, file("Slot.ndjson")?);
     let io = |e: std::io::Error| e.to_string();
+    if args.manifest {
+        let output = ["Location", "Schedule", "Slot"].map(|t| {
+            let mut o = serde_json::json!({"type": t, "url": format!("{t}.ndjson")});
+            if t == "Slot" {
+                o["extension"] = serde_json::json!({"state": ["MA"]});
+            }
+            o
+        });
+        let manifest = serde_json::json!({"transactionTime": format!("{}T00:00:00.000Z", args.from),
+            "request": "$bulk-publish", "output": output, "error": []});
+        std::fs::write(args.out.join("$bulk-publish"), format!("{manifest:#}\n")).map_err(io)?;
+    }
     for l in 0..args.locations {
         writeln!(
             locations,

@@ -11,6 +11,7 @@ use crate::outcome::ApiError;
 
 mod appointment;
 mod book;
+mod booking_link;
 mod bulk_publish;
 mod cancel;
 pub mod definition;
@@ -45,6 +46,15 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
     )
     .service(
         web::resource("/$bulk-publish/{file}").route(web::get().to(bulk_publish::file)).default_service(not_allowed()),
+    )
+    .service(
+        web::resource("/Slot/{id}/$booking-link").route(web::post().to(booking_link::link)).default_service(not_allowed()),
+    )
+    .service(
+        web::resource("/$booking-return")
+            .route(web::get().to(booking_link::finish))
+            .route(web::post().to(booking_link::finish))
+            .default_service(not_allowed()),
     )
     .service(web::resource("/Appointment/$hold").route(web::post().to(hold::handle)).default_service(not_allowed()))
     .service(web::resource("/Appointment/$book").route(web::post().to(book::handle)).default_service(not_allowed()))
