@@ -1770,7 +1770,8 @@ async fn bulk_publish_serves_provider_availability_only_and_follows_changes() {
     let again = app.client.get(app.url("/$bulk-publish")).header("If-None-Match", &tag).send().await.unwrap();
     assert_eq!(again.status(), 304);
     let modified = again.headers()["last-modified"].to_str().unwrap().to_string();
-    let by_date = app.client.get(app.url("/$bulk-publish")).header("If-Modified-Since", &modified).send().await.unwrap();
+    let by_date =
+        app.client.get(app.url("/$bulk-publish")).header("If-Modified-Since", &modified).send().await.unwrap();
     assert_eq!(by_date.status(), 304);
     let before = (chrono::DateTime::parse_from_rfc2822(&modified).unwrap() - chrono::TimeDelta::seconds(1))
         .format("%a, %d %b %Y %H:%M:%S GMT")
@@ -1866,7 +1867,8 @@ async fn one_instance_ingests_what_another_publishes_then_only_what_changed() {
         assert_eq!(comparable(ours.clone(), &prefix), comparable(slot.clone(), ""), "Slot {id}");
         assert!(ours["meta"]["source"].as_str().unwrap().ends_with(&format!("/$bulk-publish#Slot/{id}")));
     }
-    for (t, resources) in [("Location", published(&a, "Location").await), ("Schedule", published(&a, "Schedule").await)] {
+    for (t, resources) in [("Location", published(&a, "Location").await), ("Schedule", published(&a, "Schedule").await)]
+    {
         for (id, r) in resources {
             let ours: Value = b.get(&format!("/{t}/{ns}.{id}")).await.json().await.unwrap();
             assert_eq!(comparable(ours, &prefix), comparable(r, ""), "{t} {id}");
@@ -1896,7 +1898,10 @@ async fn one_instance_ingests_what_another_publishes_then_only_what_changed() {
     assert_eq!(report["since"], polled["since"], "{next:#}");
     assert_eq!(report["full"], false, "A honoured _since: {report:#}");
     assert_eq!(report["types"]["Slot"]["lines"], 2, "only what changed was sent: {report:#}");
-    assert_eq!((report["types"]["Slot"]["changed"].as_u64(), report["types"]["Slot"]["created"].as_u64()), (Some(1), Some(1)));
+    assert_eq!(
+        (report["types"]["Slot"]["changed"].as_u64(), report["types"]["Slot"]["created"].as_u64()),
+        (Some(1), Some(1))
+    );
     let ours: Value = b.get(&format!("/Slot/{ns}.s2")).await.json().await.unwrap();
     assert_eq!(ours["status"], "busy");
     assert_eq!(ours["meta"]["versionId"], "2");
@@ -1940,7 +1945,8 @@ async fn a_booking_handed_off_to_the_publishers_portal_completes_its_task_on_ret
             let resp = app.post("/Slot/s3/$booking-link", &body).await;
             assert_eq!(resp.status(), 200);
             let out: Value = resp.json().await.unwrap();
-            let get = |name: &str| out["parameter"].as_array().unwrap().iter().find(|p| p["name"] == name).unwrap().clone();
+            let get =
+                |name: &str| out["parameter"].as_array().unwrap().iter().find(|p| p["name"] == name).unwrap().clone();
             let link = reqwest::Url::parse(get("link")["valueUrl"].as_str().unwrap()).unwrap();
             let task = get("task")["valueReference"]["reference"].as_str().unwrap().to_string();
             let appointment = get("appointment")["valueReference"]["reference"].as_str().unwrap().to_string();
@@ -1957,7 +1963,10 @@ async fn a_booking_handed_off_to_the_publishers_portal_completes_its_task_on_ret
     let state = params[3].1.clone();
     assert!(state.len() >= 32 && !state.contains("maria"), "opaque: {state}");
     let t: Value = app.get(&format!("/{task}")).await.json().await.unwrap();
-    assert_eq!((t["status"].as_str(), t["code"]["coding"][0]["code"].as_str()), (Some("requested"), Some("book-appointment")));
+    assert_eq!(
+        (t["status"].as_str(), t["code"]["coding"][0]["code"].as_str()),
+        (Some("requested"), Some("book-appointment"))
+    );
     assert_eq!(t["for"]["reference"], "Patient/maria");
     assert_eq!(t["focus"]["reference"], appointment.as_str());
     assert!(!t.to_string().contains(&state), "the token is kept only as a digest");
@@ -2016,8 +2025,16 @@ async fn a_booking_handed_off_to_the_publishers_portal_completes_its_task_on_ret
     let failed_task = out["parameter"][1]["valueReference"]["reference"].as_str().unwrap();
     let t: Value = app.get(&format!("/{failed_task}")).await.json().await.unwrap();
     assert_eq!((t["status"].as_str(), t["businessStatus"]["text"].as_str()), (Some("failed"), Some("failed")));
-    let a: Value = app.get(&format!("/{}", out["parameter"][2]["valueReference"]["reference"].as_str().unwrap())).await.json().await.unwrap();
-    assert_eq!((a["status"].as_str(), a["cancelationReason"]["text"].as_str()), (Some("cancelled"), Some("no insurance on file")));
+    let a: Value = app
+        .get(&format!("/{}", out["parameter"][2]["valueReference"]["reference"].as_str().unwrap()))
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(
+        (a["status"].as_str(), a["cancelationReason"]["text"].as_str()),
+        (Some("cancelled"), Some("no insurance on file"))
+    );
     let s2: Value = app.get("/Slot/s2").await.json().await.unwrap();
     assert_eq!(s2["status"], "free", "nothing was taken");
     app.database.finish().await;

@@ -19,7 +19,8 @@ use crate::zone;
 
 /// The types calsync ingests, in the order a poll reads them (a Slot's zone comes from its
 /// Schedule's Location). Other output types are skipped, as the specification asks clients to.
-pub const INGESTED_TYPES: [&str; 6] = ["Location", "Device", "HealthcareService", "PractitionerRole", "Schedule", "Slot"];
+pub const INGESTED_TYPES: [&str; 6] =
+    ["Location", "Device", "HealthcareService", "PractitionerRole", "Schedule", "Slot"];
 
 /// The meta extension recording when a resource was last brought over from its source.
 pub const LAST_SOURCE_SYNC: &str = "http://hl7.org/fhir/StructureDefinition/lastSourceSync";
@@ -230,7 +231,8 @@ impl Reader {
             if let Some(repair) = repair {
                 zone_used = zone;
                 v[name] = json!(t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true));
-                notes.push(Note::Repaired(repair, format!("{name} {raw:?} read as {}", v[name].as_str().unwrap_or(""))));
+                notes
+                    .push(Note::Repaired(repair, format!("{name} {raw:?} read as {}", v[name].as_str().unwrap_or(""))));
             } else if name == "start"
                 && !self.options.local_times
                 && raw.ends_with(['Z', 'z'])
@@ -349,11 +351,9 @@ impl Reader {
 }
 
 fn has_contact(location: &Value) -> bool {
-    location["telecom"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .any(|t| matches!(t["system"].as_str(), Some("phone" | "url")) && t["value"].as_str().is_some_and(|v| !v.is_empty()))
+    location["telecom"].as_array().into_iter().flatten().any(|t| {
+        matches!(t["system"].as_str(), Some("phone" | "url")) && t["value"].as_str().is_some_and(|v| !v.is_empty())
+    })
 }
 
 /// Rewrites every `reference` to an ingested type into the publisher's namespace.
@@ -446,7 +446,10 @@ mod tests {
         assert_eq!(plain.suspect_local, 1);
         let mut local = readers(Options { zone: None, local_times: true });
         let (s, notes) = local.line("Slot", &slot("2026-03-09T08:00:00Z", "2026-03-09T09:00:00Z", "")).unwrap();
-        assert_eq!((s.content["start"].as_str(), s.content["end"].as_str()), (Some("2026-03-09T12:00:00Z"), Some("2026-03-09T13:00:00Z")));
+        assert_eq!(
+            (s.content["start"].as_str(), s.content["end"].as_str()),
+            (Some("2026-03-09T12:00:00Z"), Some("2026-03-09T13:00:00Z"))
+        );
         assert!(matches!(notes[0], Note::Repaired("local-time", _)));
         // 02:30 on the morning clocks spring forward does not exist: the first instant after it.
         let (s, _) = local.line("Slot", &slot("2026-03-08T02:30:00Z", "2026-03-08T04:00:00Z", "")).unwrap();
@@ -456,7 +459,11 @@ mod tests {
         let (s, _) = local.line("Slot", &slot("2026-11-01T01:30:00Z", "2026-11-01T03:00:00Z", "")).unwrap();
         assert_eq!(s.content["start"], "2026-11-01T05:30:00Z");
         assert_ne!(
-            readers(Options::default()).line("Slot", &slot("2026-11-01T01:30:00Z", "2026-11-01T03:00:00Z", "")).unwrap().0.digest,
+            readers(Options::default())
+                .line("Slot", &slot("2026-11-01T01:30:00Z", "2026-11-01T03:00:00Z", ""))
+                .unwrap()
+                .0
+                .digest,
             s.digest,
             "reading times differently is a different resource"
         );
@@ -465,11 +472,18 @@ mod tests {
     #[test]
     fn capacity_must_be_places_and_none_left_is_busy() {
         let mut r = reader(Options::default());
-        let ext = |v: &str| format!(r#","extension":[{{"url":"http://fhir-registry.smarthealthit.org/StructureDefinition/slot-capacity","valueInteger":{v}}}]"#);
+        let ext = |v: &str| {
+            format!(
+                r#","extension":[{{"url":"http://fhir-registry.smarthealthit.org/StructureDefinition/slot-capacity","valueInteger":{v}}}]"#
+            )
+        };
         let (s, notes) = r.line("Slot", &slot("2026-01-01T10:00:00Z", "2026-01-01T11:00:00Z", &ext("0"))).unwrap();
         assert_eq!((s.content["status"].as_str(), notes.len()), (Some("busy"), 1));
         let (s, notes) = r.line("Slot", &slot("2026-01-01T10:00:00Z", "2026-01-01T11:00:00Z", &ext("-2"))).unwrap();
-        assert_eq!((s.content["status"].as_str(), s.content["extension"].as_array().map(Vec::len)), (Some("free"), Some(0)));
+        assert_eq!(
+            (s.content["status"].as_str(), s.content["extension"].as_array().map(Vec::len)),
+            (Some("free"), Some(0))
+        );
         assert_eq!(notes.len(), 1);
     }
 
@@ -484,8 +498,16 @@ mod tests {
             ("Slot", &slot("2026-01-01T10:00:00Z", "2026-01-01T09:00:00Z", ""), "end after it starts"),
             ("Slot", &slot("tomorrow", "2026-01-01T09:00:00Z", ""), "start: \"tomorrow\" is not an instant"),
             ("Slot", &slot("2026-01-01", "2026-01-01", ""), "time zone is not known"),
-            ("Slot", &slot("2026-01-01T10:00:00Z", "2026-01-01T11:00:00Z", "").replace("free", "open"), "not a Slot status"),
-            ("Schedule", r#"{"resourceType":"Schedule","id":"1","actor":[{"reference":"Patient/p"}]}"#, "not provider availability"),
+            (
+                "Slot",
+                &slot("2026-01-01T10:00:00Z", "2026-01-01T11:00:00Z", "").replace("free", "open"),
+                "not a Slot status",
+            ),
+            (
+                "Schedule",
+                r#"{"resourceType":"Schedule","id":"1","actor":[{"reference":"Patient/p"}]}"#,
+                "not provider availability",
+            ),
             ("Location", r#"{"resourceType":"Location","id":"1","telecom":[]}"#, "phone or a url"),
         ] {
             let err = r.line(expected, line).unwrap_err();

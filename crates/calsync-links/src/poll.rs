@@ -138,7 +138,12 @@ impl Report {
 
 /// Registers the publisher whose manifest is at `manifest` (a URL, or a directory holding a
 /// `$bulk-publish` file), due at once; registering the same manifest again updates its options.
-pub async fn register(store: &Store, manifest: &str, options: Options, now: DateTime<Utc>) -> Result<Publisher, LinksError> {
+pub async fn register(
+    store: &Store,
+    manifest: &str,
+    options: Options,
+    now: DateTime<Utc>,
+) -> Result<Publisher, LinksError> {
     let url = manifest_url(manifest)?;
     options.default_zone().map_err(LinksError::Invalid)?;
     let options_text = serde_json::to_string(&options).unwrap_or_default();
@@ -184,15 +189,13 @@ fn manifest_url(manifest: &str) -> Result<Url, LinksError> {
     }
     let path = std::path::Path::new(manifest.strip_prefix("file://").unwrap_or(manifest));
     let path = if path.is_dir() { path.join("$bulk-publish") } else { path.to_path_buf() };
-    let path = path
-        .canonicalize()
-        .map_err(|e| LinksError::Invalid(format!("{}: {e}", path.display())))?;
+    let path = path.canonicalize().map_err(|e| LinksError::Invalid(format!("{}: {e}", path.display())))?;
     Url::from_file_path(&path).map_err(|()| LinksError::Invalid(format!("{} is not a usable path", path.display())))
 }
 
 /// A file being read: over HTTP or from the disk.
 enum Body {
-    Http(reqwest::Response),
+    Http(Box<reqwest::Response>),
     File(std::fs::File),
 }
 
@@ -224,7 +227,11 @@ enum Fetched {
     Body { body: Body, length: Option<u64>, etag: Option<String>, last_modified: Option<String>, max_age: Option<i64> },
 }
 
-async fn fetch(http: &reqwest::Client, url: &Url, validators: Option<(&Option<String>, &Option<String>)>) -> Result<Fetched, String> {
+async fn fetch(
+    http: &reqwest::Client,
+    url: &Url,
+    validators: Option<(&Option<String>, &Option<String>)>,
+) -> Result<Fetched, String> {
     if url.scheme() == "file" {
         let path = url.to_file_path().map_err(|()| format!("{url} is not a local path"))?;
         let file = std::fs::File::open(&path).map_err(|e| format!("{}: {e}", path.display()))?;
@@ -247,14 +254,16 @@ async fn fetch(http: &reqwest::Client, url: &Url, validators: Option<(&Option<St
     if !response.status().is_success() {
         return Err(format!("{url}: HTTP {}", response.status()));
     }
-    let header = |name| response.headers().get(name).and_then(|v: &reqwest::header::HeaderValue| v.to_str().ok()).map(String::from);
+    let header = |name| {
+        response.headers().get(name).and_then(|v: &reqwest::header::HeaderValue| v.to_str().ok()).map(String::from)
+    };
     let etag = header(reqwest::header::ETAG);
     let last_modified = header(reqwest::header::LAST_MODIFIED);
     let max_age = header(reqwest::header::CACHE_CONTROL).and_then(|c| {
         c.split(',').find_map(|d| d.trim().strip_prefix("max-age=").and_then(|n| n.trim().parse::<i64>().ok()))
     });
     let length = response.content_length();
-    Ok(Fetched::Body { body: Body::Http(response), length, etag, last_modified, max_age })
+    Ok(Fetched::Body { body: Body::Http(Box::new(response)), length, etag, last_modified, max_age })
 }
 
 /// Where to read an output of a manifest: as listed, except that a manifest on the disk has its
@@ -367,7 +376,9 @@ pub async fn poll(
     let mut fetch_error = None;
     for output in outputs {
         let url = output_url(&manifest_url, output);
-        if let Err(e) = read_file(store, http, &p, &url, &output.resource_type, &mut reader, &mut report, progress).await {
+        if let Err(e) =
+            read_file(store, http, &p, &url, &output.resource_type, &mut reader, &mut report, progress).await
+        {
             match e {
                 FileError::Store(e) => return Err(e.into()),
                 FileError::Fetch(e) => {
@@ -491,9 +502,8 @@ type InFlight = Option<tokio::task::JoinHandle<Result<IngestTally, StoreError>>>
 /// Waits for the batch in flight, if any, and counts what it did.
 async fn settle(in_flight: &mut InFlight, count: &mut TypeCount) -> Result<(), StoreError> {
     if let Some(task) = in_flight.take() {
-        let IngestTally { created, changed, unchanged } = task
-            .await
-            .map_err(|e| StoreError::Invalid(format!("the ingest task failed: {e}")))??;
+        let IngestTally { created, changed, unchanged } =
+            task.await.map_err(|e| StoreError::Invalid(format!("the ingest task failed: {e}")))??;
         count.created += created;
         count.changed += changed;
         count.unchanged += unchanged;
@@ -515,8 +525,7 @@ async fn store_batch(
     }
     let items = std::mem::replace(batch, Vec::with_capacity(BATCH));
     let (store, id, poll) = (store.clone(), p.id.clone(), p.polls);
-    *in_flight = Some(tokio::spawn(async move {
-        store.ingest(&id, poll, items, calsync_fhir::booking::carry_takers).await
-    }));
+    *in_flight =
+        Some(tokio::spawn(async move { store.ingest(&id, poll, items, calsync_fhir::booking::carry_takers).await }));
     Ok(())
 }

@@ -50,7 +50,8 @@ async fn serve(dir: PathBuf) -> Publishing {
                     m["request"] = Value::from(format!("{host}/$bulk-publish"));
                     body = m.to_string();
                 }
-                let tag = format!("\"{:x}\"", body.bytes().fold(0u64, |h, b| h.wrapping_mul(31).wrapping_add(u64::from(b))));
+                let tag =
+                    format!("\"{:x}\"", body.bytes().fold(0u64, |h, b| h.wrapping_mul(31).wrapping_add(u64::from(b))));
                 if req.headers().get("if-none-match").and_then(|v| v.to_str().ok()) == Some(tag.as_str()) {
                     return HttpResponse::NotModified().finish();
                 }
@@ -102,7 +103,14 @@ fn lines_of(dir: &Path, prefix: &str) -> Vec<Value> {
     files.sort();
     files
         .iter()
-        .flat_map(|f| std::fs::read_to_string(f).unwrap().lines().filter(|l| !l.trim().is_empty()).map(|l| serde_json::from_str(l).unwrap()).collect::<Vec<Value>>())
+        .flat_map(|f| {
+            std::fs::read_to_string(f)
+                .unwrap()
+                .lines()
+                .filter(|l| !l.trim().is_empty())
+                .map(|l| serde_json::from_str(l).unwrap())
+                .collect::<Vec<Value>>()
+        })
         .collect()
 }
 
@@ -115,7 +123,8 @@ fn expected(ns: &str, mut v: Value) -> Value {
                 for (k, c) in m.iter_mut() {
                     match (k.as_str(), c.as_str().and_then(|r| r.split_once('/'))) {
                         ("reference", Some((t, id)))
-                            if ["Location", "Device", "HealthcareService", "PractitionerRole", "Schedule", "Slot"].contains(&t) =>
+                            if ["Location", "Device", "HealthcareService", "PractitionerRole", "Schedule", "Slot"]
+                                .contains(&t) =>
                         {
                             *c = Value::from(format!("{t}/{ns}.{id}"))
                         }
@@ -142,7 +151,13 @@ fn without_id_and_meta(mut v: Value) -> Value {
 }
 
 /// Every resource of every file in `dir` is stored exactly, under the namespace, with its origin.
-async fn assert_ingested_exactly(store: &Store, p: &Publisher, dir: &Path, report: &Report, types: &[(&str, &str, u64)]) {
+async fn assert_ingested_exactly(
+    store: &Store,
+    p: &Publisher,
+    dir: &Path,
+    report: &Report,
+    types: &[(&str, &str, u64)],
+) {
     for (t, prefix, count) in types {
         let lines = lines_of(dir, prefix);
         assert_eq!(lines.len() as u64, *count, "{t} lines in the fixture");
@@ -169,13 +184,27 @@ async fn both_example_sets_ingest_exactly_from_a_publisher_on_loopback() {
 
     let p = register(&store, &format!("{}/$bulk-publish", v1.base), Options::default(), now()).await.unwrap();
     let (p, report) = poll_once(&store, &p.id, now()).await;
-    assert_eq!((p.state.as_str(), report.full, report.bad_lines, report.problem_count), ("ok", true, 0, 0), "{report:?}");
+    assert_eq!(
+        (p.state.as_str(), report.full, report.bad_lines, report.problem_count),
+        ("ok", true, 0, 0),
+        "{report:?}"
+    );
     assert_eq!(report.transaction_time.as_deref(), Some("2021-04-22T14:28:21.582Z"));
-    assert_ingested_exactly(&store, &p, &fixtures("ssl-v1"), &report, &[("Location", "locations", 10), ("Schedule", "schedules", 10), ("Slot", "slots-", 300)]).await;
+    assert_ingested_exactly(
+        &store,
+        &p,
+        &fixtures("ssl-v1"),
+        &report,
+        &[("Location", "locations", 10), ("Schedule", "schedules", 10), ("Slot", "slots-", 300)],
+    )
+    .await;
     // A spot check by hand: the first Slot, its Schedule, its booking extensions.
     let slot = store.read("Slot", &format!("{}.20", p.id)).await.unwrap().content;
     assert_eq!(slot["schedule"]["reference"], format!("Schedule/{}.10", p.id));
-    assert_eq!((slot["start"].as_str(), slot["end"].as_str()), (Some("2021-03-01T14:00:00.000Z"), Some("2021-03-01T23:00:00.000Z")));
+    assert_eq!(
+        (slot["start"].as_str(), slot["end"].as_str()),
+        (Some("2021-03-01T14:00:00.000Z"), Some("2021-03-01T23:00:00.000Z"))
+    );
     assert_eq!(slot["extension"][0]["valueUrl"], "https://ehr-portal.example.org/bookings?slot=1000000");
     assert_eq!(slot["extension"][2]["valueInteger"], 100);
 
@@ -188,13 +217,22 @@ async fn both_example_sets_ingest_exactly_from_a_publisher_on_loopback() {
         &q,
         &fixtures("ssl-hl7-draft"),
         &report,
-        &[("Location", "locations", 20), ("Device", "devices", 5), ("PractitionerRole", "practitionerroles", 10), ("Schedule", "schedules", 25), ("Slot", "slots-", 11563)],
+        &[
+            ("Location", "locations", 20),
+            ("Device", "devices", 5),
+            ("PractitionerRole", "practitionerroles", 10),
+            ("Schedule", "schedules", 25),
+            ("Slot", "slots-", 11563),
+        ],
     )
     .await;
     let schedule = store.read("Schedule", &format!("{}.20", q.id)).await;
     assert!(schedule.is_ok() || store.read("Schedule", &format!("{}.10", q.id)).await.is_ok());
     // Two publishers' `Location/0` are two Locations.
-    let (a, b) = (store.read("Location", &format!("{}.0", p.id)).await.unwrap(), store.read("Location", &format!("{}.0", q.id)).await.unwrap());
+    let (a, b) = (
+        store.read("Location", &format!("{}.0", p.id)).await.unwrap(),
+        store.read("Location", &format!("{}.0", q.id)).await.unwrap(),
+    );
     assert_ne!(a.content["name"], b.content["name"]);
     db.finish().await;
 }
@@ -203,7 +241,11 @@ async fn both_example_sets_ingest_exactly_from_a_publisher_on_loopback() {
 async fn polls_are_conditional_and_a_full_set_removes_what_the_publisher_dropped() {
     let db = TestDatabase::create().await;
     let store = store(&db).await;
-    let dir = std::env::temp_dir().join(format!("calsync-ssl-{}-{}", std::process::id(), Utc::now().timestamp_nanos_opt().unwrap()));
+    let dir = std::env::temp_dir().join(format!(
+        "calsync-ssl-{}-{}",
+        std::process::id(),
+        Utc::now().timestamp_nanos_opt().unwrap()
+    ));
     std::fs::create_dir_all(&dir).unwrap();
     for e in std::fs::read_dir(fixtures("ssl-v1")).unwrap() {
         let e = e.unwrap();
@@ -242,21 +284,37 @@ async fn polls_are_conditional_and_a_full_set_removes_what_the_publisher_dropped
     assert!(asked.contains("_since=2021-04-22T14"), "the last transaction time is sent as _since: {asked}");
     assert!(report.full, "the publisher ignored _since: its answer is the whole set");
     assert_eq!(report.removed, 1);
-    assert_eq!((report.types["Slot"].changed, report.types["Slot"].unchanged, report.types["Slot"].created), (1, 298, 0));
+    assert_eq!(
+        (report.types["Slot"].changed, report.types["Slot"].unchanged, report.types["Slot"].created),
+        (1, 298, 0)
+    );
     assert!(matches!(version("20").await, Err(calsync_store::StoreError::Gone(..))));
     assert_eq!(version("21").await.unwrap(), 2);
+    // Both versions of the changed Slot are in its history, newest first.
+    let history = store.history("Slot", &format!("{}.21", p.id)).await.unwrap();
+    let statuses: Vec<(i64, &str)> =
+        history.iter().map(|v| (v.version_id, v.content["status"].as_str().unwrap())).collect();
+    assert_eq!(statuses, vec![(2, "busy"), (1, "free")]);
+    assert_eq!(store.vread("Slot", &format!("{}.21", p.id), 1).await.unwrap().content["status"], "free");
+    assert_eq!(store.vread("Slot", &format!("{}.22", p.id), 1).await.unwrap().version_id, 1);
+    assert!(store.vread("Slot", &format!("{}.22", p.id), 2).await.is_err());
     assert_eq!(version("22").await.unwrap(), 1, "unchanged Slots keep their version and id");
     assert_eq!(p.state, "ok");
 
     // A file that fails mid-poll: what was stored stays, nothing is removed.
     *feed.missing.lock().unwrap() = Some("slots-2021-W11.ndjson".into());
-    std::fs::write(&manifest, std::fs::read_to_string(&manifest).unwrap().replace("2021-04-23T09", "2021-04-24T09")).unwrap();
+    std::fs::write(&manifest, std::fs::read_to_string(&manifest).unwrap().replace("2021-04-23T09", "2021-04-24T09"))
+        .unwrap();
     let (p, report) = poll_once(&store, &p.id, later + chrono::TimeDelta::minutes(6)).await;
     assert_eq!(p.state, "error");
     assert!(p.reason.as_deref().unwrap().contains("404"), "{:?}", p.reason);
     assert_eq!(report.removed, 0);
     assert_eq!(version("22").await.unwrap(), 1);
-    assert_eq!(store.read("Slot", &format!("{}.200", p.id)).await.map(|r| r.version_id).ok(), Some(1), "a Slot of the missing week stays");
+    assert_eq!(
+        store.read("Slot", &format!("{}.200", p.id)).await.map(|r| r.version_id).ok(),
+        Some(1),
+        "a Slot of the missing week stays"
+    );
     assert_eq!(p.since.as_deref(), Some("2021-04-23T09:00:00.000Z"), "an incomplete poll does not move _since");
     std::fs::remove_dir_all(&dir).ok();
     db.finish().await;
@@ -277,15 +335,26 @@ async fn a_messy_feed_is_repaired_where_clear_and_every_bad_line_is_reported_wit
         .filter(|x| x.kind == "bad")
         .map(|x| (x.file.rsplit('/').next().unwrap().to_string(), x.line))
         .collect();
-    let want: Vec<(String, u64)> = [("locations.ndjson", 3), ("schedules.ndjson", 3), ("slots.ndjson", 4), ("slots.ndjson", 5), ("slots.ndjson", 7), ("slots.ndjson", 9)]
-        .iter()
-        .map(|(f, l)| (f.to_string(), *l))
-        .collect();
+    let want: Vec<(String, u64)> = [
+        ("locations.ndjson", 3),
+        ("schedules.ndjson", 3),
+        ("slots.ndjson", 4),
+        ("slots.ndjson", 5),
+        ("slots.ndjson", 7),
+        ("slots.ndjson", 9),
+    ]
+    .iter()
+    .map(|(f, l)| (f.to_string(), *l))
+    .collect();
     assert_eq!(bad, want, "{report:#?}");
     assert_eq!(report.bad_lines, 6);
-    let counts: Vec<(u64, u64, u64)> = ["Location", "Schedule", "Slot"].iter().map(|t| (report.types[*t].lines, report.types[*t].bad, report.types[*t].created)).collect();
+    let counts: Vec<(u64, u64, u64)> = ["Location", "Schedule", "Slot"]
+        .iter()
+        .map(|t| (report.types[*t].lines, report.types[*t].bad, report.types[*t].created))
+        .collect();
     assert_eq!(counts, vec![(3, 1, 2), (3, 1, 2), (8, 4, 4)]);
-    let manifest_problems: Vec<&str> = report.problems.iter().filter(|x| x.kind == "manifest").map(|x| x.message.as_str()).collect();
+    let manifest_problems: Vec<&str> =
+        report.problems.iter().filter(|x| x.kind == "manifest").map(|x| x.message.as_str()).collect();
     assert_eq!(manifest_problems.len(), 2, "{manifest_problems:?}");
     assert!(manifest_problems.iter().any(|m| m.contains("state is a string")));
     assert_eq!(report.skipped_types.get("Organization"), Some(&1));
@@ -297,16 +366,27 @@ async fn a_messy_feed_is_repaired_where_clear_and_every_bad_line_is_reported_wit
     assert!(slots.iter().all(|(id, _)| calsync_store::is_valid_id(id)));
     let by_source = |theirs: &str| -> Value {
         let fragment = format!("#Slot/{}", theirs.replace(' ', "%20"));
-        slots.iter().find(|(_, s)| s["meta"]["source"].as_str().unwrap().ends_with(&fragment)).unwrap_or_else(|| panic!("{theirs}")).1.clone()
+        slots
+            .iter()
+            .find(|(_, s)| s["meta"]["source"].as_str().unwrap().ends_with(&fragment))
+            .unwrap_or_else(|| panic!("{theirs}"))
+            .1
+            .clone()
     };
     // Five whole days at a Chicago store, capacity kept.
     let week = by_source("slot_0001_week");
-    assert_eq!((week["start"].as_str(), week["end"].as_str()), (Some("2026-12-07T06:00:00Z"), Some("2026-12-12T06:00:00Z")));
+    assert_eq!(
+        (week["start"].as_str(), week["end"].as_str()),
+        (Some("2026-12-07T06:00:00Z"), Some("2026-12-12T06:00:00Z"))
+    );
     assert_eq!(week["extension"][0]["valueInteger"], 1);
     assert_eq!(week["status"], "free");
     // Local times marked Z at the Madison store (Central time).
     let local = by_source("slot 0002 a");
-    assert_eq!((local["start"].as_str(), local["end"].as_str()), (Some("2026-12-07T15:00:00Z"), Some("2026-12-07T23:00:00Z")));
+    assert_eq!(
+        (local["start"].as_str(), local["end"].as_str()),
+        (Some("2026-12-07T15:00:00Z"), Some("2026-12-07T23:00:00Z"))
+    );
     // No places left: busy.
     assert_eq!(by_source("slot 0002 b")["status"], "busy");
     // A real offset stays as written; a number is an id too.
@@ -321,7 +401,10 @@ async fn a_messy_feed_is_repaired_where_clear_and_every_bad_line_is_reported_wit
     // The Slots reference their (repaired) Schedules, which reference their Locations.
     let schedule_ref = local["schedule"]["reference"].as_str().unwrap();
     let schedule = store.read("Schedule", schedule_ref.trim_start_matches("Schedule/")).await.unwrap().content;
-    let location = store.read("Location", schedule["actor"][0]["reference"].as_str().unwrap().trim_start_matches("Location/")).await.unwrap();
+    let location = store
+        .read("Location", schedule["actor"][0]["reference"].as_str().unwrap().trim_start_matches("Location/"))
+        .await
+        .unwrap();
     assert_eq!(location.content["name"], "Pharmacy Madison");
     db.finish().await;
 }

@@ -127,6 +127,10 @@ impl Store {
         carry: Carry,
     ) -> Result<IngestTally, StoreError> {
         let _turn = self.write_turn().await;
+        if let Some(bulk) = &self.sqlite_bulk {
+            let now = millis(Utc::now());
+            return bulk.ingest(self.indexer, publisher.to_string(), poll, items, carry, now).await;
+        }
         let txn = self.begin_writing().await?;
         let mut by_type: std::collections::BTreeMap<String, Vec<Ingest>> = Default::default();
         for item in items {
@@ -183,7 +187,11 @@ impl Store {
                 ingested::Entity::insert_many(rows)
                     .on_conflict(
                         OnConflict::columns([ingested::Column::ResourceType, ingested::Column::Id])
-                            .update_columns([ingested::Column::Publisher, ingested::Column::Digest, ingested::Column::Poll])
+                            .update_columns([
+                                ingested::Column::Publisher,
+                                ingested::Column::Digest,
+                                ingested::Column::Poll,
+                            ])
                             .to_owned(),
                     )
                     .exec_without_returning(&txn)
@@ -195,7 +203,11 @@ impl Store {
     }
 
     /// The live resources of one type ingested from `publisher`: (id, JSON).
-    pub async fn ingested_contents(&self, publisher: &str, resource_type: &str) -> Result<Vec<(String, Value)>, StoreError> {
+    pub async fn ingested_contents(
+        &self,
+        publisher: &str,
+        resource_type: &str,
+    ) -> Result<Vec<(String, Value)>, StoreError> {
         let ids: Vec<String> = ingested::Entity::find()
             .select_only()
             .column(ingested::Column::Id)

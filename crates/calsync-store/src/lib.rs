@@ -29,6 +29,7 @@ use tokio::sync::Mutex;
 pub use ingest::{Carry, Ingest, IngestTally, Publisher};
 pub use sea_orm::DbBackend as Backend;
 
+mod bulk;
 pub mod entity;
 mod ingest;
 pub mod migration;
@@ -187,6 +188,8 @@ pub struct Store {
     sqlite_writer: Option<Arc<Mutex<()>>>,
     /// The Slot search read path on SQLite (see `reader`).
     sqlite_reader: Option<Arc<reader::SqliteReader>>,
+    /// The ingest write path on SQLite (see `bulk`).
+    sqlite_bulk: Option<Arc<bulk::SqliteBulk>>,
     /// Remembered Slot windows of participants' Schedules (see [`Store::slot_windows`]).
     windows: Arc<std::sync::Mutex<WindowCache>>,
 }
@@ -243,7 +246,8 @@ impl Store {
         migration::Migrator::up(&db, None).await?;
         let sqlite_writer = (db.get_database_backend() == sea_orm::DbBackend::Sqlite).then(|| Arc::new(Mutex::new(())));
         let sqlite_reader = reader::SqliteReader::for_url(url).map(Arc::new);
-        Ok(Self { db, indexer: None, sqlite_writer, sqlite_reader, windows: Default::default() })
+        let sqlite_bulk = reader::sqlite_path(url).map(|p| Arc::new(bulk::SqliteBulk::new(p)));
+        Ok(Self { db, indexer: None, sqlite_writer, sqlite_reader, sqlite_bulk, windows: Default::default() })
     }
 
     /// Indexes every write from now on with `indexer`.
@@ -316,18 +320,27 @@ impl Store {
         stored(t, id, version, updated, false, &content)
     }
 
-    /// A given version, deleted or not.
+    /// A given version, deleted or not. The history has every earlier version; the current one
+    /// is in the history too, except after a bulk ingest, which writes it to the history only
+    /// once a newer version replaces it.
     pub async fn vread(&self, resource_type: &str, id: &str, version_id: i64) -> Result<StoredResource, StoreError> {
-        let row = resource_history::Entity::find_by_id((resource_type.to_string(), id.to_string(), version_id))
-            .one(&self.db)
-            .await?
-            .ok_or_else(|| StoreError::NotFound(resource_type.into(), format!("{id}/_history/{version_id}")))?;
-        stored(row.resource_type, row.id, row.version_id, row.last_updated, row.deleted, &row.content)
+        let key = (resource_type.to_string(), id.to_string());
+        if let Some(row) =
+            resource_history::Entity::find_by_id((key.0.clone(), key.1.clone(), version_id)).one(&self.db).await?
+        {
+            return stored(row.resource_type, row.id, row.version_id, row.last_updated, row.deleted, &row.content);
+        }
+        match resource::Entity::find_by_id(key).one(&self.db).await? {
+            Some(row) if row.version_id == version_id => {
+                stored(row.resource_type, row.id, row.version_id, row.last_updated, row.deleted, &row.content)
+            }
+            _ => Err(StoreError::NotFound(resource_type.into(), format!("{id}/_history/{version_id}"))),
+        }
     }
 
-    /// Every version, newest first.
+    /// Every version, newest first (see [`Store::vread`] for where the current one is).
     pub async fn history(&self, resource_type: &str, id: &str) -> Result<Vec<StoredResource>, StoreError> {
-        resource_history::Entity::find()
+        let mut all = resource_history::Entity::find()
             .filter(resource_history::Column::ResourceType.eq(resource_type))
             .filter(resource_history::Column::Id.eq(id))
             .order_by_desc(resource_history::Column::VersionId)
@@ -335,7 +348,17 @@ impl Store {
             .await?
             .into_iter()
             .map(|r| stored(r.resource_type, r.id, r.version_id, r.last_updated, r.deleted, &r.content))
-            .collect()
+            .collect::<Result<Vec<_>, _>>()?;
+        if let Some(row) =
+            resource::Entity::find_by_id((resource_type.to_string(), id.to_string())).one(&self.db).await?
+            && all.first().is_none_or(|newest| newest.version_id < row.version_id)
+        {
+            all.insert(
+                0,
+                stored(row.resource_type, row.id, row.version_id, row.last_updated, row.deleted, &row.content)?,
+            );
+        }
+        Ok(all)
     }
 
     /// Writes a new version of `id` (creating it if unknown or deleted). With `if_match`, the
@@ -935,7 +958,7 @@ async fn put_many_in<C: ConnectionTrait>(
                         if let Some(carry) = carry.filter(|_| !row.deleted) {
                             carry(&old, &mut content);
                         }
-                        if row.deleted || unstamped(&old) != unstamped(&content) {
+                        if row.deleted || !same_content(&old, &content) {
                             write_version(
                                 txn,
                                 indexer,
@@ -1106,7 +1129,9 @@ impl StoredText {
 }
 
 /// The Slot range row for a Slot's JSON, or why it cannot be indexed.
-fn slot_row(id: &str, content: &Value) -> Result<slot::ActiveModel, StoreError> {
+/// What the Slot range table keeps of a Slot: schedule reference, start and end (UTC
+/// milliseconds), status.
+fn slot_fields(content: &Value) -> Result<(&str, i64, i64, &str), StoreError> {
     let text =
         |path: &[&str]| -> Option<&str> { path.iter().try_fold(content, |v, k| v.get(*k)).and_then(Value::as_str) };
     let instant = |name: &str| -> Result<i64, StoreError> {
@@ -1118,11 +1143,16 @@ fn slot_row(id: &str, content: &Value) -> Result<slot::ActiveModel, StoreError> 
     let schedule = text(&["schedule", "reference"])
         .ok_or_else(|| StoreError::Invalid("Slot.schedule.reference is required".into()))?;
     let status = text(&["status"]).ok_or_else(|| StoreError::Invalid("Slot.status is required".into()))?;
+    Ok((schedule, instant("start")?, instant("end")?, status))
+}
+
+fn slot_row(id: &str, content: &Value) -> Result<slot::ActiveModel, StoreError> {
+    let (schedule, start, end, status) = slot_fields(content)?;
     Ok(slot::ActiveModel {
         id: Set(id.to_string()),
         schedule: Set(schedule.to_string()),
-        start_ms: Set(instant("start")?),
-        end_ms: Set(instant("end")?),
+        start_ms: Set(start),
+        end_ms: Set(end),
         status: Set(status.to_string()),
     })
 }
@@ -1222,20 +1252,20 @@ fn stamp(content: &mut Value, id: &str, version: i64, now: DateTime<Utc>) -> Res
     Ok(())
 }
 
-/// The content without what the store stamps on it, for telling a real change from a rewrite.
-fn unstamped(content: &Value) -> Value {
-    let mut v = content.clone();
-    if let Value::Object(map) = &mut v {
-        map.remove("id");
-        if let Some(Value::Object(meta)) = map.get_mut("meta") {
-            meta.remove("versionId");
-            meta.remove("lastUpdated");
-            if meta.is_empty() {
-                map.remove("meta");
-            }
-        }
-    }
-    v
+/// True when two versions differ only in what the store stamps on them (`id`,
+/// `meta.versionId`, `meta.lastUpdated`): a rewrite, not a change.
+fn same_content(a: &Value, b: &Value) -> bool {
+    let (Value::Object(a), Value::Object(b)) = (a, b) else { return a == b };
+    let stamped = |k: &str| k == "id" || k == "meta";
+    let meta = |m: Option<&Value>| -> serde_json::Map<String, Value> {
+        let mut m = m.and_then(Value::as_object).cloned().unwrap_or_default();
+        m.remove("versionId");
+        m.remove("lastUpdated");
+        m
+    };
+    a.iter().filter(|(k, _)| !stamped(k)).count() == b.iter().filter(|(k, _)| !stamped(k)).count()
+        && a.iter().filter(|(k, _)| !stamped(k)).all(|(k, v)| b.get(k) == Some(v))
+        && meta(a.get("meta")) == meta(b.get("meta"))
 }
 
 /// Removes the index rows of `ids`.

@@ -29,6 +29,13 @@ impl Statements {
     }
 }
 
+/// The file of a SQLite URL (none for memory databases and other backends).
+pub(crate) fn sqlite_path(url: &str) -> Option<String> {
+    let rest = url.strip_prefix("sqlite://").or_else(|| url.strip_prefix("sqlite:"))?;
+    let path = rest.split('?').next().unwrap_or(rest);
+    (!path.is_empty() && path != ":memory:").then(|| path.to_string())
+}
+
 /// How much of the database file a reader maps (SQLite maps no more than the file's size).
 const READER_MMAP_BYTES: i64 = 1 << 32;
 
@@ -92,9 +99,7 @@ fn bind(v: Value) -> Result<SqlValue, StoreError> {
 impl SqliteReader {
     /// Readers for the database of a `sqlite://path?...` URL, if it is one.
     pub(crate) fn for_url(url: &str) -> Option<Self> {
-        let rest = url.strip_prefix("sqlite://").or_else(|| url.strip_prefix("sqlite:"))?;
-        let path = rest.split('?').next().unwrap_or(rest);
-        (!path.is_empty() && path != ":memory:").then(|| Self { path: path.to_string(), idle: Mutex::new(Vec::new()) })
+        sqlite_path(url).map(|path| Self { path, idle: Mutex::new(Vec::new()) })
     }
 
     fn connection(&self) -> Result<rusqlite::Connection, StoreError> {

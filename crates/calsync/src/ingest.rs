@@ -20,6 +20,10 @@ pub struct IngestArgs {
     /// The publisher writes local times with a `Z`: read them in each Location's zone.
     #[arg(long)]
     local_times: bool,
+    /// Read everything again: no conditional request, no `_since` (what the publisher no longer
+    /// has is removed after a full set).
+    #[arg(long)]
+    full: bool,
     /// Problems listed at the end at most (all are counted).
     #[arg(long, default_value_t = 20)]
     problems: usize,
@@ -33,7 +37,14 @@ pub fn run(args: IngestArgs) -> Result<(), String> {
         let (_, store) = args.placement.open().await?;
         let now = chrono::Utc::now();
         let options = Options { zone: args.zone.clone(), local_times: args.local_times };
-        let publisher = calsync_links::register(&store, &args.source, options, now).await.map_err(|e| e.to_string())?;
+        let mut publisher =
+            calsync_links::register(&store, &args.source, options, now).await.map_err(|e| e.to_string())?;
+        if args.full {
+            publisher.etag = None;
+            publisher.last_modified = None;
+            publisher.since = None;
+            store.save_publisher(&publisher).await.map_err(|e| e.to_string())?;
+        }
         let bar = indicatif::ProgressBar::new_spinner().with_style(
             indicatif::ProgressStyle::with_template("{spinner} {prefix} {msg}  {human_pos} lines  {per_sec}  {elapsed}")
                 .map_err(|e| e.to_string())?,

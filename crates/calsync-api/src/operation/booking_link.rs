@@ -70,7 +70,11 @@ pub async fn link(
         expression: Some("Slot.extension".into()),
     })?;
     if slot.content["status"] != "free" {
-        return Err(ApiError::Conflict(format!("Slot/{} is {}", slot.id, slot.content["status"].as_str().unwrap_or("?"))));
+        return Err(ApiError::Conflict(format!(
+            "Slot/{} is {}",
+            slot.id,
+            slot.content["status"].as_str().unwrap_or("?")
+        )));
     }
     let patient = inputs.one("patient")?.ok_or_else(|| ApiError::BadRequest("patient is required".into()))?;
     let (_, patient_id) = typed_reference(&patient, &["Patient"], "patient")?;
@@ -202,7 +206,8 @@ pub async fn finish(
         let interval = super::appointment::Offer::read(&appointment)?.interval;
         // The portal booked a place: this server stops offering it until the publisher's feed
         // says otherwise (a Slot already full here stays as it is).
-        let slot_id = appointment["slot"][0]["reference"].as_str().and_then(|r| r.strip_prefix("Slot/")).map(String::from);
+        let slot_id =
+            appointment["slot"][0]["reference"].as_str().and_then(|r| r.strip_prefix("Slot/")).map(String::from);
         if let Some(slot_id) = slot_id
             && let Ok(slot) = txn.read("Slot", &slot_id).await
         {
@@ -238,11 +243,7 @@ pub async fn finish(
     let (done, _) = txn.update("Task", &task.id, done, Some(task.version_id)).await.map_err(conflict)?;
     txn.commit().await.map_err(conflict)?;
     tracing::info!(task = %done.id, outcome = %outcome, "booking hand-off returned");
-    let browser = req
-        .headers()
-        .get("Accept")
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|a| a.contains("text/html"));
+    let browser = req.headers().get("Accept").and_then(|v| v.to_str().ok()).is_some_and(|a| a.contains("text/html"));
     if browser {
         let message = match outcome.as_str() {
             "booked" => "Your appointment is booked. It is in your calsync schedule now; you can close this page.",
@@ -263,7 +264,9 @@ mod tests {
     #[test]
     fn a_deep_link_gains_its_parameters_by_url_parsing() {
         let mut link = url::Url::parse("https://portal.example/book?slot=1#top").unwrap();
-        link.query_pairs_mut().append_pair("source", "https://calsync.example").append_pair("booking-referral", "a&b c");
+        link.query_pairs_mut()
+            .append_pair("source", "https://calsync.example")
+            .append_pair("booking-referral", "a&b c");
         assert_eq!(
             link.as_str(),
             "https://portal.example/book?slot=1&source=https%3A%2F%2Fcalsync.example&booking-referral=a%26b+c#top"

@@ -23,9 +23,9 @@ use calsync_store::search::{Bound, Cursor, Direction, ResourceSearch, SortBy};
 use chrono::{DateTime, Datelike, NaiveDate, TimeDelta, Timelike, Utc};
 use serde_json::{Value, json};
 
-use calsync_fhir::booking::{BOOKED_EXTENSION, HOLD_EXTENSION};
 use crate::context::RequestContext;
 use crate::outcome::ApiError;
+use calsync_fhir::booking::{BOOKED_EXTENSION, HOLD_EXTENSION};
 
 /// How long clients may keep the manifest (the spec's clients poll every 1-5 minutes).
 const MAX_AGE_SECONDS: u32 = 60;
@@ -119,7 +119,8 @@ pub async fn manifest(
     let tag = version_tag(&store).await?;
     let cache = ("Cache-Control", format!("max-age={MAX_AGE_SECONDS}"));
     // HTTP dates have whole seconds: the last write's second.
-    let modified = store.last_write(&["Location", "Schedule", "Slot"]).await?.map(|t| t.with_nanosecond(0).unwrap_or(t));
+    let modified =
+        store.last_write(&["Location", "Schedule", "Slot"]).await?.map(|t| t.with_nanosecond(0).unwrap_or(t));
     let header = |name: &str| req.headers().get(name).and_then(|v| v.to_str().ok());
     // The tag names a version of the data, whatever `_since` asks of it: a client holding the
     // current version has nothing to fetch. If-None-Match, when sent, decides (RFC 9110 13.2.2).

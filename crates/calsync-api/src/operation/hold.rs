@@ -119,7 +119,8 @@ pub async fn sweep_expired_holds(
 
 /// The expiry recorded on a held Appointment.
 pub(crate) fn hold_expiry(appointment: &serde_json::Value) -> Option<chrono::DateTime<Utc>> {
-    let ext = appointment["extension"].as_array()?.iter().find(|e| e["url"] == calsync_fhir::booking::HOLD_EXTENSION)?;
+    let ext =
+        appointment["extension"].as_array()?.iter().find(|e| e["url"] == calsync_fhir::booking::HOLD_EXTENSION)?;
     let until = ext["extension"].as_array()?.iter().find(|p| p["url"] == "expires")?["valueInstant"].as_str()?;
     Some(chrono::DateTime::parse_from_rfc3339(until).ok()?.to_utc())
 }

@@ -48,7 +48,9 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         web::resource("/$bulk-publish/{file}").route(web::get().to(bulk_publish::file)).default_service(not_allowed()),
     )
     .service(
-        web::resource("/Slot/{id}/$booking-link").route(web::post().to(booking_link::link)).default_service(not_allowed()),
+        web::resource("/Slot/{id}/$booking-link")
+            .route(web::post().to(booking_link::link))
+            .default_service(not_allowed()),
     )
     .service(
         web::resource("/$booking-return")
