@@ -14,6 +14,9 @@ sizes=("$@")
 work="$HOME/.cache/calsync-bench"
 port="${PORT:-18094}"
 postgres="${CALSYNC_BENCH_POSTGRES_URL:-postgres://root@127.0.0.1:5432}"
+# calsync connects through the local socket by default: sqlx 0.9 leaves Nagle's algorithm on
+# for TCP, and a batch's statements then wait on delayed ACKs (docs/benchmarks.md).
+pg_suffix="${CALSYNC_BENCH_POSTGRES_SUFFIX-?host=/var/run/postgresql}"
 mkdir -p "$work"
 for n in "${sizes[@]}"; do
   feed="$work/feed-$n"
@@ -31,7 +34,7 @@ for n in "${sizes[@]}"; do
     postgres)
       name="calsync_bench_ingest"
       psql "$postgres/test" -qc "DROP DATABASE IF EXISTS $name WITH (FORCE)" -c "CREATE DATABASE $name" >/dev/null
-      url="$postgres/$name" ;;
+      url="$postgres/$name$pg_suffix" ;;
     *) echo "backend: sqlite or postgres"; exit 2 ;;
   esac
   bytes=$(du -cb "$feed"/*.ndjson | tail -1 | cut -f1)

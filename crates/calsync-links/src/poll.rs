@@ -32,8 +32,9 @@ const DEFAULT_INTERVAL: TimeDelta = TimeDelta::minutes(5);
 /// After a failed poll.
 const RETRY_INTERVAL: TimeDelta = TimeDelta::minutes(5);
 
-/// How long one request may take.
-const REQUEST_TIMEOUT: Duration = Duration::from_secs(300);
+/// How long the publisher may take to answer, or to send the next part of a file (a whole file
+/// may take as long as it takes: it is read only as fast as it is stored).
+const STALL_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// Why a publisher could not be registered or polled (what a publisher's feed does wrong is
 /// not an error here: it is on the publisher's report).
@@ -202,7 +203,10 @@ enum Body {
 impl Body {
     async fn chunk(&mut self) -> Result<Option<Vec<u8>>, String> {
         match self {
-            Body::Http(r) => r.chunk().await.map(|c| c.map(|b| b.to_vec())).map_err(|e| e.to_string()),
+            Body::Http(r) => match tokio::time::timeout(STALL_TIMEOUT, r.chunk()).await {
+                Ok(chunk) => chunk.map(|c| c.map(|b| b.to_vec())).map_err(|e| e.to_string()),
+                Err(_) => Err(format!("nothing arrived for {} s", STALL_TIMEOUT.as_secs())),
+            },
             Body::File(f) => {
                 let mut buf = vec![0; 256 * 1024];
                 let n = f.read(&mut buf).map_err(|e| e.to_string())?;
@@ -238,7 +242,7 @@ async fn fetch(
         let length = file.metadata().ok().map(|m| m.len());
         return Ok(Fetched::Body { body: Body::File(file), length, etag: None, last_modified: None, max_age: None });
     }
-    let mut request = http.get(url.clone()).timeout(REQUEST_TIMEOUT);
+    let mut request = http.get(url.clone());
     if let Some((etag, modified)) = validators {
         if let Some(e) = etag {
             request = request.header(reqwest::header::IF_NONE_MATCH, e);
@@ -247,7 +251,10 @@ async fn fetch(
             request = request.header(reqwest::header::IF_MODIFIED_SINCE, m);
         }
     }
-    let response = request.send().await.map_err(|e| format!("{url}: {e}"))?;
+    let response = tokio::time::timeout(STALL_TIMEOUT, request.send())
+        .await
+        .map_err(|_| format!("{url}: no answer in {} s", STALL_TIMEOUT.as_secs()))?
+        .map_err(|e| format!("{url}: {e}"))?;
     if response.status() == reqwest::StatusCode::NOT_MODIFIED {
         return Ok(Fetched::NotModified);
     }
