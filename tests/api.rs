@@ -1689,20 +1689,26 @@ async fn ndjson_lines(app: &TestApp, url: &str) -> Vec<Value> {
     text.lines().map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{url}: {e}: {l}"))).collect()
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn bulk_publish_serves_provider_availability_only_and_follows_changes() {
-    let app = spawn_app().await;
-    load_clinic(&app).await;
+/// The clinic of [`load_clinic`] as a publisher has it: a Location with its address, phone and
+/// page, and Slot s3 with a booking link and two places.
+async fn load_published_clinic(app: &TestApp) {
+    load_clinic(app).await;
     let location = json!({"resourceType": "Location", "id": "riverside", "name": "Riverside Clinic",
         "telecom": [{"system": "phone", "value": "617-555-0100"}, {"system": "url", "value": "https://riverside.example"}],
         "address": {"line": ["1 River St"], "city": "Boston", "state": "MA", "postalCode": "02110"}});
     assert_eq!(app.put("/Location/riverside", &location, None).await.status(), 200);
-    // A booking link and a capacity stay; a participant's busy time and a hold never appear.
     let mut s3: Value = app.get("/Slot/s3").await.json().await.unwrap();
     s3["extension"] = json!([
         {"url": "http://fhir-registry.smarthealthit.org/StructureDefinition/booking-deep-link", "valueUrl": "https://riverside.example/book?slot=s3"},
         {"url": "http://fhir-registry.smarthealthit.org/StructureDefinition/slot-capacity", "valueInteger": 2}]);
     assert_eq!(app.put("/Slot/s3", &s3, None).await.status(), 200);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bulk_publish_serves_provider_availability_only_and_follows_changes() {
+    let app = spawn_app().await;
+    load_published_clinic(&app).await;
+    // A booking link and a capacity stay; a participant's busy time and a hold never appear.
     assert!(import_ics(&app, "ana-busy", &busy_at("1400", "1500")).await.status().is_success());
     let found = proposals(&app, &find_path().replace("&participant=RelatedPerson/ana", "")).await;
     let held = post_parameters(&app, "/Appointment/$hold", with_appointment(&found[0]), None).await;
@@ -1831,16 +1837,7 @@ fn comparable(mut r: Value, prefix: &str) -> Value {
 async fn one_instance_ingests_what_another_publishes_then_only_what_changed() {
     // A publishes a clinic; B registers A's manifest through its API and polls it.
     let a = spawn_app().await;
-    load_clinic(&a).await;
-    let location = json!({"resourceType": "Location", "id": "riverside", "name": "Riverside Clinic",
-        "telecom": [{"system": "phone", "value": "617-555-0100"}],
-        "address": {"line": ["1 River St"], "city": "Boston", "state": "MA", "postalCode": "02110"}});
-    assert_eq!(a.put("/Location/riverside", &location, None).await.status(), 200);
-    let mut s3: Value = a.get("/Slot/s3").await.json().await.unwrap();
-    s3["extension"] = json!([
-        {"url": "http://fhir-registry.smarthealthit.org/StructureDefinition/booking-deep-link", "valueUrl": "https://riverside.example/book?slot=s3"},
-        {"url": "http://fhir-registry.smarthealthit.org/StructureDefinition/slot-capacity", "valueInteger": 2}]);
-    assert_eq!(a.put("/Slot/s3", &s3, None).await.status(), 200);
+    load_published_clinic(&a).await;
     let b = spawn_app().await;
 
     // Bad registrations are OperationOutcomes.

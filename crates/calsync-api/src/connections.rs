@@ -93,7 +93,8 @@ pub(crate) fn configured(sync: &Sync) -> Result<&SyncSettings, ApiError> {
     })
 }
 
-fn instant(ms: Option<i64>) -> Value {
+/// An instant in UTC milliseconds as FHIR instant text (null when none).
+pub(crate) fn instant(ms: Option<i64>) -> Value {
     ms.and_then(DateTime::<Utc>::from_timestamp_millis)
         .map_or(Value::Null, |t| json!(t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)))
 }

@@ -7,9 +7,9 @@
 use actix_web::{HttpResponse, web};
 use calsync_links::Options;
 use calsync_store::{Publisher, Store, StoreError};
-use chrono::{DateTime, Utc};
 use serde_json::{Value, json};
 
+use crate::connections::instant;
 use crate::context::RequestContext;
 use crate::outcome::ApiError;
 
@@ -22,11 +22,6 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
 
 /// The HTTP client polls use.
 pub(crate) type Http = web::Data<reqwest::Client>;
-
-fn instant(ms: Option<i64>) -> Value {
-    ms.and_then(DateTime::<Utc>::from_timestamp_millis)
-        .map_or(Value::Null, |t| json!(t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)))
-}
 
 /// What clients see of a publisher.
 fn view(p: &Publisher) -> Value {
