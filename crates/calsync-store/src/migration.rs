@@ -17,6 +17,7 @@ impl MigratorTrait for Migrator {
             Box::new(CreateAuthorization),
             Box::new(IndexSlotStarts),
             Box::new(CreatePublisher),
+            Box::new(DropSlotStart),
         ]
     }
 }
@@ -517,5 +518,22 @@ impl MigrationTrait for CreatePublisher {
                     .to_owned(),
             )
             .await
+    }
+}
+
+/// `slot_start (start_ms)` is a prefix of `slot_start_id (start_ms, id)`: every query it served,
+/// the other serves, and each Slot write paid for both (an ingest writes a million).
+struct DropSlotStart;
+
+impl MigrationName for DropSlotStart {
+    fn name(&self) -> &str {
+        "m20261124_000010_drop_slot_start"
+    }
+}
+
+#[async_trait::async_trait]
+impl MigrationTrait for DropSlotStart {
+    async fn up(&self, manager: &SchemaManager) -> Result<(), DbErr> {
+        manager.drop_index(Index::drop().if_exists().name("slot_start").table(Slot::Table).to_owned()).await
     }
 }
