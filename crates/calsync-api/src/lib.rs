@@ -205,12 +205,7 @@ impl Application {
         let app_authorizers = connect::Authorizers::from_settings(settings)?;
         let authorizers = web::Data::new(app_authorizers.clone());
         let queue_data = web::Data::new(queue.clone().map(tokio::sync::Mutex::new));
-        let http = web::Data::new(
-            reqwest::Client::builder()
-                .user_agent(concat!("calsync/", env!("CARGO_PKG_VERSION")))
-                .build()
-                .map_err(|e| e.to_string())?,
-        );
+        let http = web::Data::new(calsync_links::http_client().map_err(|e| e.to_string())?);
         let server_clock = clock;
         let clock = web::Data::new(clock);
         let server = HttpServer::new(move || {

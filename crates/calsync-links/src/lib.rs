@@ -24,3 +24,8 @@ mod zone;
 pub use feed::{INGESTED_TYPES, LAST_SOURCE_SYNC, Namespace, Note, Options, Reader};
 pub use manifest::{Manifest, Output, read as read_manifest};
 pub use poll::{Event, LinksError, Problem, Report, TypeCount, poll, register};
+
+/// The HTTP client publishers are read with (the worker's, the API's and the command's).
+pub fn http_client() -> Result<reqwest::Client, reqwest::Error> {
+    reqwest::Client::builder().user_agent(concat!("calsync/", env!("CARGO_PKG_VERSION"))).build()
+}

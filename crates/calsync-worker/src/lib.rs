@@ -272,7 +272,7 @@ pub async fn run(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), WorkerError> {
     let queue = Queue::open(&store, settings.heartbeat).await?;
-    let http = reqwest::Client::builder().user_agent(concat!("calsync/", env!("CARGO_PKG_VERSION"))).build()?;
+    let http = calsync_links::http_client()?;
     let runner = Arc::new(Runner { store: store.clone(), sync, clock: clock.clone(), http });
 
     // The sweep: at once (a restarted worker picks up what is due), then every `sweep`.

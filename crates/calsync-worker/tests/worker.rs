@@ -195,6 +195,23 @@ async fn the_worker_syncs_what_is_due_within_provider_limits_retries_and_syncs_a
     tokio::time::sleep(Duration::from_millis(800)).await;
     assert_eq!(feeds.requests.load(Ordering::SeqCst), asked + 7, "queued once each, however many sweeps ran");
 
+    // A SMART Scheduling Links publisher registered now is polled by the same worker.
+    let feed = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/fixtures/ssl-v1");
+    let registered =
+        calsync_links::register(&store, feed.to_str().unwrap(), Default::default(), Utc::now()).await.unwrap();
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    let polled = loop {
+        let p = store.publisher(&registered.id).await.unwrap();
+        if p.state != "new" {
+            break p;
+        }
+        assert!(std::time::Instant::now() < deadline, "the publisher was never polled");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert_eq!((polled.state.as_str(), polled.polls), ("ok", 1));
+    assert_eq!(store.ingested_contents(&registered.id, "Slot").await.unwrap().len(), 300);
+    assert!(polled.next_run_ms.unwrap() > Utc::now().timestamp_millis() + 4 * 60_000, "not again for minutes");
+
     stop.send(()).unwrap();
     worker.await.unwrap().unwrap();
     store.connection().clone().close().await.ok();

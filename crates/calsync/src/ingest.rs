@@ -51,10 +51,7 @@ pub fn run(args: IngestArgs) -> Result<(), String> {
         );
         bar.enable_steady_tick(std::time::Duration::from_millis(120));
         let files = Mutex::new((0usize, 0usize));
-        let http = reqwest::Client::builder()
-            .user_agent(concat!("calsync/", env!("CARGO_PKG_VERSION")))
-            .build()
-            .map_err(|e| e.to_string())?;
+        let http = calsync_links::http_client().map_err(|e| e.to_string())?;
         let progress = |e: Event| match e {
             Event::Manifest { files: n } => {
                 *files.lock().unwrap_or_else(|p| p.into_inner()) = (0, n);
