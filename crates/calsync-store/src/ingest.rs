@@ -131,6 +131,11 @@ impl Store {
             let now = millis(Utc::now());
             return bulk.ingest(self.indexer, publisher.to_string(), poll, items, carry, now).await;
         }
+        if self.db.get_database_backend() == sea_orm::DbBackend::Postgres {
+            let pool = self.db.get_postgres_connection_pool();
+            let now = millis(Utc::now());
+            return crate::bulk::postgres::ingest(pool, self.indexer, publisher, poll, items, carry, now).await;
+        }
         let txn = self.begin_writing().await?;
         let mut by_type: std::collections::BTreeMap<String, Vec<Ingest>> = Default::default();
         for item in items {

@@ -189,7 +189,7 @@ pub struct Store {
     /// The Slot search read path on SQLite (see `reader`).
     sqlite_reader: Option<Arc<reader::SqliteReader>>,
     /// The ingest write path on SQLite (see `bulk`).
-    sqlite_bulk: Option<Arc<bulk::SqliteBulk>>,
+    sqlite_bulk: Option<Arc<bulk::sqlite::SqliteBulk>>,
     /// Remembered Slot windows of participants' Schedules (see [`Store::slot_windows`]).
     windows: Arc<std::sync::Mutex<WindowCache>>,
 }
@@ -252,7 +252,7 @@ impl Store {
         migration::Migrator::up(&db, None).await?;
         let sqlite_writer = (db.get_database_backend() == sea_orm::DbBackend::Sqlite).then(|| Arc::new(Mutex::new(())));
         let sqlite_reader = reader::SqliteReader::for_url(url).map(Arc::new);
-        let sqlite_bulk = reader::sqlite_path(url).map(|p| Arc::new(bulk::SqliteBulk::new(p)));
+        let sqlite_bulk = reader::sqlite_path(url).map(|p| Arc::new(bulk::sqlite::SqliteBulk::new(p)));
         Ok(Self { db, indexer: None, sqlite_writer, sqlite_reader, sqlite_bulk, windows: Default::default() })
     }
 

@@ -176,4 +176,31 @@ impl SqliteReader {
         self.give_back(c);
         Ok(answer)
     }
+
+    /// Runs one statement and hands each row to `each` as the cursor reaches it, until `each`
+    /// says stop (false); true when every row was handed over.
+    pub(crate) fn each_row(
+        &self,
+        sql: &str,
+        params: impl rusqlite::Params,
+        mut each: impl FnMut(&rusqlite::Row<'_>) -> rusqlite::Result<bool>,
+    ) -> Result<bool, StoreError> {
+        let c = self.connection()?;
+        let complete = {
+            let mut statement = c.prepare_cached(sql).map_err(failed)?;
+            let mut rows = statement.query(params).map_err(failed)?;
+            loop {
+                match rows.next().map_err(failed)? {
+                    None => break true,
+                    Some(row) => {
+                        if !each(row).map_err(failed)? {
+                            break false;
+                        }
+                    }
+                }
+            }
+        };
+        self.give_back(c);
+        Ok(complete)
+    }
 }

@@ -442,78 +442,53 @@ impl Store {
         Ok(latest.map(from_millis))
     }
 
-    /// Slots starting in `[from, to)` in `(start, id)` order, `limit` at a time after `after`,
-    /// changed at or after `since` if given; and the cursor of the next page. Two index walks
-    /// per page (the range table, then the resources by id) rather than one join: without
-    /// statistics SQLite drove that join from the resource table and read every Slot per page.
-    pub async fn slot_texts_by_start(
+    /// Streams the live Slots starting in `[from, to)` (changed at or after `since`, if given):
+    /// `write` appends what it makes of each (its Schedule reference and
+    /// JSON text) to a buffer, sent on the returned channel in chunks of about [`STREAM_CHUNK`]
+    /// bytes. At most a few chunks wait on the channel: memory does not grow with the Slots.
+    ///
+    /// On SQLite each half of the range is one statement on a read connection in a blocking
+    /// thread (one snapshot per half), rows straight from the cursor into the buffer (a page at a
+    /// time through a search cost a lookup of 2,000 ids per page: docs/benchmarks.md); the
+    /// halves' chunks interleave, so the order is by id within each chunk only. Elsewhere, pages
+    /// of [`STREAM_PAGE`] by an id cursor, in id order.
+    pub fn stream_slots_by_start<W>(
         &self,
         from: DateTime<Utc>,
         to: DateTime<Utc>,
         since: Option<DateTime<Utc>>,
-        after: Option<&Cursor>,
-        limit: u64,
-    ) -> Result<(Vec<StoredText>, Option<Cursor>), StoreError> {
-        let mut filter = Condition::all()
-            .add(slot::Column::StartMs.gte(from.timestamp_millis()))
-            .add(slot::Column::StartMs.lt(to.timestamp_millis()));
-        if let Some(Cursor::Slot(start, id)) = after {
-            let key = Expr::tuple([
-                Expr::col((slot::Entity, slot::Column::StartMs)),
-                Expr::col((slot::Entity, slot::Column::Id)),
-            ]);
-            filter = filter.add(key.gt(Expr::tuple([Expr::value(*start), Expr::value(id.clone())])));
+        write: W,
+    ) -> tokio::sync::mpsc::Receiver<Result<Vec<u8>, StoreError>>
+    where
+        W: FnMut(&str, &str, &mut Vec<u8>) + Clone + Send + 'static,
+    {
+        let (tx, rx) = tokio::sync::mpsc::channel(STREAM_DEPTH);
+        let range = (from.timestamp_millis(), to.timestamp_millis(), since.map_or(i64::MIN, |t| t.timestamp_millis()));
+        match &self.sqlite_reader {
+            Some(reader) => {
+                // Each half of the range on its own thread and connection: the lookups of the
+                // resources are the cost, and two cores do twice as many. Chunks hold whole lines,
+                // so the halves' chunks interleave on the channel.
+                let middle = range.0 + (range.1 - range.0) / 2;
+                for half in [(range.0, middle, range.2), (middle, range.1, range.2)] {
+                    let (reader, tx, write) = (reader.clone(), tx.clone(), write.clone());
+                    tokio::task::spawn_blocking(move || {
+                        if let Err(e) = stream_sqlite(&reader, half, &tx, write) {
+                            let _ = tx.blocking_send(Err(e));
+                        }
+                    });
+                }
+            }
+            None => {
+                let db = self.db.clone();
+                tokio::spawn(async move {
+                    if let Err(e) = stream_paged(&db, range, &tx, write).await {
+                        let _ = tx.send(Err(e)).await;
+                    }
+                });
+            }
         }
-        let keys = Query::select()
-            .column(slot::Column::Id)
-            .column(slot::Column::StartMs)
-            .from(slot::Entity)
-            .cond_where(filter)
-            .order_by(slot::Column::StartMs, sea_orm::Order::Asc)
-            .order_by(slot::Column::Id, sea_orm::Order::Asc)
-            .limit(limit)
-            .to_owned();
-        let (_, keys) = self.select::<(String, i64)>(None, &keys, false).await?;
-        let next = (keys.len() as u64 == limit)
-            .then(|| keys.last().map(|(id, start)| Cursor::Slot(*start, id.clone())))
-            .flatten();
-        if keys.is_empty() {
-            return Ok((Vec::new(), None));
-        }
-        let mut which = Condition::all()
-            .add(resource::Column::ResourceType.eq("Slot"))
-            .add(resource::Column::Deleted.eq(false))
-            .add(resource::Column::Id.is_in(keys.iter().map(|(id, _)| id.clone())));
-        if let Some(since) = since {
-            which = which.add(resource::Column::LastUpdated.gte(since.timestamp_millis()));
-        }
-        let rows = Query::select()
-            .columns([
-                resource::Column::Id,
-                resource::Column::VersionId,
-                resource::Column::LastUpdated,
-                resource::Column::Content,
-            ])
-            .from(resource::Entity)
-            .cond_where(which)
-            .to_owned();
-        let (_, rows) = self.select::<(String, i64, i64, String)>(None, &rows, false).await?;
-        let mut by_id: std::collections::HashMap<String, (i64, i64, String)> =
-            rows.into_iter().map(|(id, v, u, json)| (id, (v, u, json))).collect();
-        let texts = keys
-            .into_iter()
-            .filter_map(|(id, _)| {
-                let (version_id, updated, json) = by_id.remove(&id)?;
-                Some(StoredText {
-                    resource_type: "Slot".into(),
-                    id,
-                    version_id,
-                    last_updated: from_millis(updated),
-                    json,
-                })
-            })
-            .collect();
-        Ok((texts, next))
+        rx
     }
 
     /// The first `limit` live resources of a type matching `search`, in id order, without
@@ -595,4 +570,111 @@ impl Store {
             .collect::<Result<_, _>>()?;
         Ok(Page { resources, total: total as u64, next })
     }
+}
+
+/// Bytes per chunk of a [`Store::stream_slots_by_start`] stream.
+pub const STREAM_CHUNK: usize = 256 * 1024;
+
+/// Chunks that may wait on the channel of a stream.
+const STREAM_DEPTH: usize = 4;
+
+/// Rows per page of a stream off SQLite.
+pub const STREAM_PAGE: i64 = 2_000;
+
+/// The week's keys from the range table, sorted by id, drive the lookups of the resources
+/// (`CROSS JOIN` fixes the order in SQLite): resources written together sit together, and
+/// lookups in id order find their pages cached more often than in start order (measured: a
+/// fifth less time per file; docs/benchmarks.md).
+const SLOTS_BY_START_SQLITE: &str = "SELECT s.schedule, r.content FROM \
+     (SELECT id, schedule FROM slot WHERE start_ms >= ?1 AND start_ms < ?2 ORDER BY id LIMIT -1) AS s \
+     CROSS JOIN resource AS r WHERE r.resource_type = 'Slot' AND r.id = s.id \
+     AND NOT r.deleted AND r.last_updated >= ?3";
+
+const SLOTS_BY_START_PAGE: &str = "SELECT s.id, s.schedule, r.content FROM slot s \
+     JOIN resource r ON r.resource_type = 'Slot' AND r.id = s.id \
+     WHERE s.start_ms >= $1 AND s.start_ms < $2 AND NOT r.deleted AND r.last_updated >= $3 \
+     AND s.id > $4 ORDER BY s.id LIMIT $5";
+
+/// The lines of a [`Store::stream_slots_by_start`] stream, cut into chunks.
+struct SlotLines<W> {
+    write: W,
+    buffer: Vec<u8>,
+}
+
+impl<W: FnMut(&str, &str, &mut Vec<u8>)> SlotLines<W> {
+    fn new(write: W) -> Self {
+        SlotLines { write, buffer: Vec::with_capacity(STREAM_CHUNK + 4096) }
+    }
+
+    /// Takes one Slot; a full chunk when there is one to send.
+    fn row(&mut self, schedule: &str, json: &str) -> Option<Vec<u8>> {
+        (self.write)(schedule, json, &mut self.buffer);
+        (self.buffer.len() >= STREAM_CHUNK)
+            .then(|| std::mem::replace(&mut self.buffer, Vec::with_capacity(STREAM_CHUNK + 4096)))
+    }
+
+    /// What is left once every row was taken.
+    fn rest(self) -> Option<Vec<u8>> {
+        (!self.buffer.is_empty()).then_some(self.buffer)
+    }
+}
+
+type StreamSender = tokio::sync::mpsc::Sender<Result<Vec<u8>, StoreError>>;
+
+/// The stream off SQLite, on a blocking thread.
+fn stream_sqlite<W: FnMut(&str, &str, &mut Vec<u8>)>(
+    reader: &crate::reader::SqliteReader,
+    range: (i64, i64, i64),
+    tx: &StreamSender,
+    write: W,
+) -> Result<(), StoreError> {
+    let mut lines = SlotLines::new(write);
+    let complete = reader.each_row(SLOTS_BY_START_SQLITE, rusqlite::params![range.0, range.1, range.2], |r| {
+        let (schedule, json) = (r.get_ref(0)?.as_str()?, r.get_ref(1)?.as_str()?);
+        Ok(match lines.row(schedule, json) {
+            Some(chunk) => tx.blocking_send(Ok(chunk)).is_ok(),
+            None => true,
+        })
+    })?;
+    if complete && let Some(rest) = lines.rest() {
+        let _ = tx.blocking_send(Ok(rest));
+    }
+    Ok(())
+}
+
+/// The stream a page at a time (PostgreSQL).
+async fn stream_paged<W: FnMut(&str, &str, &mut Vec<u8>)>(
+    db: &sea_orm::DatabaseConnection,
+    range: (i64, i64, i64),
+    tx: &StreamSender,
+    write: W,
+) -> Result<(), StoreError> {
+    use sea_orm::ConnectionTrait;
+    let mut lines = SlotLines::new(write);
+    let mut after = String::new();
+    loop {
+        let statement = sea_orm::Statement::from_sql_and_values(
+            db.get_database_backend(),
+            SLOTS_BY_START_PAGE,
+            [range.0.into(), range.1.into(), range.2.into(), after.clone().into(), STREAM_PAGE.into()],
+        );
+        let rows = db.query_all_raw(statement).await?;
+        for row in &rows {
+            let (id, schedule, json): (String, String, String) =
+                (row.try_get_by_index(0)?, row.try_get_by_index(1)?, row.try_get_by_index(2)?);
+            if let Some(chunk) = lines.row(&schedule, &json)
+                && tx.send(Ok(chunk)).await.is_err()
+            {
+                return Ok(());
+            }
+            after = id;
+        }
+        if (rows.len() as i64) < STREAM_PAGE {
+            break;
+        }
+    }
+    if let Some(rest) = lines.rest() {
+        let _ = tx.send(Ok(rest)).await;
+    }
+    Ok(())
 }

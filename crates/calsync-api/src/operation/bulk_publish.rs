@@ -31,6 +31,8 @@ use calsync_fhir::booking::{BOOKED_EXTENSION, HOLD_EXTENSION};
 const MAX_AGE_SECONDS: u32 = 60;
 /// Rows read from the store per page while streaming.
 const PAGE: u64 = 2_000;
+/// What calsync's own Slot extensions' URLs start with.
+const CALSYNC_EXTENSIONS: &str = "https://calsync.example.org/fhir/StructureDefinition/";
 /// Slot files in a manifest at most (weeks ahead).
 const MAX_WEEKS: i64 = 53;
 
@@ -177,9 +179,11 @@ pub async fn manifest(
 }
 
 /// A published Slot as a line: calsync's own hold and booking records taken off.
-fn published_slot(json: &str) -> Option<String> {
-    if !json.contains(HOLD_EXTENSION) && !json.contains(BOOKED_EXTENSION) {
-        return Some(json.to_string());
+fn published_slot(json: &str) -> Option<std::borrow::Cow<'_, str>> {
+    // One scan for the common start of both extensions' URLs: most Slots have neither.
+    let ours = |url: &str| url.strip_prefix(CALSYNC_EXTENSIONS).is_some_and(|rest| json.contains(rest));
+    if !json.contains(CALSYNC_EXTENSIONS) || !(ours(HOLD_EXTENSION) || ours(BOOKED_EXTENSION)) {
+        return Some(std::borrow::Cow::Borrowed(json));
     }
     let mut slot: Value = serde_json::from_str(json).ok()?;
     if let Some(extensions) = slot.get_mut("extension").and_then(Value::as_array_mut) {
@@ -188,21 +192,7 @@ fn published_slot(json: &str) -> Option<String> {
             slot.as_object_mut()?.remove("extension");
         }
     }
-    Some(slot.to_string())
-}
-
-/// The Slot's `schedule.reference`, read without parsing the whole Slot when it is written as
-/// the store writes it.
-fn schedule_of(json: &str) -> Option<std::borrow::Cow<'_, str>> {
-    const KEY: &str = "\"schedule\":{\"reference\":\"";
-    if let Some(at) = json.find(KEY) {
-        let rest = &json[at + KEY.len()..];
-        if let Some(end) = rest.find('"') {
-            return Some(std::borrow::Cow::Borrowed(&rest[..end]));
-        }
-    }
-    let slot: Value = serde_json::from_str(json).ok()?;
-    slot["schedule"]["reference"].as_str().map(|s| std::borrow::Cow::Owned(s.to_string()))
+    Some(std::borrow::Cow::Owned(slot.to_string()))
 }
 
 fn ndjson(lines: impl Iterator<Item = String>) -> web::Bytes {
@@ -240,23 +230,29 @@ pub async fn file(store: web::Data<Store>, path: web::Path<String>, query: Query
         .and_then(|n| n.strip_suffix(".ndjson"))
         .and_then(week_range)
         .ok_or_else(|| ApiError::NotFound(format!("no file {name:?} in this feed")))?;
-    let (_, participants) = schedules(&store, None).await?;
-    // A page at a time, straight from the store to the client.
-    let pages = futures_util::stream::unfold(Some((store, None::<Cursor>, participants)), move |state| async move {
-        let (store, after, participants) = state?;
-        let (texts, next) = match store.slot_texts_by_start(start, end, since, after.as_ref(), PAGE).await {
-            Ok(page) => page,
+    let participants = std::sync::Arc::new(schedules(&store, None).await?.1);
+    // Straight from the store to the client, a chunk at a time: each line is written (and
+    // participants' Slots left out) on the store's reading thread.
+    let chunks = store.stream_slots_by_start(start, end, since, move |schedule, json, out| {
+        if participants.contains(schedule) {
+            return;
+        }
+        match published_slot(json) {
+            Some(std::borrow::Cow::Borrowed(line)) => out.extend_from_slice(line.as_bytes()),
+            Some(std::borrow::Cow::Owned(line)) => out.extend_from_slice(line.as_bytes()),
+            None => return,
+        }
+        out.push(b'\n');
+    });
+    let pages = futures_util::stream::unfold(chunks, |mut chunks| async move {
+        let chunk = match chunks.recv().await? {
+            Ok(bytes) => Ok(web::Bytes::from(bytes)),
             Err(e) => {
                 tracing::warn!(error = %e, "publishing Slots failed");
-                return Some((Err(actix_web::error::ErrorInternalServerError("the store failed")), None));
+                Err(actix_web::error::ErrorInternalServerError("the store failed"))
             }
         };
-        let lines = texts.iter().filter_map(|t| match schedule_of(&t.json) {
-            Some(schedule) if participants.contains(schedule.as_ref()) => None,
-            _ => published_slot(&t.json),
-        });
-        let body = ndjson(lines);
-        Some((Ok::<_, actix_web::Error>(body), next.map(|cursor| (store, Some(cursor), participants))))
+        Some((chunk, chunks))
     });
     Ok(response().streaming(pages))
 }

@@ -1,22 +1,18 @@
-//! The write path of [`crate::Store::ingest`] on SQLite.
+//! [`crate::Store::ingest`] on SQLite.
 //!
 //! Measured (docs/benchmarks.md): through sea-orm a batch of ingested Slots spent most of its
 //! time building, cloning and binding `ActiveModel` values and JSON, 24,000 Slots a second. Here
 //! the same rows are written with prepared statements on one rusqlite connection to the same
 //! file, in a blocking task, inside `BEGIN IMMEDIATE` and the store's write turn, so it is one
-//! writer among the others exactly like a sea-orm transaction. PostgreSQL keeps the sea-orm path.
-//!
-//! A new resource's first version is written once, to `resource`; it moves to the history when a
-//! newer version replaces it (`Store::vread` and `Store::history` find it in either place).
+//! writer among the others exactly like a sea-orm transaction.
 
 use std::collections::HashSet;
 use std::sync::Mutex;
 
-use rusqlite::{OptionalExtension, TransactionBehavior, params};
-use serde_json::Value;
-
+use super::next_version;
 use crate::ingest::{Carry, Ingest, IngestTally};
-use crate::{Indexer, StoreError, same_content, slot_fields, stamp};
+use crate::{Indexer, StoreError, slot_fields, stamp};
+use rusqlite::{OptionalExtension, TransactionBehavior, params};
 
 fn failed(e: impl std::fmt::Display) -> StoreError {
     StoreError::Database(sea_orm::DbErr::Custom(format!("sqlite bulk write: {e}")))
@@ -139,6 +135,8 @@ fn ingest_with(
             )
             .map_err(failed)?;
 
+        // One buffer for every resource's JSON text.
+        let mut text: Vec<u8> = Vec::with_capacity(4096);
         for Ingest { resource_type: t, id, digest, mut content } in items {
             let known_as: Option<(String, i64)> =
                 known.query_row(params![t, id], |r| Ok((r.get(0)?, r.get(1)?))).optional().map_err(failed)?;
@@ -151,23 +149,17 @@ fn ingest_with(
                 .query_row(params![t, id], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
                 .optional()
                 .map_err(failed)?;
-            let version = match stored {
-                None => 1,
-                Some((version, deleted, old)) => {
-                    let old: Value = serde_json::from_str(&old).unwrap_or(Value::Null);
-                    if !deleted {
-                        carry(&old, &mut content);
-                    }
-                    if !deleted && same_content(&old, &content) {
-                        tally.unchanged += 1;
-                        record.execute(params![t, id, publisher, digest, poll]).map_err(failed)?;
-                        continue;
-                    }
-                    version + 1
-                }
+            let Some(version) =
+                next_version(stored.as_ref().map(|(v, d, old)| (*v, *d, old.as_str())), &mut content, carry)
+            else {
+                tally.unchanged += 1;
+                record.execute(params![t, id, publisher, digest, poll]).map_err(failed)?;
+                continue;
             };
             stamp(&mut content, &id, version, now)?;
-            let text = content.to_string();
+            text.clear();
+            serde_json::to_writer(&mut text, &content).map_err(failed)?;
+            let text = std::str::from_utf8(&text).map_err(failed)?;
             if version == 1 {
                 insert.execute(params![t, id, version, now_ms, text]).map_err(failed)?;
                 tally.created += 1;
@@ -187,7 +179,9 @@ fn ingest_with(
                     drop_slot.execute(params![id]).map_err(failed)?;
                 }
                 add_slot.execute(params![id, schedule, start, end, status]).map_err(failed)?;
-                touched.insert(schedule.to_string());
+                if !touched.contains(schedule) {
+                    touched.insert(schedule.to_string());
+                }
             }
             if let Some(indexer) = indexer {
                 if version > 1 {

@@ -1,0 +1,355 @@
+//! [`crate::Store::ingest`] on PostgreSQL.
+//!
+//! Measured (docs/benchmarks.md): the general write path sent a statement per changed version
+//! and multi-row inserts whose every value was a bound parameter, 7,000 Slots a second. Here a
+//! batch is a fixed handful of statements whatever its size: each carries its rows as arrays,
+//! one per column, that PostgreSQL turns back into rows with `UNNEST`.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+
+use sea_orm::sqlx::{self, PgPool, Postgres, Transaction};
+
+use super::next_version;
+use crate::ingest::{Carry, Ingest, IngestTally};
+use crate::{Indexer, StoreError, slot_fields, stamp};
+
+fn failed(e: sqlx::Error) -> StoreError {
+    StoreError::Database(sea_orm::DbErr::Custom(format!("postgres bulk write: {e}")))
+}
+
+/// A resource to write, stamped, as its JSON text.
+struct Written {
+    id: String,
+    version: i64,
+    text: String,
+    content: serde_json::Value,
+}
+
+/// `slot` rows as columns, for `UNNEST`.
+#[derive(Default)]
+struct SlotColumns<'a> {
+    id: Vec<&'a str>,
+    schedule: Vec<&'a str>,
+    start: Vec<i64>,
+    end: Vec<i64>,
+    status: Vec<&'a str>,
+}
+
+/// `search_index` rows as columns.
+#[derive(Default)]
+struct TermColumns<'a> {
+    id: Vec<&'a str>,
+    param: Vec<String>,
+    system: Vec<String>,
+    value: Vec<String>,
+    raw: Vec<String>,
+}
+
+/// `date_index` rows as columns.
+#[derive(Default)]
+struct DateColumns<'a> {
+    id: Vec<&'a str>,
+    param: Vec<String>,
+    low: Vec<i64>,
+    high: Vec<i64>,
+}
+
+/// Writes one batch in one transaction.
+pub(crate) async fn ingest(
+    pool: &PgPool,
+    indexer: Option<Indexer>,
+    publisher: &str,
+    poll: i64,
+    items: Vec<Ingest>,
+    carry: Carry,
+    now_ms: i64,
+) -> Result<IngestTally, StoreError> {
+    // By type; the last line of one id wins (a feed may repeat a line).
+    let mut by_type: BTreeMap<String, (Vec<Ingest>, HashMap<String, usize>)> = BTreeMap::new();
+    for item in items {
+        let (list, at) = by_type.entry(item.resource_type.clone()).or_default();
+        match at.get(&item.id) {
+            Some(i) => list[*i] = item,
+            None => {
+                at.insert(item.id.clone(), list.len());
+                list.push(item);
+            }
+        }
+    }
+    refresh_statistics(pool).await?;
+    let mut tx = pool.begin().await.map_err(failed)?;
+    // A batch is not waited on to reach the disk: if the server stops, the last batches may be
+    // lost, never half of one, and the publisher's poll, saved after them with a synchronous
+    // commit, waits for them (the write-ahead log is flushed in order). The next poll then
+    // reads the feed again from the last complete one.
+    sqlx::query("SET LOCAL synchronous_commit = off").execute(&mut *tx).await.map_err(failed)?;
+    let mut tally = IngestTally::default();
+    let mut touched: HashSet<String> = HashSet::new();
+    for (t, (items, _)) in by_type {
+        tally += ingest_type(&mut tx, indexer, publisher, poll, &t, items, carry, now_ms, &mut touched).await?;
+    }
+    if !touched.is_empty() {
+        let schedules: Vec<String> = touched.into_iter().collect();
+        sqlx::query(
+            "INSERT INTO slot_generation (schedule, generation) SELECT s, 1 FROM UNNEST($1::text[]) AS s \
+             ON CONFLICT (schedule) DO UPDATE SET generation = slot_generation.generation + 1",
+        )
+        .bind(&schedules)
+        .execute(&mut *tx)
+        .await
+        .map_err(failed)?;
+    }
+    tx.commit().await.map_err(failed)?;
+    Ok(tally)
+}
+
+/// Gathers statistics of the tables an ingest grows once they changed by as many rows as they
+/// had (at least 10,000) when last gathered: a few times per ingest, however large.
+///
+/// Every lookup here is by primary key, a batch's worth of keys at a time, and the planner costs
+/// it on statistics. During a first ingest they describe tables far smaller than they have grown
+/// (autovacuum looks a minute later at the earliest): believing few Slots exist, the planner
+/// walked all of them by the `resource_type` prefix of another index for each batch, slower with
+/// each batch (measured: 50 ms per lookup at 250,000 Slots; docs/benchmarks.md).
+async fn refresh_statistics(pool: &PgPool) -> Result<(), StoreError> {
+    let stale: Vec<(String,)> = sqlx::query_as(
+        "SELECT s.relname::text FROM pg_stat_user_tables AS s JOIN pg_class AS c ON c.oid = s.relid \
+         WHERE s.schemaname = current_schema() AND s.relname IN ('resource', 'ingested', 'slot') \
+         AND s.n_mod_since_analyze > GREATEST(10000, c.reltuples)",
+    )
+    .fetch_all(pool)
+    .await
+    .map_err(failed)?;
+    for (table,) in stale {
+        let analyze = match table.as_str() {
+            "resource" => "ANALYZE resource",
+            "ingested" => "ANALYZE ingested",
+            _ => "ANALYZE slot",
+        };
+        sqlx::query(analyze).execute(pool).await.map_err(failed)?;
+    }
+    Ok(())
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn ingest_type(
+    tx: &mut Transaction<'static, Postgres>,
+    indexer: Option<Indexer>,
+    publisher: &str,
+    poll: i64,
+    t: &str,
+    items: Vec<Ingest>,
+    carry: Carry,
+    now_ms: i64,
+    touched: &mut HashSet<String>,
+) -> Result<IngestTally, StoreError> {
+    let mut tally = IngestTally::default();
+    let ids: Vec<&str> = items.iter().map(|i| i.id.as_str()).collect();
+    let known: HashMap<String, (String, i64)> = sqlx::query_as::<_, (String, String, i64)>(
+        "SELECT id, publisher, digest FROM ingested WHERE resource_type = $1 AND id = ANY($2)",
+    )
+    .bind(t)
+    .bind(&ids)
+    .fetch_all(&mut **tx)
+    .await
+    .map_err(failed)?
+    .into_iter()
+    .map(|(id, p, d)| (id, (p, d)))
+    .collect();
+    let (same, rest): (Vec<Ingest>, Vec<Ingest>) =
+        items.into_iter().partition(|i| known.get(&i.id).is_some_and(|(p, d)| p == publisher && *d == i.digest));
+    if !same.is_empty() {
+        let same: Vec<&str> = same.iter().map(|i| i.id.as_str()).collect();
+        sqlx::query("UPDATE ingested SET poll = $3 WHERE resource_type = $1 AND id = ANY($2)")
+            .bind(t)
+            .bind(&same)
+            .bind(poll)
+            .execute(&mut **tx)
+            .await
+            .map_err(failed)?;
+        tally.unchanged += same.len() as u64;
+    }
+    if rest.is_empty() {
+        return Ok(tally);
+    }
+
+    let ids: Vec<&str> = rest.iter().map(|i| i.id.as_str()).collect();
+    let stored: HashMap<String, (i64, bool, String)> = sqlx::query_as::<_, (String, i64, bool, String)>(
+        "SELECT id, version_id, deleted, content FROM resource WHERE resource_type = $1 AND id = ANY($2)",
+    )
+    .bind(t)
+    .bind(&ids)
+    .fetch_all(&mut **tx)
+    .await
+    .map_err(failed)?
+    .into_iter()
+    .map(|(id, v, d, c)| (id, (v, d, c)))
+    .collect();
+    let now = crate::from_millis(now_ms);
+    let (mut fresh, mut changed) = (Vec::new(), Vec::new());
+    let mut recorded: (Vec<String>, Vec<i64>) = (Vec::new(), Vec::new());
+    for Ingest { id, digest, mut content, .. } in rest {
+        recorded.0.push(id.clone());
+        recorded.1.push(digest);
+        let current = stored.get(&id).map(|(v, d, c)| (*v, *d, c.as_str()));
+        let Some(version) = next_version(current, &mut content, carry) else {
+            tally.unchanged += 1;
+            continue;
+        };
+        stamp(&mut content, &id, version, now)?;
+        let written = Written { text: content.to_string(), id, version, content };
+        if current.is_none() { fresh.push(written) } else { changed.push(written) }
+    }
+    tally.created += fresh.len() as u64;
+    tally.changed += changed.len() as u64;
+
+    if !changed.is_empty() {
+        let ids: Vec<&str> = changed.iter().map(|w| w.id.as_str()).collect();
+        // The versions being replaced go to the history (other write paths may have put them
+        // there already), then the current rows take the new ones.
+        sqlx::query(
+            "INSERT INTO resource_history (resource_type, id, version_id, last_updated, deleted, content) \
+             SELECT resource_type, id, version_id, last_updated, deleted, content FROM resource \
+             WHERE resource_type = $1 AND id = ANY($2) ON CONFLICT DO NOTHING",
+        )
+        .bind(t)
+        .bind(&ids)
+        .execute(&mut **tx)
+        .await
+        .map_err(failed)?;
+        let versions: Vec<i64> = changed.iter().map(|w| w.version).collect();
+        let texts: Vec<&str> = changed.iter().map(|w| w.text.as_str()).collect();
+        sqlx::query(
+            "UPDATE resource AS r SET version_id = u.version, last_updated = $2, deleted = false, content = u.content \
+             FROM UNNEST($3::text[], $4::int8[], $5::text[]) AS u(id, version, content) \
+             WHERE r.resource_type = $1 AND r.id = u.id",
+        )
+        .bind(t)
+        .bind(now_ms)
+        .bind(&ids)
+        .bind(&versions)
+        .bind(&texts)
+        .execute(&mut **tx)
+        .await
+        .map_err(failed)?;
+        if indexer.is_some() {
+            for forget in [
+                "DELETE FROM search_index WHERE resource_type = $1 AND id = ANY($2)",
+                "DELETE FROM date_index WHERE resource_type = $1 AND id = ANY($2)",
+            ] {
+                sqlx::query(forget).bind(t).bind(&ids).execute(&mut **tx).await.map_err(failed)?;
+            }
+        }
+        if t == "Slot" {
+            let before: Vec<(String,)> = sqlx::query_as("DELETE FROM slot WHERE id = ANY($1) RETURNING schedule")
+                .bind(&ids)
+                .fetch_all(&mut **tx)
+                .await
+                .map_err(failed)?;
+            touched.extend(before.into_iter().map(|(s,)| s));
+        }
+    }
+    if !fresh.is_empty() {
+        let ids: Vec<&str> = fresh.iter().map(|w| w.id.as_str()).collect();
+        let texts: Vec<&str> = fresh.iter().map(|w| w.text.as_str()).collect();
+        sqlx::query(
+            "INSERT INTO resource (resource_type, id, version_id, last_updated, deleted, content) \
+             SELECT $1, u.id, 1, $2, false, u.content FROM UNNEST($3::text[], $4::text[]) AS u(id, content)",
+        )
+        .bind(t)
+        .bind(now_ms)
+        .bind(&ids)
+        .bind(&texts)
+        .execute(&mut **tx)
+        .await
+        .map_err(failed)?;
+    }
+    let written: Vec<&Written> = fresh.iter().chain(&changed).collect();
+    if t == "Slot" && !written.is_empty() {
+        let mut rows = SlotColumns::default();
+        for w in &written {
+            let (schedule, start, end, status) = slot_fields(&w.content)?;
+            touched.insert(schedule.to_string());
+            rows.id.push(&w.id);
+            rows.schedule.push(schedule);
+            rows.start.push(start);
+            rows.end.push(end);
+            rows.status.push(status);
+        }
+        sqlx::query(
+            "INSERT INTO slot (id, schedule, start_ms, end_ms, status) \
+             SELECT * FROM UNNEST($1::text[], $2::text[], $3::int8[], $4::int8[], $5::text[])",
+        )
+        .bind(&rows.id)
+        .bind(&rows.schedule)
+        .bind(&rows.start)
+        .bind(&rows.end)
+        .bind(&rows.status)
+        .execute(&mut **tx)
+        .await
+        .map_err(failed)?;
+    }
+    if let Some(indexer) = indexer {
+        let (mut terms, mut dates) = (TermColumns::default(), DateColumns::default());
+        for w in &written {
+            let values = (indexer.extract)(t, &w.content);
+            for r in values.terms {
+                terms.id.push(&w.id);
+                terms.param.push(r.param);
+                terms.system.push(r.system);
+                terms.value.push(r.value);
+                terms.raw.push(r.raw);
+            }
+            for d in values.dates {
+                dates.id.push(&w.id);
+                dates.param.push(d.param);
+                dates.low.push(d.low);
+                dates.high.push(d.high);
+            }
+        }
+        if !terms.id.is_empty() {
+            sqlx::query(
+                "INSERT INTO search_index (resource_type, id, param, system, value, raw) \
+                 SELECT $1, * FROM UNNEST($2::text[], $3::text[], $4::text[], $5::text[], $6::text[])",
+            )
+            .bind(t)
+            .bind(&terms.id)
+            .bind(&terms.param)
+            .bind(&terms.system)
+            .bind(&terms.value)
+            .bind(&terms.raw)
+            .execute(&mut **tx)
+            .await
+            .map_err(failed)?;
+        }
+        if !dates.id.is_empty() {
+            sqlx::query(
+                "INSERT INTO date_index (resource_type, id, param, low_ms, high_ms) \
+                 SELECT $1, * FROM UNNEST($2::text[], $3::text[], $4::int8[], $5::int8[])",
+            )
+            .bind(t)
+            .bind(&dates.id)
+            .bind(&dates.param)
+            .bind(&dates.low)
+            .bind(&dates.high)
+            .execute(&mut **tx)
+            .await
+            .map_err(failed)?;
+        }
+    }
+    sqlx::query(
+        "INSERT INTO ingested (resource_type, id, publisher, digest, poll) \
+         SELECT $1, u.id, $2, u.digest, $3 FROM UNNEST($4::text[], $5::int8[]) AS u(id, digest) \
+         ON CONFLICT (resource_type, id) DO UPDATE SET publisher = excluded.publisher, \
+         digest = excluded.digest, poll = excluded.poll",
+    )
+    .bind(t)
+    .bind(publisher)
+    .bind(poll)
+    .bind(&recorded.0)
+    .bind(&recorded.1)
+    .execute(&mut **tx)
+    .await
+    .map_err(failed)?;
+    Ok(tally)
+}
