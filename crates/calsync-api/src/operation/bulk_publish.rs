@@ -180,9 +180,11 @@ pub async fn manifest(
 
 /// A published Slot as a line: calsync's own hold and booking records taken off.
 fn published_slot(json: &str) -> Option<std::borrow::Cow<'_, str>> {
-    // One scan for the common start of both extensions' URLs: most Slots have neither.
-    let ours = |url: &str| url.strip_prefix(CALSYNC_EXTENSIONS).is_some_and(|rest| json.contains(rest));
-    if !json.contains(CALSYNC_EXTENSIONS) || !(ours(HOLD_EXTENSION) || ours(BOOKED_EXTENSION)) {
+    // One scan for the common start of both extensions' URLs, with a searcher built once (one
+    // built per Slot was a twentieth of the time of publishing): most Slots have neither.
+    static OURS: std::sync::LazyLock<memchr::memmem::Finder<'static>> =
+        std::sync::LazyLock::new(|| memchr::memmem::Finder::new(CALSYNC_EXTENSIONS));
+    if OURS.find(json.as_bytes()).is_none() || !(json.contains(HOLD_EXTENSION) || json.contains(BOOKED_EXTENSION)) {
         return Some(std::borrow::Cow::Borrowed(json));
     }
     let mut slot: Value = serde_json::from_str(json).ok()?;
