@@ -439,3 +439,73 @@ async fn calendar_connections_are_saved_read_and_updated() {
     assert!(matches!(db.store.calendar_connection("nope").await, Err(StoreError::NotFound(..))));
     db.finish().await;
 }
+
+/// A week of Slots streamed for a published file: every live Slot starting in the range once,
+/// whole lines in chunks (more than one here), what the line writer leaves out left out, only
+/// what changed since `since` when asked, a deleted Slot never.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn slots_stream_by_start_in_whole_chunks_each_once() {
+    use std::collections::HashSet;
+    let db = fresh().await;
+    let store = &db.store;
+    // 4,000 Slots over two Schedules in one week (each line about 250 bytes: 1 MB, four
+    // chunks), one the week after and one the week before.
+    let mut items: Vec<calsync_store::Put> = (0..4000)
+        .map(|i| {
+            let start = format!("2026-12-{:02}T{:02}:{:02}:00Z", 7 + i % 7, 8 + (i / 7) % 10, (i / 70) % 60);
+            let schedule = if i % 2 == 0 { "Schedule/a" } else { "Schedule/b" };
+            ("Slot".into(), format!("s{i}"), slot(schedule, &start, &start.replace(":00Z", ":30Z"), "free"))
+        })
+        .collect();
+    items.push((
+        "Slot".into(),
+        "next".into(),
+        slot("Schedule/a", "2026-12-14T08:00:00Z", "2026-12-14T09:00:00Z", "free"),
+    ));
+    items.push((
+        "Slot".into(),
+        "before".into(),
+        slot("Schedule/a", "2026-12-06T23:00:00Z", "2026-12-07T01:00:00Z", "free"),
+    ));
+    store.put_many(items).await.unwrap();
+    store.delete("Slot", "s2").await.unwrap();
+    let week =
+        (Utc.with_ymd_and_hms(2026, 12, 7, 0, 0, 0).unwrap(), Utc.with_ymd_and_hms(2026, 12, 14, 0, 0, 0).unwrap());
+
+    let read = |since| {
+        let mut chunks = store.stream_slots_by_start(week.0, week.1, since, |schedule, json, out| {
+            if schedule != "Schedule/b" {
+                out.extend_from_slice(json.as_bytes());
+                out.push(b'\n');
+            }
+        });
+        async move {
+            let (mut ids, mut count) = (Vec::new(), 0);
+            while let Some(chunk) = chunks.recv().await {
+                let chunk = chunk.unwrap();
+                assert_eq!(chunk.last(), Some(&b'\n'), "a chunk ends with a whole line");
+                count += 1;
+                for line in chunk.split(|b| *b == b'\n').filter(|l| !l.is_empty()) {
+                    let slot: Value = serde_json::from_slice(line).unwrap();
+                    ids.push(slot["id"].as_str().unwrap().to_string());
+                }
+            }
+            (ids, count)
+        }
+    };
+    let (ids, chunks) = read(None).await;
+    let unique: HashSet<&String> = ids.iter().collect();
+    assert_eq!(unique.len(), ids.len(), "each Slot once");
+    let expected: HashSet<String> = (0..4000).filter(|i| i % 2 == 0 && *i != 2).map(|i| format!("s{i}")).collect();
+    assert_eq!(ids.iter().cloned().collect::<HashSet<_>>(), expected);
+    assert!(chunks > 1, "{chunks} chunks");
+
+    // Changed since a moment: only the Slot written after it.
+    tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+    let since = Utc::now();
+    tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+    let moved = slot("Schedule/a", "2026-12-09T12:00:00Z", "2026-12-09T12:30:00Z", "busy");
+    store.update("Slot", "s4", moved, None).await.unwrap();
+    assert_eq!(read(Some(since)).await.0, vec!["s4".to_string()]);
+    db.finish().await;
+}

@@ -6,7 +6,7 @@
 //!   Location, Schedule or Slot, and `304` on `If-None-Match`.
 //! - NDJSON files (`application/fhir+ndjson`): `locations.ndjson`, `schedules.ndjson`, and one
 //!   Slot file per ISO week (`slots-2026-W50.ndjson`, by the Slot's UTC start) from this week to
-//!   the week of the last published Slot. Slot files are streamed from the store a page at a
+//!   the week of the last published Slot. Slot files are streamed from the store a chunk at a
 //!   time: memory does not grow with the number of Slots.
 //! - `_since=<instant>` (on the manifest, carried into every file URL, or on a file): only
 //!   resources changed at or after it.
@@ -29,7 +29,7 @@ use calsync_fhir::booking::{BOOKED_EXTENSION, HOLD_EXTENSION};
 
 /// How long clients may keep the manifest (the spec's clients poll every 1-5 minutes).
 const MAX_AGE_SECONDS: u32 = 60;
-/// Rows read from the store per page while streaming.
+/// Rows read from the store per page (Locations and Schedules).
 const PAGE: u64 = 2_000;
 /// What calsync's own Slot extensions' URLs start with.
 const CALSYNC_EXTENSIONS: &str = "https://calsync.example.org/fhir/StructureDefinition/";
@@ -246,7 +246,7 @@ pub async fn file(store: web::Data<Store>, path: web::Path<String>, query: Query
         }
         out.push(b'\n');
     });
-    let pages = futures_util::stream::unfold(chunks, |mut chunks| async move {
+    let body = futures_util::stream::unfold(chunks, |mut chunks| async move {
         let chunk = match chunks.recv().await? {
             Ok(bytes) => Ok(web::Bytes::from(bytes)),
             Err(e) => {
@@ -256,5 +256,5 @@ pub async fn file(store: web::Data<Store>, path: web::Path<String>, query: Query
         };
         Some((chunk, chunks))
     });
-    Ok(response().streaming(pages))
+    Ok(response().streaming(body))
 }
