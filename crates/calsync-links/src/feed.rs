@@ -51,6 +51,16 @@ pub enum Note {
     Repaired(&'static str, String),
 }
 
+/// A line that cannot be used.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Bad {
+    /// Why.
+    pub why: String,
+    /// The id its resource is stored under, when the line had its type and an id: a resource
+    /// stored from an earlier, good version of the line keeps that version.
+    pub id: Option<String>,
+}
+
 /// The publisher's namespace: every id it publishes is stored as `{namespace}.{id}`.
 #[derive(Debug, Clone)]
 pub struct Namespace(pub String);
@@ -142,50 +152,64 @@ impl Reader {
     }
 
     /// One line of a file of `expected` resources: the resource to store and what was repaired,
-    /// or why the line cannot be used.
-    pub fn line(&mut self, expected: &str, text: &str) -> Result<(Ingest, Vec<Note>), String> {
-        let mut v: Value = serde_json::from_str(text).map_err(|e| format!("not JSON: {e}"))?;
-        let Some(object) = v.as_object_mut() else { return Err("not a JSON object".into()) };
+    /// or why the line cannot be used (with the id it would be stored under, when that much could
+    /// be read).
+    pub fn line(&mut self, expected: &str, text: &str) -> Result<(Ingest, Vec<Note>), Bad> {
+        let unnamed = |why: String| Bad { why, id: None };
+        let mut v: Value = serde_json::from_str(text).map_err(|e| unnamed(format!("not JSON: {e}")))?;
+        let Some(object) = v.as_object_mut() else { return Err(unnamed("not a JSON object".into())) };
         let found = object.get("resourceType").and_then(Value::as_str).unwrap_or_default().to_string();
         if found != expected {
-            return Err(if found.is_empty() {
+            return Err(unnamed(if found.is_empty() {
                 "no resourceType".into()
             } else {
                 format!("a {found} in a file of {expected} resources")
-            });
+            }));
         }
         let theirs = match object.get("id") {
             Some(Value::String(s)) if !s.trim().is_empty() => s.clone(),
             Some(Value::Number(n)) => n.to_string(),
-            _ => return Err("no id".into()),
+            _ => return Err(unnamed("no id".into())),
         };
         let mut notes = Vec::new();
         let (id, repaired) = self.namespace.id(&theirs);
         if repaired {
             notes.push(Note::Repaired("id", format!("id {theirs:?} is not a FHIR id; stored as {id}")));
         }
-        rewrite_references(&self.namespace, &mut v);
-        let zone_used = match expected {
+        match self.checked(expected, &mut v, &id, &mut notes) {
+            Ok(zone_used) => {
+                self.stamp_origin(&mut v, expected, &theirs, &id);
+                let digest = self.digest(text, zone_used);
+                Ok((Ingest { resource_type: expected.to_string(), id, digest, content: v }, notes))
+            }
+            Err(why) => Err(Bad { why, id: Some(id) }),
+        }
+    }
+
+    /// Checks and repairs a resource whose type and id are known; the zone its times were read
+    /// in, if one was needed.
+    fn checked(
+        &mut self,
+        expected: &str,
+        v: &mut Value,
+        id: &str,
+        notes: &mut Vec<Note>,
+    ) -> Result<Option<Tz>, String> {
+        rewrite_references(&self.namespace, v);
+        match expected {
             "Location" => {
-                let tz = zone::of_location(&v);
-                if let Some(tz) = tz {
+                if let Some(tz) = zone::of_location(v) {
                     self.location_zones.insert(format!("Location/{id}"), tz);
                 }
-                if !has_contact(&v) {
+                if !has_contact(v) {
                     return Err("a Location needs a telecom with a phone or a url".into());
                 }
-                None
+                Ok(None)
             }
-            "Schedule" => {
-                self.schedule(&id, &v)?;
-                None
-            }
-            "Slot" => self.slot(&mut v, &mut notes)?,
-            _ => None,
-        };
-        self.stamp_origin(&mut v, expected, &theirs, &id);
-        let digest = self.digest(text, zone_used);
-        Ok((Ingest { resource_type: expected.to_string(), id, digest, content: v }, notes))
+            "Schedule" => self.schedule(id, v).map(|()| None),
+            "Slot" => self.slot(v, notes),
+            _ => Ok(None),
+        }
     }
 
     fn schedule(&mut self, id: &str, v: &Value) -> Result<(), String> {
@@ -511,7 +535,9 @@ mod tests {
             ("Location", r#"{"resourceType":"Location","id":"1","telecom":[]}"#, "phone or a url"),
         ] {
             let err = r.line(expected, line).unwrap_err();
-            assert!(err.contains(why), "{line}: {err}");
+            assert!(err.why.contains(why), "{line}: {err:?}");
+            let named = !["not JSON", "not a JSON object", "a Location in a file of Slot", "no id"].contains(&why);
+            assert_eq!(err.id.is_some(), named, "{line}: {err:?}");
         }
     }
 }

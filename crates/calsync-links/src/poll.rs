@@ -10,7 +10,7 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use url::Url;
 
-use crate::feed::{INGESTED_TYPES, Namespace, Note, Options, Reader};
+use crate::feed::{Bad, INGESTED_TYPES, Namespace, Note, Options, Reader};
 use crate::manifest::{self, Output};
 
 /// Resources per store transaction.
@@ -86,6 +86,9 @@ pub struct TypeCount {
     pub changed: u64,
     /// Resources as they were.
     pub unchanged: u64,
+    /// Resources whose line was bad this time, kept at their last good version.
+    #[serde(default)]
+    pub kept: u64,
 }
 
 /// What the last poll of a publisher found (the publisher's `report`).
@@ -445,6 +448,8 @@ async fn read_file(
     let mut count = report.types.remove(resource_type).unwrap_or_default();
     let mut pending: Vec<u8> = Vec::new();
     let mut batch: Vec<Ingest> = Vec::with_capacity(BATCH);
+    // Ids of bad lines: what was stored from an earlier, good version of each is kept.
+    let mut kept: Vec<String> = Vec::new();
     let mut in_flight: InFlight = None;
     let mut line_no = 0u64;
     let mut done = false;
@@ -483,14 +488,21 @@ async fn read_file(
                     }
                     batch.push(item);
                 }
-                Err(why) => {
+                Err(Bad { why, id }) => {
                     count.bad += 1;
                     report.bad_lines += 1;
                     report.problem(file, line_no, "bad", why);
+                    kept.extend(id);
                 }
             }
             if batch.len() >= BATCH {
                 store_batch(store, p, &mut batch, &mut in_flight, &mut count).await.map_err(FileError::Store)?;
+            }
+            if kept.len() >= BATCH {
+                count.kept += store
+                    .ingest_keep(&p.id, p.polls, resource_type, &std::mem::take(&mut kept))
+                    .await
+                    .map_err(FileError::Store)?;
             }
         }
         pending.drain(..start);
@@ -498,6 +510,9 @@ async fn read_file(
     }
     store_batch(store, p, &mut batch, &mut in_flight, &mut count).await.map_err(FileError::Store)?;
     settle(&mut in_flight, &mut count).await.map_err(FileError::Store)?;
+    if !kept.is_empty() {
+        count.kept += store.ingest_keep(&p.id, p.polls, resource_type, &kept).await.map_err(FileError::Store)?;
+    }
     report.types.insert(resource_type.to_string(), count);
     Ok(())
 }

@@ -267,7 +267,8 @@ async fn polls_are_conditional_and_a_full_set_removes_what_the_publisher_dropped
     assert!(report.not_modified, "{report:?}");
     assert!(feed.requests.lock().unwrap().iter().filter(|r| r.contains("slots")).count() == 5);
 
-    // The publisher drops Slot 20, changes Slot 21, and ignores `_since`: a full set again.
+    // The publisher drops Slot 20, changes Slot 21, breaks the line of Slot 23 (its end before
+    // its start), and ignores `_since`: a full set again.
     let file = dir.join("slots-2021-W09.ndjson");
     let text = std::fs::read_to_string(&file).unwrap();
     let mut lines: Vec<String> = text.lines().map(String::from).collect();
@@ -275,6 +276,9 @@ async fn polls_are_conditional_and_a_full_set_removes_what_the_publisher_dropped
     lines.remove(0);
     assert!(lines[0].contains("\"id\":\"21\""));
     lines[0] = lines[0].replace("\"status\":\"free\"", "\"status\":\"busy\"");
+    assert!(lines[2].contains("\"id\":\"23\""));
+    let slot_23: Value = serde_json::from_str(&lines[2]).unwrap();
+    lines[2] = lines[2].replace(slot_23["end"].as_str().unwrap(), "2001-01-01T00:00:00Z");
     std::fs::write(&file, lines.join("\n")).unwrap();
     let manifest = dir.join("$bulk-publish");
     let m = std::fs::read_to_string(&manifest).unwrap().replace("2021-04-22T14:28:21.582Z", "2021-04-23T09:00:00.000Z");
@@ -283,11 +287,18 @@ async fn polls_are_conditional_and_a_full_set_removes_what_the_publisher_dropped
     let asked = feed.requests.lock().unwrap().iter().rev().find(|r| r.contains("$bulk-publish")).cloned().unwrap();
     assert!(asked.contains("_since=2021-04-22T14"), "the last transaction time is sent as _since: {asked}");
     assert!(report.full, "the publisher ignored _since: its answer is the whole set");
-    assert_eq!(report.removed, 1);
+    assert_eq!(report.removed, 1, "Slot 20 only: the bad line of Slot 23 keeps its last good version");
     assert_eq!(
         (report.types["Slot"].changed, report.types["Slot"].unchanged, report.types["Slot"].created),
-        (1, 298, 0)
+        (1, 297, 0)
     );
+    assert_eq!((report.types["Slot"].bad, report.types["Slot"].kept), (1, 1));
+    assert_eq!(
+        report.problems.iter().map(|x| (x.file.rsplit('/').next().unwrap(), x.line)).collect::<Vec<_>>(),
+        vec![("slots-2021-W09.ndjson", 3)]
+    );
+    assert_eq!(version("23").await.unwrap(), 1);
+    assert_eq!(store.read("Slot", &format!("{}.23", p.id)).await.unwrap().content["end"], slot_23["end"]);
     assert!(matches!(version("20").await, Err(calsync_store::StoreError::Gone(..))));
     assert_eq!(version("21").await.unwrap(), 2);
     // Both versions of the changed Slot are in its history, newest first.
@@ -299,7 +310,7 @@ async fn polls_are_conditional_and_a_full_set_removes_what_the_publisher_dropped
     assert_eq!(store.vread("Slot", &format!("{}.22", p.id), 1).await.unwrap().version_id, 1);
     assert!(store.vread("Slot", &format!("{}.22", p.id), 2).await.is_err());
     assert_eq!(version("22").await.unwrap(), 1, "unchanged Slots keep their version and id");
-    assert_eq!(p.state, "ok");
+    assert_eq!(p.state, "partial");
 
     // A file that fails mid-poll: what was stored stays, nothing is removed.
     *feed.missing.lock().unwrap() = Some("slots-2021-W11.ndjson".into());

@@ -207,6 +207,31 @@ impl Store {
         Ok(tally)
     }
 
+    /// Marks resources of `publisher` as seen by poll `poll` without writing them: their lines
+    /// were bad this time, and what was stored from an earlier, good version of each stays until
+    /// a full data set no longer lists it. Returns how many were stored.
+    pub async fn ingest_keep(
+        &self,
+        publisher: &str,
+        poll: i64,
+        resource_type: &str,
+        ids: &[String],
+    ) -> Result<u64, StoreError> {
+        let mut kept = 0;
+        for chunk in ids.chunks(BATCH_ROWS) {
+            let _turn = self.write_turn().await;
+            kept += ingested::Entity::update_many()
+                .col_expr(ingested::Column::Poll, Expr::value(poll))
+                .filter(ingested::Column::Publisher.eq(publisher))
+                .filter(ingested::Column::ResourceType.eq(resource_type))
+                .filter(ingested::Column::Id.is_in(chunk.iter().cloned()))
+                .exec(self.connection())
+                .await?
+                .rows_affected;
+        }
+        Ok(kept)
+    }
+
     /// The live resources of one type ingested from `publisher`: (id, JSON).
     pub async fn ingested_contents(
         &self,

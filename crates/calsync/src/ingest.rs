@@ -72,8 +72,9 @@ pub fn run(args: IngestArgs) -> Result<(), String> {
         let secs = (chrono::Utc::now() - now).as_seconds_f64();
         println!("publisher {} ({}): {} in {secs:.1} s", p.id, p.manifest_url, p.state);
         for (t, c) in &report.types {
+            let kept = if c.kept > 0 { format!(" ({} kept at their last good version)", c.kept) } else { String::new() };
             println!(
-                "  {t}: {} lines, {} new, {} changed, {} unchanged, {} bad",
+                "  {t}: {} lines, {} new, {} changed, {} unchanged, {} bad{kept}",
                 c.lines, c.created, c.changed, c.unchanged, c.bad
             );
         }
