@@ -450,8 +450,9 @@ impl Store {
     /// On SQLite each half of the range is one statement on a read connection in a blocking
     /// thread (one snapshot per half), rows straight from the cursor into the buffer (a page at a
     /// time through a search cost a lookup of 2,000 ids per page: docs/benchmarks.md); the
-    /// halves' chunks interleave, so the order is by id within each chunk only. Elsewhere, pages
-    /// of [`STREAM_PAGE`] by an id cursor, in id order.
+    /// halves' chunks interleave, so the order is by id within each chunk only. A slow client
+    /// holds those snapshots, and so holds back the WAL's checkpoint, until its file is read.
+    /// Elsewhere, pages of [`STREAM_PAGE`] by an id cursor, in id order.
     pub fn stream_slots_by_start<W>(
         &self,
         from: DateTime<Utc>,
