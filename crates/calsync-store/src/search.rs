@@ -443,8 +443,7 @@ impl Store {
     }
 
     /// Streams the live Slots starting in `[from, to)` (changed at or after `since`, if given):
-    /// `write` appends what it makes of each (its Schedule reference and
-    /// JSON text) to a buffer, sent on the returned channel in chunks of about [`STREAM_CHUNK`]
+    /// `write` appends what it makes of each (its JSON text) to a buffer, sent on the returned channel in chunks of about [`STREAM_CHUNK`]
     /// bytes. At most a few chunks wait on the channel: memory does not grow with the Slots.
     ///
     /// On SQLite each half of the range is one statement on a read connection in a blocking
@@ -461,7 +460,7 @@ impl Store {
         write: W,
     ) -> tokio::sync::mpsc::Receiver<Result<Vec<u8>, StoreError>>
     where
-        W: FnMut(&str, &str, &mut Vec<u8>) + Clone + Send + 'static,
+        W: FnMut(&str, &mut Vec<u8>) + Clone + Send + 'static,
     {
         let (tx, rx) = tokio::sync::mpsc::channel(STREAM_DEPTH);
         let range = (from.timestamp_millis(), to.timestamp_millis(), since.map_or(i64::MIN, |t| t.timestamp_millis()));
@@ -585,13 +584,14 @@ pub const STREAM_PAGE: i64 = 2_000;
 /// The week's keys from the range table, sorted by id, drive the lookups of the resources
 /// (`CROSS JOIN` fixes the order in SQLite): resources written together sit together, and
 /// lookups in id order find their pages cached more often than in start order (measured: a
-/// fifth less time per file; docs/benchmarks.md).
-const SLOTS_BY_START_SQLITE: &str = "SELECT s.schedule, r.content FROM \
-     (SELECT id, schedule FROM slot WHERE start_ms >= ?1 AND start_ms < ?2 ORDER BY id LIMIT -1) AS s \
+/// fifth less time per file). Only the keys: `slot_start_id` covers them, where reading the
+/// Schedule too cost a lookup of each range row, half the time (docs/benchmarks.md).
+const SLOTS_BY_START_SQLITE: &str = "SELECT r.content FROM \
+     (SELECT id FROM slot WHERE start_ms >= ?1 AND start_ms < ?2 ORDER BY id LIMIT -1) AS s \
      CROSS JOIN resource AS r WHERE r.resource_type = 'Slot' AND r.id = s.id \
      AND NOT r.deleted AND r.last_updated >= ?3";
 
-const SLOTS_BY_START_PAGE: &str = "SELECT s.id, s.schedule, r.content FROM slot s \
+const SLOTS_BY_START_PAGE: &str = "SELECT s.id, r.content FROM slot s \
      JOIN resource r ON r.resource_type = 'Slot' AND r.id = s.id \
      WHERE s.start_ms >= $1 AND s.start_ms < $2 AND NOT r.deleted AND r.last_updated >= $3 \
      AND s.id > $4 ORDER BY s.id LIMIT $5";
@@ -602,14 +602,14 @@ struct SlotLines<W> {
     buffer: Vec<u8>,
 }
 
-impl<W: FnMut(&str, &str, &mut Vec<u8>)> SlotLines<W> {
+impl<W: FnMut(&str, &mut Vec<u8>)> SlotLines<W> {
     fn new(write: W) -> Self {
         SlotLines { write, buffer: Vec::with_capacity(STREAM_CHUNK + 4096) }
     }
 
     /// Takes one Slot; a full chunk when there is one to send.
-    fn row(&mut self, schedule: &str, json: &str) -> Option<Vec<u8>> {
-        (self.write)(schedule, json, &mut self.buffer);
+    fn row(&mut self, json: &str) -> Option<Vec<u8>> {
+        (self.write)(json, &mut self.buffer);
         (self.buffer.len() >= STREAM_CHUNK)
             .then(|| std::mem::replace(&mut self.buffer, Vec::with_capacity(STREAM_CHUNK + 4096)))
     }
@@ -623,7 +623,7 @@ impl<W: FnMut(&str, &str, &mut Vec<u8>)> SlotLines<W> {
 type StreamSender = tokio::sync::mpsc::Sender<Result<Vec<u8>, StoreError>>;
 
 /// The stream off SQLite, on a blocking thread.
-fn stream_sqlite<W: FnMut(&str, &str, &mut Vec<u8>)>(
+fn stream_sqlite<W: FnMut(&str, &mut Vec<u8>)>(
     reader: &crate::reader::SqliteReader,
     range: (i64, i64, i64),
     tx: &StreamSender,
@@ -631,8 +631,7 @@ fn stream_sqlite<W: FnMut(&str, &str, &mut Vec<u8>)>(
 ) -> Result<(), StoreError> {
     let mut lines = SlotLines::new(write);
     let complete = reader.each_row(SLOTS_BY_START_SQLITE, rusqlite::params![range.0, range.1, range.2], |r| {
-        let (schedule, json) = (r.get_ref(0)?.as_str()?, r.get_ref(1)?.as_str()?);
-        Ok(match lines.row(schedule, json) {
+        Ok(match lines.row(r.get_ref(0)?.as_str()?) {
             Some(chunk) => tx.blocking_send(Ok(chunk)).is_ok(),
             None => true,
         })
@@ -644,7 +643,7 @@ fn stream_sqlite<W: FnMut(&str, &str, &mut Vec<u8>)>(
 }
 
 /// The stream a page at a time (PostgreSQL).
-async fn stream_paged<W: FnMut(&str, &str, &mut Vec<u8>)>(
+async fn stream_paged<W: FnMut(&str, &mut Vec<u8>)>(
     db: &sea_orm::DatabaseConnection,
     range: (i64, i64, i64),
     tx: &StreamSender,
@@ -661,9 +660,8 @@ async fn stream_paged<W: FnMut(&str, &str, &mut Vec<u8>)>(
         );
         let rows = db.query_all_raw(statement).await?;
         for row in &rows {
-            let (id, schedule, json): (String, String, String) =
-                (row.try_get_by_index(0)?, row.try_get_by_index(1)?, row.try_get_by_index(2)?);
-            if let Some(chunk) = lines.row(&schedule, &json)
+            let (id, json): (String, String) = (row.try_get_by_index(0)?, row.try_get_by_index(1)?);
+            if let Some(chunk) = lines.row(&json)
                 && tx.send(Ok(chunk)).await.is_err()
             {
                 return Ok(());

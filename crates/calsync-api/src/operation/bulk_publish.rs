@@ -197,6 +197,27 @@ fn published_slot(json: &str) -> Option<std::borrow::Cow<'_, str>> {
     Some(std::borrow::Cow::Owned(slot.to_string()))
 }
 
+/// The Slot's `schedule.reference`, read from the text when it has one `"schedule":{` (so that
+/// one is the Slot's own, which every Slot has) beginning with the reference, as the store
+/// writes it; otherwise from the parsed Slot. A participant's Slot is left out of the feed by
+/// it, so a nested object of the same shape must never be taken for the Slot's own.
+fn schedule_of(json: &str) -> Option<std::borrow::Cow<'_, str>> {
+    static KEY: std::sync::LazyLock<memchr::memmem::Finder<'static>> =
+        std::sync::LazyLock::new(|| memchr::memmem::Finder::new("\"schedule\":{"));
+    const REFERENCE: &str = "\"reference\":\"";
+    let bytes = json.as_bytes();
+    if let Some(at) = KEY.find(bytes)
+        && KEY.find(&bytes[at + 1..]).is_none()
+        && let Some(rest) = json[at + KEY.needle().len()..].strip_prefix(REFERENCE)
+        && let Some(end) = rest.find('"')
+        && !rest[..end].contains('\\')
+    {
+        return Some(std::borrow::Cow::Borrowed(&rest[..end]));
+    }
+    let slot: Value = serde_json::from_str(json).ok()?;
+    slot["schedule"]["reference"].as_str().map(|s| std::borrow::Cow::Owned(s.to_string()))
+}
+
 fn ndjson(lines: impl Iterator<Item = String>) -> web::Bytes {
     let mut body = String::new();
     for line in lines {
@@ -235,9 +256,10 @@ pub async fn file(store: web::Data<Store>, path: web::Path<String>, query: Query
     let participants = std::sync::Arc::new(schedules(&store, None).await?.1);
     // Straight from the store to the client, a chunk at a time: each line is written (and
     // participants' Slots left out) on the store's reading thread.
-    let chunks = store.stream_slots_by_start(start, end, since, move |schedule, json, out| {
-        if participants.contains(schedule) {
-            return;
+    let chunks = store.stream_slots_by_start(start, end, since, move |json, out| {
+        match schedule_of(json) {
+            Some(schedule) if !participants.contains(schedule.as_ref()) => {}
+            _ => return,
         }
         match published_slot(json) {
             Some(std::borrow::Cow::Borrowed(line)) => out.extend_from_slice(line.as_bytes()),
@@ -257,4 +279,39 @@ pub async fn file(store: web::Data<Store>, path: web::Path<String>, query: Query
         Some((chunk, chunks))
     });
     Ok(response().streaming(body))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_slots_schedule_is_its_own_never_a_nested_one() {
+        let plain = r#"{"resourceType":"Slot","schedule":{"reference":"Schedule/p1"},"status":"busy"}"#;
+        assert!(matches!(schedule_of(plain), Some(std::borrow::Cow::Borrowed("Schedule/p1"))));
+        // A nested object of the same shape, before or after the Slot's own: parsed.
+        for json in [
+            r#"{"extension":[{"url":"x","valueX":{"schedule":{"reference":"Schedule/other"}}}],"schedule":{"reference":"Schedule/p1"}}"#,
+            r#"{"schedule":{"reference":"Schedule/p1"},"contained":[{"schedule":{"reference":"Schedule/other"}}]}"#,
+            r#"{"schedule":{"display":"mine","reference":"Schedule/p1"}}"#,
+            r#"{"schedule":{"reference":"Schedule/p\u0031"}}"#,
+        ] {
+            assert_eq!(schedule_of(json).as_deref(), Some("Schedule/p1"), "{json}");
+        }
+        // The same words inside a string are not a key.
+        let text = r#"{"note":"\"schedule\":{\"reference\":\"Schedule/other\"","schedule":{"reference":"Schedule/p1"}}"#;
+        assert_eq!(schedule_of(text).as_deref(), Some("Schedule/p1"));
+        assert_eq!(schedule_of("not json"), None);
+    }
+
+    #[test]
+    fn calsyncs_own_records_come_off_a_published_slot() {
+        let booked = format!(
+            r#"{{"resourceType":"Slot","extension":[{{"url":"{BOOKED_EXTENSION}","valueString":"x"}}],"status":"busy"}}"#
+        );
+        assert_eq!(published_slot(&booked).as_deref(), Some(r#"{"resourceType":"Slot","status":"busy"}"#));
+        let plain = r#"{"resourceType":"Slot","status":"free"}"#;
+        assert!(matches!(published_slot(plain), Some(std::borrow::Cow::Borrowed(_))));
+        assert!(HOLD_EXTENSION.starts_with(CALSYNC_EXTENSIONS) && BOOKED_EXTENSION.starts_with(CALSYNC_EXTENSIONS));
+    }
 }
