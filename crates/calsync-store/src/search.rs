@@ -443,8 +443,9 @@ impl Store {
     }
 
     /// Streams the live Slots starting in `[from, to)` (changed at or after `since`, if given):
-    /// `write` appends what it makes of each (its JSON text) to a buffer, sent on the returned channel in chunks of about [`STREAM_CHUNK`]
-    /// bytes. At most a few chunks wait on the channel: memory does not grow with the Slots.
+    /// `write` appends what it makes of each (its JSON text) to a buffer, sent on the returned
+    /// channel in chunks of about [`STREAM_CHUNK`] bytes. At most a few chunks wait on the
+    /// channel: memory does not grow with the Slots.
     ///
     /// On SQLite each half of the range is one statement on a read connection in a blocking
     /// thread (one snapshot per half), rows straight from the cursor into the buffer (a page at a
@@ -578,7 +579,7 @@ pub const STREAM_CHUNK: usize = 256 * 1024;
 /// Chunks that may wait on the channel of a stream.
 const STREAM_DEPTH: usize = 4;
 
-/// Rows per page of a stream off SQLite.
+/// Rows per page of a stream read a page at a time (PostgreSQL).
 pub const STREAM_PAGE: i64 = 2_000;
 
 /// The week's keys from the range table, sorted by id, drive the lookups of the resources
@@ -591,6 +592,7 @@ const SLOTS_BY_START_SQLITE: &str = "SELECT r.content FROM \
      CROSS JOIN resource AS r WHERE r.resource_type = 'Slot' AND r.id = s.id \
      AND NOT r.deleted AND r.last_updated >= ?3";
 
+/// One page of the stream by an id cursor; PostgreSQL plans the join with its statistics.
 const SLOTS_BY_START_PAGE: &str = "SELECT s.id, r.content FROM slot s \
      JOIN resource r ON r.resource_type = 'Slot' AND r.id = s.id \
      WHERE s.start_ms >= $1 AND s.start_ms < $2 AND NOT r.deleted AND r.last_updated >= $3 \

@@ -181,7 +181,7 @@ pub async fn manifest(
 /// A published Slot as a line: calsync's own hold and booking records taken off.
 fn published_slot(json: &str) -> Option<std::borrow::Cow<'_, str>> {
     // One scan for the common start of both extensions' URLs, with a searcher built once (one
-    // built per Slot was a twentieth of the time of publishing): most Slots have neither.
+    // built per Slot was 4% of the profile of publishing): most Slots have neither.
     static OURS: std::sync::LazyLock<memchr::memmem::Finder<'static>> =
         std::sync::LazyLock::new(|| memchr::memmem::Finder::new(CALSYNC_EXTENSIONS));
     if OURS.find(json.as_bytes()).is_none() || !(json.contains(HOLD_EXTENSION) || json.contains(BOOKED_EXTENSION)) {
@@ -261,12 +261,10 @@ pub async fn file(store: web::Data<Store>, path: web::Path<String>, query: Query
             Some(schedule) if !participants.contains(schedule.as_ref()) => {}
             _ => return,
         }
-        match published_slot(json) {
-            Some(std::borrow::Cow::Borrowed(line)) => out.extend_from_slice(line.as_bytes()),
-            Some(std::borrow::Cow::Owned(line)) => out.extend_from_slice(line.as_bytes()),
-            None => return,
+        if let Some(line) = published_slot(json) {
+            out.extend_from_slice(line.as_bytes());
+            out.push(b'\n');
         }
-        out.push(b'\n');
     });
     let body = futures_util::stream::unfold(chunks, |mut chunks| async move {
         let chunk = match chunks.recv().await? {
@@ -299,7 +297,8 @@ mod tests {
             assert_eq!(schedule_of(json).as_deref(), Some("Schedule/p1"), "{json}");
         }
         // The same words inside a string are not a key.
-        let text = r#"{"note":"\"schedule\":{\"reference\":\"Schedule/other\"","schedule":{"reference":"Schedule/p1"}}"#;
+        let text =
+            r#"{"note":"\"schedule\":{\"reference\":\"Schedule/other\"","schedule":{"reference":"Schedule/p1"}}"#;
         assert_eq!(schedule_of(text).as_deref(), Some("Schedule/p1"));
         assert_eq!(schedule_of("not json"), None);
     }
