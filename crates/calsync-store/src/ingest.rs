@@ -3,11 +3,11 @@
 
 use chrono::{DateTime, Utc};
 use sea_orm::sea_query::{Expr, OnConflict};
-use sea_orm::{ActiveValue::Set, ColumnTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect};
+use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect};
 use serde_json::Value;
 
 use crate::entity::{ingested, publisher, resource};
-use crate::{BATCH_ROWS, Store, StoreError, delete_many_in, millis, put_many_in};
+use crate::{BATCH_ROWS, Store, StoreError, delete_many_in, millis};
 
 /// A publisher as stored (see [`publisher::Model`]).
 pub type Publisher = publisher::Model;
@@ -116,9 +116,9 @@ impl Store {
     }
 
     /// Stores resources of `publisher` seen by poll number `poll`, in one transaction: a
-    /// resource whose digest is the one stored is only marked seen; others are written as
-    /// [`Store::put_many`] writes them (new, new version, or unchanged), after `carry` took over
-    /// what calsync recorded on the stored version.
+    /// resource whose digest is the one stored is only marked seen; others are written new, as a
+    /// new version, or not at all when the same as stored, after `carry` took over what calsync
+    /// recorded on the stored version (`crate::bulk`). Needs a SQLite file or PostgreSQL.
     pub async fn ingest(
         &self,
         publisher: &str,
@@ -127,84 +127,15 @@ impl Store {
         carry: Carry,
     ) -> Result<IngestTally, StoreError> {
         let _turn = self.write_turn().await;
+        let now = millis(Utc::now());
         if let Some(bulk) = &self.sqlite_bulk {
-            let now = millis(Utc::now());
             return bulk.ingest(self.indexer, publisher.to_string(), poll, items, carry, now).await;
         }
         if self.db.get_database_backend() == sea_orm::DbBackend::Postgres {
             let pool = self.db.get_postgres_connection_pool();
-            let now = millis(Utc::now());
             return crate::bulk::postgres::ingest(pool, self.indexer, publisher, poll, items, carry, now).await;
         }
-        let txn = self.begin_writing().await?;
-        let mut by_type: std::collections::BTreeMap<String, Vec<Ingest>> = Default::default();
-        for item in items {
-            by_type.entry(item.resource_type.clone()).or_default().push(item);
-        }
-        let mut tally = IngestTally::default();
-        for (t, items) in by_type {
-            for chunk in items.chunks(BATCH_ROWS) {
-                // The last of one id in a chunk wins (a feed may repeat a line).
-                let mut last: std::collections::HashMap<&str, &Ingest> = Default::default();
-                for item in chunk {
-                    last.insert(item.id.as_str(), item);
-                }
-                let ids: Vec<String> = last.keys().map(|id| id.to_string()).collect();
-                let known: std::collections::HashMap<String, (String, i64)> = ingested::Entity::find()
-                    .filter(ingested::Column::ResourceType.eq(t.as_str()))
-                    .filter(ingested::Column::Id.is_in(ids))
-                    .all(&txn)
-                    .await?
-                    .into_iter()
-                    .map(|r| (r.id, (r.publisher, r.digest)))
-                    .collect();
-                let (mut same, mut write) = (Vec::new(), Vec::new());
-                for (id, item) in last {
-                    match known.get(id) {
-                        Some((p, d)) if p == publisher && *d == item.digest => same.push(id.to_string()),
-                        _ => write.push(item),
-                    }
-                }
-                if !same.is_empty() {
-                    ingested::Entity::update_many()
-                        .col_expr(ingested::Column::Poll, Expr::value(poll))
-                        .filter(ingested::Column::ResourceType.eq(t.as_str()))
-                        .filter(ingested::Column::Id.is_in(same.iter().cloned()))
-                        .exec(&txn)
-                        .await?;
-                    tally.unchanged += same.len() as u64;
-                }
-                if write.is_empty() {
-                    continue;
-                }
-                let puts = write.iter().map(|i| (t.clone(), i.id.clone(), i.content.clone())).collect();
-                let (created, changed) = put_many_in(&txn, self.indexer, puts, Some(carry)).await?;
-                tally.created += created;
-                tally.changed += changed;
-                tally.unchanged += write.len() as u64 - created - changed;
-                let rows = write.iter().map(|i| ingested::ActiveModel {
-                    resource_type: Set(t.clone()),
-                    id: Set(i.id.clone()),
-                    publisher: Set(publisher.to_string()),
-                    digest: Set(i.digest),
-                    poll: Set(poll),
-                });
-                ingested::Entity::insert_many(rows)
-                    .on_conflict(
-                        OnConflict::columns([ingested::Column::ResourceType, ingested::Column::Id])
-                            .update_columns([
-                                ingested::Column::Publisher,
-                                ingested::Column::Digest,
-                                ingested::Column::Poll,
-                            ])
-                            .to_owned(),
-                    )
-                    .exec_without_returning(&txn)
-                    .await?;
-            }
-        }
-        txn.commit().await?;
-        Ok(tally)
+        Err(StoreError::Invalid("ingesting a feed needs a SQLite file or PostgreSQL, not a database in memory".into()))
     }
 
     /// Marks resources of `publisher` as seen by poll `poll` without writing them: their lines

@@ -396,7 +396,7 @@ impl Store {
     pub async fn put_many(&self, items: Vec<Put>) -> Result<u64, StoreError> {
         let _turn = self.write_turn().await;
         let txn = self.begin_writing().await?;
-        let (created, changed) = put_many_in(&txn, self.indexer, items, None).await?;
+        let (created, changed) = put_many_in(&txn, self.indexer, items).await?;
         txn.commit().await?;
         Ok(created + changed)
     }
@@ -841,7 +841,7 @@ impl StoreTxn<'_> {
 
     /// [`Store::put_many`] inside this transaction.
     pub async fn put_many(&self, items: Vec<Put>) -> Result<u64, StoreError> {
-        let (created, changed) = put_many_in(&self.txn, self.indexer, items, None).await?;
+        let (created, changed) = put_many_in(&self.txn, self.indexer, items).await?;
         Ok(created + changed)
     }
 
@@ -924,7 +924,6 @@ async fn put_many_in<C: ConnectionTrait>(
     txn: &C,
     indexer: Option<Indexer>,
     items: Vec<Put>,
-    carry: Option<ingest::Carry>,
 ) -> Result<(u64, u64), StoreError> {
     if let Some((_, id, _)) = items.iter().find(|(_, id, _)| !is_valid_id(id)) {
         return Err(StoreError::Invalid(format!("{id:?} is not a valid id: 1-64 of A-Z a-z 0-9 - .")));
@@ -960,11 +959,7 @@ async fn put_many_in<C: ConnectionTrait>(
                     }
                     Some(row) => {
                         let old: Value = serde_json::from_str(&row.content).unwrap_or(Value::Null);
-                        let mut content = content.clone();
-                        if let Some(carry) = carry.filter(|_| !row.deleted) {
-                            carry(&old, &mut content);
-                        }
-                        if row.deleted || !same_content(&old, &content) {
+                        if row.deleted || !same_content(&old, content) {
                             write_version(
                                 txn,
                                 indexer,
@@ -972,7 +967,7 @@ async fn put_many_in<C: ConnectionTrait>(
                                 id,
                                 row.version_id + 1,
                                 false,
-                                content,
+                                content.clone(),
                                 Some(row.version_id),
                             )
                             .await?;

@@ -4,7 +4,8 @@
 //! connection's worker thread, so a page of 50 Slots cost more in thread hand-offs and
 //! allocation than in SQLite itself (the engine was under 2% of the server's CPU). Here the same
 //! statements, built by sea-query, run on a small pool of rusqlite connections in one blocking
-//! task per query. PostgreSQL keeps the sea-orm path; writes always go through sea-orm.
+//! task per query. PostgreSQL keeps the sea-orm path. Writes go through sea-orm, except ingests
+//! (`crate::bulk`).
 
 use std::sync::Mutex;
 

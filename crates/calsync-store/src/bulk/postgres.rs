@@ -131,6 +131,17 @@ async fn refresh_statistics(pool: &PgPool) -> Result<(), StoreError> {
     Ok(())
 }
 
+/// Runs a statement on resources of type `t` (`$1`) with ids `ids` (`$2`).
+async fn for_ids(
+    tx: &mut Transaction<'static, Postgres>,
+    sql: &'static str,
+    t: &str,
+    ids: &[&str],
+) -> Result<(), StoreError> {
+    sqlx::query(sql).bind(t).bind(ids).execute(&mut **tx).await.map_err(failed)?;
+    Ok(())
+}
+
 #[allow(clippy::too_many_arguments)]
 async fn ingest_type(
     tx: &mut Transaction<'static, Postgres>,
@@ -207,16 +218,15 @@ async fn ingest_type(
         let ids: Vec<&str> = changed.iter().map(|w| w.id.as_str()).collect();
         // The versions being replaced go to the history (other write paths may have put them
         // there already), then the current rows take the new ones.
-        sqlx::query(
+        for_ids(
+            tx,
             "INSERT INTO resource_history (resource_type, id, version_id, last_updated, deleted, content) \
              SELECT resource_type, id, version_id, last_updated, deleted, content FROM resource \
              WHERE resource_type = $1 AND id = ANY($2) ON CONFLICT DO NOTHING",
+            t,
+            &ids,
         )
-        .bind(t)
-        .bind(&ids)
-        .execute(&mut **tx)
-        .await
-        .map_err(failed)?;
+        .await?;
         let versions: Vec<i64> = changed.iter().map(|w| w.version).collect();
         let texts: Vec<&str> = changed.iter().map(|w| w.text.as_str()).collect();
         sqlx::query(
@@ -237,7 +247,7 @@ async fn ingest_type(
                 "DELETE FROM search_index WHERE resource_type = $1 AND id = ANY($2)",
                 "DELETE FROM date_index WHERE resource_type = $1 AND id = ANY($2)",
             ] {
-                sqlx::query(forget).bind(t).bind(&ids).execute(&mut **tx).await.map_err(failed)?;
+                for_ids(tx, forget, t, &ids).await?;
             }
         }
         if t == "Slot" {
