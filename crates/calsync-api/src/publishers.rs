@@ -89,7 +89,7 @@ async fn poll_now(
 
 async fn delete(store: web::Data<Store>, path: web::Path<String>) -> Result<HttpResponse, ApiError> {
     let p = one(&store, &path).await?;
-    let removed = store.delete_publisher(&p.id).await?;
+    let removed = store.delete_publisher(&p.id, &calsync_links::INGESTED_TYPES).await?;
     tracing::info!(publisher = %p.id, removed, "publisher removed");
     Ok(HttpResponse::NoContent().finish())
 }

@@ -409,7 +409,7 @@ pub async fn poll(
         return Ok(p);
     }
     if report.full {
-        report.removed = store.ingest_sweep(&p.id, p.polls).await?;
+        report.removed = store.ingest_sweep(&p.id, &crate::INGESTED_TYPES, p.polls).await?;
     }
     p.state = if report.bad_lines > 0 { "partial" } else { "ok" }.into();
     p.reason = (report.bad_lines > 0).then(|| format!("{} bad lines were not stored", report.bad_lines));

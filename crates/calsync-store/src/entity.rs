@@ -1,6 +1,8 @@
 //! Tables, as sea-orm entities.
 
-/// The current version of every resource: the full JSON plus what identifies and versions it.
+/// The current version of every resource: the full JSON plus what identifies and versions it;
+/// on a live Slot's row also what range queries need (a deleted Slot has none, so the partial
+/// range indexes hold live Slots only), and on an ingested resource's row where it came from.
 pub mod resource {
     use sea_orm::entity::prelude::*;
 
@@ -17,6 +19,21 @@ pub mod resource {
         pub deleted: bool,
         #[sea_orm(column_type = "Text")]
         pub content: String,
+        /// A live Slot's `Schedule/{id}` as referenced.
+        pub schedule: Option<String>,
+        /// A live Slot's start, UTC milliseconds.
+        pub start_ms: Option<i64>,
+        /// A live Slot's end, UTC milliseconds.
+        pub end_ms: Option<i64>,
+        /// A live Slot's status.
+        pub status: Option<String>,
+        /// The publisher an ingested resource came from (its id starts with `{publisher}.`).
+        pub publisher: Option<String>,
+        /// A digest of the source line this version was made from: the same digest on a later
+        /// poll means unchanged.
+        pub digest: Option<i64>,
+        /// The last poll of `publisher` that listed it (a full data set removes the others).
+        pub poll: Option<i64>,
     }
 
     #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
@@ -50,7 +67,6 @@ pub mod resource_history {
     impl ActiveModelBehavior for ActiveModel {}
 }
 
-/// Slots shaped for range queries: one row per live Slot.
 /// How often each Schedule's Slots changed: bumped in the transaction of every Slot write, so
 /// any process can tell whether what it remembers of a Schedule's Slots is still current.
 pub mod slot_generation {
@@ -63,29 +79,6 @@ pub mod slot_generation {
         #[sea_orm(primary_key, auto_increment = false)]
         pub schedule: String,
         pub generation: i64,
-    }
-
-    #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
-    pub enum Relation {}
-
-    impl ActiveModelBehavior for ActiveModel {}
-}
-
-pub mod slot {
-    use sea_orm::entity::prelude::*;
-
-    #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
-    #[sea_orm(table_name = "slot")]
-    pub struct Model {
-        #[sea_orm(primary_key, auto_increment = false)]
-        pub id: String,
-        /// `Schedule/{id}` as referenced.
-        pub schedule: String,
-        /// UTC milliseconds.
-        pub start_ms: i64,
-        /// UTC milliseconds.
-        pub end_ms: i64,
-        pub status: String,
     }
 
     #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
@@ -273,30 +266,6 @@ pub mod publisher {
         pub last_poll_ms: Option<i64>,
         /// UTC milliseconds; none while paused.
         pub next_run_ms: Option<i64>,
-    }
-
-    #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
-    pub enum Relation {}
-
-    impl ActiveModelBehavior for ActiveModel {}
-}
-
-/// Which resources came from which publisher, a digest of their source line (an unchanged line
-/// is not parsed into a write again), and the last poll that saw them (a full data set removes
-/// what it no longer has).
-pub mod ingested {
-    use sea_orm::entity::prelude::*;
-
-    #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
-    #[sea_orm(table_name = "ingested")]
-    pub struct Model {
-        #[sea_orm(primary_key, auto_increment = false)]
-        pub resource_type: String,
-        #[sea_orm(primary_key, auto_increment = false)]
-        pub id: String,
-        pub publisher: String,
-        pub digest: i64,
-        pub poll: i64,
     }
 
     #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

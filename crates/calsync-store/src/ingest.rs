@@ -1,12 +1,16 @@
 //! What calsync ingests from SMART Scheduling Links publishers: the publishers themselves, and
 //! bulk writes that remember which resource came from which publisher, by what source line.
+//!
+//! An ingested resource's row says so itself (`publisher`, `digest`, `poll` on `resource`), and
+//! its id starts with `{publisher}.`: a publisher's resources of one type are a range of the
+//! primary key, found without an index of their own.
 
 use chrono::{DateTime, Utc};
 use sea_orm::sea_query::{Expr, OnConflict};
 use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect};
 use serde_json::Value;
 
-use crate::entity::{ingested, publisher, resource};
+use crate::entity::{publisher, resource};
 use crate::{BATCH_ROWS, Store, StoreError, delete_many_in, millis};
 
 /// A publisher as stored (see [`publisher::Model`]).
@@ -107,9 +111,10 @@ impl Store {
             .await?)
     }
 
-    /// Forgets a publisher and deletes everything ingested from it; returns how many resources.
-    pub async fn delete_publisher(&self, id: &str) -> Result<u64, StoreError> {
-        let removed = self.ingest_sweep(id, i64::MAX).await?;
+    /// Forgets a publisher and deletes everything of `types` ingested from it; returns how many
+    /// resources.
+    pub async fn delete_publisher(&self, id: &str, types: &[&str]) -> Result<u64, StoreError> {
+        let removed = self.ingest_sweep(id, types, i64::MAX).await?;
         let _turn = self.write_turn().await;
         publisher::Entity::delete_by_id(id.to_string()).exec(self.connection()).await?;
         Ok(removed)
@@ -151,11 +156,11 @@ impl Store {
         let mut kept = 0;
         for chunk in ids.chunks(BATCH_ROWS) {
             let _turn = self.write_turn().await;
-            kept += ingested::Entity::update_many()
-                .col_expr(ingested::Column::Poll, Expr::value(poll))
-                .filter(ingested::Column::Publisher.eq(publisher))
-                .filter(ingested::Column::ResourceType.eq(resource_type))
-                .filter(ingested::Column::Id.is_in(chunk.iter().cloned()))
+            kept += resource::Entity::update_many()
+                .col_expr(resource::Column::Poll, Expr::value(poll))
+                .filter(resource::Column::ResourceType.eq(resource_type))
+                .filter(resource::Column::Id.is_in(chunk.iter().cloned()))
+                .filter(resource::Column::Publisher.eq(publisher))
                 .exec(self.connection())
                 .await?
                 .rows_affected;
@@ -169,59 +174,60 @@ impl Store {
         publisher: &str,
         resource_type: &str,
     ) -> Result<Vec<(String, Value)>, StoreError> {
-        let ids: Vec<String> = ingested::Entity::find()
+        let rows: Vec<(String, String)> = resource::Entity::find()
             .select_only()
-            .column(ingested::Column::Id)
-            .filter(ingested::Column::Publisher.eq(publisher))
-            .filter(ingested::Column::ResourceType.eq(resource_type))
+            .columns([resource::Column::Id, resource::Column::Content])
+            .filter(of_publisher(publisher, resource_type))
+            .filter(resource::Column::Deleted.eq(false))
             .into_tuple()
             .all(self.connection())
             .await?;
-        let mut found = Vec::with_capacity(ids.len());
-        for chunk in ids.chunks(BATCH_ROWS) {
-            let rows = resource::Entity::find()
-                .filter(resource::Column::ResourceType.eq(resource_type))
-                .filter(resource::Column::Id.is_in(chunk.iter().cloned()))
-                .filter(resource::Column::Deleted.eq(false))
-                .all(self.connection())
-                .await?;
-            found.extend(rows.into_iter().filter_map(|r| Some((r.id, serde_json::from_str(&r.content).ok()?))));
-        }
-        Ok(found)
+        Ok(rows.into_iter().filter_map(|(id, json)| Some((id, serde_json::from_str(&json).ok()?))).collect())
     }
 
-    /// Deletes what `publisher` published before but poll `poll` (a full data set) did not
-    /// have; returns how many resources.
-    pub async fn ingest_sweep(&self, publisher: &str, poll: i64) -> Result<u64, StoreError> {
+    /// Deletes what `publisher` published before, of `types`, but poll `poll` (a full data set)
+    /// did not have; returns how many resources. Each is no longer the publisher's: should it
+    /// come back, it is written as a new version.
+    pub async fn ingest_sweep(&self, publisher: &str, types: &[&str], poll: i64) -> Result<u64, StoreError> {
         let mut removed = 0;
-        loop {
-            let _turn = self.write_turn().await;
-            let txn = self.begin_writing().await?;
-            let stale: Vec<(String, String)> = ingested::Entity::find()
-                .select_only()
-                .columns([ingested::Column::ResourceType, ingested::Column::Id])
-                .filter(ingested::Column::Publisher.eq(publisher))
-                .filter(ingested::Column::Poll.lt(poll))
-                .limit(BATCH_ROWS as u64)
-                .into_tuple()
-                .all(&txn)
-                .await?;
-            if stale.is_empty() {
-                return Ok(removed);
-            }
-            let mut by_type: std::collections::BTreeMap<String, Vec<String>> = Default::default();
-            for (t, id) in stale {
-                by_type.entry(t).or_default().push(id);
-            }
-            for (t, ids) in by_type {
-                removed += delete_many_in(&txn, &t, &ids).await?;
-                ingested::Entity::delete_many()
-                    .filter(ingested::Column::ResourceType.eq(t.as_str()))
-                    .filter(ingested::Column::Id.is_in(ids))
+        for t in types {
+            loop {
+                let _turn = self.write_turn().await;
+                let txn = self.begin_writing().await?;
+                let stale: Vec<String> = resource::Entity::find()
+                    .select_only()
+                    .column(resource::Column::Id)
+                    .filter(of_publisher(publisher, t))
+                    .filter(resource::Column::Poll.lt(poll))
+                    .limit(BATCH_ROWS as u64)
+                    .into_tuple()
+                    .all(&txn)
+                    .await?;
+                if stale.is_empty() {
+                    break;
+                }
+                removed += delete_many_in(&txn, t, &stale).await?;
+                resource::Entity::update_many()
+                    .col_expr(resource::Column::Publisher, Expr::value(Option::<String>::None))
+                    .col_expr(resource::Column::Digest, Expr::value(Option::<i64>::None))
+                    .col_expr(resource::Column::Poll, Expr::value(Option::<i64>::None))
+                    .filter(resource::Column::ResourceType.eq(*t))
+                    .filter(resource::Column::Id.is_in(stale))
                     .exec(&txn)
                     .await?;
+                txn.commit().await?;
             }
-            txn.commit().await?;
         }
+        Ok(removed)
     }
+}
+
+/// The rows of one type ingested from `publisher`: a range of the primary key (their ids start
+/// with `{publisher}.`; `/` follows `.`), then the publisher column.
+fn of_publisher(publisher: &str, resource_type: &str) -> sea_orm::Condition {
+    sea_orm::Condition::all()
+        .add(resource::Column::ResourceType.eq(resource_type))
+        .add(resource::Column::Id.gte(format!("{publisher}.")))
+        .add(resource::Column::Id.lt(format!("{publisher}/")))
+        .add(resource::Column::Publisher.eq(publisher))
 }

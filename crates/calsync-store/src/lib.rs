@@ -38,7 +38,7 @@ pub mod search;
 #[cfg(feature = "testing")]
 pub mod testing;
 
-use entity::{date_index, resource, resource_history, search_index, slot, slot_generation, store_meta};
+use entity::{date_index, resource, resource_history, search_index, slot_generation, store_meta};
 
 /// What went wrong in the store.
 #[derive(Debug, thiserror::Error)]
@@ -498,9 +498,9 @@ impl Store {
         if schedules.is_some_and(<[String]>::is_empty) {
             return Ok(Vec::new());
         }
-        let filter = sea_orm::Condition::all().add(slot::Column::Status.eq("free"));
+        let filter = sea_orm::Condition::all().add(resource::Column::Status.eq("free"));
         let filter = match schedules {
-            Some(list) => filter.add(slot::Column::Schedule.is_in(list.iter().cloned())),
+            Some(list) => filter.add(resource::Column::Schedule.is_in(list.iter().cloned())),
             None => filter,
         };
         self.slot_rows(filter, from, to).await
@@ -574,9 +574,14 @@ impl Store {
     async fn all_windows(&self, schedules: &[String]) -> Result<Vec<Vec<CachedWindow>>, StoreError> {
         use sea_orm::sea_query::Query;
         let stmt = Query::select()
-            .columns([slot::Column::StartMs, slot::Column::EndMs, slot::Column::Status, slot::Column::Schedule])
-            .from(slot::Entity)
-            .cond_where(slot::Column::Schedule.is_in(schedules.iter().cloned()))
+            .columns([
+                resource::Column::StartMs,
+                resource::Column::EndMs,
+                resource::Column::Status,
+                resource::Column::Schedule,
+            ])
+            .from(resource::Entity)
+            .cond_where(resource::Column::Schedule.is_in(schedules.iter().cloned()))
             .to_owned();
         let (_, rows) = self.select::<(i64, i64, String, String)>(None, &stmt, false).await?;
         let mut out = vec![Vec::new(); schedules.len()];
@@ -598,7 +603,7 @@ impl Store {
     ) -> Result<Vec<SlotRow>, StoreError> {
         let filter = sea_orm::Condition::all();
         let filter = match schedule {
-            Some(s) => filter.add(slot::Column::Schedule.eq(s)),
+            Some(s) => filter.add(resource::Column::Schedule.eq(s)),
             None => filter,
         };
         self.slot_rows(filter, from, to).await
@@ -613,16 +618,18 @@ impl Store {
         to: DateTime<Utc>,
     ) -> Result<Vec<SlotRow>, StoreError> {
         let stmt = sea_orm::sea_query::Query::select()
-            .columns([slot::Column::Id, slot::Column::Schedule, slot::Column::StartMs, slot::Column::EndMs])
-            .column(slot::Column::Status)
-            .from(slot::Entity)
-            .cond_where(filter.add(slot::Column::StartMs.lt(millis(to))).add(slot::Column::EndMs.gt(millis(from))))
+            .columns([resource::Column::Id, resource::Column::Schedule, resource::Column::StartMs])
+            .columns([resource::Column::EndMs, resource::Column::Status])
+            .from(resource::Entity)
+            .cond_where(
+                filter.add(resource::Column::StartMs.lt(millis(to))).add(resource::Column::EndMs.gt(millis(from))),
+            )
             // The order of the covering index (schedule, start, end, status, id): one Schedule's
             // rows come out sorted, without a sort step.
-            .order_by(slot::Column::StartMs, sea_orm::Order::Asc)
-            .order_by(slot::Column::EndMs, sea_orm::Order::Asc)
-            .order_by(slot::Column::Status, sea_orm::Order::Asc)
-            .order_by(slot::Column::Id, sea_orm::Order::Asc)
+            .order_by(resource::Column::StartMs, sea_orm::Order::Asc)
+            .order_by(resource::Column::EndMs, sea_orm::Order::Asc)
+            .order_by(resource::Column::Status, sea_orm::Order::Asc)
+            .order_by(resource::Column::Id, sea_orm::Order::Asc)
             .to_owned();
         let (_, rows) = self.select::<(String, String, i64, i64, String)>(None, &stmt, false).await?;
         Ok(rows
@@ -1000,6 +1007,12 @@ async fn delete_many_in<C: ConnectionTrait>(txn: &C, resource_type: &str, ids: &
             continue;
         }
         let gone: Vec<String> = current.iter().map(|r| r.id.clone()).collect();
+        let mut schedules: Vec<String> = Vec::new();
+        for s in current.iter().filter_map(|r| r.schedule.as_ref()) {
+            if !schedules.contains(s) {
+                schedules.push(s.clone());
+            }
+        }
         let mut history = Vec::with_capacity(current.len());
         for row in current {
             let mut content: Value = serde_json::from_str(&row.content).unwrap_or(Value::Null);
@@ -1017,6 +1030,10 @@ async fn delete_many_in<C: ConnectionTrait>(txn: &C, resource_type: &str, ids: &
             .col_expr(resource::Column::VersionId, Expr::col(resource::Column::VersionId).add(1))
             .col_expr(resource::Column::LastUpdated, Expr::value(millis(now)))
             .col_expr(resource::Column::Deleted, Expr::value(true))
+            .col_expr(resource::Column::Schedule, Expr::value(Option::<String>::None))
+            .col_expr(resource::Column::StartMs, Expr::value(Option::<i64>::None))
+            .col_expr(resource::Column::EndMs, Expr::value(Option::<i64>::None))
+            .col_expr(resource::Column::Status, Expr::value(Option::<String>::None))
             .filter(resource::Column::ResourceType.eq(resource_type))
             .filter(resource::Column::Id.is_in(gone.iter().cloned()))
             .filter(resource::Column::Deleted.eq(false))
@@ -1024,18 +1041,7 @@ async fn delete_many_in<C: ConnectionTrait>(txn: &C, resource_type: &str, ids: &
             .await?;
         insert_batched(txn, history.into_iter()).await?;
         forget_index(txn, resource_type, &gone).await?;
-        if resource_type == "Slot" {
-            let schedules: Vec<String> = slot::Entity::find()
-                .select_only()
-                .column(slot::Column::Schedule)
-                .distinct()
-                .filter(slot::Column::Id.is_in(gone.iter().cloned()))
-                .into_tuple()
-                .all(txn)
-                .await?;
-            slot::Entity::delete_many().filter(slot::Column::Id.is_in(gone.iter().cloned())).exec(txn).await?;
-            bump_generations(txn, &schedules).await?;
-        }
+        bump_generations(txn, &schedules).await?;
         deleted += gone.len() as u64;
     }
     Ok(deleted)
@@ -1058,22 +1064,27 @@ async fn slots_overlapping<C: ConnectionTrait>(
     from: DateTime<Utc>,
     to: DateTime<Utc>,
 ) -> Result<Vec<SlotRow>, StoreError> {
-    let mut q =
-        slot::Entity::find().filter(slot::Column::StartMs.lt(millis(to))).filter(slot::Column::EndMs.gt(millis(from)));
+    let mut q = resource::Entity::find()
+        .select_only()
+        .columns([resource::Column::Id, resource::Column::Schedule, resource::Column::StartMs])
+        .columns([resource::Column::EndMs, resource::Column::Status])
+        .filter(resource::Column::StartMs.lt(millis(to)))
+        .filter(resource::Column::EndMs.gt(millis(from)));
     if let Some(s) = schedule {
-        q = q.filter(slot::Column::Schedule.eq(s));
+        q = q.filter(resource::Column::Schedule.eq(s));
     }
-    Ok(q.order_by_asc(slot::Column::StartMs)
-        .order_by_asc(slot::Column::Id)
+    Ok(q.order_by_asc(resource::Column::StartMs)
+        .order_by_asc(resource::Column::Id)
+        .into_tuple::<(String, String, i64, i64, String)>()
         .all(db)
         .await?
         .into_iter()
-        .map(|r| SlotRow {
-            id: r.id,
-            schedule: r.schedule,
-            start: from_millis(r.start_ms),
-            end: from_millis(r.end_ms),
-            status: r.status,
+        .map(|(id, schedule, start, end, status)| SlotRow {
+            id,
+            schedule,
+            start: from_millis(start),
+            end: from_millis(end),
+            status,
         })
         .collect())
 }
@@ -1129,9 +1140,8 @@ impl StoredText {
     }
 }
 
-/// The Slot range row for a Slot's JSON, or why it cannot be indexed.
-/// What the Slot range table keeps of a Slot: schedule reference, start and end (UTC
-/// milliseconds), status.
+/// What a live Slot's row keeps for range queries: schedule reference, start and end (UTC
+/// milliseconds), status; or why the Slot cannot be stored.
 fn slot_fields(content: &Value) -> Result<(&str, i64, i64, &str), StoreError> {
     let text =
         |path: &[&str]| -> Option<&str> { path.iter().try_fold(content, |v, k| v.get(*k)).and_then(Value::as_str) };
@@ -1147,15 +1157,28 @@ fn slot_fields(content: &Value) -> Result<(&str, i64, i64, &str), StoreError> {
     Ok((schedule, instant("start")?, instant("end")?, status))
 }
 
-fn slot_row(id: &str, content: &Value) -> Result<slot::ActiveModel, StoreError> {
-    let (schedule, start, end, status) = slot_fields(content)?;
-    Ok(slot::ActiveModel {
-        id: Set(id.to_string()),
-        schedule: Set(schedule.to_string()),
-        start_ms: Set(start),
-        end_ms: Set(end),
-        status: Set(status.to_string()),
-    })
+/// The range columns of a resource's row: set for a live Slot, none for anything else.
+#[derive(Debug, Default)]
+struct SlotRange {
+    schedule: Option<String>,
+    start_ms: Option<i64>,
+    end_ms: Option<i64>,
+    status: Option<String>,
+}
+
+impl SlotRange {
+    fn of(resource_type: &str, deleted: bool, content: &Value) -> Result<Self, StoreError> {
+        if resource_type != "Slot" || deleted {
+            return Ok(SlotRange::default());
+        }
+        let (schedule, start, end, status) = slot_fields(content)?;
+        Ok(SlotRange {
+            schedule: Some(schedule.to_string()),
+            start_ms: Some(start),
+            end_ms: Some(end),
+            status: Some(status.to_string()),
+        })
+    }
 }
 
 /// Inserts resources that do not exist yet as version 1 (already stamped), with their history,
@@ -1171,16 +1194,29 @@ async fn insert_fresh<C: ConnectionTrait>(
         return Ok(());
     }
     let texts: Vec<String> = fresh.iter().map(|(_, c)| c.to_string()).collect();
+    let ranges = fresh.iter().map(|(_, c)| SlotRange::of(resource_type, false, c)).collect::<Result<Vec<_>, _>>()?;
+    let mut touched: Vec<String> = Vec::new();
+    for s in ranges.iter().filter_map(|r| r.schedule.as_ref()) {
+        if !touched.contains(s) {
+            touched.push(s.clone());
+        }
+    }
     let current: Vec<resource::ActiveModel> = fresh
         .iter()
         .zip(&texts)
-        .map(|((id, _), text)| resource::ActiveModel {
+        .zip(ranges)
+        .map(|(((id, _), text), range)| resource::ActiveModel {
             resource_type: Set(resource_type.to_string()),
             id: Set(id.clone()),
             version_id: Set(1),
             last_updated: Set(millis(now)),
             deleted: Set(false),
             content: Set(text.clone()),
+            schedule: Set(range.schedule),
+            start_ms: Set(range.start_ms),
+            end_ms: Set(range.end_ms),
+            status: Set(range.status),
+            ..Default::default()
         })
         .collect();
     insert_batched(txn, current.into_iter()).await?;
@@ -1197,19 +1233,7 @@ async fn insert_fresh<C: ConnectionTrait>(
         })
         .collect();
     insert_batched(txn, history.into_iter()).await?;
-    if resource_type == "Slot" {
-        let slots = fresh.iter().map(|(id, c)| slot_row(id, c)).collect::<Result<Vec<_>, _>>()?;
-        let mut touched: Vec<String> = Vec::new();
-        for row in &slots {
-            if let sea_orm::ActiveValue::Set(schedule) = &row.schedule
-                && !touched.contains(schedule)
-            {
-                touched.push(schedule.clone());
-            }
-        }
-        insert_batched(txn, slots.into_iter()).await?;
-        bump_generations(txn, &touched).await?;
-    }
+    bump_generations(txn, &touched).await?;
     if let Some(indexer) = indexer {
         let values: Vec<(&str, Indexed)> =
             fresh.iter().map(|(id, c)| (id.as_str(), (indexer.extract)(resource_type, c))).collect();
@@ -1353,6 +1377,23 @@ async fn write_version<C: ConnectionTrait>(
     let now = from_millis(millis(Utc::now()));
     stamp(&mut content, id, version, now)?;
     let text = content.to_string();
+    let range = SlotRange::of(resource_type, deleted, &content)?;
+    // The Schedules whose Slots this write changes: the one the Slot had, the one it has.
+    let mut touched: Vec<String> = Vec::new();
+    if resource_type == "Slot" && previous.is_some() {
+        let before: Option<Option<String>> = resource::Entity::find_by_id((resource_type.to_string(), id.to_string()))
+            .select_only()
+            .column(resource::Column::Schedule)
+            .into_tuple()
+            .one(txn)
+            .await?;
+        touched.extend(before.flatten());
+    }
+    if let Some(s) = &range.schedule
+        && !touched.contains(s)
+    {
+        touched.push(s.clone());
+    }
 
     let row = resource::ActiveModel {
         resource_type: Set(resource_type.to_string()),
@@ -1361,6 +1402,11 @@ async fn write_version<C: ConnectionTrait>(
         last_updated: Set(millis(now)),
         deleted: Set(deleted),
         content: Set(text.clone()),
+        schedule: Set(range.schedule.clone()),
+        start_ms: Set(range.start_ms),
+        end_ms: Set(range.end_ms),
+        status: Set(range.status.clone()),
+        ..Default::default()
     };
     match previous {
         None => {
@@ -1377,6 +1423,10 @@ async fn write_version<C: ConnectionTrait>(
                 .col_expr(resource::Column::LastUpdated, Expr::value(millis(now)))
                 .col_expr(resource::Column::Deleted, Expr::value(deleted))
                 .col_expr(resource::Column::Content, Expr::value(text.clone()))
+                .col_expr(resource::Column::Schedule, Expr::value(range.schedule))
+                .col_expr(resource::Column::StartMs, Expr::value(range.start_ms))
+                .col_expr(resource::Column::EndMs, Expr::value(range.end_ms))
+                .col_expr(resource::Column::Status, Expr::value(range.status))
                 .filter(resource::Column::ResourceType.eq(resource_type))
                 .filter(resource::Column::Id.eq(id))
                 .filter(resource::Column::VersionId.eq(prev))
@@ -1404,24 +1454,7 @@ async fn write_version<C: ConnectionTrait>(
             insert_index(txn, resource_type, &[(id, (indexer.extract)(resource_type, &content))]).await?;
         }
     }
-    if resource_type == "Slot" {
-        let mut touched: Vec<String> =
-            slot::Entity::find_by_id(id.to_string()).one(txn).await?.map(|old| old.schedule).into_iter().collect();
-        slot::Entity::delete_by_id(id.to_string()).exec(txn).await?;
-        if !deleted {
-            let row = slot_row(id, &content)?;
-            if let sea_orm::ActiveValue::Set(schedule) = &row.schedule
-                && !touched.contains(schedule)
-            {
-                touched.push(schedule.clone());
-            }
-            slot::Entity::insert(row)
-                .on_conflict(OnConflict::column(slot::Column::Id).do_nothing().to_owned())
-                .exec_without_returning(txn)
-                .await?;
-        }
-        bump_generations(txn, &touched).await?;
-    }
+    bump_generations(txn, &touched).await?;
     Ok(StoredResource {
         resource_type: resource_type.to_string(),
         id: id.to_string(),

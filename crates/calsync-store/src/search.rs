@@ -5,7 +5,7 @@ use chrono::{DateTime, Utc};
 use sea_orm::sea_query::{Expr, ExprTrait, LikeExpr, Query, SelectStatement};
 use sea_orm::{ColumnTrait, Condition, EntityTrait, QueryFilter, QueryOrder, QuerySelect, QueryTrait};
 
-use crate::entity::{date_index, resource, search_index, slot};
+use crate::entity::{date_index, resource, search_index};
 use crate::reader::{ResourceRow, SlotPageRow};
 use crate::{RESOURCE_COLUMNS, Store, StoreError, StoredResource, StoredText, from_millis, stored};
 
@@ -311,40 +311,37 @@ impl Store {
         after: Option<&Cursor>,
         limit: u64,
     ) -> Result<Page<StoredText>, StoreError> {
-        let mut filter = Condition::all();
+        // Only a live Slot's row has a start (and the partial range indexes need the term). The
+        // type is named only for a search by id, whose ids the primary key then finds: named
+        // always, it made SQLite walk every Slot by the primary key rather than a range index.
+        let mut filter = Condition::all().add(resource::Column::StartMs.is_not_null());
+        if search.ids.iter().any(|p| !p.negate) {
+            filter = filter.add(resource::Column::ResourceType.eq("Slot"));
+        }
         for p in &search.ids {
-            filter = filter.add(any_of(slot::Column::Id, p));
+            filter = filter.add(any_of(resource::Column::Id, p));
         }
         for p in &search.schedules {
-            filter = filter.add(any_of(slot::Column::Schedule, p));
+            filter = filter.add(any_of(resource::Column::Schedule, p));
         }
         for p in &search.statuses {
-            filter = filter.add(any_of(slot::Column::Status, p));
+            filter = filter.add(any_of(resource::Column::Status, p));
         }
         for b in &search.start {
-            filter = filter.add(b.condition(slot::Column::StartMs));
+            filter = filter.add(b.condition(resource::Column::StartMs));
         }
         for b in &search.end {
-            filter = filter.add(b.condition(slot::Column::EndMs));
+            filter = filter.add(b.condition(resource::Column::EndMs));
         }
         for f in &search.index {
-            filter = filter.add(index_condition("Slot", slot::Column::Id, f));
+            filter = filter.add(index_condition("Slot", resource::Column::Id, f));
         }
         for b in &search.updated {
-            let ids = Query::select()
-                .column(resource::Column::Id)
-                .from(resource::Entity)
-                .cond_where(
-                    Condition::all()
-                        .add(resource::Column::ResourceType.eq("Slot"))
-                        .add(b.condition(resource::Column::LastUpdated)),
-                )
-                .to_owned();
-            filter = filter.add(slot::Column::Id.in_subquery(ids));
+            filter = filter.add(b.condition(resource::Column::LastUpdated));
         }
         let count = Query::select()
-            .expr(Expr::col((slot::Entity, slot::Column::Id)).count())
-            .from(slot::Entity)
+            .expr(Expr::col(resource::Column::Id).count())
+            .from(resource::Entity)
             .cond_where(filter.clone())
             .to_owned();
         let descending = direction == Direction::Descending;
@@ -352,31 +349,18 @@ impl Store {
             // A row value, `(start, id) > (…, …)`: both databases seek the index to it, where the
             // equivalent `start > … OR (start = … AND id > …)` made SQLite walk every row before
             // the cursor again on each page (measured on the weekly `$bulk-publish` files).
-            let key = Expr::tuple([
-                Expr::col((slot::Entity, slot::Column::StartMs)),
-                Expr::col((slot::Entity, slot::Column::Id)),
-            ]);
+            let key = Expr::tuple([Expr::col(resource::Column::StartMs), Expr::col(resource::Column::Id)]);
             let cursor = Expr::tuple([Expr::value(*start), Expr::value(id.clone())]);
             filter = filter.add(if descending { key.lt(cursor) } else { key.gt(cursor) });
         }
         let order = if descending { sea_orm::Order::Desc } else { sea_orm::Order::Asc };
-        // One statement: the page of the range table joined with the resources' JSON.
         let page = Query::select()
-            .column((slot::Entity, slot::Column::Id))
-            .column((slot::Entity, slot::Column::StartMs))
-            .column((resource::Entity, resource::Column::VersionId))
-            .column((resource::Entity, resource::Column::LastUpdated))
-            .column((resource::Entity, resource::Column::Content))
-            .from(slot::Entity)
-            .inner_join(
-                resource::Entity,
-                Condition::all()
-                    .add(Expr::col((resource::Entity, resource::Column::ResourceType)).eq("Slot"))
-                    .add(Expr::col((resource::Entity, resource::Column::Id)).equals((slot::Entity, slot::Column::Id))),
-            )
+            .columns([resource::Column::Id, resource::Column::StartMs, resource::Column::VersionId])
+            .columns([resource::Column::LastUpdated, resource::Column::Content])
+            .from(resource::Entity)
             .cond_where(filter)
-            .order_by((slot::Entity, slot::Column::StartMs), order.clone())
-            .order_by((slot::Entity, slot::Column::Id), order)
+            .order_by(resource::Column::StartMs, order.clone())
+            .order_by(resource::Column::Id, order)
             .limit(limit + 1)
             .to_owned();
         // Confined to named Schedules, the query reads a bounded range of the covering index:
@@ -416,9 +400,10 @@ impl Store {
 
     /// The latest start of any Slot (an index lookup).
     pub async fn last_slot_start(&self) -> Result<Option<DateTime<Utc>>, StoreError> {
-        let latest: Option<Option<i64>> = slot::Entity::find()
+        let latest: Option<Option<i64>> = resource::Entity::find()
             .select_only()
-            .column_as(slot::Column::StartMs.max(), "latest")
+            .column_as(resource::Column::StartMs.max(), "latest")
+            .filter(resource::Column::StartMs.is_not_null())
             .into_tuple()
             .one(&self.db)
             .await?;
@@ -582,21 +567,17 @@ const STREAM_DEPTH: usize = 4;
 /// Rows per page of a stream read a page at a time (PostgreSQL).
 pub const STREAM_PAGE: i64 = 2_000;
 
-/// The week's keys from the range table, sorted by id, drive the lookups of the resources
-/// (`CROSS JOIN` fixes the order in SQLite): resources written together sit together, and
-/// lookups in id order find their pages cached more often than in start order (measured: a
-/// fifth less time per file). Only the keys: `slot_start_id` covers them, where reading the
-/// Schedule too cost a lookup of each range row, half the time (docs/benchmarks.md).
+/// The rows' keys from `slot_start_id` (which covers them), sorted by rowid, drive the reads of
+/// the rows (`CROSS JOIN` fixes the order in SQLite): rows written together sit together, and
+/// reads in storage order find their pages cached more often than in start order (measured with
+/// ids as the key: a fifth less time per file; docs/benchmarks.md).
 const SLOTS_BY_START_SQLITE: &str = "SELECT r.content FROM \
-     (SELECT id FROM slot WHERE start_ms >= ?1 AND start_ms < ?2 ORDER BY id LIMIT -1) AS s \
-     CROSS JOIN resource AS r WHERE r.resource_type = 'Slot' AND r.id = s.id \
-     AND NOT r.deleted AND r.last_updated >= ?3";
+     (SELECT rowid AS k FROM resource WHERE start_ms >= ?1 AND start_ms < ?2 ORDER BY k LIMIT -1) AS s \
+     CROSS JOIN resource AS r WHERE r.rowid = s.k AND r.last_updated >= ?3";
 
-/// One page of the stream by an id cursor; PostgreSQL plans the join with its statistics.
-const SLOTS_BY_START_PAGE: &str = "SELECT s.id, r.content FROM slot s \
-     JOIN resource r ON r.resource_type = 'Slot' AND r.id = s.id \
-     WHERE s.start_ms >= $1 AND s.start_ms < $2 AND NOT r.deleted AND r.last_updated >= $3 \
-     AND s.id > $4 ORDER BY s.id LIMIT $5";
+/// One page of the stream by an id cursor (PostgreSQL).
+const SLOTS_BY_START_PAGE: &str = "SELECT id, content FROM resource \
+     WHERE start_ms >= $1 AND start_ms < $2 AND last_updated >= $3 AND id > $4 ORDER BY id LIMIT $5";
 
 /// The lines of a [`Store::stream_slots_by_start`] stream, cut into chunks.
 struct SlotLines<W> {

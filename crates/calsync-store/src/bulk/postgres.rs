@@ -21,18 +21,38 @@ fn failed(e: sqlx::Error) -> StoreError {
 struct Written {
     id: String,
     version: i64,
+    digest: i64,
     text: String,
     content: serde_json::Value,
 }
 
-/// `slot` rows as columns, for `UNNEST`.
+/// The range columns of written Slots (all `None` for other types), for `UNNEST`.
 #[derive(Default)]
-struct SlotColumns<'a> {
-    id: Vec<&'a str>,
-    schedule: Vec<&'a str>,
-    start: Vec<i64>,
-    end: Vec<i64>,
-    status: Vec<&'a str>,
+struct RangeColumns<'a> {
+    schedule: Vec<Option<&'a str>>,
+    start: Vec<Option<i64>>,
+    end: Vec<Option<i64>>,
+    status: Vec<Option<&'a str>>,
+}
+
+impl<'a> RangeColumns<'a> {
+    /// Adds the columns of one written resource; the Schedule of a Slot counts as touched.
+    fn push(&mut self, t: &str, content: &'a serde_json::Value, touched: &mut HashSet<String>) -> Result<(), StoreError> {
+        if t == "Slot" {
+            let (schedule, start, end, status) = slot_fields(content)?;
+            touched.insert(schedule.to_string());
+            self.schedule.push(Some(schedule));
+            self.start.push(Some(start));
+            self.end.push(Some(end));
+            self.status.push(Some(status));
+        } else {
+            self.schedule.push(None);
+            self.start.push(None);
+            self.end.push(None);
+            self.status.push(None);
+        }
+        Ok(())
+    }
 }
 
 /// `search_index` rows as columns.
@@ -114,19 +134,14 @@ pub(crate) async fn ingest(
 async fn refresh_statistics(pool: &PgPool) -> Result<(), StoreError> {
     let stale: Vec<(String,)> = sqlx::query_as(
         "SELECT s.relname::text FROM pg_stat_user_tables AS s JOIN pg_class AS c ON c.oid = s.relid \
-         WHERE s.schemaname = current_schema() AND s.relname IN ('resource', 'ingested', 'slot') \
+         WHERE s.schemaname = current_schema() AND s.relname = 'resource' \
          AND s.n_mod_since_analyze > GREATEST(10000, c.reltuples)",
     )
     .fetch_all(pool)
     .await
     .map_err(failed)?;
-    for (table,) in stale {
-        let analyze = match table.as_str() {
-            "resource" => "ANALYZE resource",
-            "ingested" => "ANALYZE ingested",
-            _ => "ANALYZE slot",
-        };
-        sqlx::query(analyze).execute(pool).await.map_err(failed)?;
+    if !stale.is_empty() {
+        sqlx::query("ANALYZE resource").execute(pool).await.map_err(failed)?;
     }
     Ok(())
 }
@@ -156,22 +171,26 @@ async fn ingest_type(
 ) -> Result<IngestTally, StoreError> {
     let mut tally = IngestTally::default();
     let ids: Vec<&str> = items.iter().map(|i| i.id.as_str()).collect();
-    let known: HashMap<String, (String, i64)> = sqlx::query_as::<_, (String, String, i64)>(
-        "SELECT id, publisher, digest FROM ingested WHERE resource_type = $1 AND id = ANY($2)",
-    )
-    .bind(t)
-    .bind(&ids)
-    .fetch_all(&mut **tx)
-    .await
-    .map_err(failed)?
-    .into_iter()
-    .map(|(id, p, d)| (id, (p, d)))
-    .collect();
-    let (same, rest): (Vec<Ingest>, Vec<Ingest>) =
-        items.into_iter().partition(|i| known.get(&i.id).is_some_and(|(p, d)| p == publisher && *d == i.digest));
+    // What is stored of each: its publisher and digest decide whether it is unchanged.
+    let known: HashMap<String, (Option<String>, Option<i64>)> =
+        sqlx::query_as::<_, (String, Option<String>, Option<i64>)>(
+            "SELECT id, publisher, digest FROM resource WHERE resource_type = $1 AND id = ANY($2)",
+        )
+        .bind(t)
+        .bind(&ids)
+        .fetch_all(&mut **tx)
+        .await
+        .map_err(failed)?
+        .into_iter()
+        .map(|(id, p, d)| (id, (p, d)))
+        .collect();
+    let unchanged = |i: &Ingest| {
+        known.get(&i.id).is_some_and(|(p, d)| p.as_deref() == Some(publisher) && *d == Some(i.digest))
+    };
+    let (same, rest): (Vec<Ingest>, Vec<Ingest>) = items.into_iter().partition(unchanged);
     if !same.is_empty() {
         let same: Vec<&str> = same.iter().map(|i| i.id.as_str()).collect();
-        sqlx::query("UPDATE ingested SET poll = $3 WHERE resource_type = $1 AND id = ANY($2)")
+        sqlx::query("UPDATE resource SET poll = $3 WHERE resource_type = $1 AND id = ANY($2)")
             .bind(t)
             .bind(&same)
             .bind(poll)
@@ -184,36 +203,62 @@ async fn ingest_type(
         return Ok(tally);
     }
 
-    let ids: Vec<&str> = rest.iter().map(|i| i.id.as_str()).collect();
-    let stored: HashMap<String, (i64, bool, String)> = sqlx::query_as::<_, (String, i64, bool, String)>(
-        "SELECT id, version_id, deleted, content FROM resource WHERE resource_type = $1 AND id = ANY($2)",
-    )
-    .bind(t)
-    .bind(&ids)
-    .fetch_all(&mut **tx)
-    .await
-    .map_err(failed)?
-    .into_iter()
-    .map(|(id, v, d, c)| (id, (v, d, c)))
-    .collect();
+    // The stored versions of those that exist but may have changed.
+    let ids: Vec<&str> = rest.iter().map(|i| i.id.as_str()).filter(|id| known.contains_key(*id)).collect();
+    let stored: HashMap<String, (i64, bool, String, Option<String>)> = if ids.is_empty() {
+        HashMap::new()
+    } else {
+        sqlx::query_as::<_, (String, i64, bool, String, Option<String>)>(
+            "SELECT id, version_id, deleted, content, schedule FROM resource WHERE resource_type = $1 AND id = ANY($2)",
+        )
+        .bind(t)
+        .bind(&ids)
+        .fetch_all(&mut **tx)
+        .await
+        .map_err(failed)?
+        .into_iter()
+        .map(|(id, v, d, c, s)| (id, (v, d, c, s)))
+        .collect()
+    };
     let now = crate::from_millis(now_ms);
     let (mut fresh, mut changed) = (Vec::new(), Vec::new());
+    // Stored as they are, now the publisher's with this digest (their content was the same).
     let mut recorded: (Vec<String>, Vec<i64>) = (Vec::new(), Vec::new());
     for Ingest { id, digest, mut content, .. } in rest {
-        recorded.0.push(id.clone());
-        recorded.1.push(digest);
-        let current = stored.get(&id).map(|(v, d, c)| (*v, *d, c.as_str()));
-        let Some(version) = next_version(current, &mut content, carry) else {
+        let current = stored.get(&id);
+        let Some(version) = next_version(current.map(|(v, d, c, _)| (*v, *d, c.as_str())), &mut content, carry) else {
             tally.unchanged += 1;
+            recorded.0.push(id);
+            recorded.1.push(digest);
             continue;
         };
         stamp(&mut content, &id, version, now)?;
-        let written = Written { text: content.to_string(), id, version, content };
-        if current.is_none() { fresh.push(written) } else { changed.push(written) }
+        let written = Written { text: content.to_string(), id, version, digest, content };
+        match current {
+            None => fresh.push(written),
+            Some((.., before)) => {
+                touched.extend(before.clone());
+                changed.push(written)
+            }
+        }
     }
     tally.created += fresh.len() as u64;
     tally.changed += changed.len() as u64;
 
+    if !recorded.0.is_empty() {
+        sqlx::query(
+            "UPDATE resource AS r SET publisher = $2, digest = u.digest, poll = $3 \
+             FROM UNNEST($4::text[], $5::int8[]) AS u(id, digest) WHERE r.resource_type = $1 AND r.id = u.id",
+        )
+        .bind(t)
+        .bind(publisher)
+        .bind(poll)
+        .bind(&recorded.0)
+        .bind(&recorded.1)
+        .execute(&mut **tx)
+        .await
+        .map_err(failed)?;
+    }
     if !changed.is_empty() {
         let ids: Vec<&str> = changed.iter().map(|w| w.id.as_str()).collect();
         // The versions being replaced go to the history (other write paths may have put them
@@ -229,16 +274,31 @@ async fn ingest_type(
         .await?;
         let versions: Vec<i64> = changed.iter().map(|w| w.version).collect();
         let texts: Vec<&str> = changed.iter().map(|w| w.text.as_str()).collect();
+        let digests: Vec<i64> = changed.iter().map(|w| w.digest).collect();
+        let mut range = RangeColumns::default();
+        for w in &changed {
+            range.push(t, &w.content, touched)?;
+        }
         sqlx::query(
-            "UPDATE resource AS r SET version_id = u.version, last_updated = $2, deleted = false, content = u.content \
-             FROM UNNEST($3::text[], $4::int8[], $5::text[]) AS u(id, version, content) \
+            "UPDATE resource AS r SET version_id = u.version, last_updated = $2, deleted = false, content = u.content, \
+             schedule = u.schedule, start_ms = u.start_ms, end_ms = u.end_ms, status = u.status, \
+             publisher = $3, digest = u.digest, poll = $4 \
+             FROM UNNEST($5::text[], $6::int8[], $7::text[], $8::text[], $9::int8[], $10::int8[], $11::text[], \
+             $12::int8[]) AS u(id, version, content, schedule, start_ms, end_ms, status, digest) \
              WHERE r.resource_type = $1 AND r.id = u.id",
         )
         .bind(t)
         .bind(now_ms)
+        .bind(publisher)
+        .bind(poll)
         .bind(&ids)
         .bind(&versions)
         .bind(&texts)
+        .bind(&range.schedule)
+        .bind(&range.start)
+        .bind(&range.end)
+        .bind(&range.status)
+        .bind(&digests)
         .execute(&mut **tx)
         .await
         .map_err(failed)?;
@@ -250,58 +310,40 @@ async fn ingest_type(
                 for_ids(tx, forget, t, &ids).await?;
             }
         }
-        if t == "Slot" {
-            let before: Vec<(String,)> = sqlx::query_as("DELETE FROM slot WHERE id = ANY($1) RETURNING schedule")
-                .bind(&ids)
-                .fetch_all(&mut **tx)
-                .await
-                .map_err(failed)?;
-            touched.extend(before.into_iter().map(|(s,)| s));
-        }
     }
     if !fresh.is_empty() {
         let ids: Vec<&str> = fresh.iter().map(|w| w.id.as_str()).collect();
         let texts: Vec<&str> = fresh.iter().map(|w| w.text.as_str()).collect();
+        let digests: Vec<i64> = fresh.iter().map(|w| w.digest).collect();
+        let mut range = RangeColumns::default();
+        for w in &fresh {
+            range.push(t, &w.content, touched)?;
+        }
         sqlx::query(
-            "INSERT INTO resource (resource_type, id, version_id, last_updated, deleted, content) \
-             SELECT $1, u.id, 1, $2, false, u.content FROM UNNEST($3::text[], $4::text[]) AS u(id, content)",
+            "INSERT INTO resource (resource_type, id, version_id, last_updated, deleted, content, \
+             schedule, start_ms, end_ms, status, publisher, digest, poll) \
+             SELECT $1, u.id, 1, $2, false, u.content, u.schedule, u.start_ms, u.end_ms, u.status, $3, u.digest, $4 \
+             FROM UNNEST($5::text[], $6::text[], $7::text[], $8::int8[], $9::int8[], $10::text[], $11::int8[]) \
+             AS u(id, content, schedule, start_ms, end_ms, status, digest)",
         )
         .bind(t)
         .bind(now_ms)
+        .bind(publisher)
+        .bind(poll)
         .bind(&ids)
         .bind(&texts)
-        .execute(&mut **tx)
-        .await
-        .map_err(failed)?;
-    }
-    let written: Vec<&Written> = fresh.iter().chain(&changed).collect();
-    if t == "Slot" && !written.is_empty() {
-        let mut rows = SlotColumns::default();
-        for w in &written {
-            let (schedule, start, end, status) = slot_fields(&w.content)?;
-            touched.insert(schedule.to_string());
-            rows.id.push(&w.id);
-            rows.schedule.push(schedule);
-            rows.start.push(start);
-            rows.end.push(end);
-            rows.status.push(status);
-        }
-        sqlx::query(
-            "INSERT INTO slot (id, schedule, start_ms, end_ms, status) \
-             SELECT * FROM UNNEST($1::text[], $2::text[], $3::int8[], $4::int8[], $5::text[])",
-        )
-        .bind(&rows.id)
-        .bind(&rows.schedule)
-        .bind(&rows.start)
-        .bind(&rows.end)
-        .bind(&rows.status)
+        .bind(&range.schedule)
+        .bind(&range.start)
+        .bind(&range.end)
+        .bind(&range.status)
+        .bind(&digests)
         .execute(&mut **tx)
         .await
         .map_err(failed)?;
     }
     if let Some(indexer) = indexer {
         let (mut terms, mut dates) = (TermColumns::default(), DateColumns::default());
-        for w in &written {
+        for w in fresh.iter().chain(&changed) {
             let values = (indexer.extract)(t, &w.content);
             for r in values.terms {
                 terms.id.push(&w.id);
@@ -347,19 +389,5 @@ async fn ingest_type(
             .map_err(failed)?;
         }
     }
-    sqlx::query(
-        "INSERT INTO ingested (resource_type, id, publisher, digest, poll) \
-         SELECT $1, u.id, $2, u.digest, $3 FROM UNNEST($4::text[], $5::int8[]) AS u(id, digest) \
-         ON CONFLICT (resource_type, id) DO UPDATE SET publisher = excluded.publisher, \
-         digest = excluded.digest, poll = excluded.poll",
-    )
-    .bind(t)
-    .bind(publisher)
-    .bind(poll)
-    .bind(&recorded.0)
-    .bind(&recorded.1)
-    .execute(&mut **tx)
-    .await
-    .map_err(failed)?;
     Ok(tally)
 }

@@ -64,6 +64,14 @@ impl SqliteBulk {
     }
 }
 
+/// What is stored under an incoming resource's id.
+enum Stored {
+    /// This publisher's, from the same source line.
+    Same,
+    /// Something else: (version, deleted, JSON text, the Schedule of a live Slot).
+    Other(i64, bool, String, Option<String>),
+}
+
 #[allow(clippy::too_many_arguments)]
 fn ingest_with(
     c: &mut rusqlite::Connection,
@@ -79,23 +87,32 @@ fn ingest_with(
     let mut tally = IngestTally::default();
     let mut touched: HashSet<String> = HashSet::new();
     {
-        let mut known = tx
-            .prepare_cached("SELECT publisher, digest FROM ingested WHERE resource_type = ?1 AND id = ?2")
+        let mut probe = tx
+            .prepare_cached(
+                "SELECT publisher, digest, version_id, deleted, content, schedule FROM resource \
+                 WHERE resource_type = ?1 AND id = ?2",
+            )
             .map_err(failed)?;
         let mut seen =
-            tx.prepare_cached("UPDATE ingested SET poll = ?3 WHERE resource_type = ?1 AND id = ?2").map_err(failed)?;
-        let mut current = tx
-            .prepare_cached("SELECT version_id, deleted, content FROM resource WHERE resource_type = ?1 AND id = ?2")
+            tx.prepare_cached("UPDATE resource SET poll = ?3 WHERE resource_type = ?1 AND id = ?2").map_err(failed)?;
+        let mut record = tx
+            .prepare_cached(
+                "UPDATE resource SET publisher = ?3, digest = ?4, poll = ?5 WHERE resource_type = ?1 AND id = ?2",
+            )
             .map_err(failed)?;
+        // A new resource is one row, and one statement: the insert is also the lookup (nothing is
+        // stored when the id is taken).
         let mut insert = tx
             .prepare_cached(
-                "INSERT INTO resource (resource_type, id, version_id, last_updated, deleted, content) \
-                 VALUES (?1, ?2, ?3, ?4, false, ?5)",
+                "INSERT INTO resource (resource_type, id, version_id, last_updated, deleted, content, \
+                 schedule, start_ms, end_ms, status, publisher, digest, poll) \
+                 VALUES (?1, ?2, 1, ?3, false, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11) ON CONFLICT DO NOTHING",
             )
             .map_err(failed)?;
         let mut update = tx
             .prepare_cached(
-                "UPDATE resource SET version_id = ?3, last_updated = ?4, deleted = false, content = ?5 \
+                "UPDATE resource SET version_id = ?3, last_updated = ?4, deleted = false, content = ?5, \
+                 schedule = ?6, start_ms = ?7, end_ms = ?8, status = ?9, publisher = ?10, digest = ?11, poll = ?12 \
                  WHERE resource_type = ?1 AND id = ?2",
             )
             .map_err(failed)?;
@@ -107,11 +124,6 @@ fn ingest_with(
                  SELECT resource_type, id, version_id, last_updated, deleted, content FROM resource \
                  WHERE resource_type = ?1 AND id = ?2 ON CONFLICT DO NOTHING",
             )
-            .map_err(failed)?;
-        let mut old_slot = tx.prepare_cached("SELECT schedule FROM slot WHERE id = ?1").map_err(failed)?;
-        let mut drop_slot = tx.prepare_cached("DELETE FROM slot WHERE id = ?1").map_err(failed)?;
-        let mut add_slot = tx
-            .prepare_cached("INSERT INTO slot (id, schedule, start_ms, end_ms, status) VALUES (?1, ?2, ?3, ?4, ?5)")
             .map_err(failed)?;
         let mut forget_terms =
             tx.prepare_cached("DELETE FROM search_index WHERE resource_type = ?1 AND id = ?2").map_err(failed)?;
@@ -127,62 +139,96 @@ fn ingest_with(
                 "INSERT INTO date_index (resource_type, id, param, low_ms, high_ms) VALUES (?1, ?2, ?3, ?4, ?5)",
             )
             .map_err(failed)?;
-        let mut record = tx
-            .prepare_cached(
-                "INSERT INTO ingested (resource_type, id, publisher, digest, poll) VALUES (?1, ?2, ?3, ?4, ?5) \
-                 ON CONFLICT (resource_type, id) DO UPDATE SET publisher = excluded.publisher, \
-                 digest = excluded.digest, poll = excluded.poll",
-            )
-            .map_err(failed)?;
 
         // One buffer for every resource's JSON text.
         let mut text: Vec<u8> = Vec::with_capacity(4096);
-        for Ingest { resource_type: t, id, digest, mut content } in items {
-            let known_as: Option<(String, i64)> =
-                known.query_row(params![t, id], |r| Ok((r.get(0)?, r.get(1)?))).optional().map_err(failed)?;
-            if known_as.as_ref().is_some_and(|(p, d)| p == publisher && *d == digest) {
-                seen.execute(params![t, id, poll]).map_err(failed)?;
-                tally.unchanged += 1;
-                continue;
-            }
-            let stored: Option<(i64, bool, String)> = current
-                .query_row(params![t, id], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
-                .optional()
-                .map_err(failed)?;
-            let Some(version) =
-                next_version(stored.as_ref().map(|(v, d, old)| (*v, *d, old.as_str())), &mut content, carry)
-            else {
-                tally.unchanged += 1;
-                record.execute(params![t, id, publisher, digest, poll]).map_err(failed)?;
-                continue;
-            };
-            stamp(&mut content, &id, version, now)?;
-            text.clear();
-            serde_json::to_writer(&mut text, &content).map_err(failed)?;
-            let text = std::str::from_utf8(&text).map_err(failed)?;
-            if version == 1 {
-                insert.execute(params![t, id, version, now_ms, text]).map_err(failed)?;
-                tally.created += 1;
-            } else {
-                history.execute(params![t, id]).map_err(failed)?;
-                update.execute(params![t, id, version, now_ms, text]).map_err(failed)?;
-                tally.changed += 1;
-            }
-            if t == "Slot" {
-                let (schedule, start, end, status) = slot_fields(&content)?;
-                if version > 1 {
-                    if let Some(before) =
-                        old_slot.query_row(params![id], |r| r.get::<_, String>(0)).optional().map_err(failed)?
-                    {
-                        touched.insert(before);
+        // Whether the last resource was new: then the next is inserted first and looked up only
+        // when its id is taken (a first ingest), else looked up first (a poll of what is stored).
+        let mut expect_new = true;
+        'items: for Ingest { resource_type: t, id, digest, mut content } in items {
+            let mut insert_first = expect_new;
+            let version = loop {
+                let stored = if insert_first {
+                    None
+                } else {
+                    probe
+                        .query_row(params![t, id], |r| {
+                            let (p, d) = (r.get_ref(0)?.as_str_or_null()?, r.get::<_, Option<i64>>(1)?);
+                            Ok(if p == Some(publisher) && d == Some(digest) {
+                                Stored::Same
+                            } else {
+                                Stored::Other(r.get(2)?, r.get(3)?, r.get(4)?, r.get(5)?)
+                            })
+                        })
+                        .optional()
+                        .map_err(failed)?
+                };
+                let stored = match stored {
+                    Some(Stored::Same) => {
+                        seen.execute(params![t, id, poll]).map_err(failed)?;
+                        tally.unchanged += 1;
+                        expect_new = false;
+                        continue 'items;
                     }
-                    drop_slot.execute(params![id]).map_err(failed)?;
+                    Some(Stored::Other(version, deleted, old, before)) => Some((version, deleted, old, before)),
+                    None => None,
+                };
+                let version = match &stored {
+                    None => 1,
+                    Some((version, deleted, old, _)) => {
+                        match next_version(Some((*version, *deleted, old.as_str())), &mut content, carry) {
+                            Some(v) => v,
+                            None => {
+                                record.execute(params![t, id, publisher, digest, poll]).map_err(failed)?;
+                                tally.unchanged += 1;
+                                expect_new = false;
+                                continue 'items;
+                            }
+                        }
+                    }
+                };
+                stamp(&mut content, &id, version, now)?;
+                text.clear();
+                serde_json::to_writer(&mut text, &content).map_err(failed)?;
+                let json = std::str::from_utf8(&text).map_err(failed)?;
+                let range = if t == "Slot" { Some(slot_fields(&content)?) } else { None };
+                let (schedule, start, end, status) =
+                    (range.map(|r| r.0), range.map(|r| r.1), range.map(|r| r.2), range.map(|r| r.3));
+                match stored {
+                    None => {
+                        let inserted = insert
+                            .execute(params![t, id, now_ms, json, schedule, start, end, status, publisher, digest, poll])
+                            .map_err(failed)?;
+                        if inserted == 0 {
+                            if !insert_first {
+                                return Err(failed(format!("{t}/{id} was neither found nor inserted")));
+                            }
+                            // The id is taken: look it up, as the next ones will be.
+                            insert_first = false;
+                            continue;
+                        }
+                        expect_new = true;
+                        tally.created += 1;
+                    }
+                    Some((.., before)) => {
+                        history.execute(params![t, id]).map_err(failed)?;
+                        update
+                            .execute(params![
+                                t, id, version, now_ms, json, schedule, start, end, status, publisher, digest, poll
+                            ])
+                            .map_err(failed)?;
+                        touched.extend(before);
+                        expect_new = false;
+                        tally.changed += 1;
+                    }
                 }
-                add_slot.execute(params![id, schedule, start, end, status]).map_err(failed)?;
-                if !touched.contains(schedule) {
-                    touched.insert(schedule.to_string());
+                if let Some(s) = schedule
+                    && !touched.contains(s)
+                {
+                    touched.insert(s.to_string());
                 }
-            }
+                break version;
+            };
             if let Some(indexer) = indexer {
                 if version > 1 {
                     forget_terms.execute(params![t, id]).map_err(failed)?;
@@ -196,7 +242,6 @@ fn ingest_with(
                     add_date.execute(params![t, id, d.param, d.low, d.high]).map_err(failed)?;
                 }
             }
-            record.execute(params![t, id, publisher, digest, poll]).map_err(failed)?;
         }
         let mut bump = tx
             .prepare_cached(
