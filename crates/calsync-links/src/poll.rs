@@ -4,7 +4,7 @@ use std::collections::BTreeMap;
 use std::io::Read as _;
 use std::time::Duration;
 
-use calsync_store::{Ingest, IngestTally, Publisher, Store, StoreError};
+use calsync_store::{IngestRow, IngestTally, Publisher, Store, StoreError};
 use chrono::{DateTime, SecondsFormat, TimeDelta, Utc};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
@@ -447,7 +447,7 @@ async fn read_file(
     let file = url.as_str();
     let mut count = report.types.remove(resource_type).unwrap_or_default();
     let mut pending: Vec<u8> = Vec::new();
-    let mut batch: Vec<Ingest> = Vec::with_capacity(BATCH);
+    let mut batch: Vec<IngestRow> = Vec::with_capacity(BATCH);
     // Ids of bad lines: what was stored from an earlier, good version of each is kept.
     let mut kept: Vec<String> = Vec::new();
     let mut in_flight: InFlight = None;
@@ -481,12 +481,19 @@ async fn read_file(
                 continue;
             }
             count.lines += 1;
-            match reader.line(resource_type, text) {
-                Ok((item, notes)) => {
+            // The row is made here, while the batch before it is written.
+            let row = reader.line(resource_type, text).and_then(|(item, notes)| {
+                let id = item.id.clone();
+                let row =
+                    store.prepare_ingest(item, Utc::now()).map_err(|e| Bad { why: e.to_string(), id: Some(id) })?;
+                Ok((row, notes))
+            });
+            match row {
+                Ok((row, notes)) => {
                     for Note::Repaired(kind, message) in notes {
                         report.repair(file, line_no, kind, message);
                     }
-                    batch.push(item);
+                    batch.push(row);
                 }
                 Err(Bad { why, id }) => {
                     count.bad += 1;
@@ -537,7 +544,7 @@ async fn settle(in_flight: &mut InFlight, count: &mut TypeCount) -> Result<(), S
 async fn store_batch(
     store: &Store,
     p: &Publisher,
-    batch: &mut Vec<Ingest>,
+    batch: &mut Vec<IngestRow>,
     in_flight: &mut InFlight,
     count: &mut TypeCount,
 ) -> Result<(), StoreError> {

@@ -11,7 +11,7 @@ use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect};
 use serde_json::Value;
 
 use crate::entity::{publisher, resource};
-use crate::{BATCH_ROWS, Store, StoreError, delete_many_in, millis};
+use crate::{BATCH_ROWS, Indexed, SlotRange, Store, StoreError, delete_many_in, millis, stamp};
 
 /// A publisher as stored (see [`publisher::Model`]).
 pub type Publisher = publisher::Model;
@@ -28,6 +28,28 @@ pub struct Ingest {
     pub digest: i64,
     /// The resource.
     pub content: Value,
+}
+
+/// An [`Ingest`] made ready to store on the caller's thread by [`Store::prepare_ingest`]: the
+/// resource stamped as a first version, as its JSON text, with its Slot range and its search
+/// values. A new resource is written as it is, so the work of a write is done off the single
+/// writer; one already stored is parsed again from the text and compared.
+#[derive(Debug, Clone)]
+pub struct IngestRow {
+    pub(crate) resource_type: String,
+    pub(crate) id: String,
+    pub(crate) digest: i64,
+    pub(crate) text: String,
+    pub(crate) last_updated: i64,
+    pub(crate) range: SlotRange,
+    pub(crate) index: Option<Indexed>,
+}
+
+impl IngestRow {
+    /// The id it is stored under.
+    pub fn id(&self) -> &str {
+        &self.id
+    }
 }
 
 /// What an [`Store::ingest`] did.
@@ -120,6 +142,18 @@ impl Store {
         Ok(removed)
     }
 
+    /// Makes `item` ready for [`Store::ingest`] as a new resource written at `now`; an error
+    /// when it cannot be stored (a Slot without a schedule, start, end or status).
+    pub fn prepare_ingest(&self, item: Ingest, now: DateTime<Utc>) -> Result<IngestRow, StoreError> {
+        let Ingest { resource_type, id, digest, mut content } = item;
+        let now = crate::from_millis(millis(now));
+        stamp(&mut content, &id, 1, now)?;
+        let range = SlotRange::of(&resource_type, false, &content)?;
+        let index = self.indexer.map(|indexer| (indexer.extract)(&resource_type, &content));
+        let text = serde_json::to_string(&content).map_err(|e| StoreError::Invalid(e.to_string()))?;
+        Ok(IngestRow { resource_type, id, digest, text, last_updated: millis(now), range, index })
+    }
+
     /// Stores resources of `publisher` seen by poll number `poll`, in one transaction: a
     /// resource whose digest is the one stored is only marked seen; others are written new, as a
     /// new version, or not at all when the same as stored, after `carry` took over what calsync
@@ -128,7 +162,7 @@ impl Store {
         &self,
         publisher: &str,
         poll: i64,
-        items: Vec<Ingest>,
+        items: Vec<IngestRow>,
         carry: Carry,
     ) -> Result<IngestTally, StoreError> {
         let _turn = self.write_turn().await;

@@ -2,8 +2,8 @@
 //!
 //! Resources are kept as their full JSON with `resource_type`, `id`, `version_id`,
 //! `last_updated` and a deletion flag; every version also goes to `resource_history`.
-//! Slots additionally get a row in the `slot` table (schedule, start, end, status
-//! as UTC milliseconds) shaped for range queries over millions of rows.
+//! A live Slot's row also holds its schedule, start, end (UTC milliseconds) and status, with
+//! partial indexes shaped for range queries over millions of Slots: one row per resource.
 //!
 //! SQLite (a file, created on first start) is the embedded default; PostgreSQL when
 //! the URL says so. Both run the same migrations and the same statements, and every
@@ -26,7 +26,7 @@ use std::sync::Arc;
 use tokio::sync::Mutex;
 
 /// Which database a [`Store`] runs on (see [`Store::connection`]).
-pub use ingest::{Carry, Ingest, IngestTally, Publisher};
+pub use ingest::{Carry, Ingest, IngestRow, IngestTally, Publisher};
 pub use sea_orm::DbBackend as Backend;
 
 mod bulk;
@@ -85,7 +85,7 @@ pub struct StoredResource {
     pub content: Value,
 }
 
-/// A Slot row of the range table.
+/// What range queries read of a live Slot.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SlotRow {
     /// `Slot` id.
@@ -1158,16 +1158,16 @@ fn slot_fields(content: &Value) -> Result<(&str, i64, i64, &str), StoreError> {
 }
 
 /// The range columns of a resource's row: set for a live Slot, none for anything else.
-#[derive(Debug, Default)]
-struct SlotRange {
-    schedule: Option<String>,
-    start_ms: Option<i64>,
-    end_ms: Option<i64>,
-    status: Option<String>,
+#[derive(Debug, Default, Clone)]
+pub(crate) struct SlotRange {
+    pub(crate) schedule: Option<String>,
+    pub(crate) start_ms: Option<i64>,
+    pub(crate) end_ms: Option<i64>,
+    pub(crate) status: Option<String>,
 }
 
 impl SlotRange {
-    fn of(resource_type: &str, deleted: bool, content: &Value) -> Result<Self, StoreError> {
+    pub(crate) fn of(resource_type: &str, deleted: bool, content: &Value) -> Result<Self, StoreError> {
         if resource_type != "Slot" || deleted {
             return Ok(SlotRange::default());
         }
@@ -1362,7 +1362,7 @@ where
 }
 
 /// Writes version `version` of a resource inside `txn`: the current row (conditional on
-/// `previous` when there was one), the history row, and the Slot range row.
+/// `previous` when there was one), the history row; a Slot's range columns with it.
 #[allow(clippy::too_many_arguments)]
 async fn write_version<C: ConnectionTrait>(
     txn: &C,

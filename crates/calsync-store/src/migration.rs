@@ -52,7 +52,8 @@ enum Slot {
     Status,
 }
 
-/// Resources, their history, and the Slot range table.
+/// Resources, their history, and the Slot range table (moved onto `resource` by
+/// [`OneRowPerResource`]).
 struct CreateResources;
 
 impl MigrationName for CreateResources {
@@ -610,7 +611,7 @@ impl MigrationName for OneRowPerResource {
 
 #[async_trait::async_trait]
 impl MigrationTrait for OneRowPerResource {
-    /// All or nothing on SQLite too: cut off half-way, the Slots would have no range rows.
+    /// All or nothing on SQLite too: cut off half-way, Slots would have no range columns.
     fn use_transaction(&self) -> Option<bool> {
         Some(true)
     }

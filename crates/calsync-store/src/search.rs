@@ -220,7 +220,7 @@ pub struct ResourceSearch {
     pub dates: Vec<DateFilter>,
 }
 
-/// A Slot search over the range table. Every field is ANDed; each `Vec` entry is one
+/// A Slot search over the Slots' range columns. Every field is ANDed; each `Vec` entry is one
 /// occurrence of a repeated parameter (AND).
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct SlotSearch {

@@ -509,3 +509,78 @@ async fn slots_stream_by_start_in_whole_chunks_each_once() {
     assert_eq!(read(Some(since)).await.0, vec!["s4".to_string()]);
     db.finish().await;
 }
+
+/// A database written before migration 000012 (Slots' ranges in `slot`, origins in
+/// `ingested`) reads the same after it: every live Slot found by range and schedule, a deleted
+/// Slot in no range, an ingested resource still its publisher's, unchanged on the next poll.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_store_of_the_earlier_schema_keeps_its_slots_and_origins() {
+    use calsync_store::migration::Migrator;
+    use sea_orm::ConnectionTrait;
+    use sea_orm_migration::MigratorTrait;
+    let database = TestDatabase::create().await;
+    let old = sea_orm::Database::connect(database.url.as_str()).await.unwrap();
+    Migrator::up(&old, Some(11)).await.unwrap();
+    let slot_json = |id: &str, start: &str, end: &str, status: &str| {
+        json!({"resourceType": "Slot", "id": id, "meta": {"versionId": "1", "lastUpdated": "2026-11-24T10:00:00.000Z"},
+            "schedule": {"reference": "Schedule/s1"}, "status": status, "start": start, "end": end})
+        .to_string()
+    };
+    for statement in [
+        format!(
+            "INSERT INTO resource (resource_type, id, version_id, last_updated, deleted, content) VALUES \
+             ('Slot', 'a', 1, 1, false, '{}'), ('Slot', 'b', 2, 2, true, '{}'), ('Slot', 'p1.c', 1, 3, false, '{}'), \
+             ('Location', 'p1.l', 1, 3, false, '{{\"resourceType\":\"Location\",\"id\":\"p1.l\"}}')",
+            slot_json("a", "2026-12-07T09:00:00Z", "2026-12-07T09:30:00Z", "free"),
+            slot_json("b", "2026-12-07T10:00:00Z", "2026-12-07T10:30:00Z", "free"),
+            slot_json("p1.c", "2026-12-07T11:00:00Z", "2026-12-07T11:30:00Z", "busy"),
+        ),
+        "INSERT INTO slot (id, schedule, start_ms, end_ms, status) VALUES \
+         ('a', 'Schedule/s1', 1796634000000, 1796635800000, 'free'), \
+         ('p1.c', 'Schedule/s1', 1796641200000, 1796643000000, 'busy')"
+            .to_string(),
+        "INSERT INTO ingested (resource_type, id, publisher, digest, poll) VALUES \
+         ('Slot', 'p1.c', 'p1', 77, 4), ('Location', 'p1.l', 'p1', 78, 4)"
+            .to_string(),
+    ] {
+        old.execute_unprepared(&statement).await.unwrap();
+    }
+    old.close().await.unwrap();
+
+    let store = Store::connect(&database.url).await.unwrap();
+    let day =
+        (Utc.with_ymd_and_hms(2026, 12, 7, 0, 0, 0).unwrap(), Utc.with_ymd_and_hms(2026, 12, 8, 0, 0, 0).unwrap());
+    let all = store.slots_overlapping(None, day.0, day.1).await.unwrap();
+    assert_eq!(
+        all.iter().map(|s| (s.id.as_str(), s.status.as_str())).collect::<Vec<_>>(),
+        [("a", "free"), ("p1.c", "busy")]
+    );
+    assert_eq!(all[0].start, Utc.with_ymd_and_hms(2026, 12, 7, 9, 0, 0).unwrap());
+    let free = store.free_slots(Some(&["Schedule/s1".to_string()]), day.0, day.1).await.unwrap();
+    assert_eq!(free.iter().map(|s| s.id.as_str()).collect::<Vec<_>>(), ["a"]);
+    assert!(matches!(store.read("Slot", "b").await, Err(StoreError::Gone(..))));
+    let ingested = store.ingested_contents("p1", "Slot").await.unwrap();
+    assert_eq!(ingested.iter().map(|(id, _)| id.as_str()).collect::<Vec<_>>(), ["p1.c"]);
+    // The next poll lists both with the digests they had: unchanged, nothing written.
+    let mut items = Vec::new();
+    for (t, id, digest, content) in [
+        (
+            "Slot",
+            "p1.c",
+            77,
+            serde_json::from_str(&slot_json("p1.c", "2026-12-07T11:00:00Z", "2026-12-07T11:30:00Z", "free")).unwrap(),
+        ),
+        ("Location", "p1.l", 78, json!({"resourceType": "Location"})),
+    ] {
+        let item = calsync_store::Ingest { resource_type: t.into(), id: id.into(), digest, content };
+        items.push(store.prepare_ingest(item, Utc::now()).unwrap());
+    }
+    let tally = store.ingest("p1", 5, items, |_, _| {}).await.unwrap();
+    assert_eq!((tally.created, tally.changed, tally.unchanged), (0, 0, 2));
+    // A full data set of poll 5 keeps both; one of poll 6 that listed neither removes both.
+    assert_eq!(store.ingest_sweep("p1", &["Slot", "Location"], 5).await.unwrap(), 0);
+    assert_eq!(store.ingest_sweep("p1", &["Slot", "Location"], 6).await.unwrap(), 2);
+    assert!(store.slots_overlapping(None, day.0, day.1).await.unwrap().iter().all(|s| s.id == "a"));
+    store.connection().clone().close().await.ok();
+    database.finish().await;
+}

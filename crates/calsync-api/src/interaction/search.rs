@@ -34,7 +34,7 @@ pub const SEARCH_PARAMS: &[(&str, &str, &str, &str)] = &[
     ("Slot", "end", "date", "Slot end (calsync extension: with start, allows overlap queries start=lt..&end=gt..)"),
 ];
 
-/// `Slot:schedule` lives in the Slot range table, not the search index; every other reference
+/// `Slot:schedule` lives in the Slot range columns, not the search index; every other reference
 /// parameter of the index can be followed by `_include` and `_revinclude`.
 const SLOT_SCHEDULE: (&str, &str) = ("Slot", "schedule");
 

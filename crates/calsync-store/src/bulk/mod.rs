@@ -8,23 +8,51 @@
 //! - [`postgres`]: a few statements per batch, each carrying every row as arrays (`UNNEST`),
 //!   so a batch of thousands costs about ten round trips.
 //!
-//! Both decide alike what a resource becomes ([`next_version`]), and both write a new
-//! resource's first version once, to `resource`; it moves to the history when a newer version
-//! replaces it (`Store::vread` and `Store::history` find it in either place).
+//! A new resource arrives ready to write ([`crate::IngestRow`], made on the caller's thread):
+//! the writer only binds it. Both paths decide alike what a stored one becomes ([`rewrite`]),
+//! and both write a new resource's first version once, to `resource`; it moves to the history
+//! when a newer version replaces it (`Store::vread` and `Store::history` find it in either
+//! place).
 
 pub(crate) mod postgres;
 pub(crate) mod sqlite;
 
+use chrono::{DateTime, Utc};
 use serde_json::Value;
 
-use crate::ingest::Carry;
-use crate::same_content;
+use crate::ingest::{Carry, IngestRow};
+use crate::{Indexed, Indexer, SlotRange, StoreError, same_content, stamp};
+
+/// A stored resource's next version, made from an incoming row.
+pub(crate) struct Rewritten {
+    pub(crate) version: i64,
+    pub(crate) text: String,
+    pub(crate) range: SlotRange,
+    pub(crate) index: Option<Indexed>,
+}
+
+/// What `row` makes of the stored version (version, deleted, JSON text) at `now`: its next
+/// version, or `None` when it is the stored one.
+pub(crate) fn rewrite(
+    row: &IngestRow,
+    stored: (i64, bool, &str),
+    carry: Carry,
+    indexer: Option<Indexer>,
+    now: DateTime<Utc>,
+) -> Result<Option<Rewritten>, StoreError> {
+    let mut content: Value = serde_json::from_str(&row.text).map_err(|e| StoreError::Invalid(e.to_string()))?;
+    let Some(version) = next_version(stored, &mut content, carry) else { return Ok(None) };
+    stamp(&mut content, &row.id, version, now)?;
+    let range = SlotRange::of(&row.resource_type, false, &content)?;
+    let index = indexer.map(|indexer| (indexer.extract)(&row.resource_type, &content));
+    let text = serde_json::to_string(&content).map_err(|e| StoreError::Invalid(e.to_string()))?;
+    Ok(Some(Rewritten { version, text, range, index }))
+}
 
 /// The version an incoming resource is written as, given the stored one (version, deleted, JSON
 /// text), after `carry` took over what calsync recorded on it; `None` when the incoming resource
 /// is the stored one.
-pub(crate) fn next_version(stored: Option<(i64, bool, &str)>, incoming: &mut Value, carry: Carry) -> Option<i64> {
-    let Some((version, deleted, old)) = stored else { return Some(1) };
+fn next_version((version, deleted, old): (i64, bool, &str), incoming: &mut Value, carry: Carry) -> Option<i64> {
     if deleted {
         return Some(version + 1);
     }

@@ -9,24 +9,25 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 
 use sea_orm::sqlx::{self, PgPool, Postgres, Transaction};
 
-use super::next_version;
-use crate::ingest::{Carry, Ingest, IngestTally};
-use crate::{Indexer, StoreError, slot_fields, stamp};
+use super::{Rewritten, rewrite};
+use crate::ingest::{Carry, IngestRow, IngestTally};
+use crate::{Indexed, Indexer, SlotRange, StoreError};
 
 fn failed(e: sqlx::Error) -> StoreError {
     StoreError::Database(sea_orm::DbErr::Custom(format!("postgres bulk write: {e}")))
 }
 
-/// A resource to write, stamped, as its JSON text.
-struct Written {
-    id: String,
+/// A resource to write, stamped, as its JSON text, with its range and search values.
+struct Written<'a> {
+    id: &'a str,
     version: i64,
     digest: i64,
-    text: String,
-    content: serde_json::Value,
+    text: &'a str,
+    range: &'a SlotRange,
+    index: &'a Option<Indexed>,
 }
 
-/// The range columns of written Slots (all `None` for other types), for `UNNEST`.
+/// The range columns of written resources (all `None` but for Slots), for `UNNEST`.
 #[derive(Default)]
 struct RangeColumns<'a> {
     schedule: Vec<Option<&'a str>>,
@@ -36,22 +37,17 @@ struct RangeColumns<'a> {
 }
 
 impl<'a> RangeColumns<'a> {
-    /// Adds the columns of one written resource; the Schedule of a Slot counts as touched.
-    fn push(&mut self, t: &str, content: &'a serde_json::Value, touched: &mut HashSet<String>) -> Result<(), StoreError> {
-        if t == "Slot" {
-            let (schedule, start, end, status) = slot_fields(content)?;
-            touched.insert(schedule.to_string());
-            self.schedule.push(Some(schedule));
-            self.start.push(Some(start));
-            self.end.push(Some(end));
-            self.status.push(Some(status));
-        } else {
-            self.schedule.push(None);
-            self.start.push(None);
-            self.end.push(None);
-            self.status.push(None);
+    /// The columns of `written`; their Slots' Schedules count as touched.
+    fn of(written: &[Written<'a>], touched: &mut HashSet<String>) -> Self {
+        let mut columns = RangeColumns::default();
+        for w in written {
+            touched.extend(w.range.schedule.clone());
+            columns.schedule.push(w.range.schedule.as_deref());
+            columns.start.push(w.range.start_ms);
+            columns.end.push(w.range.end_ms);
+            columns.status.push(w.range.status.as_deref());
         }
-        Ok(())
+        columns
     }
 }
 
@@ -59,17 +55,17 @@ impl<'a> RangeColumns<'a> {
 #[derive(Default)]
 struct TermColumns<'a> {
     id: Vec<&'a str>,
-    param: Vec<String>,
-    system: Vec<String>,
-    value: Vec<String>,
-    raw: Vec<String>,
+    param: Vec<&'a str>,
+    system: Vec<&'a str>,
+    value: Vec<&'a str>,
+    raw: Vec<&'a str>,
 }
 
 /// `date_index` rows as columns.
 #[derive(Default)]
 struct DateColumns<'a> {
     id: Vec<&'a str>,
-    param: Vec<String>,
+    param: Vec<&'a str>,
     low: Vec<i64>,
     high: Vec<i64>,
 }
@@ -80,12 +76,12 @@ pub(crate) async fn ingest(
     indexer: Option<Indexer>,
     publisher: &str,
     poll: i64,
-    items: Vec<Ingest>,
+    items: Vec<IngestRow>,
     carry: Carry,
     now_ms: i64,
 ) -> Result<IngestTally, StoreError> {
     // By type; the last line of one id wins (a feed may repeat a line).
-    let mut by_type: BTreeMap<String, (Vec<Ingest>, HashMap<String, usize>)> = BTreeMap::new();
+    let mut by_type: BTreeMap<String, (Vec<IngestRow>, HashMap<String, usize>)> = BTreeMap::new();
     for item in items {
         let (list, at) = by_type.entry(item.resource_type.clone()).or_default();
         match at.get(&item.id) {
@@ -164,7 +160,7 @@ async fn ingest_type(
     publisher: &str,
     poll: i64,
     t: &str,
-    items: Vec<Ingest>,
+    items: Vec<IngestRow>,
     carry: Carry,
     now_ms: i64,
     touched: &mut HashSet<String>,
@@ -184,10 +180,9 @@ async fn ingest_type(
         .into_iter()
         .map(|(id, p, d)| (id, (p, d)))
         .collect();
-    let unchanged = |i: &Ingest| {
-        known.get(&i.id).is_some_and(|(p, d)| p.as_deref() == Some(publisher) && *d == Some(i.digest))
-    };
-    let (same, rest): (Vec<Ingest>, Vec<Ingest>) = items.into_iter().partition(unchanged);
+    let unchanged =
+        |i: &IngestRow| known.get(&i.id).is_some_and(|(p, d)| p.as_deref() == Some(publisher) && *d == Some(i.digest));
+    let (same, rest): (Vec<IngestRow>, Vec<IngestRow>) = items.into_iter().partition(unchanged);
     if !same.is_empty() {
         let same: Vec<&str> = same.iter().map(|i| i.id.as_str()).collect();
         sqlx::query("UPDATE resource SET poll = $3 WHERE resource_type = $1 AND id = ANY($2)")
@@ -221,27 +216,45 @@ async fn ingest_type(
         .collect()
     };
     let now = crate::from_millis(now_ms);
-    let (mut fresh, mut changed) = (Vec::new(), Vec::new());
+    let mut rewritten: Vec<(&IngestRow, Rewritten)> = Vec::new();
+    let mut fresh: Vec<Written> = Vec::new();
     // Stored as they are, now the publisher's with this digest (their content was the same).
-    let mut recorded: (Vec<String>, Vec<i64>) = (Vec::new(), Vec::new());
-    for Ingest { id, digest, mut content, .. } in rest {
-        let current = stored.get(&id);
-        let Some(version) = next_version(current.map(|(v, d, c, _)| (*v, *d, c.as_str())), &mut content, carry) else {
-            tally.unchanged += 1;
-            recorded.0.push(id);
-            recorded.1.push(digest);
+    let mut recorded: (Vec<&str>, Vec<i64>) = (Vec::new(), Vec::new());
+    for row in &rest {
+        let Some((version, deleted, old, before)) = stored.get(&row.id) else {
+            fresh.push(Written {
+                id: &row.id,
+                version: 1,
+                digest: row.digest,
+                text: &row.text,
+                range: &row.range,
+                index: &row.index,
+            });
             continue;
         };
-        stamp(&mut content, &id, version, now)?;
-        let written = Written { text: content.to_string(), id, version, digest, content };
-        match current {
-            None => fresh.push(written),
-            Some((.., before)) => {
+        match rewrite(row, (*version, *deleted, old), carry, indexer, now)? {
+            None => {
+                tally.unchanged += 1;
+                recorded.0.push(&row.id);
+                recorded.1.push(row.digest);
+            }
+            Some(next) => {
                 touched.extend(before.clone());
-                changed.push(written)
+                rewritten.push((row, next));
             }
         }
     }
+    let changed: Vec<Written> = rewritten
+        .iter()
+        .map(|(row, next)| Written {
+            id: &row.id,
+            version: next.version,
+            digest: row.digest,
+            text: &next.text,
+            range: &next.range,
+            index: &next.index,
+        })
+        .collect();
     tally.created += fresh.len() as u64;
     tally.changed += changed.len() as u64;
 
@@ -260,7 +273,7 @@ async fn ingest_type(
         .map_err(failed)?;
     }
     if !changed.is_empty() {
-        let ids: Vec<&str> = changed.iter().map(|w| w.id.as_str()).collect();
+        let ids: Vec<&str> = changed.iter().map(|w| w.id).collect();
         // The versions being replaced go to the history (other write paths may have put them
         // there already), then the current rows take the new ones.
         for_ids(
@@ -273,12 +286,9 @@ async fn ingest_type(
         )
         .await?;
         let versions: Vec<i64> = changed.iter().map(|w| w.version).collect();
-        let texts: Vec<&str> = changed.iter().map(|w| w.text.as_str()).collect();
+        let texts: Vec<&str> = changed.iter().map(|w| w.text).collect();
         let digests: Vec<i64> = changed.iter().map(|w| w.digest).collect();
-        let mut range = RangeColumns::default();
-        for w in &changed {
-            range.push(t, &w.content, touched)?;
-        }
+        let range = RangeColumns::of(&changed, touched);
         sqlx::query(
             "UPDATE resource AS r SET version_id = u.version, last_updated = $2, deleted = false, content = u.content, \
              schedule = u.schedule, start_ms = u.start_ms, end_ms = u.end_ms, status = u.status, \
@@ -312,25 +322,24 @@ async fn ingest_type(
         }
     }
     if !fresh.is_empty() {
-        let ids: Vec<&str> = fresh.iter().map(|w| w.id.as_str()).collect();
-        let texts: Vec<&str> = fresh.iter().map(|w| w.text.as_str()).collect();
+        let ids: Vec<&str> = fresh.iter().map(|w| w.id).collect();
+        let texts: Vec<&str> = fresh.iter().map(|w| w.text).collect();
         let digests: Vec<i64> = fresh.iter().map(|w| w.digest).collect();
-        let mut range = RangeColumns::default();
-        for w in &fresh {
-            range.push(t, &w.content, touched)?;
-        }
+        let updated: Vec<i64> = rest.iter().filter(|r| !stored.contains_key(&r.id)).map(|r| r.last_updated).collect();
+        let range = RangeColumns::of(&fresh, touched);
         sqlx::query(
             "INSERT INTO resource (resource_type, id, version_id, last_updated, deleted, content, \
              schedule, start_ms, end_ms, status, publisher, digest, poll) \
-             SELECT $1, u.id, 1, $2, false, u.content, u.schedule, u.start_ms, u.end_ms, u.status, $3, u.digest, $4 \
-             FROM UNNEST($5::text[], $6::text[], $7::text[], $8::int8[], $9::int8[], $10::text[], $11::int8[]) \
-             AS u(id, content, schedule, start_ms, end_ms, status, digest)",
+             SELECT $1, u.id, 1, u.last_updated, false, u.content, u.schedule, u.start_ms, u.end_ms, u.status, \
+             $2, u.digest, $3 \
+             FROM UNNEST($4::text[], $5::int8[], $6::text[], $7::text[], $8::int8[], $9::int8[], $10::text[], \
+             $11::int8[]) AS u(id, last_updated, content, schedule, start_ms, end_ms, status, digest)",
         )
         .bind(t)
-        .bind(now_ms)
         .bind(publisher)
         .bind(poll)
         .bind(&ids)
+        .bind(&updated)
         .bind(&texts)
         .bind(&range.schedule)
         .bind(&range.start)
@@ -341,20 +350,19 @@ async fn ingest_type(
         .await
         .map_err(failed)?;
     }
-    if let Some(indexer) = indexer {
+    if indexer.is_some() {
         let (mut terms, mut dates) = (TermColumns::default(), DateColumns::default());
         for w in fresh.iter().chain(&changed) {
-            let values = (indexer.extract)(t, &w.content);
-            for r in values.terms {
-                terms.id.push(&w.id);
-                terms.param.push(r.param);
-                terms.system.push(r.system);
-                terms.value.push(r.value);
-                terms.raw.push(r.raw);
+            for r in w.index.iter().flat_map(|i| &i.terms) {
+                terms.id.push(w.id);
+                terms.param.push(&r.param);
+                terms.system.push(&r.system);
+                terms.value.push(&r.value);
+                terms.raw.push(&r.raw);
             }
-            for d in values.dates {
-                dates.id.push(&w.id);
-                dates.param.push(d.param);
+            for d in w.index.iter().flat_map(|i| &i.dates) {
+                dates.id.push(w.id);
+                dates.param.push(&d.param);
                 dates.low.push(d.low);
                 dates.high.push(d.high);
             }

@@ -9,9 +9,9 @@
 use std::collections::HashSet;
 use std::sync::Mutex;
 
-use super::next_version;
-use crate::ingest::{Carry, Ingest, IngestTally};
-use crate::{Indexer, StoreError, slot_fields, stamp};
+use super::{Rewritten, rewrite};
+use crate::ingest::{Carry, IngestRow, IngestTally};
+use crate::{Indexed, Indexer, StoreError};
 use rusqlite::{OptionalExtension, TransactionBehavior, params};
 
 fn failed(e: impl std::fmt::Display) -> StoreError {
@@ -36,7 +36,7 @@ impl SqliteBulk {
         indexer: Option<Indexer>,
         publisher: String,
         poll: i64,
-        items: Vec<Ingest>,
+        items: Vec<IngestRow>,
         carry: Carry,
         now_ms: i64,
     ) -> Result<IngestTally, StoreError> {
@@ -78,7 +78,7 @@ fn ingest_with(
     indexer: Option<Indexer>,
     publisher: &str,
     poll: i64,
-    items: Vec<Ingest>,
+    items: Vec<IngestRow>,
     carry: Carry,
     now_ms: i64,
 ) -> Result<IngestTally, StoreError> {
@@ -139,108 +139,96 @@ fn ingest_with(
                 "INSERT INTO date_index (resource_type, id, param, low_ms, high_ms) VALUES (?1, ?2, ?3, ?4, ?5)",
             )
             .map_err(failed)?;
+        let mut add_index = |t: &str, id: &str, index: &Option<Indexed>| -> Result<(), StoreError> {
+            for r in index.iter().flat_map(|i| &i.terms) {
+                add_term.execute(params![t, id, r.param, r.system, r.value, r.raw]).map_err(failed)?;
+            }
+            for d in index.iter().flat_map(|i| &i.dates) {
+                add_date.execute(params![t, id, d.param, d.low, d.high]).map_err(failed)?;
+            }
+            Ok(())
+        };
 
-        // One buffer for every resource's JSON text.
-        let mut text: Vec<u8> = Vec::with_capacity(4096);
         // Whether the last resource was new: then the next is inserted first and looked up only
         // when its id is taken (a first ingest), else looked up first (a poll of what is stored).
         let mut expect_new = true;
-        'items: for Ingest { resource_type: t, id, digest, mut content } in items {
-            let mut insert_first = expect_new;
-            let version = loop {
-                let stored = if insert_first {
-                    None
-                } else {
-                    probe
-                        .query_row(params![t, id], |r| {
-                            let (p, d) = (r.get_ref(0)?.as_str_or_null()?, r.get::<_, Option<i64>>(1)?);
-                            Ok(if p == Some(publisher) && d == Some(digest) {
-                                Stored::Same
-                            } else {
-                                Stored::Other(r.get(2)?, r.get(3)?, r.get(4)?, r.get(5)?)
-                            })
+        for row in items {
+            let (t, id, r) = (row.resource_type.as_str(), row.id.as_str(), &row.range);
+            let mut insert_new = || {
+                insert
+                    .execute(params![
+                        t,
+                        id,
+                        row.last_updated,
+                        row.text,
+                        r.schedule,
+                        r.start_ms,
+                        r.end_ms,
+                        r.status,
+                        publisher,
+                        row.digest,
+                        poll
+                    ])
+                    .map_err(failed)
+            };
+            let inserted = if expect_new { insert_new()? } else { 0 };
+            let created = inserted == 1 || {
+                let stored = probe
+                    .query_row(params![t, id], |r| {
+                        let (p, d) = (r.get_ref(0)?.as_str_or_null()?, r.get::<_, Option<i64>>(1)?);
+                        Ok(if p == Some(publisher) && d == Some(row.digest) {
+                            Stored::Same
+                        } else {
+                            Stored::Other(r.get(2)?, r.get(3)?, r.get(4)?, r.get(5)?)
                         })
-                        .optional()
-                        .map_err(failed)?
-                };
-                let stored = match stored {
+                    })
+                    .optional()
+                    .map_err(failed)?;
+                match stored {
+                    None if insert_new()? == 1 => true,
+                    None => return Err(failed(format!("{t}/{id} was neither found nor inserted"))),
                     Some(Stored::Same) => {
                         seen.execute(params![t, id, poll]).map_err(failed)?;
                         tally.unchanged += 1;
-                        expect_new = false;
-                        continue 'items;
+                        false
                     }
-                    Some(Stored::Other(version, deleted, old, before)) => Some((version, deleted, old, before)),
-                    None => None,
-                };
-                let version = match &stored {
-                    None => 1,
-                    Some((version, deleted, old, _)) => {
-                        match next_version(Some((*version, *deleted, old.as_str())), &mut content, carry) {
-                            Some(v) => v,
+                    Some(Stored::Other(version, deleted, old, before)) => {
+                        match rewrite(&row, (version, deleted, &old), carry, indexer, now)? {
                             None => {
-                                record.execute(params![t, id, publisher, digest, poll]).map_err(failed)?;
+                                record.execute(params![t, id, publisher, row.digest, poll]).map_err(failed)?;
                                 tally.unchanged += 1;
-                                expect_new = false;
-                                continue 'items;
+                            }
+                            Some(Rewritten { version, text, range: r, index }) => {
+                                history.execute(params![t, id]).map_err(failed)?;
+                                update
+                                    .execute(params![
+                                        t, id, version, now_ms, text, r.schedule, r.start_ms, r.end_ms, r.status,
+                                        publisher, row.digest, poll
+                                    ])
+                                    .map_err(failed)?;
+                                touched.extend(before);
+                                touched.extend(r.schedule);
+                                if indexer.is_some() {
+                                    forget_terms.execute(params![t, id]).map_err(failed)?;
+                                    forget_dates.execute(params![t, id]).map_err(failed)?;
+                                    add_index(t, id, &index)?;
+                                }
+                                tally.changed += 1;
                             }
                         }
-                    }
-                };
-                stamp(&mut content, &id, version, now)?;
-                text.clear();
-                serde_json::to_writer(&mut text, &content).map_err(failed)?;
-                let json = std::str::from_utf8(&text).map_err(failed)?;
-                let range = if t == "Slot" { Some(slot_fields(&content)?) } else { None };
-                let (schedule, start, end, status) =
-                    (range.map(|r| r.0), range.map(|r| r.1), range.map(|r| r.2), range.map(|r| r.3));
-                match stored {
-                    None => {
-                        let inserted = insert
-                            .execute(params![t, id, now_ms, json, schedule, start, end, status, publisher, digest, poll])
-                            .map_err(failed)?;
-                        if inserted == 0 {
-                            if !insert_first {
-                                return Err(failed(format!("{t}/{id} was neither found nor inserted")));
-                            }
-                            // The id is taken: look it up, as the next ones will be.
-                            insert_first = false;
-                            continue;
-                        }
-                        expect_new = true;
-                        tally.created += 1;
-                    }
-                    Some((.., before)) => {
-                        history.execute(params![t, id]).map_err(failed)?;
-                        update
-                            .execute(params![
-                                t, id, version, now_ms, json, schedule, start, end, status, publisher, digest, poll
-                            ])
-                            .map_err(failed)?;
-                        touched.extend(before);
-                        expect_new = false;
-                        tally.changed += 1;
+                        false
                     }
                 }
-                if let Some(s) = schedule
+            };
+            expect_new = created;
+            if created {
+                tally.created += 1;
+                if let Some(s) = &row.range.schedule
                     && !touched.contains(s)
                 {
-                    touched.insert(s.to_string());
+                    touched.insert(s.clone());
                 }
-                break version;
-            };
-            if let Some(indexer) = indexer {
-                if version > 1 {
-                    forget_terms.execute(params![t, id]).map_err(failed)?;
-                    forget_dates.execute(params![t, id]).map_err(failed)?;
-                }
-                let values = (indexer.extract)(&t, &content);
-                for r in &values.terms {
-                    add_term.execute(params![t, id, r.param, r.system, r.value, r.raw]).map_err(failed)?;
-                }
-                for d in &values.dates {
-                    add_date.execute(params![t, id, d.param, d.low, d.high]).map_err(failed)?;
-                }
+                add_index(t, id, &row.index)?;
             }
         }
         let mut bump = tx
