@@ -4,7 +4,9 @@
 //! time building, cloning and binding `ActiveModel` values and JSON, 24,000 Slots a second. Here
 //! the same rows are written with prepared statements on one rusqlite connection to the same
 //! file, in a blocking task, inside `BEGIN IMMEDIATE` and the store's write turn, so it is one
-//! writer among the others exactly like a sea-orm transaction.
+//! writer among the others exactly like a sea-orm transaction. A new resource arrives as its
+//! row, made on the caller's thread, and is one `INSERT` (docs/benchmarks.md, "One row per
+//! resource").
 
 use std::collections::HashSet;
 use std::sync::Mutex;
