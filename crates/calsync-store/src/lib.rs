@@ -100,6 +100,15 @@ pub struct SlotRow {
     pub status: String,
 }
 
+/// A live Slot's range columns as read: id, schedule, start, end, status.
+type SlotColumns = (String, String, i64, i64, String);
+
+impl From<SlotColumns> for SlotRow {
+    fn from((id, schedule, start, end, status): SlotColumns) -> Self {
+        SlotRow { id, schedule, start: from_millis(start), end: from_millis(end), status }
+    }
+}
+
 /// The FHIR Slot status codes.
 pub const SLOT_STATUSES: [&str; 5] = ["free", "busy", "busy-tentative", "busy-unavailable", "entered-in-error"];
 
@@ -631,17 +640,8 @@ impl Store {
             .order_by(resource::Column::Status, sea_orm::Order::Asc)
             .order_by(resource::Column::Id, sea_orm::Order::Asc)
             .to_owned();
-        let (_, rows) = self.select::<(String, String, i64, i64, String)>(None, &stmt, false).await?;
-        Ok(rows
-            .into_iter()
-            .map(|(id, schedule, start, end, status)| SlotRow {
-                id,
-                schedule,
-                start: from_millis(start),
-                end: from_millis(end),
-                status,
-            })
-            .collect())
+        let (_, rows) = self.select::<SlotColumns>(None, &stmt, false).await?;
+        Ok(rows.into_iter().map(SlotRow::from).collect())
     }
 }
 
@@ -1075,17 +1075,11 @@ async fn slots_overlapping<C: ConnectionTrait>(
     }
     Ok(q.order_by_asc(resource::Column::StartMs)
         .order_by_asc(resource::Column::Id)
-        .into_tuple::<(String, String, i64, i64, String)>()
+        .into_tuple::<SlotColumns>()
         .all(db)
         .await?
         .into_iter()
-        .map(|(id, schedule, start, end, status)| SlotRow {
-            id,
-            schedule,
-            start: from_millis(start),
-            end: from_millis(end),
-            status,
-        })
+        .map(SlotRow::from)
         .collect())
 }
 

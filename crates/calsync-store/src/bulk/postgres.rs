@@ -21,34 +21,80 @@ fn failed(e: sqlx::Error) -> StoreError {
 struct Written<'a> {
     id: &'a str,
     version: i64,
+    last_updated: i64,
     digest: i64,
     text: &'a str,
     range: &'a SlotRange,
     index: &'a Option<Indexed>,
 }
 
-/// The range columns of written resources (all `None` but for Slots), for `UNNEST`.
-#[derive(Default)]
-struct RangeColumns<'a> {
+/// `resource` columns of written resources (range columns `None` but for Slots), for `UNNEST`.
+struct Columns<'a> {
+    id: Vec<&'a str>,
+    version: Vec<i64>,
+    last_updated: Vec<i64>,
+    text: Vec<&'a str>,
     schedule: Vec<Option<&'a str>>,
     start: Vec<Option<i64>>,
     end: Vec<Option<i64>>,
     status: Vec<Option<&'a str>>,
+    digest: Vec<i64>,
 }
 
-impl<'a> RangeColumns<'a> {
+impl<'a> Columns<'a> {
     /// The columns of `written`; their Slots' Schedules count as touched.
     fn of(written: &[Written<'a>], touched: &mut HashSet<String>) -> Self {
-        let mut columns = RangeColumns::default();
+        let mut c = Columns {
+            id: Vec::with_capacity(written.len()),
+            version: Vec::with_capacity(written.len()),
+            last_updated: Vec::with_capacity(written.len()),
+            text: Vec::with_capacity(written.len()),
+            schedule: Vec::with_capacity(written.len()),
+            start: Vec::with_capacity(written.len()),
+            end: Vec::with_capacity(written.len()),
+            status: Vec::with_capacity(written.len()),
+            digest: Vec::with_capacity(written.len()),
+        };
         for w in written {
             touched.extend(w.range.schedule.clone());
-            columns.schedule.push(w.range.schedule.as_deref());
-            columns.start.push(w.range.start_ms);
-            columns.end.push(w.range.end_ms);
-            columns.status.push(w.range.status.as_deref());
+            c.id.push(w.id);
+            c.version.push(w.version);
+            c.last_updated.push(w.last_updated);
+            c.text.push(w.text);
+            c.schedule.push(w.range.schedule.as_deref());
+            c.start.push(w.range.start_ms);
+            c.end.push(w.range.end_ms);
+            c.status.push(w.range.status.as_deref());
+            c.digest.push(w.digest);
         }
-        columns
+        c
     }
+
+    /// Binds, from `$4` on: id, version, last updated, JSON, schedule, start, end, status, digest.
+    fn bind<'q>(
+        &'q self,
+        query: sqlx::query::Query<'q, Postgres, sqlx::postgres::PgArguments>,
+    ) -> sqlx::query::Query<'q, Postgres, sqlx::postgres::PgArguments> {
+        query
+            .bind(&self.id)
+            .bind(&self.version)
+            .bind(&self.last_updated)
+            .bind(&self.text)
+            .bind(&self.schedule)
+            .bind(&self.start)
+            .bind(&self.end)
+            .bind(&self.status)
+            .bind(&self.digest)
+    }
+}
+
+/// The rows of `UNNEST($4 … $12)` as [`Columns::bind`] binds them (a macro: statements are
+/// literals).
+macro_rules! written_rows {
+    () => {
+        "UNNEST($4::text[], $5::int8[], $6::int8[], $7::text[], $8::text[], $9::int8[], $10::int8[], \
+         $11::text[], $12::int8[]) AS u(id, version, last_updated, content, schedule, start_ms, end_ms, status, digest)"
+    };
 }
 
 /// `search_index` rows as columns.
@@ -225,6 +271,7 @@ async fn ingest_type(
             fresh.push(Written {
                 id: &row.id,
                 version: 1,
+                last_updated: row.last_updated,
                 digest: row.digest,
                 text: &row.text,
                 range: &row.range,
@@ -249,6 +296,7 @@ async fn ingest_type(
         .map(|(row, next)| Written {
             id: &row.id,
             version: next.version,
+            last_updated: now_ms,
             digest: row.digest,
             text: &next.text,
             range: &next.range,
@@ -285,33 +333,19 @@ async fn ingest_type(
             &ids,
         )
         .await?;
-        let versions: Vec<i64> = changed.iter().map(|w| w.version).collect();
-        let texts: Vec<&str> = changed.iter().map(|w| w.text).collect();
-        let digests: Vec<i64> = changed.iter().map(|w| w.digest).collect();
-        let range = RangeColumns::of(&changed, touched);
-        sqlx::query(
-            "UPDATE resource AS r SET version_id = u.version, last_updated = $2, deleted = false, content = u.content, \
-             schedule = u.schedule, start_ms = u.start_ms, end_ms = u.end_ms, status = u.status, \
-             publisher = $3, digest = u.digest, poll = $4 \
-             FROM UNNEST($5::text[], $6::int8[], $7::text[], $8::text[], $9::int8[], $10::int8[], $11::text[], \
-             $12::int8[]) AS u(id, version, content, schedule, start_ms, end_ms, status, digest) \
-             WHERE r.resource_type = $1 AND r.id = u.id",
-        )
-        .bind(t)
-        .bind(now_ms)
-        .bind(publisher)
-        .bind(poll)
-        .bind(&ids)
-        .bind(&versions)
-        .bind(&texts)
-        .bind(&range.schedule)
-        .bind(&range.start)
-        .bind(&range.end)
-        .bind(&range.status)
-        .bind(&digests)
-        .execute(&mut **tx)
-        .await
-        .map_err(failed)?;
+        let columns = Columns::of(&changed, touched);
+        let update = concat!(
+            "UPDATE resource AS r SET version_id = u.version, last_updated = u.last_updated, deleted = false, \
+             content = u.content, schedule = u.schedule, start_ms = u.start_ms, end_ms = u.end_ms, \
+             status = u.status, publisher = $2, digest = u.digest, poll = $3 FROM ",
+            written_rows!(),
+            " WHERE r.resource_type = $1 AND r.id = u.id"
+        );
+        columns
+            .bind(sqlx::query(update).bind(t).bind(publisher).bind(poll))
+            .execute(&mut **tx)
+            .await
+            .map_err(failed)?;
         if indexer.is_some() {
             for forget in [
                 "DELETE FROM search_index WHERE resource_type = $1 AND id = ANY($2)",
@@ -322,33 +356,19 @@ async fn ingest_type(
         }
     }
     if !fresh.is_empty() {
-        let ids: Vec<&str> = fresh.iter().map(|w| w.id).collect();
-        let texts: Vec<&str> = fresh.iter().map(|w| w.text).collect();
-        let digests: Vec<i64> = fresh.iter().map(|w| w.digest).collect();
-        let updated: Vec<i64> = rest.iter().filter(|r| !stored.contains_key(&r.id)).map(|r| r.last_updated).collect();
-        let range = RangeColumns::of(&fresh, touched);
-        sqlx::query(
+        let columns = Columns::of(&fresh, touched);
+        let insert = concat!(
             "INSERT INTO resource (resource_type, id, version_id, last_updated, deleted, content, \
              schedule, start_ms, end_ms, status, publisher, digest, poll) \
-             SELECT $1, u.id, 1, u.last_updated, false, u.content, u.schedule, u.start_ms, u.end_ms, u.status, \
-             $2, u.digest, $3 \
-             FROM UNNEST($4::text[], $5::int8[], $6::text[], $7::text[], $8::int8[], $9::int8[], $10::text[], \
-             $11::int8[]) AS u(id, last_updated, content, schedule, start_ms, end_ms, status, digest)",
-        )
-        .bind(t)
-        .bind(publisher)
-        .bind(poll)
-        .bind(&ids)
-        .bind(&updated)
-        .bind(&texts)
-        .bind(&range.schedule)
-        .bind(&range.start)
-        .bind(&range.end)
-        .bind(&range.status)
-        .bind(&digests)
-        .execute(&mut **tx)
-        .await
-        .map_err(failed)?;
+             SELECT $1, u.id, u.version, u.last_updated, false, u.content, u.schedule, u.start_ms, u.end_ms, \
+             u.status, $2, u.digest, $3 FROM ",
+            written_rows!()
+        );
+        columns
+            .bind(sqlx::query(insert).bind(t).bind(publisher).bind(poll))
+            .execute(&mut **tx)
+            .await
+            .map_err(failed)?;
     }
     if indexer.is_some() {
         let (mut terms, mut dates) = (TermColumns::default(), DateColumns::default());
