@@ -45,13 +45,6 @@ pub struct IngestRow {
     pub(crate) index: Option<Indexed>,
 }
 
-impl IngestRow {
-    /// The id it is stored under.
-    pub fn id(&self) -> &str {
-        &self.id
-    }
-}
-
 /// What an [`Store::ingest`] did.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct IngestTally {

@@ -584,3 +584,26 @@ async fn a_store_of_the_earlier_schema_keeps_its_slots_and_origins() {
     store.connection().clone().close().await.ok();
     database.finish().await;
 }
+
+/// A resource the store cannot take is refused when its row is made, before any batch: a Slot
+/// without a start is a clear error, and nothing is written.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_ingested_slot_without_its_times_is_refused_when_prepared() {
+    let db = fresh().await;
+    let mut no_start = slot("Schedule/s1", "2026-12-07T09:00:00Z", "2026-12-07T09:30:00Z", "free");
+    no_start.as_object_mut().unwrap().remove("start");
+    let item = calsync_store::Ingest { resource_type: "Slot".into(), id: "p1.x".into(), digest: 1, content: no_start };
+    match db.store.prepare_ingest(item, Utc::now()) {
+        Err(StoreError::Invalid(why)) => assert_eq!(why, "Slot.start is required"),
+        other => panic!("expected a refusal, got {other:?}"),
+    }
+    let good = slot("Schedule/s1", "2026-12-07T09:00:00Z", "2026-12-07T09:30:00Z", "free");
+    let item = calsync_store::Ingest { resource_type: "Slot".into(), id: "p1.y".into(), digest: 2, content: good };
+    let row = db.store.prepare_ingest(item, Utc::now()).unwrap();
+    let tally = db.store.ingest("p1", 1, vec![row], |_, _| {}).await.unwrap();
+    assert_eq!((tally.created, tally.changed, tally.unchanged), (1, 0, 0));
+    assert!(matches!(db.store.read("Slot", "p1.x").await, Err(StoreError::NotFound(..))));
+    let stored = db.store.read("Slot", "p1.y").await.unwrap();
+    assert_eq!((stored.version_id, stored.content["meta"]["versionId"].as_str()), (1, Some("1")));
+    db.finish().await;
+}

@@ -199,6 +199,19 @@ async fn for_ids(
     Ok(())
 }
 
+/// The rows a query of resources of type `t` (`$1`) with ids `ids` (`$2`) returns.
+async fn rows_for_ids<R>(
+    tx: &mut Transaction<'static, Postgres>,
+    sql: &'static str,
+    t: &str,
+    ids: &[&str],
+) -> Result<Vec<R>, StoreError>
+where
+    R: for<'r> sqlx::FromRow<'r, sqlx::postgres::PgRow> + Send + Unpin,
+{
+    sqlx::query_as::<_, R>(sql).bind(t).bind(ids).fetch_all(&mut **tx).await.map_err(failed)
+}
+
 #[allow(clippy::too_many_arguments)]
 async fn ingest_type(
     tx: &mut Transaction<'static, Postgres>,
@@ -214,18 +227,16 @@ async fn ingest_type(
     let mut tally = IngestTally::default();
     let ids: Vec<&str> = items.iter().map(|i| i.id.as_str()).collect();
     // What is stored of each: its publisher and digest decide whether it is unchanged.
-    let known: HashMap<String, (Option<String>, Option<i64>)> =
-        sqlx::query_as::<_, (String, Option<String>, Option<i64>)>(
-            "SELECT id, publisher, digest FROM resource WHERE resource_type = $1 AND id = ANY($2)",
-        )
-        .bind(t)
-        .bind(&ids)
-        .fetch_all(&mut **tx)
-        .await
-        .map_err(failed)?
-        .into_iter()
-        .map(|(id, p, d)| (id, (p, d)))
-        .collect();
+    let known: HashMap<String, (Option<String>, Option<i64>)> = rows_for_ids::<(String, Option<String>, Option<i64>)>(
+        tx,
+        "SELECT id, publisher, digest FROM resource WHERE resource_type = $1 AND id = ANY($2)",
+        t,
+        &ids,
+    )
+    .await?
+    .into_iter()
+    .map(|(id, p, d)| (id, (p, d)))
+    .collect();
     let unchanged =
         |i: &IngestRow| known.get(&i.id).is_some_and(|(p, d)| p.as_deref() == Some(publisher) && *d == Some(i.digest));
     let (same, rest): (Vec<IngestRow>, Vec<IngestRow>) = items.into_iter().partition(unchanged);
@@ -249,14 +260,13 @@ async fn ingest_type(
     let stored: HashMap<String, (i64, bool, String, Option<String>)> = if ids.is_empty() {
         HashMap::new()
     } else {
-        sqlx::query_as::<_, (String, i64, bool, String, Option<String>)>(
+        rows_for_ids::<(String, i64, bool, String, Option<String>)>(
+            tx,
             "SELECT id, version_id, deleted, content, schedule FROM resource WHERE resource_type = $1 AND id = ANY($2)",
+            t,
+            &ids,
         )
-        .bind(t)
-        .bind(&ids)
-        .fetch_all(&mut **tx)
-        .await
-        .map_err(failed)?
+        .await?
         .into_iter()
         .map(|(id, v, d, c, s)| (id, (v, d, c, s)))
         .collect()
