@@ -1,10 +1,10 @@
 //! Registering a publisher and polling it.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashSet, VecDeque};
 use std::io::Read as _;
 use std::time::Duration;
 
-use calsync_store::{IngestRow, IngestTally, Publisher, Store, StoreError};
+use calsync_store::{IngestBatching, IngestRow, IngestTally, Publisher, Store, StoreError};
 use chrono::{DateTime, SecondsFormat, TimeDelta, Utc};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
@@ -12,9 +12,6 @@ use url::Url;
 
 use crate::feed::{Bad, INGESTED_TYPES, Namespace, Note, Options, Reader};
 use crate::manifest::{self, Output};
-
-/// Resources per store transaction.
-const BATCH: usize = 2000;
 
 /// Problems a report lists in full (all are counted).
 const LISTED_PROBLEMS: usize = 200;
@@ -447,10 +444,10 @@ async fn read_file(
     let file = url.as_str();
     let mut count = report.types.remove(resource_type).unwrap_or_default();
     let mut pending: Vec<u8> = Vec::new();
-    let mut batch: Vec<IngestRow> = Vec::with_capacity(BATCH);
+    let mut in_flight = InFlight::new(store);
+    let mut batch: Vec<IngestRow> = Vec::with_capacity(in_flight.batching.rows);
     // Ids of bad lines: what was stored from an earlier, good version of each is kept.
     let mut kept: Vec<String> = Vec::new();
-    let mut in_flight: InFlight = None;
     let mut line_no = 0u64;
     let mut done = false;
     while !done {
@@ -502,10 +499,10 @@ async fn read_file(
                     kept.extend(id);
                 }
             }
-            if batch.len() >= BATCH {
-                store_batch(store, p, &mut batch, &mut in_flight, &mut count).await.map_err(FileError::Store)?;
+            if batch.len() >= in_flight.batching.rows {
+                in_flight.send(store, p, &mut batch, &mut count).await.map_err(FileError::Store)?;
             }
-            if kept.len() >= BATCH {
+            if kept.len() >= in_flight.batching.rows {
                 count.kept += store
                     .ingest_keep(&p.id, p.polls, resource_type, &std::mem::take(&mut kept))
                     .await
@@ -515,8 +512,8 @@ async fn read_file(
         pending.drain(..start);
         progress(Event::Read { bytes, lines: line_no - lines_before });
     }
-    store_batch(store, p, &mut batch, &mut in_flight, &mut count).await.map_err(FileError::Store)?;
-    settle(&mut in_flight, &mut count).await.map_err(FileError::Store)?;
+    in_flight.send(store, p, &mut batch, &mut count).await.map_err(FileError::Store)?;
+    in_flight.settle_all(&mut count).await.map_err(FileError::Store)?;
     if !kept.is_empty() {
         count.kept += store.ingest_keep(&p.id, p.polls, resource_type, &kept).await.map_err(FileError::Store)?;
     }
@@ -524,37 +521,129 @@ async fn read_file(
     Ok(())
 }
 
-/// The batch being written while the next one is read (reading and writing overlap: one core
-/// parses while the database writes).
-type InFlight = Option<tokio::task::JoinHandle<Result<IngestTally, StoreError>>>;
-
-/// Waits for the batch in flight, if any, and counts what it did.
-async fn settle(in_flight: &mut InFlight, count: &mut TypeCount) -> Result<(), StoreError> {
-    if let Some(task) = in_flight.take() {
-        let IngestTally { created, changed, unchanged } =
-            task.await.map_err(|e| StoreError::Invalid(format!("the ingest task failed: {e}")))??;
-        count.created += created;
-        count.changed += changed;
-        count.unchanged += unchanged;
-    }
-    Ok(())
+/// The batches being written while the next one is read (reading and writing overlap: one
+/// core parses while the database writes), as many at once as the store takes
+/// ([`Store::ingest_batching`]).
+struct InFlight {
+    batching: IngestBatching,
+    /// Each batch's task, with the hashes of its ids: a batch that shares one with a batch under
+    /// way waits for it, so the later line of a repeated id is the one stored.
+    tasks: VecDeque<(BatchTask, HashSet<u64>)>,
 }
 
-/// Sends a full batch to the store once the previous one is written.
-async fn store_batch(
-    store: &Store,
-    p: &Publisher,
-    batch: &mut Vec<IngestRow>,
-    in_flight: &mut InFlight,
-    count: &mut TypeCount,
-) -> Result<(), StoreError> {
-    settle(in_flight, count).await?;
-    if batch.is_empty() {
-        return Ok(());
+/// A batch being written.
+type BatchTask = tokio::task::JoinHandle<Result<IngestTally, StoreError>>;
+
+impl InFlight {
+    fn new(store: &Store) -> Self {
+        let batching = store.ingest_batching();
+        InFlight { batching, tasks: VecDeque::with_capacity(batching.concurrent) }
     }
-    let items = std::mem::replace(batch, Vec::with_capacity(BATCH));
-    let (store, id, poll) = (store.clone(), p.id.clone(), p.polls);
-    *in_flight =
-        Some(tokio::spawn(async move { store.ingest(&id, poll, items, calsync_fhir::booking::carry_takers).await }));
-    Ok(())
+
+    /// Waits for the oldest batch under way and counts what it did.
+    async fn settle_one(&mut self, count: &mut TypeCount) -> Result<(), StoreError> {
+        if let Some((task, _)) = self.tasks.pop_front() {
+            let IngestTally { created, changed, unchanged } =
+                task.await.map_err(|e| StoreError::Invalid(format!("the ingest task failed: {e}")))??;
+            count.created += created;
+            count.changed += changed;
+            count.unchanged += unchanged;
+        }
+        Ok(())
+    }
+
+    /// Waits for every batch under way.
+    async fn settle_all(&mut self, count: &mut TypeCount) -> Result<(), StoreError> {
+        while !self.tasks.is_empty() {
+            self.settle_one(count).await?;
+        }
+        Ok(())
+    }
+
+    /// Sends a full batch to the store once there is room for it.
+    async fn send(
+        &mut self,
+        store: &Store,
+        p: &Publisher,
+        batch: &mut Vec<IngestRow>,
+        count: &mut TypeCount,
+    ) -> Result<(), StoreError> {
+        if batch.is_empty() {
+            return Ok(());
+        }
+        let ids: HashSet<u64> = batch.iter().map(|row| id_hash(row.id())).collect();
+        if self.tasks.iter().any(|(_, other)| !other.is_disjoint(&ids)) {
+            self.settle_all(count).await?;
+        }
+        while self.tasks.len() >= self.batching.concurrent {
+            self.settle_one(count).await?;
+        }
+        let items = std::mem::replace(batch, Vec::with_capacity(self.batching.rows));
+        let (store, id, poll) = (store.clone(), p.id.clone(), p.polls);
+        let task =
+            tokio::spawn(async move { store.ingest(&id, poll, items, calsync_fhir::booking::carry_takers).await });
+        self.tasks.push_back((task, ids));
+        Ok(())
+    }
+}
+
+/// A hash of a stored id (two ids with one hash only make a batch wait).
+fn id_hash(id: &str) -> u64 {
+    use std::hash::{BuildHasher, BuildHasherDefault, DefaultHasher};
+    BuildHasherDefault::<DefaultHasher>::default().hash_one(id)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use calsync_store::Ingest;
+    use calsync_store::testing::TestDatabase;
+
+    /// Batches under way at once share no id: one that does waits for the other, so the later
+    /// line of a repeated id is written last; one that does not goes at once.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_batch_sharing_an_id_with_one_under_way_waits_for_it() {
+        let db = TestDatabase::create().await;
+        let store =
+            Store::connect(&db.url).await.unwrap().with_ingest_batching(IngestBatching { rows: 10, concurrent: 3 });
+        let p = register(&store, "http://publisher.example/$bulk-publish", crate::Options::default(), Utc::now())
+            .await
+            .unwrap();
+        let row = |id: &str| {
+            let item = Ingest {
+                resource_type: "Location".into(),
+                id: format!("{}.{id}", p.id),
+                digest: 1,
+                content: serde_json::json!({"resourceType": "Location"}),
+            };
+            store.prepare_ingest(item, Utc::now()).unwrap()
+        };
+        let mut in_flight = InFlight::new(&store);
+        let (release, released) = tokio::sync::oneshot::channel::<()>();
+        let under_way = tokio::spawn(async move {
+            released.await.ok();
+            Ok(IngestTally { created: 7, ..IngestTally::default() })
+        });
+        in_flight.tasks.push_back((under_way, [id_hash(row("a").id())].into_iter().collect()));
+        let mut count = TypeCount::default();
+
+        let wait = Duration::from_millis(300);
+        let mut other = vec![row("b")];
+        let sent = tokio::time::timeout(wait, in_flight.send(&store, &p, &mut other, &mut count)).await;
+        assert!(sent.is_ok_and(|r| r.is_ok()), "a batch of other ids goes at once");
+        assert_eq!((in_flight.tasks.len(), count.created), (2, 0));
+
+        let mut again = vec![row("c"), row("a")];
+        {
+            let send = in_flight.send(&store, &p, &mut again, &mut count);
+            tokio::pin!(send);
+            assert!(tokio::time::timeout(wait, &mut send).await.is_err(), "a batch with a's id waits for a's batch");
+            release.send(()).unwrap();
+            send.await.unwrap();
+        }
+        assert!(again.is_empty());
+        in_flight.settle_all(&mut count).await.unwrap();
+        assert_eq!(count.created, 7 + 1 + 2);
+        db.finish().await;
+    }
 }

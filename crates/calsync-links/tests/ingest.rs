@@ -438,3 +438,37 @@ async fn a_directory_registers_as_a_file_manifest_and_a_bad_registration_is_refu
     assert!(register(&store, fixtures("ssl-v1").to_str().unwrap(), bad_zone, now()).await.is_err());
     db.finish().await;
 }
+
+/// Batches are written several at once where the store allows (PostgreSQL), or with the
+/// batching set here on either database: small batches, two at once. A Slot listed twice, in two
+/// batches written at the same time, is stored as its later line says (the later batch waits for
+/// the earlier), and the whole example set still ingests exactly.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn batches_written_at_once_keep_the_later_line_of_a_repeated_id() {
+    let db = TestDatabase::create().await;
+    let store = store(&db).await.with_ingest_batching(calsync_store::IngestBatching { rows: 5, concurrent: 2 });
+    let dir = std::env::temp_dir().join(format!("calsync-repeated-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    for entry in std::fs::read_dir(fixtures("ssl-v1")).unwrap() {
+        let path = entry.unwrap().path();
+        std::fs::copy(&path, dir.join(path.file_name().unwrap())).unwrap();
+    }
+    // Slot 20 is the first line of the first Slot file; again, busy, as its seventh.
+    let file = dir.join("slots-2021-W09.ndjson");
+    let mut lines: Vec<String> = std::fs::read_to_string(&file).unwrap().lines().map(String::from).collect();
+    assert!(lines[0].contains(r#""id":"20""#) && lines.len() > 10);
+    lines.insert(6, lines[0].replace(r#""status":"free""#, r#""status":"busy""#));
+    std::fs::write(&file, lines.join("\n") + "\n").unwrap();
+
+    let feed = serve(dir.clone()).await;
+    let p = register(&store, &format!("{}/$bulk-publish", feed.base), Options::default(), now()).await.unwrap();
+    let (p, report) = poll_once(&store, &p.id, now()).await;
+    assert_eq!(p.state, "ok", "{report:#?}");
+    let slots = &report.types["Slot"];
+    assert_eq!((slots.lines, slots.created, slots.changed, slots.bad), (301, 300, 1, 0), "{report:#?}");
+    let stored = store.read("Slot", &format!("{}.20", p.id)).await.unwrap();
+    assert_eq!((stored.content["status"].as_str(), stored.version_id), (Some("busy"), 2));
+    assert_eq!(store.ingested_contents(&p.id, "Slot").await.unwrap().len(), 300);
+    std::fs::remove_dir_all(&dir).ok();
+    db.finish().await;
+}

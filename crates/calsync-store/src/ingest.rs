@@ -45,6 +45,22 @@ pub struct IngestRow {
     pub(crate) index: Option<Indexed>,
 }
 
+/// How a feed's rows are best sent to [`Store::ingest`] on a database (docs/benchmarks.md).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct IngestBatching {
+    /// Rows per call (one transaction each).
+    pub rows: usize,
+    /// Calls that may be under way at once, on batches that share no id.
+    pub concurrent: usize,
+}
+
+impl IngestRow {
+    /// The id it is stored under.
+    pub fn id(&self) -> &str {
+        &self.id
+    }
+}
+
 /// What an [`Store::ingest`] did.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct IngestTally {
@@ -133,6 +149,28 @@ impl Store {
         let _turn = self.write_turn().await;
         publisher::Entity::delete_by_id(id.to_string()).exec(self.connection()).await?;
         Ok(removed)
+    }
+
+    /// How to batch an ingest here, unless set ([`Store::with_ingest_batching`]). SQLite has one
+    /// writer: larger transactions write each index page they touch fewer times (a Slot's start
+    /// lands anywhere in `slot_start_id`), and hold the write lock for about a tenth of a second.
+    /// PostgreSQL writes two batches at once, on two connections, while the next is read.
+    pub fn ingest_batching(&self) -> IngestBatching {
+        if let Some(batching) = self.ingest_batching {
+            return batching;
+        }
+        if self.sqlite_bulk.is_some() {
+            IngestBatching { rows: 10_000, concurrent: 1 }
+        } else {
+            IngestBatching { rows: 2_000, concurrent: 2 }
+        }
+    }
+
+    /// This store, batching ingests as set (at least one row, one batch at a time).
+    pub fn with_ingest_batching(mut self, batching: IngestBatching) -> Self {
+        self.ingest_batching =
+            Some(IngestBatching { rows: batching.rows.max(1), concurrent: batching.concurrent.max(1) });
+        self
     }
 
     /// Makes `item` ready for [`Store::ingest`] as a new resource written at `now`; an error

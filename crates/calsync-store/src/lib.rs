@@ -26,7 +26,7 @@ use std::sync::Arc;
 use tokio::sync::Mutex;
 
 /// Which database a [`Store`] runs on (see [`Store::connection`]).
-pub use ingest::{Carry, Ingest, IngestRow, IngestTally, Publisher};
+pub use ingest::{Carry, Ingest, IngestBatching, IngestRow, IngestTally, Publisher};
 pub use sea_orm::DbBackend as Backend;
 
 mod bulk;
@@ -201,6 +201,8 @@ pub struct Store {
     sqlite_bulk: Option<Arc<bulk::sqlite::SqliteBulk>>,
     /// Remembered Slot windows of participants' Schedules (see [`Store::slot_windows`]).
     windows: Arc<std::sync::Mutex<WindowCache>>,
+    /// How ingests are batched, when not as the database suits ([`Store::ingest_batching`]).
+    ingest_batching: Option<ingest::IngestBatching>,
 }
 
 /// A remembered Slot: start and end (UTC milliseconds) and status.
@@ -262,7 +264,15 @@ impl Store {
         let sqlite_writer = (db.get_database_backend() == sea_orm::DbBackend::Sqlite).then(|| Arc::new(Mutex::new(())));
         let sqlite_reader = reader::SqliteReader::for_url(url).map(Arc::new);
         let sqlite_bulk = reader::sqlite_path(url).map(|p| Arc::new(bulk::sqlite::SqliteBulk::new(p)));
-        Ok(Self { db, indexer: None, sqlite_writer, sqlite_reader, sqlite_bulk, windows: Default::default() })
+        Ok(Self {
+            db,
+            indexer: None,
+            sqlite_writer,
+            sqlite_reader,
+            sqlite_bulk,
+            windows: Default::default(),
+            ingest_batching: None,
+        })
     }
 
     /// Indexes every write from now on with `indexer`.

@@ -607,3 +607,37 @@ async fn an_ingested_slot_without_its_times_is_refused_when_prepared() {
     assert_eq!((stored.version_id, stored.content["meta"]["versionId"].as_str()), (1, Some("1")));
     db.finish().await;
 }
+
+/// A batch whose first and last resources are new is written at once (PostgreSQL: one insert,
+/// nothing looked up); one stored id among them sends the batch the way of a poll of what is
+/// stored, and every resource still ends up as it should: new ones created, a changed one
+/// written as its next version, an unchanged one left alone.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_batch_of_new_resources_with_stored_ones_among_them_is_stored_whole() {
+    let db = fresh().await;
+    let row = |id: &str, digest: i64, status: &str| {
+        let content = slot("Schedule/s1", "2026-12-07T09:00:00Z", "2026-12-07T09:30:00Z", status);
+        let item = calsync_store::Ingest { resource_type: "Slot".into(), id: id.into(), digest, content };
+        db.store.prepare_ingest(item, Utc::now()).unwrap()
+    };
+    let first = db.store.ingest("p1", 1, vec![row("p1.b", 1, "free"), row("p1.d", 4, "free")], |_, _| {}).await;
+    assert_eq!(first.unwrap().created, 2);
+    let batch = vec![
+        row("p1.a", 10, "free"),
+        row("p1.b", 2, "busy"),
+        row("p1.c", 3, "free"),
+        row("p1.d", 4, "free"),
+        row("p1.e", 5, "free"),
+    ];
+    let tally = db.store.ingest("p1", 2, batch, |_, _| {}).await.unwrap();
+    assert_eq!((tally.created, tally.changed, tally.unchanged), (3, 1, 1));
+    for (id, version, status) in
+        [("p1.a", 1, "free"), ("p1.b", 2, "busy"), ("p1.c", 1, "free"), ("p1.d", 1, "free"), ("p1.e", 1, "free")]
+    {
+        let stored = db.store.read("Slot", id).await.unwrap();
+        assert_eq!((stored.version_id, stored.content["status"].as_str()), (version, Some(status)), "{id}");
+    }
+    // All five were seen by poll 2: a full data set of poll 2 removes none of them.
+    assert_eq!(db.store.ingest_sweep("p1", &["Slot"], 2).await.unwrap(), 0);
+    db.finish().await;
+}
