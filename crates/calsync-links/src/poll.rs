@@ -540,11 +540,21 @@ impl InFlight {
         InFlight { batching, tasks: VecDeque::with_capacity(batching.concurrent) }
     }
 
-    /// Waits for the oldest batch under way and counts what it did.
+    /// Waits for the oldest batch under way and counts what it did. When it failed, the others
+    /// are waited for too before the error is returned: nothing of this poll is still being
+    /// written once it has failed.
     async fn settle_one(&mut self, count: &mut TypeCount) -> Result<(), StoreError> {
         if let Some((task, _)) = self.tasks.pop_front() {
-            let IngestTally { created, changed, unchanged } =
-                task.await.map_err(|e| StoreError::Invalid(format!("the ingest task failed: {e}")))??;
+            let done = task.await.map_err(|e| StoreError::Invalid(format!("the ingest task failed: {e}")));
+            let IngestTally { created, changed, unchanged } = match done.and_then(|r| r) {
+                Ok(tally) => tally,
+                Err(e) => {
+                    for (rest, _) in self.tasks.drain(..) {
+                        let _ = rest.await;
+                    }
+                    return Err(e);
+                }
+            };
             count.created += created;
             count.changed += changed;
             count.unchanged += unchanged;
@@ -645,5 +655,31 @@ mod tests {
         in_flight.settle_all(&mut count).await.unwrap();
         assert_eq!(count.created, 7 + 1 + 2);
         db.finish().await;
+    }
+
+    /// A batch that failed fails the file, but only once the batches written beside it are done.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_failed_batch_is_reported_once_the_others_under_way_are_done() {
+        let mut in_flight = InFlight { batching: IngestBatching { rows: 1, concurrent: 2 }, tasks: VecDeque::new() };
+        let failing: BatchTask = tokio::spawn(async { Err(StoreError::Invalid("the disk is full".into())) });
+        let (release, released) = tokio::sync::oneshot::channel::<()>();
+        let finished = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let done = finished.clone();
+        let beside: BatchTask = tokio::spawn(async move {
+            released.await.ok();
+            done.store(true, std::sync::atomic::Ordering::SeqCst);
+            Ok(IngestTally::default())
+        });
+        in_flight.tasks.extend([(failing, HashSet::new()), (beside, HashSet::new())]);
+        let mut count = TypeCount::default();
+        let settle = in_flight.settle_all(&mut count);
+        tokio::pin!(settle);
+        assert!(tokio::time::timeout(Duration::from_millis(300), &mut settle).await.is_err(), "waits for the other");
+        release.send(()).unwrap();
+        match settle.await {
+            Err(StoreError::Invalid(why)) => assert_eq!(why, "the disk is full"),
+            other => panic!("expected the batch's error, got {other:?}"),
+        }
+        assert!(finished.load(std::sync::atomic::Ordering::SeqCst));
     }
 }
