@@ -328,7 +328,11 @@ async fn add_index(
 
 /// Records the Schedules of written Slots as touched.
 fn touch(written: &[Written<'_>], touched: &mut HashSet<String>) {
-    touched.extend(written.iter().filter_map(|w| w.range.schedule.clone()));
+    for schedule in written.iter().filter_map(|w| w.range.schedule.as_ref()) {
+        if !touched.contains(schedule) {
+            touched.insert(schedule.clone());
+        }
+    }
 }
 
 #[allow(clippy::too_many_arguments)]
