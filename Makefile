@@ -17,7 +17,7 @@ DEMO_SERVE := --load $(DEMO)/provider.ndjson --load $(DEMO)/directory.ndjson --l
   --emulate-calendar google:RelatedPerson/son=$(DEMO)/son.ics \
   --clock-start 2026-12-01T12:00:00Z
 
-.PHONY: run find-demo build test test-rust test-ical-corpus test-conformance test-clients test-demo test-postgres bench bench-core bench-search bench-find-mutual bench-nightly bench-publish bench-ingest nextest clean-target
+.PHONY: run find-demo build test test-rust test-ical-corpus test-conformance test-clients test-demo test-postgres bench bench-core bench-search bench-find-mutual bench-nightly bench-publish bench-feed-reader bench-ingest nextest clean-target
 
 ## The whole system on the embedded SQLite database (calsync.db) with the demo clinics loaded.
 run: build
@@ -65,7 +65,7 @@ test-clients: build
 	tests/clients/run.sh $(CALSYNC)
 
 ## Criterion benchmarks and the HTTP load test (release build); figures in docs/benchmarks.md.
-bench: bench-core bench-search bench-find-mutual bench-nightly bench-publish bench-ingest
+bench: bench-core bench-search bench-find-mutual bench-nightly bench-publish bench-feed-reader bench-ingest
 
 bench-core:
 	$(CARGO) bench --workspace --bench mutual_search
@@ -95,6 +95,10 @@ bench-nightly:
 bench-publish:
 	$(CARGO) build --release -p calsync
 	tests/load/run.sh $(CARGO_TARGET_DIR)/release/calsync publish
+
+## The reading half of an ingest: Slot lines parsed, checked and made ready to store, per second.
+bench-feed-reader:
+	$(CARGO) bench -p calsync-links --bench feed_reader
 
 ## Ingest of a generated SMART Scheduling Links feed (250,000 and 1,000,000 Slots over 5,000
 ## Locations, served on loopback) into SQLite, then PostgreSQL; Slots/s and peak memory.

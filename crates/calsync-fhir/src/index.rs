@@ -287,6 +287,25 @@ pub fn fingerprint() -> String {
     fnv(&format!("{PARAMS:?}"))
 }
 
+/// The top-level members of a `resource_type` that hold values of its search parameters:
+/// [`entries`] and [`date_entries`] read no others.
+pub fn reads(resource_type: &str) -> &'static [&'static str] {
+    static READS: std::sync::LazyLock<std::collections::HashMap<&'static str, Vec<&'static str>>> =
+        std::sync::LazyLock::new(|| {
+            let mut reads: std::collections::HashMap<&'static str, Vec<&'static str>> = Default::default();
+            for p in PARAMS {
+                let members = reads.entry(p.resource_type).or_default();
+                for member in p.paths.iter().filter_map(|path| path.first()) {
+                    if !members.contains(member) {
+                        members.push(member);
+                    }
+                }
+            }
+            reads
+        });
+    READS.get(resource_type).map_or(&[], Vec::as_slice)
+}
+
 /// FNV-1a of `text` as 16 hex digits: a short stable name derived from a longer one.
 pub fn fnv(text: &str) -> String {
     let hash = text.bytes().fold(0xcbf29ce484222325u64, |h, b| (h ^ u64::from(b)).wrapping_mul(0x100000001b3));
@@ -380,6 +399,37 @@ mod tests {
         let sched = json!({"resourceType": "Schedule", "active": true, "actor": [{"reference": "Location/1"}]});
         let e = entries("Schedule", &sched);
         assert!(e.iter().any(|x| x.param == "active" && x.value == "true"));
+    }
+
+    #[test]
+    fn a_resource_is_indexed_alike_from_the_members_it_reads_alone() {
+        let resources = [
+            json!({"resourceType": "Slot", "id": "1", "schedule": {"reference": "Schedule/1"}, "status": "free",
+                "start": "2026-12-07T14:00:00Z", "end": "2026-12-07T14:30:00Z", "comment": "x",
+                "serviceType": [{"coding": [{"system": "urn:s", "code": "124"}]}],
+                "identifier": [{"system": "urn:x", "value": "S-1"}], "appointmentType": {"coding": [{"code": "ROUTINE"}]}}),
+            json!({"resourceType": "Schedule", "active": true, "actor": [{"reference": "Location/1"}],
+                "planningHorizon": {"start": "2026-12-01"}, "comment": "y"}),
+            json!({"resourceType": "Location", "name": "Riverside", "alias": ["RFC"], "status": "active",
+                "address": {"city": "Boston", "state": "MA"}, "telecom": [{"system": "phone", "value": "1"}]}),
+        ];
+        for full in resources {
+            let t = full["resourceType"].as_str().unwrap();
+            let members: serde_json::Map<String, Value> = full
+                .as_object()
+                .unwrap()
+                .iter()
+                .filter(|(k, _)| reads(t).contains(&k.as_str()))
+                .map(|(k, v)| (k.clone(), v.clone()))
+                .collect();
+            assert!(members.len() < full.as_object().unwrap().len(), "{t}: some members are not read");
+            let part = Value::Object(members);
+            assert!(!entries(t, &full).is_empty(), "{t}");
+            assert_eq!(entries(t, &part), entries(t, &full), "{t}");
+            assert_eq!(date_entries(t, &part), date_entries(t, &full), "{t}");
+        }
+        assert_eq!(reads("Slot"), ["serviceType", "specialty", "appointmentType", "identifier"]);
+        assert!(reads("Basic").is_empty());
     }
 
     fn ms(v: &str) -> i64 {

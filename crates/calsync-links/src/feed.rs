@@ -6,12 +6,14 @@
 //! (an option of the publisher) are read in the Location's zone, a free Slot with no capacity
 //! left is stored busy.
 
+use std::borrow::Cow;
 use std::collections::HashMap;
 
-use calsync_store::Ingest;
+use calsync_store::{Ingest, IngestMembers, IngestRow, Store};
 use chrono::{DateTime, NaiveDate, NaiveDateTime, TimeZone, Timelike, Utc};
 use chrono_tz::Tz;
 use serde::{Deserialize, Serialize};
+use serde_json::value::RawValue;
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 
@@ -71,7 +73,10 @@ impl Namespace {
     /// with other characters as `-`, and a digest of the original, the same on every poll
     /// (`store_1 A` → `{namespace}.store-1-A-9c0e4b1f`).
     pub fn id(&self, theirs: &str) -> (String, bool) {
-        let plain = format!("{}.{theirs}", self.0);
+        let mut plain = String::with_capacity(self.0.len() + 1 + theirs.len());
+        plain.push_str(&self.0);
+        plain.push('.');
+        plain.push_str(theirs);
         if calsync_store::is_valid_id(&plain) {
             return (plain, false);
         }
@@ -102,6 +107,11 @@ pub struct Reader {
     default_zone: Option<Tz>,
     manifest: url::Url,
     transaction_time: String,
+    /// The manifest without query or fragment, and `#`: `meta.source` of a resource is this and
+    /// its publisher's type and id.
+    source_base: String,
+    /// The lastSourceSync meta extension as the JSON of a `meta` member (`"extension":[…]`).
+    sync_extension: String,
     /// `Location/{stored id}` → zone.
     location_zones: HashMap<String, Tz>,
     /// `Schedule/{stored id}` → `Location/{stored id}` of its first Location actor.
@@ -115,12 +125,20 @@ impl Reader {
     /// `transaction_time`.
     pub fn new(namespace: Namespace, options: Options, manifest: url::Url, transaction_time: String) -> Reader {
         let default_zone = options.default_zone().ok().flatten();
+        let mut base = manifest.clone();
+        base.set_query(None);
+        base.set_fragment(None);
+        let source_base = format!("{base}#");
+        let sync_extension =
+            format!(r#""extension":[{}]"#, json!({"url": LAST_SOURCE_SYNC, "valueDateTime": transaction_time}));
         Reader {
             namespace,
             options,
             default_zone,
             manifest,
             transaction_time,
+            source_base,
+            sync_extension,
             location_zones: HashMap::new(),
             schedule_locations: HashMap::new(),
             suspect_local: 0,
@@ -149,6 +167,123 @@ impl Reader {
             }
             _ => {}
         }
+    }
+
+    /// One line of a file of `expected` resources made ready for `store` at `now`, and what was
+    /// repaired; or why the line cannot be used. A plain Slot line, nearly every line of a feed,
+    /// is read as its members ([`IngestMembers`]); any other line as a whole ([`Reader::line`]).
+    pub fn row(
+        &mut self,
+        store: &Store,
+        expected: &str,
+        text: &str,
+        now: DateTime<Utc>,
+    ) -> Result<(IngestRow, Vec<Note>), Bad> {
+        if expected == "Slot"
+            && let Some((members, notes)) = self.slot_members(text)
+        {
+            let id = members.id.clone();
+            let row = store.prepare_ingest_members(members, now);
+            return row.map(|row| (row, notes)).map_err(|e| Bad { why: e.to_string(), id: Some(id) });
+        }
+        let (item, notes) = self.line(expected, text)?;
+        let id = item.id.clone();
+        store.prepare_ingest(item, now).map(|row| (row, notes)).map_err(|e| Bad { why: e.to_string(), id: Some(id) })
+    }
+
+    /// A Slot line read without building it as a `Value`: its members as written, those it
+    /// checks or rewrites parsed alone. `None` when it is anything but a plain good Slot: no
+    /// `meta`, every name unescaped and given once, `resourceType`, `id`, `status`, `start` and
+    /// `end` plain strings, and every check passed. [`Reader::line`] reads such a line whole
+    /// (and says what is wrong with it).
+    fn slot_members<'a>(&mut self, text: &'a str) -> Option<(IngestMembers<'a>, Vec<Note>)> {
+        let Members(members) = serde_json::from_str(text).ok()?;
+        for (n, (name, _)) in members.iter().enumerate() {
+            if matches!(*name, "meta" | "reference") || members[..n].iter().any(|(other, _)| other == name) {
+                return None;
+            }
+        }
+        let member = |name: &str| members.iter().find(|(n, _)| *n == name).map(|(_, json)| *json);
+        let plain = |name: &str| member(name).and_then(|json| serde_json::from_str::<&str>(json.get()).ok());
+        if plain("resourceType")? != "Slot" {
+            return None;
+        }
+        let theirs = plain("id").filter(|id| !id.trim().is_empty())?;
+        let mut notes = Vec::new();
+        let (id, repaired) = self.namespace.id(theirs);
+        if repaired {
+            notes.push(Note::Repaired("id", format!("id {theirs:?} is not a FHIR id; stored as {id}")));
+        }
+        let mut schedule: Value = serde_json::from_str(member("schedule")?.get()).ok()?;
+        rewrite_references(&self.namespace, &mut schedule);
+        let status = plain("status")?;
+        let checked = self
+            .slot_checks(
+                schedule["reference"].as_str().unwrap_or_default(),
+                status,
+                plain("start"),
+                plain("end"),
+                &mut notes,
+            )
+            .ok()?;
+        let mut now_busy = false;
+        let mut rewritten = Vec::with_capacity(members.len());
+        for (name, json) in members {
+            let owned = |v: &Value| serde_json::value::to_raw_value(v).ok().map(Cow::Owned);
+            let json = match name {
+                "schedule" => owned(&schedule)?,
+                "start" | "end" => match &checked.times[usize::from(name == "end")] {
+                    Some(t) => owned(&Value::from(t.as_str()))?,
+                    None => Cow::Borrowed(json),
+                },
+                "extension" if json.get().contains("slot-capacity") || may_hold_references(json) => {
+                    let mut extension: Value = serde_json::from_str(json.get()).ok()?;
+                    if let Some(list) = extension.as_array_mut() {
+                        now_busy = capacity(list, status, &mut notes);
+                    }
+                    rewrite_references(&self.namespace, &mut extension);
+                    owned(&extension)?
+                }
+                _ if may_hold_references(json) => {
+                    let mut v: Value = serde_json::from_str(json.get()).ok()?;
+                    rewrite_references(&self.namespace, &mut v);
+                    owned(&v)?
+                }
+                _ => Cow::Borrowed(json),
+            };
+            rewritten.push((name, json));
+        }
+        if now_busy {
+            let status = rewritten.iter_mut().find(|(name, _)| *name == "status")?;
+            status.1 = Cow::Owned(serde_json::value::to_raw_value("busy").ok()?);
+        }
+        self.suspect_local += u64::from(checked.suspect);
+        let source = serde_json::to_string(&self.source("Slot", theirs)).ok()?;
+        let mut meta_members = String::with_capacity(10 + source.len() + self.sync_extension.len());
+        meta_members.push_str(r#""source":"#);
+        meta_members.push_str(&source);
+        meta_members.push(',');
+        meta_members.push_str(&self.sync_extension);
+        let digest = self.digest(text, checked.zone_used);
+        Some((IngestMembers { resource_type: "Slot", id, digest, members: rewritten, meta_members }, notes))
+    }
+
+    /// `meta.source` of a resource: the manifest with the publisher's own type and id as
+    /// fragment.
+    fn source(&self, resource_type: &str, theirs: &str) -> String {
+        // Unreserved characters stay as they are in a fragment; anything else is encoded by `url`.
+        if theirs.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~')) {
+            let mut source = String::with_capacity(self.source_base.len() + resource_type.len() + 1 + theirs.len());
+            source.push_str(&self.source_base);
+            source.push_str(resource_type);
+            source.push('/');
+            source.push_str(theirs);
+            return source;
+        }
+        let mut source = self.manifest.clone();
+        source.set_query(None);
+        source.set_fragment(Some(&format!("{resource_type}/{theirs}")));
+        source.to_string()
     }
 
     /// One line of a file of `expected` resources: the resource to store and what was repaired,
@@ -230,11 +365,36 @@ impl Reader {
     /// Checks and repairs a Slot; returns the zone its times were read in, if one was needed.
     fn slot(&mut self, v: &mut Value, notes: &mut Vec<Note>) -> Result<Option<Tz>, String> {
         let schedule = v["schedule"]["reference"].as_str().unwrap_or_default().to_string();
+        let status = v["status"].as_str().unwrap_or_default().to_string();
+        let checked = self.slot_checks(&schedule, &status, v["start"].as_str(), v["end"].as_str(), notes)?;
+        for (name, t) in ["start", "end"].into_iter().zip(checked.times) {
+            if let Some(t) = t {
+                v[name] = json!(t);
+            }
+        }
+        self.suspect_local += u64::from(checked.suspect);
+        if let Some(list) = v.get_mut("extension").and_then(Value::as_array_mut)
+            && capacity(list, &status, notes)
+        {
+            v["status"] = json!("busy");
+        }
+        Ok(checked.zone_used)
+    }
+
+    /// The checks of a Slot (its Schedule reference already in the namespace) and the repairs of
+    /// its times.
+    fn slot_checks(
+        &self,
+        schedule: &str,
+        status: &str,
+        start: Option<&str>,
+        end: Option<&str>,
+        notes: &mut Vec<Note>,
+    ) -> Result<SlotChecked, String> {
         if !schedule.starts_with("Schedule/") {
             return Err("a Slot needs schedule.reference Schedule/{id}".into());
         }
-        let status = v["status"].as_str().unwrap_or_default().to_string();
-        if !calsync_store::SLOT_STATUSES.contains(&status.as_str()) {
+        if !calsync_store::SLOT_STATUSES.contains(&status) {
             return Err(if status.is_empty() {
                 "a Slot needs a status".into()
             } else {
@@ -243,37 +403,36 @@ impl Reader {
         }
         let zone = self
             .schedule_locations
-            .get(&schedule)
+            .get(schedule)
             .and_then(|l| self.location_zones.get(l))
             .copied()
             .or(self.default_zone);
-        let mut zone_used = None;
-        let mut times = [None, None];
-        for (n, name) in ["start", "end"].into_iter().enumerate() {
-            let raw = v[name].as_str().ok_or_else(|| format!("a Slot needs {name}"))?.trim().to_string();
-            let (t, repair) = self.instant(&raw, zone, name == "end").map_err(|e| format!("{name}: {e}"))?;
+        let mut checked = SlotChecked { times: [None, None], zone_used: None, suspect: false };
+        let mut instants = [None, None];
+        for (n, (name, given)) in [("start", start), ("end", end)].into_iter().enumerate() {
+            let raw = given.ok_or_else(|| format!("a Slot needs {name}"))?.trim();
+            let (t, repair) = self.instant(raw, zone, name == "end").map_err(|e| format!("{name}: {e}"))?;
             if let Some(repair) = repair {
-                zone_used = zone;
-                v[name] = json!(t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true));
-                notes
-                    .push(Note::Repaired(repair, format!("{name} {raw:?} read as {}", v[name].as_str().unwrap_or(""))));
+                checked.zone_used = zone;
+                let text = t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+                notes.push(Note::Repaired(repair, format!("{name} {raw:?} read as {text}")));
+                checked.times[n] = Some(text);
             } else if name == "start"
                 && !self.options.local_times
                 && raw.ends_with(['Z', 'z'])
                 && let Some(tz) = zone
                 && tz.from_utc_datetime(&t.naive_utc()).hour() < 5
             {
-                self.suspect_local += 1;
+                checked.suspect = true;
             }
-            times[n] = Some(t);
+            instants[n] = Some(t);
         }
-        if let [Some(start), Some(end)] = times
+        if let [Some(start), Some(end)] = instants
             && end <= start
         {
             return Err("a Slot must end after it starts".into());
         }
-        self.capacity(v, &status, notes);
-        Ok(zone_used)
+        Ok(checked)
     }
 
     /// An instant of a Slot, and the repair it needed: a date (a whole-day Slot: the Location's
@@ -310,40 +469,11 @@ impl Reader {
         Err(format!("{raw:?} is not an instant or a date"))
     }
 
-    /// A `slot-capacity` must be a whole number of places, at least 0; a free Slot with none left
-    /// is busy.
-    fn capacity(&self, v: &mut Value, status: &str, notes: &mut Vec<Note>) {
-        let url = format!("{}slot-capacity", calsync_fhir::SSL_EXTENSION_BASE);
-        let Some(list) = v.get_mut("extension").and_then(Value::as_array_mut) else { return };
-        let mut left = None;
-        list.retain(|e| {
-            if e["url"] != url.as_str() {
-                return true;
-            }
-            match e["valueInteger"].as_i64() {
-                Some(n) if n >= 0 => {
-                    left = Some(n);
-                    true
-                }
-                _ => {
-                    notes.push(Note::Repaired("capacity", format!("slot-capacity {} dropped", e["valueInteger"])));
-                    false
-                }
-            }
-        });
-        if left == Some(0) && status == "free" {
-            v["status"] = json!("busy");
-            notes.push(Note::Repaired("capacity", "a free Slot with slot-capacity 0 is stored busy".into()));
-        }
-    }
-
     /// `meta.source`: the manifest with the publisher's own type and id as fragment; the
     /// lastSourceSync extension: the manifest's transaction time. The publisher's version and
     /// update time are its own, not the stored resource's.
     fn stamp_origin(&self, v: &mut Value, resource_type: &str, theirs: &str, id: &str) {
-        let mut source = self.manifest.clone();
-        source.set_query(None);
-        source.set_fragment(Some(&format!("{resource_type}/{theirs}")));
+        let source = self.source(resource_type, theirs);
         let Some(object) = v.as_object_mut() else { return };
         object.insert("id".into(), json!(id));
         let meta = object.entry("meta").or_insert_with(|| json!({}));
@@ -353,7 +483,7 @@ impl Reader {
         let Some(meta) = meta.as_object_mut() else { return };
         meta.remove("versionId");
         meta.remove("lastUpdated");
-        meta.insert("source".into(), json!(source.as_str()));
+        meta.insert("source".into(), json!(source));
         let mut extensions: Vec<Value> = meta
             .remove("extension")
             .and_then(|e| if let Value::Array(a) = e { Some(a) } else { None })
@@ -376,6 +506,74 @@ impl Reader {
         let d = h.finalize();
         i64::from_be_bytes(d[..8].try_into().unwrap_or_default())
     }
+}
+
+/// What the checks of a Slot made of it.
+struct SlotChecked {
+    /// The start and end to store, where they were repaired.
+    times: [Option<String>; 2],
+    /// The zone its times were read in, if one was needed.
+    zone_used: Option<Tz>,
+    /// Its start is a `Z` time between midnight and 5 am at its Location.
+    suspect: bool,
+}
+
+/// The top-level members of a JSON object in order, each as its JSON text (names with escapes
+/// are refused: they cannot be borrowed).
+struct Members<'a>(Vec<(&'a str, &'a RawValue)>);
+
+impl<'de> Deserialize<'de> for Members<'de> {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct Visit;
+        impl<'de> serde::de::Visitor<'de> for Visit {
+            type Value = Members<'de>;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("a JSON object")
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+                let mut members = Vec::with_capacity(map.size_hint().unwrap_or(8));
+                while let Some(member) = map.next_entry::<&'de str, &'de RawValue>()? {
+                    members.push(member);
+                }
+                Ok(Members(members))
+            }
+        }
+        deserializer.deserialize_map(Visit)
+    }
+}
+
+/// Whether a member's JSON may hold a `reference` to rewrite (escapes are not looked through).
+fn may_hold_references(json: &RawValue) -> bool {
+    json.get().contains("reference") || json.get().contains("\\u")
+}
+
+/// A `slot-capacity` must be a whole number of places, at least 0: other values are dropped
+/// from `extensions`. True when a free Slot has none left (it is stored busy).
+fn capacity(extensions: &mut Vec<Value>, status: &str, notes: &mut Vec<Note>) -> bool {
+    let is_capacity = |e: &Value| {
+        e["url"].as_str().and_then(|u| u.strip_prefix(calsync_fhir::SSL_EXTENSION_BASE)) == Some("slot-capacity")
+    };
+    let mut left = None;
+    extensions.retain(|e| {
+        if !is_capacity(e) {
+            return true;
+        }
+        match e["valueInteger"].as_i64() {
+            Some(n) if n >= 0 => {
+                left = Some(n);
+                true
+            }
+            _ => {
+                notes.push(Note::Repaired("capacity", format!("slot-capacity {} dropped", e["valueInteger"])));
+                false
+            }
+        }
+    });
+    let now_busy = left == Some(0) && status == "free";
+    if now_busy {
+        notes.push(Note::Repaired("capacity", "a free Slot with slot-capacity 0 is stored busy".into()));
+    }
+    now_busy
 }
 
 fn has_contact(location: &Value) -> bool {
@@ -513,6 +711,81 @@ mod tests {
             (Some("free"), Some(0))
         );
         assert_eq!(notes.len(), 1);
+    }
+
+    /// Every kind of Slot line, read as members where it can be, is stored exactly as when read
+    /// whole; lines it cannot be are read whole.
+    #[tokio::test]
+    async fn a_slot_read_as_members_is_stored_as_when_read_whole() {
+        let store = Store::connect("sqlite::memory:").await.unwrap().with_indexer(calsync_sync::INDEXER);
+        let ssl = calsync_fhir::SSL_EXTENSION_BASE;
+        let ext = |rest: &str| format!(r#","extension":[{rest}]"#);
+        let capacity = |n: i64| format!(r#"{{"url":"{ssl}slot-capacity","valueInteger":{n}}}"#);
+        let link = format!(r#"{{"url":"{ssl}booking-deep-link","valueUrl":"https://book.example/s?x=1"}}"#);
+        let plain = slot("2027-01-04T14:00:00Z", "2027-01-04T14:30:00Z", "");
+        let fast = [
+            plain.clone(),
+            slot("2027-01-04T14:00:00Z", "2027-01-04T14:30:00Z", &ext(&format!("{link},{}", capacity(3)))),
+            slot("2027-01-04T14:00:00Z", "2027-01-04T14:30:00Z", &ext(&capacity(0))),
+            slot("2027-01-04T14:00:00Z", "2027-01-04T14:30:00Z", &ext(&capacity(-2))),
+            slot("2027-01-04T14:00:00Z", "2027-01-04T14:30:00Z", &ext(&link)),
+            slot("2026-10-30", "2026-11-03", &ext(&capacity(1))),
+            slot("2027-01-04T09:00:00", "2027-01-04T09:30", ""),
+            slot("2027-01-04T08:00:00Z", "2027-01-04T08:30:00Z", ""),
+            plain.replace(r#""id":"x""#, r#""id":"store_1 A/7""#),
+            slot("2027-01-04T14:00:00Z", "2027-01-04T14:30:00Z", &ext(r#"{"url":"urn:x","valueReference":{"reference":"Location/store_1 A"}}"#)),
+            slot("2027-01-04T14:00:00Z", "2027-01-04T14:30:00Z", r#","serviceType":[{"coding":[{"system":"urn:s","code":"124"}]}],"comment":"caf\u00e9 \"x\"","overbooked":false,"n":1.50,"basedOn":{"reference":"Schedule/s1"}"#),
+            r#"{ "status" : "busy" , "start":"2027-01-04T14:00:00Z","schedule": { "reference" : "Schedule/s1" },"end":"2027-01-04T14:30:00Z","resourceType":"Slot","id":"late"}"#.to_string(),
+            format!("{plain}\r"),
+            plain.replace("Schedule/s1", r"Schedule/s\u0031"),
+        ];
+        let whole = [
+            plain.replace(r#""status""#, r#""st\u0061tus""#),
+            plain.replace(r#""id":"x""#, r#""id":"x","meta":{"versionId":"9","tag":[{"code":"t"}]}"#),
+            plain.replace(r#""id":"x""#, r#""id":"x","status":"busy""#),
+            plain.replace(r#""id":"x""#, r#""id":7"#),
+        ];
+        let bad = [
+            slot("2027-01-04T14:00:00Z", "2027-01-04T13:30:00Z", ""),
+            slot("tomorrow", "2027-01-04T13:30:00Z", ""),
+            plain.replace("free", "open"),
+            plain.replace("Schedule/s1", "Location/s1"),
+            plain.replace(r#""start":"2027-01-04T14:00:00Z","#, ""),
+            plain.replace(r#""id":"x""#, r#""id":" ""#),
+        ];
+        let learned = || {
+            let mut r = reader(Options::default());
+            r.line("Location", LOCATION).unwrap();
+            r.line("Schedule", SCHEDULE).unwrap();
+            r
+        };
+        let (mut by_members, mut by_whole) = (learned(), learned());
+        let now = Utc::now();
+        for (n, line) in fast.iter().chain(&whole).enumerate() {
+            let expected = by_whole.line("Slot", line).unwrap();
+            let Some((members, notes)) = by_members.slot_members(line) else {
+                assert!(n >= fast.len(), "{line}: not read as members");
+                continue;
+            };
+            assert!(n < fast.len(), "{line}: read as members");
+            assert_eq!((members.id.as_str(), members.digest), (expected.0.id.as_str(), expected.0.digest), "{line}");
+            assert_eq!(notes, expected.1, "{line}");
+            let a = store.prepare_ingest_members(members, now).unwrap();
+            let b = store.prepare_ingest(expected.0, now).unwrap();
+            let parsed = |row: &IngestRow| serde_json::from_str::<Value>(row.text()).unwrap();
+            assert_eq!(parsed(&a), parsed(&b), "{line}");
+        }
+        assert_eq!(by_members.suspect_local, by_whole.suspect_local);
+        assert_eq!(by_members.suspect_local, 1, "08:00Z is 03:00 in Boston");
+        for line in &bad {
+            assert!(by_members.slot_members(line).is_none(), "{line}");
+            assert!(by_members.row(&store, "Slot", line, now).is_err(), "{line}");
+        }
+        let (row, _) = by_members.row(&store, "Slot", &fast[2], now).unwrap();
+        let stored: Value = serde_json::from_str(row.text()).unwrap();
+        assert_eq!((stored["status"].as_str(), stored["id"].as_str()), (Some("busy"), Some("p1.x")));
+        assert_eq!(stored["schedule"]["reference"], "Schedule/p1.s1");
+        assert_eq!(stored["meta"]["versionId"], "1");
     }
 
     #[test]

@@ -462,9 +462,11 @@ async fn read_file(
                 }
             }
         }
+        // The lines of a chunk are written as of its arrival.
+        let now = Utc::now();
         let mut start = 0;
         let lines_before = line_no;
-        while let Some(end) = pending[start..].iter().position(|b| *b == b'\n').map(|i| start + i) {
+        while let Some(end) = memchr::memchr(b'\n', &pending[start..]).map(|i| start + i) {
             line_no += 1;
             let raw = &pending[start..end];
             start = end + 1;
@@ -479,13 +481,7 @@ async fn read_file(
             }
             count.lines += 1;
             // The row is made here, while the batch before it is written.
-            let row = reader.line(resource_type, text).and_then(|(item, notes)| {
-                let id = item.id.clone();
-                let row =
-                    store.prepare_ingest(item, Utc::now()).map_err(|e| Bad { why: e.to_string(), id: Some(id) })?;
-                Ok((row, notes))
-            });
-            match row {
+            match reader.row(store, resource_type, text, now) {
                 Ok((row, notes)) => {
                     for Note::Repaired(kind, message) in notes {
                         report.repair(file, line_no, kind, message);
@@ -581,7 +577,11 @@ impl InFlight {
         if batch.is_empty() {
             return Ok(());
         }
-        let ids: HashSet<u64> = batch.iter().map(|row| id_hash(row.id())).collect();
+        // One batch at a time: the one before is done before this one goes, whatever its ids.
+        let ids: HashSet<u64> = match self.batching.concurrent {
+            1 => HashSet::new(),
+            _ => batch.iter().map(|row| id_hash(row.id())).collect(),
+        };
         if self.tasks.iter().any(|(_, other)| !other.is_disjoint(&ids)) {
             self.settle_all(count).await?;
         }

@@ -8,7 +8,10 @@
 use chrono::{DateTime, Utc};
 use sea_orm::sea_query::{Expr, OnConflict};
 use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect};
+use std::borrow::Cow;
+
 use serde_json::Value;
+use serde_json::value::RawValue;
 
 use crate::entity::{publisher, resource};
 use crate::{BATCH_ROWS, Indexed, SlotRange, Store, StoreError, delete_many_in, millis, stamp};
@@ -28,6 +31,26 @@ pub struct Ingest {
     pub digest: i64,
     /// The resource.
     pub content: Value,
+}
+
+/// A resource read from a feed as its top-level members, each as the JSON text it was read as
+/// (or rewritten to), in the order written: [`Store::prepare_ingest_members`] makes it ready to
+/// store without building the whole resource as a `Value` (docs/benchmarks.md, "The feed
+/// reader"). It is the same resource as an [`Ingest`] whose `content` has these members, with
+/// `meta` holding `meta_members` as well.
+#[derive(Debug, Clone)]
+pub struct IngestMembers<'a> {
+    /// `Slot`, `Location`, ...
+    pub resource_type: &'a str,
+    /// The id it is stored under: written as the `id` member, wherever `members` has it.
+    pub id: String,
+    /// As [`Ingest::digest`].
+    pub digest: i64,
+    /// (name, JSON) in order, with `id` among them and without `meta`.
+    pub members: Vec<(&'a str, Cow<'a, RawValue>)>,
+    /// The members of `meta` (`"source":…,"extension":[…]`), without braces; the store adds
+    /// `versionId` and `lastUpdated`.
+    pub meta_members: String,
 }
 
 /// An [`Ingest`] made ready to store on the caller's thread by [`Store::prepare_ingest`]: the
@@ -58,6 +81,11 @@ impl IngestRow {
     /// The id it is stored under.
     pub fn id(&self) -> &str {
         &self.id
+    }
+
+    /// The JSON text it is stored as.
+    pub fn text(&self) -> &str {
+        &self.text
     }
 }
 
@@ -185,6 +213,70 @@ impl Store {
         Ok(IngestRow { resource_type, id, digest, text, last_updated: millis(now), range, index })
     }
 
+    /// [`Store::prepare_ingest`] for a resource given as its members. Its Slot range and its
+    /// search values are read from a `Value` of only the members they need; its text is the
+    /// members as given, `id` and the stamped `meta` (version 1, written at `now`) included.
+    pub fn prepare_ingest_members(&self, item: IngestMembers<'_>, now: DateTime<Utc>) -> Result<IngestRow, StoreError> {
+        let IngestMembers { resource_type, id, digest, members, meta_members } = item;
+        let invalid = |e: serde_json::Error| StoreError::Invalid(e.to_string());
+        let range = match resource_type {
+            "Slot" => SlotRange::of_members(&members)?,
+            _ => SlotRange::default(),
+        };
+        let index = match self.indexer {
+            Some(indexer) => {
+                let reads = (indexer.reads)(resource_type);
+                let mut read = serde_json::Map::new();
+                for (name, json) in members.iter().filter(|(name, _)| reads.contains(name)) {
+                    read.insert(name.to_string(), serde_json::from_str(json.get()).map_err(invalid)?);
+                }
+                Some((indexer.extract)(resource_type, &Value::Object(read)))
+            }
+            None => None,
+        };
+        let now = crate::from_millis(millis(now));
+        let size = members.iter().map(|(n, j)| n.len() + j.get().len() + 4).sum::<usize>() + meta_members.len() + 80;
+        let mut text = String::with_capacity(size);
+        text.push('{');
+        let mut has_id = false;
+        for (n, (name, json)) in members.iter().enumerate() {
+            if *name == "meta" {
+                return Err(StoreError::Invalid("meta is given apart from the members".into()));
+            }
+            if n > 0 {
+                text.push(',');
+            }
+            push_json_string(&mut text, name);
+            text.push(':');
+            if *name == "id" {
+                has_id = true;
+                push_json_string(&mut text, &id);
+            } else {
+                text.push_str(json.get());
+            }
+        }
+        if !has_id {
+            return Err(StoreError::Invalid(format!("{resource_type}/{id}: the members have no id")));
+        }
+        text.push_str(",\"meta\":{");
+        text.push_str(&meta_members);
+        if !meta_members.is_empty() {
+            text.push(',');
+        }
+        text.push_str("\"versionId\":\"1\",\"lastUpdated\":");
+        push_json_string(&mut text, &now.to_rfc3339_opts(chrono::SecondsFormat::Millis, true));
+        text.push_str("}}");
+        Ok(IngestRow {
+            resource_type: resource_type.to_string(),
+            id,
+            digest,
+            text,
+            last_updated: millis(now),
+            range,
+            index,
+        })
+    }
+
     /// Stores resources of `publisher` seen by poll number `poll`, in one transaction: a
     /// resource whose digest is the one stored is only marked seen; others are written new, as a
     /// new version, or not at all when the same as stored, after `carry` took over what calsync
@@ -295,4 +387,15 @@ fn of_publisher(publisher: &str, resource_type: &str) -> sea_orm::Condition {
         .add(resource::Column::Id.gte(format!("{publisher}.")))
         .add(resource::Column::Id.lt(format!("{publisher}/")))
         .add(resource::Column::Publisher.eq(publisher))
+}
+
+/// Appends `s` as a JSON string.
+fn push_json_string(out: &mut String, s: &str) {
+    if s.bytes().any(|b| b == b'"' || b == b'\\' || b < 0x20) {
+        out.push_str(&Value::from(s).to_string());
+    } else {
+        out.push('"');
+        out.push_str(s);
+        out.push('"');
+    }
 }

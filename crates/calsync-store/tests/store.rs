@@ -270,7 +270,11 @@ async fn the_index_is_rebuilt_when_its_definitions_change() {
     let silva = json!({"resourceType": "Patient", "name": [{"family": "Silva"}], "birthDate": "1950-03-02"});
     db.store.update("Patient", "silva", silva, None).await.unwrap();
     let order = (SortBy::Id, Direction::Ascending);
-    let v1 = calsync_store::Indexer { extract: family_index, fingerprint: || "v1".into() };
+    let v1 = calsync_store::Indexer {
+        extract: family_index,
+        fingerprint: || "v1".into(),
+        reads: |_| &["name", "birthDate"],
+    };
     let store = Store::connect(&db.database.url).await.unwrap().with_indexer(v1);
     assert_eq!(store.search_resources("Patient", &by_family("silva"), order, None, 10).await.unwrap().total, 0);
     assert_eq!(store.reindex_if_stale().await.unwrap(), Some(1));
@@ -295,7 +299,11 @@ async fn the_index_is_rebuilt_when_its_definitions_change() {
     // Deleted resources leave the index; a new definition rebuilds it.
     store.delete("Patient", "silva").await.unwrap();
     assert_eq!(store.search_resources("Patient", &by_family("silva"), order, None, 10).await.unwrap().total, 0);
-    let v2 = calsync_store::Indexer { extract: family_index, fingerprint: || "v2".into() };
+    let v2 = calsync_store::Indexer {
+        extract: family_index,
+        fingerprint: || "v2".into(),
+        reads: |_| &["name", "birthDate"],
+    };
     let store = Store::connect(&db.database.url).await.unwrap().with_indexer(v2);
     assert_eq!(store.reindex_if_stale().await.unwrap(), Some(0));
     store.connection().clone().close().await.ok();
@@ -306,7 +314,11 @@ async fn the_index_is_rebuilt_when_its_definitions_change() {
 async fn put_many_writes_new_changes_changed_and_keeps_unchanged() {
     use calsync_store::search::{Direction, SortBy};
     let db = fresh().await;
-    let indexer = calsync_store::Indexer { extract: family_index, fingerprint: || "v1".into() };
+    let indexer = calsync_store::Indexer {
+        extract: family_index,
+        fingerprint: || "v1".into(),
+        reads: |_| &["name", "birthDate"],
+    };
     let store = db.store.clone().with_indexer(indexer);
     let batch = |start_of_b: &str| {
         let mut items: Vec<calsync_store::Put> = (0..2500)

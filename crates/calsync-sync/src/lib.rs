@@ -40,8 +40,11 @@ fn index_rows(resource_type: &str, resource: &serde_json::Value) -> calsync_stor
 
 /// The FHIR search index definitions (calsync-fhir) in the store's terms. Every process that
 /// writes resources (the API, the worker, the CLI) opens its [`Store`] with it.
-pub const INDEXER: calsync_store::Indexer =
-    calsync_store::Indexer { extract: index_rows, fingerprint: calsync_fhir::index::fingerprint };
+pub const INDEXER: calsync_store::Indexer = calsync_store::Indexer {
+    extract: index_rows,
+    fingerprint: calsync_fhir::index::fingerprint,
+    reads: calsync_fhir::index::reads,
+};
 
 /// Why busy windows could not be applied.
 #[derive(Debug, thiserror::Error)]
