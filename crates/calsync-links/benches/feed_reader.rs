@@ -34,14 +34,14 @@ fn slot_lines() -> Vec<String> {
     (0..LINES)
         .map(|n| {
             let (l, k) = (n % LOCATIONS, n / LOCATIONS);
-            let (day, half) = (4 + k / 10, k % 10);
+            let (day, from) = (4 + k / 10, 14 * 60 + 30 * (k % 10));
             format!(
                 r#"{{"resourceType":"Slot","id":"s-{l}-{k}","schedule":{{"reference":"Schedule/sched-{l}"}},"status":"{}","start":"2027-01-{day:02}T{:02}:{:02}:00Z","end":"2027-01-{day:02}T{:02}:{:02}:00Z"}}"#,
                 if n % 5 == 0 { "busy" } else { "free" },
-                14 + half / 2,
-                30 * (half % 2),
-                14 + (half + 1) / 2,
-                30 * ((half + 1) % 2),
+                from / 60,
+                from % 60,
+                (from + 30) / 60,
+                (from + 30) % 60,
             )
         })
         .collect()
