@@ -430,6 +430,13 @@ mod tests {
         }
         assert_eq!(reads("Slot"), ["serviceType", "specialty", "appointmentType", "identifier"]);
         assert!(reads("Basic").is_empty());
+        for t in PARAMS.iter().map(|p| p.resource_type) {
+            let bare = json!({"resourceType": t, "id": "1", "meta": {"versionId": "1"}, "text": {"status": "empty"}});
+            assert!(
+                entries(t, &bare).is_empty() && date_entries(t, &bare).is_empty(),
+                "{t}: nothing read, nothing indexed"
+            );
+        }
     }
 
     fn ms(v: &str) -> i64 {

@@ -230,7 +230,11 @@ impl Store {
                 for (name, json) in members.iter().filter(|(name, _)| reads.contains(name)) {
                     read.insert(name.to_string(), serde_json::from_str(json.get()).map_err(invalid)?);
                 }
-                Some((indexer.extract)(resource_type, &Value::Object(read)))
+                // Without any of the members it reads, a resource has nothing to index.
+                Some(match read.is_empty() {
+                    true => Indexed::default(),
+                    false => (indexer.extract)(resource_type, &Value::Object(read)),
+                })
             }
             None => None,
         };

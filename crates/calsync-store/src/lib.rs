@@ -169,7 +169,8 @@ pub struct Indexer {
     /// with, [`Store::reindex_if_stale`] rebuilds the index.
     pub fingerprint: fn() -> String,
     /// The top-level members `extract` reads of a type: a resource given as its members
-    /// ([`IngestMembers`]) is extracted from those alone.
+    /// ([`IngestMembers`]) is extracted from those alone, and has nothing to index without any
+    /// of them.
     pub reads: fn(&str) -> &'static [&'static str],
 }
 
