@@ -653,3 +653,21 @@ async fn a_batch_of_new_resources_with_stored_ones_among_them_is_stored_whole() 
     assert_eq!(db.store.ingest_sweep("p1", &["Slot"], 2).await.unwrap(), 0);
     db.finish().await;
 }
+
+/// A SQLite file calsync creates has 8 KB pages (docs/benchmarks.md, "SQLite pages of 8 KB").
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_new_sqlite_file_has_pages_of_8_kb() {
+    let db = fresh().await;
+    if db.store.connection().get_database_backend() == sea_orm::DbBackend::Sqlite {
+        use sea_orm::ConnectionTrait;
+        let row = db
+            .store
+            .connection()
+            .query_one_raw(sea_orm::Statement::from_string(sea_orm::DbBackend::Sqlite, "PRAGMA page_size"))
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(row.try_get_by_index::<i64>(0).unwrap(), 8192);
+    }
+    db.finish().await;
+}
