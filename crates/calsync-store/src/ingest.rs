@@ -213,9 +213,10 @@ impl Store {
         Ok(IngestRow { resource_type, id, digest, text, last_updated: millis(now), range, index })
     }
 
-    /// [`Store::prepare_ingest`] for a resource given as its members. Its Slot range and its
-    /// search values are read from a `Value` of only the members they need; its text is the
-    /// members as given, `id` and the stamped `meta` (version 1, written at `now`) included.
+    /// [`Store::prepare_ingest`] for a resource given as its members. Its Slot range is read
+    /// from its members, its search values from a `Value` of only the members the indexer
+    /// reads; its text is the members as given, `id` and the stamped `meta` (version 1, written
+    /// at `now`) included. `meta_members` is taken as given: the caller makes it JSON.
     pub fn prepare_ingest_members(&self, item: IngestMembers<'_>, now: DateTime<Utc>) -> Result<IngestRow, StoreError> {
         let IngestMembers { resource_type, id, digest, members, meta_members } = item;
         let invalid = |e: serde_json::Error| StoreError::Invalid(e.to_string());
