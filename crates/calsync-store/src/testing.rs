@@ -20,12 +20,27 @@ static COUNTER: AtomicU32 = AtomicU32::new(0);
 impl TestDatabase {
     /// A new empty database on the configured backend.
     pub async fn create() -> Self {
+        Self::create_with("").await
+    }
+
+    /// A new empty database whose own collation orders text as people read it, not by bytes
+    /// (PostgreSQL: ICU's `en`; SQLite has no other order than its bytes), to show what does not
+    /// depend on the database's collation.
+    pub async fn create_linguistic() -> Self {
+        Self::create_with(" TEMPLATE template0 LOCALE_PROVIDER icu ICU_LOCALE 'en' LOCALE 'C.UTF-8'").await
+    }
+
+    /// A new empty database; `postgres_options` follow `CREATE DATABASE {name}` on PostgreSQL.
+    async fn create_with(postgres_options: &str) -> Self {
         let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.subsec_nanos());
         let name = format!("calsync_t_{}_{}_{}", std::process::id(), COUNTER.fetch_add(1, Ordering::SeqCst), nanos);
         match std::env::var("CALSYNC_TEST_POSTGRES_URL") {
             Ok(admin_url) if !admin_url.is_empty() => {
                 let admin = Database::connect(admin_url.as_str()).await.expect("PostgreSQL reachable");
-                admin.execute_unprepared(&format!("CREATE DATABASE {name}")).await.expect("CREATE DATABASE");
+                admin
+                    .execute_unprepared(&format!("CREATE DATABASE {name}{postgres_options}"))
+                    .await
+                    .expect("CREATE DATABASE");
                 admin.close().await.ok();
                 let (server, _) = admin_url.rsplit_once('/').expect("URL ends in /database");
                 TestDatabase {

@@ -671,3 +671,39 @@ async fn a_new_sqlite_file_has_pages_of_8_kb() {
     }
     db.finish().await;
 }
+
+/// Ids sort by their bytes on both databases, whatever the database's own collation (migration
+/// 000013 on PostgreSQL; docs/benchmarks.md, "Keys in byte order"): pages of a search by id come
+/// in the same order on SQLite and PostgreSQL, and their cursors neither skip nor repeat.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ids_sort_by_their_bytes_whatever_the_database_collation() {
+    use calsync_store::search::{Cursor, Direction, ResourceSearch, SortBy};
+    let database = TestDatabase::create_linguistic().await;
+    let store = Store::connect(&database.url).await.unwrap();
+    // A linguistic order would put "Ab" among the "a"s and "a-b" after "a0"... not first.
+    for id in ["ab", "b", "a0", "Ab", "a.b", "aB", "a-b"] {
+        store.update("Location", id, json!({"resourceType": "Location", "name": id}), None).await.unwrap();
+    }
+    let mut ids = Vec::new();
+    let mut after: Option<Cursor> = None;
+    loop {
+        let page = store
+            .search_resources(
+                "Location",
+                &ResourceSearch::default(),
+                (SortBy::Id, Direction::Ascending),
+                after.as_ref(),
+                3,
+            )
+            .await
+            .unwrap();
+        ids.extend(page.resources.iter().map(|r| r.id.clone()));
+        match page.next {
+            Some(next) => after = Some(next),
+            None => break,
+        }
+    }
+    assert_eq!(ids, ["Ab", "a-b", "a.b", "a0", "aB", "ab", "b"]);
+    store.connection().clone().close().await.ok();
+    database.finish().await;
+}
