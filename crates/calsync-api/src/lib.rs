@@ -255,12 +255,12 @@ impl Application {
         Ok(c.id)
     }
 
-    /// What the worker needs to run next to this server (none without a secret key): the
-    /// store, the sync settings and the server's clock.
-    pub fn worker_parts(&self) -> Option<(Store, calsync_sync::connection::SyncSettings, calsync_worker::Clock)> {
+    /// What the worker needs to run next to this server: the store, the sync settings (none
+    /// without a secret key: the worker then polls publishers only) and the server's clock.
+    pub fn worker_parts(&self) -> (Store, Option<calsync_sync::connection::SyncSettings>, calsync_worker::Clock) {
         let clock = self.clock;
         let now: calsync_worker::Clock = std::sync::Arc::new(move || clock.now());
-        self.sync.clone().map(|sync| (self.store.clone(), sync, now))
+        (self.store.clone(), self.sync.clone(), now)
     }
 
     /// The bound port.

@@ -198,7 +198,7 @@ async fn run() {
     let queued = queue.sync_all(&store, started).await.unwrap();
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     let now: calsync_worker::Clock = Arc::new(Utc::now);
-    let worker = tokio::spawn(calsync_worker::run(store.clone(), sync, settings, now, async move {
+    let worker = tokio::spawn(calsync_worker::run(store.clone(), Some(sync), settings, now, async move {
         let _ = stopped.await;
     }));
     let tally = loop {

@@ -10,6 +10,8 @@
 //!   sweeps) runs, a due time is queued once.
 //! - The **nightly run** (a cron schedule from the configuration) makes every connection due
 //!   and sweeps; [`Queue::sync_all`] does the same on demand.
+//! - A worker without a `secret_key` cannot open calendar credentials: it polls publishers
+//!   only (its sweep queues no connection, it has no nightly run).
 //!
 //! Crash safety comes from two places. Applying a sync is one transaction (old set or new
 //! set). A connection's due time moves only when its sync finished, so a job lost with its
@@ -194,12 +196,20 @@ impl Queue {
     /// Queues every connection and publisher due at `now` (those queued already stay queued
     /// once); returns how many were due.
     pub async fn sweep(&mut self, store: &Store, now: DateTime<Utc>) -> Result<usize, WorkerError> {
-        let mut due: Vec<(SyncJob, i64)> = store
-            .connections_due(now, SWEEP_LIMIT)
-            .await?
-            .into_iter()
-            .map(|(connection, at)| (SyncJob::Calendar { connection }, at))
-            .collect();
+        self.sweep_jobs(store, now, Jobs::CalendarsAndPublishers).await
+    }
+
+    /// Queues what of `jobs` is due at `now`; returns how many were due.
+    async fn sweep_jobs(&mut self, store: &Store, now: DateTime<Utc>, jobs: Jobs) -> Result<usize, WorkerError> {
+        let mut due: Vec<(SyncJob, i64)> = match jobs {
+            Jobs::CalendarsAndPublishers => store
+                .connections_due(now, SWEEP_LIMIT)
+                .await?
+                .into_iter()
+                .map(|(connection, at)| (SyncJob::Calendar { connection }, at))
+                .collect(),
+            Jobs::Publishers => Vec::new(),
+        };
         due.extend(
             store
                 .publishers_due(now, SWEEP_LIMIT)
@@ -222,10 +232,20 @@ impl Queue {
     }
 }
 
+/// Which jobs a worker takes on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Jobs {
+    /// Calendar syncs and publisher polls.
+    CalendarsAndPublishers,
+    /// Publisher polls only: the worker has no key to open calendar credentials with.
+    Publishers,
+}
+
 /// What a job needs.
 struct Runner {
     store: Store,
-    sync: SyncSettings,
+    /// None: calendar syncs are off here (no `secret_key`); publishers are still polled.
+    sync: Option<SyncSettings>,
     clock: Clock,
     http: reqwest::Client,
 }
@@ -256,23 +276,30 @@ async fn sync_calendar(runner: &Runner, connection: &str) -> Result<(), BoxDynEr
     if c.next_run_ms.is_none_or(|due| due > now.timestamp_millis()) {
         return Ok(());
     }
+    // Queued by a process that has the key; another worker of the queue may have it too.
+    let Some(sync) = &runner.sync else {
+        return Err("calendar syncs are off on this worker: it has no secret_key".into());
+    };
     tracing::info!(connection = %c.id, kind = %c.kind, "sync started");
     runner.store.mark_connection_syncing(&c.id).await?;
-    let c = sync_connection(&runner.store, &runner.sync, connection, now).await?;
+    let c = sync_connection(&runner.store, sync, connection, now).await?;
     tracing::info!(connection = %c.id, kind = %c.kind, state = %c.state, "synced");
     Ok(())
 }
 
-/// Runs the sync workers, the sweep and the nightly run until `shutdown` completes.
+/// Runs the sync workers, the sweep and the nightly run until `shutdown` completes. Without
+/// `sync` (no `secret_key` to open calendar credentials with) only publishers are polled: no
+/// calendar connection is queued, and there is no nightly run.
 pub async fn run(
     store: Store,
-    sync: SyncSettings,
+    sync: Option<SyncSettings>,
     settings: WorkerSettings,
     clock: Clock,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), WorkerError> {
     let queue = Queue::open(&store, settings.heartbeat).await?;
     let http = calsync_links::http_client()?;
+    let jobs = if sync.is_some() { Jobs::CalendarsAndPublishers } else { Jobs::Publishers };
     let runner = Arc::new(Runner { store: store.clone(), sync, clock: clock.clone(), http });
 
     // The sweep: at once (a restarted worker picks up what is due), then every `sweep`.
@@ -283,7 +310,7 @@ pub async fn run(
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             tick.tick().await;
-            match sweeper.sweep(&sweep_store, sweep_clock()).await {
+            match sweeper.sweep_jobs(&sweep_store, sweep_clock(), jobs).await {
                 Ok(0) => {}
                 // Most are queued already (the key makes that a no-op): debug, not info.
                 Ok(n) => tracing::debug!(jobs = n, "due connections and publishers queued"),
@@ -317,7 +344,7 @@ pub async fn run(
                 .build(run_sync_job)
         }),
     };
-    if let Some(nightly) = settings.nightly {
+    if let Some(nightly) = settings.nightly.filter(|_| jobs == Jobs::CalendarsAndPublishers) {
         monitor = nightly.register(monitor, &settings.name, queue, store, clock);
     }
     let result = monitor.run_with_signal(async move {

@@ -89,6 +89,25 @@ async fn connect(store: &Store, key: &SecretKey, id: &str, url: &str) {
     store.save_calendar_connection(&c).await.unwrap();
 }
 
+/// Sync settings for ICS feeds on loopback: at most two feeds at once (although a worker may run
+/// more syncs), quick retries.
+fn sync_settings(key: SecretKey) -> SyncSettings {
+    let timeout = Duration::from_secs(5);
+    SyncSettings {
+        key,
+        connectors: Connectors {
+            ics: IcsFeed::new(timeout).unwrap(),
+            caldav: CalDav::new(timeout).unwrap(),
+            google: None,
+            microsoft: None,
+        },
+        horizon: TimeDelta::days(30),
+        interval: TimeDelta::hours(24),
+        backoff: Backoff { base: Duration::from_millis(200), max: Duration::from_secs(2) },
+        limits: ProviderLimits::each(2, 1, 1, 1),
+    }
+}
+
 /// Waits until `done` holds for every connection in `ids`, or fails after 30 s.
 async fn until(store: &Store, ids: &[String], what: &str, done: impl Fn(&CalendarConnection) -> bool) {
     for _ in 0..300 {
@@ -129,21 +148,7 @@ async fn the_worker_syncs_what_is_due_within_provider_limits_retries_and_syncs_a
         connect(&store, &key, id, &format!("{base}{n}")).await;
     }
     connect(&store, &key, "flaky", &format!("{base}flaky")).await;
-    let timeout = Duration::from_secs(5);
-    let sync = SyncSettings {
-        key,
-        connectors: Connectors {
-            ics: IcsFeed::new(timeout).unwrap(),
-            caldav: CalDav::new(timeout).unwrap(),
-            google: None,
-            microsoft: None,
-        },
-        horizon: TimeDelta::days(30),
-        interval: TimeDelta::hours(24),
-        backoff: Backoff { base: Duration::from_millis(200), max: Duration::from_secs(2) },
-        // At most two ICS feeds at once, although the worker could run eight syncs.
-        limits: ProviderLimits::each(2, 1, 1, 1),
-    };
+    let sync = sync_settings(key);
     let settings = WorkerSettings {
         concurrency: 8,
         sweep: Duration::from_millis(300),
@@ -153,7 +158,7 @@ async fn the_worker_syncs_what_is_due_within_provider_limits_retries_and_syncs_a
     };
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     let clock: calsync_worker::Clock = Arc::new(Utc::now);
-    let worker = tokio::spawn(calsync_worker::run(store.clone(), sync, settings, clock, async move {
+    let worker = tokio::spawn(calsync_worker::run(store.clone(), Some(sync), settings, clock, async move {
         let _ = stopped.await;
     }));
 
@@ -212,6 +217,73 @@ async fn the_worker_syncs_what_is_due_within_provider_limits_retries_and_syncs_a
     assert_eq!(store.ingested_contents(&registered.id, "Slot").await.unwrap().len(), 300);
     assert!(polled.next_run_ms.unwrap() > Utc::now().timestamp_millis() + 4 * 60_000, "not again for minutes");
 
+    stop.send(()).unwrap();
+    worker.await.unwrap().unwrap();
+    store.connection().clone().close().await.ok();
+    database.finish().await;
+}
+
+/// A worker without a `secret_key` (a deployment that only ingests providers' feeds) polls
+/// publishers, and leaves calendar connections alone: it cannot open their credentials, so its
+/// sweep queues none of them, and it has no nightly run to make them due. A worker with the key
+/// then syncs them at once (had the first queued and failed a job, its key would block the
+/// second's).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_worker_without_a_secret_key_polls_publishers_only() {
+    let database = TestDatabase::create().await;
+    let store = Store::connect(&database.url).await.unwrap().with_indexer(calsync_sync::INDEXER);
+    participant(&store).await;
+    let feeds = web::Data::new(Feeds::default());
+    let base = serve(feeds.clone());
+    // Saved by a process that has the key; due at once.
+    connect(&store, &SecretKey::from_base64(KEY).unwrap(), "feed-0", &format!("{base}0")).await;
+    let before = store.calendar_connection("feed-0").await.unwrap();
+    let feed = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/fixtures/ssl-v1");
+    let registered =
+        calsync_links::register(&store, feed.to_str().unwrap(), Default::default(), Utc::now()).await.unwrap();
+    let settings = WorkerSettings {
+        concurrency: 4,
+        sweep: Duration::from_millis(200),
+        heartbeat: Duration::from_secs(1),
+        // Every second: a nightly run here would make the connection due and queue it.
+        nightly: Some(calsync_worker::Nightly::parse("* * * * * *", "UTC").unwrap()),
+        name: calsync_worker::worker_name(),
+    };
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let clock: calsync_worker::Clock = Arc::new(Utc::now);
+    let settings_of_keyless = settings.clone();
+    let worker = tokio::spawn(calsync_worker::run(store.clone(), None, settings, clock, async move {
+        let _ = stopped.await;
+    }));
+
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    let polled = loop {
+        let p = store.publisher(&registered.id).await.unwrap();
+        if p.state != "new" {
+            break p;
+        }
+        assert!(std::time::Instant::now() < deadline, "the publisher was never polled");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert_eq!((polled.state.as_str(), polled.polls), ("ok", 1));
+    assert_eq!(store.ingested_contents(&registered.id, "Slot").await.unwrap().len(), 300);
+    // Sweeps and nightly ticks go by: the connection is neither synced nor tried.
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let after = store.calendar_connection("feed-0").await.unwrap();
+    assert_eq!(feeds.requests.load(Ordering::SeqCst), 0, "its calendar was never fetched");
+    assert_eq!((after.state, after.next_run_ms, after.last_success_ms), (before.state, before.next_run_ms, None));
+    stop.send(()).unwrap();
+    worker.await.unwrap().unwrap();
+
+    let settings = WorkerSettings { nightly: None, name: calsync_worker::worker_name(), ..settings_of_keyless };
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let sync = Some(sync_settings(SecretKey::from_base64(KEY).unwrap()));
+    let clock: calsync_worker::Clock = Arc::new(Utc::now);
+    let worker = tokio::spawn(calsync_worker::run(store.clone(), sync, settings, clock, async move {
+        let _ = stopped.await;
+    }));
+    until(&store, &["feed-0".to_string()], "synced by the worker with the key", |c| c.state == "ok").await;
+    assert_eq!(feeds.requests.load(Ordering::SeqCst), 1);
     stop.send(()).unwrap();
     worker.await.unwrap().unwrap();
     store.connection().clone().close().await.ok();

@@ -92,14 +92,14 @@ pub fn run(args: ServeArgs) -> Result<(), String> {
         println!("  (the whole story, hold, book and cancel, is in README.md)");
         // The embedded default: the worker runs in this process (production runs `calsync worker`).
         let (stop_worker, stopped) = tokio::sync::oneshot::channel::<()>();
-        let worker = match (settings.sync.worker, app.worker_parts()) {
-            (true, Some((store, sync, clock))) => {
-                let worker = crate::worker::worker_settings(&settings)?;
-                Some(tokio::spawn(calsync_worker::run(store, sync, worker, clock, async move {
-                    let _ = stopped.await;
-                })))
-            }
-            _ => None,
+        let worker = if settings.sync.worker {
+            let (store, sync, clock) = app.worker_parts();
+            let worker = crate::worker::worker_settings(&settings)?;
+            Some(tokio::spawn(calsync_worker::run(store, sync, worker, clock, async move {
+                let _ = stopped.await;
+            })))
+        } else {
+            None
         };
         let served = app.run().await.map_err(|e| e.to_string());
         let _ = stop_worker.send(());

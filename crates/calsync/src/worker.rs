@@ -52,11 +52,13 @@ impl Placement {
     }
 }
 
-/// The settings, the store and the sync settings.
-async fn open(placement: &Placement) -> Result<(Settings, Store, SyncSettings), String> {
+/// Why a command that syncs calendars cannot run.
+const NO_SECRET_KEY: &str = "calendar syncs need a secret_key in the configuration (CALSYNC_SECRET_KEY)";
+
+/// The settings, the store and the sync settings (none without a `secret_key`).
+async fn open(placement: &Placement) -> Result<(Settings, Store, Option<SyncSettings>), String> {
     let (settings, store) = placement.open().await?;
-    let sync = calsync_api::connections::sync_settings(&settings)?
-        .ok_or("calendar syncs need a secret_key in the configuration (CALSYNC_SECRET_KEY)")?;
+    let sync = calsync_api::connections::sync_settings(&settings)?;
     Ok((settings, store, sync))
 }
 
@@ -100,6 +102,9 @@ pub fn run_worker(args: WorkerArgs) -> Result<(), String> {
         let (settings, store, sync) = open(&args.placement).await?;
         let worker = worker_settings(&settings)?;
         tracing::info!(name = %worker.name, concurrency = worker.concurrency, "worker started");
+        if sync.is_none() {
+            tracing::warn!("{NO_SECRET_KEY}: this worker polls publishers only");
+        }
         let clock: calsync_worker::Clock = std::sync::Arc::new(chrono::Utc::now);
         calsync_worker::run(store, sync, worker, clock, stop_signal()).await.map_err(|e| e.to_string())
     })
@@ -112,6 +117,7 @@ pub fn run_sync(args: SyncArgs) -> Result<(), String> {
     crate::serve::init_logs_quiet();
     runtime()?.block_on(async move {
         let (settings, store, sync) = open(&args.placement).await?;
+        let sync = Some(sync.ok_or(NO_SECRET_KEY)?);
         let start = chrono::Utc::now();
         let mut queue = Queue::open(&store, Duration::from_secs(settings.sync.heartbeat_seconds.max(1)))
             .await
