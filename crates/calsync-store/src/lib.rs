@@ -729,6 +729,29 @@ impl Store {
         Ok(())
     }
 
+    /// Which of `keys` are the idempotency keys of jobs of `queue` in apalis' table on PostgreSQL
+    /// (`apalis.jobs`, unique on job type and key), whatever their state. apalis-postgres inserts
+    /// a batch of jobs without `ON CONFLICT`, so one key already there fails the whole batch: the
+    /// worker leaves these out first. On SQLite apalis skips them itself: always empty.
+    pub async fn queued_job_keys(
+        &self,
+        queue: &str,
+        keys: &[String],
+    ) -> Result<std::collections::HashSet<String>, StoreError> {
+        if self.db.get_database_backend() != Backend::Postgres || keys.is_empty() {
+            return Ok(Default::default());
+        }
+        let found: Vec<String> = sea_orm::sqlx::query_scalar(
+            "SELECT idempotency_key FROM apalis.jobs WHERE job_type = $1 AND idempotency_key = ANY($2)",
+        )
+        .bind(queue)
+        .bind(keys)
+        .fetch_all(self.db.get_postgres_connection_pool())
+        .await
+        .map_err(|e| StoreError::Database(DbErr::Custom(format!("queued jobs: {e}"))))?;
+        Ok(found.into_iter().collect())
+    }
+
     /// Connections a worker should sync at `now`: due (`next_run` passed) and in a state that
     /// syncs by itself (not waiting for the participant to reconnect, not withdrawn). Each with
     /// its due time (the job's idempotency key), earliest first, at most `limit`.

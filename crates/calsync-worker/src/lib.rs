@@ -83,6 +83,12 @@ pub enum WorkerError {
     Http(#[from] reqwest::Error),
 }
 
+/// Whether a push failed on a job's idempotency key being queued already (apalis' unique
+/// index on job type and key).
+fn is_taken_key(e: &impl std::fmt::Display) -> bool {
+    e.to_string().contains("idx_jobs_idempotency_key")
+}
+
 fn queue_error(e: impl std::fmt::Display) -> WorkerError {
     WorkerError::Queue(e.to_string())
 }
@@ -178,18 +184,47 @@ impl Queue {
     }
 
     /// Queues each (job, due time), once however often it is asked.
-    async fn push_due(&mut self, due: Vec<(SyncJob, i64)>) -> Result<(), WorkerError> {
-        let tasks = due.into_iter().map(|(job, due_ms)| {
-            let key = match &job {
-                SyncJob::Calendar { connection } => format!("{connection}@{due_ms}"),
-                SyncJob::Publisher { publisher } => format!("publisher:{publisher}@{due_ms}"),
-            };
+    async fn push_due(&mut self, store: &Store, due: Vec<(SyncJob, i64)>) -> Result<(), WorkerError> {
+        let keyed: Vec<(String, SyncJob)> = due
+            .into_iter()
+            .map(|(job, due_ms)| {
+                let key = match &job {
+                    SyncJob::Calendar { connection } => format!("{connection}@{due_ms}"),
+                    SyncJob::Publisher { publisher } => format!("publisher:{publisher}@{due_ms}"),
+                };
+                (key, job)
+            })
+            .collect();
+        let task = |(key, job): (String, SyncJob)| {
             TaskBuilder::new(job).idempotency_key(key).max_attempts(MAX_ATTEMPTS).build()
-        });
-        let mut tasks = futures_util::stream::iter(tasks);
+        };
         match self {
-            Queue::Sqlite(s) => s.push_all(&mut tasks).await.map_err(queue_error),
-            Queue::Postgres(s) => s.push_all(&mut tasks).await.map_err(queue_error),
+            // apalis-sqlite skips a key already queued (`ON CONFLICT DO NOTHING`).
+            Queue::Sqlite(s) => {
+                s.push_all(&mut futures_util::stream::iter(keyed.into_iter().map(task))).await.map_err(queue_error)
+            }
+            // apalis-postgres does not: one key already queued fails the whole batch. Those queued
+            // are left out first; should another process queue one of the rest meanwhile, each is
+            // queued alone, and a key taken by then is queued already.
+            Queue::Postgres(s) => {
+                let keys: Vec<String> = keyed.iter().map(|(key, _)| key.clone()).collect();
+                let queued = store.queued_job_keys(QUEUE, &keys).await?;
+                let fresh: Vec<(String, SyncJob)> =
+                    keyed.into_iter().filter(|(key, _)| !queued.contains(key)).collect();
+                let mut all = futures_util::stream::iter(fresh.iter().cloned().map(task));
+                match s.push_all(&mut all).await {
+                    Err(e) if is_taken_key(&e) => {
+                        for one in fresh {
+                            match s.push_all(&mut futures_util::stream::iter([task(one)])).await {
+                                Err(e) if !is_taken_key(&e) => return Err(queue_error(e)),
+                                _ => {}
+                            }
+                        }
+                        Ok(())
+                    }
+                    done => done.map_err(queue_error),
+                }
+            }
         }
     }
 
@@ -219,7 +254,7 @@ impl Queue {
         );
         let n = due.len();
         if n > 0 {
-            self.push_due(due).await?;
+            self.push_due(store, due).await?;
         }
         Ok(n)
     }

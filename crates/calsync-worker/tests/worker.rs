@@ -289,3 +289,30 @@ async fn a_worker_without_a_secret_key_polls_publishers_only() {
     store.connection().clone().close().await.ok();
     database.finish().await;
 }
+
+/// A sweep queues a newly due connection beside one queued already and not yet run (on
+/// PostgreSQL apalis inserts a batch without skipping taken keys: the queued one is left out
+/// first, or the whole batch would fail), and queues nothing twice.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_sweep_queues_what_is_new_beside_what_is_queued_already() {
+    let database = TestDatabase::create().await;
+    let store = Store::connect(&database.url).await.unwrap().with_indexer(calsync_sync::INDEXER);
+    participant(&store).await;
+    let key = SecretKey::from_base64(KEY).unwrap();
+    let mut queue = Queue::open(&store, Duration::from_secs(1)).await.unwrap();
+    connect(&store, &key, "first", "http://127.0.0.1:9/first").await;
+    let now = Utc::now() + TimeDelta::seconds(1);
+    assert_eq!(queue.sweep(&store, now).await.unwrap(), 1);
+    // No worker runs: "first" stays queued, and due. A second connection falls due beside it.
+    connect(&store, &key, "second", "http://127.0.0.1:9/second").await;
+    assert_eq!(queue.sweep(&store, now).await.unwrap(), 2, "both due; the sweep does not fail on the queued one");
+    assert_eq!(queue.sweep(&store, now).await.unwrap(), 2, "and again");
+    if store.connection().get_database_backend() == calsync_store::Backend::Postgres {
+        let keys: Vec<String> =
+            store.connections_due(now, 10).await.unwrap().into_iter().map(|(id, due)| format!("{id}@{due}")).collect();
+        let queued = store.queued_job_keys("calsync-sync", &keys).await.unwrap();
+        assert_eq!(queued.len(), 2, "both queued: {queued:?}");
+    }
+    store.connection().clone().close().await.ok();
+    database.finish().await;
+}
