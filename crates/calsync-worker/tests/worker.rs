@@ -108,6 +108,23 @@ fn sync_settings(key: SecretKey) -> SyncSettings {
     }
 }
 
+/// Waits until a worker polled publisher `id` (the example feed of `tests/fixtures/ssl-v1`), or
+/// fails after 20 s; then checks that poll: ok, its 300 Slots ingested, not due for minutes.
+async fn until_polled(store: &Store, id: &str) {
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    let polled = loop {
+        let p = store.publisher(id).await.unwrap();
+        if p.state != "new" {
+            break p;
+        }
+        assert!(std::time::Instant::now() < deadline, "the publisher was never polled");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert_eq!((polled.state.as_str(), polled.polls), ("ok", 1));
+    assert_eq!(store.ingested_contents(id, "Slot").await.unwrap().len(), 300);
+    assert!(polled.next_run_ms.unwrap() > Utc::now().timestamp_millis() + 4 * 60_000, "not again for minutes");
+}
+
 /// Waits until `done` holds for every connection in `ids`, or fails after 30 s.
 async fn until(store: &Store, ids: &[String], what: &str, done: impl Fn(&CalendarConnection) -> bool) {
     for _ in 0..300 {
@@ -204,18 +221,7 @@ async fn the_worker_syncs_what_is_due_within_provider_limits_retries_and_syncs_a
     let feed = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/fixtures/ssl-v1");
     let registered =
         calsync_links::register(&store, feed.to_str().unwrap(), Default::default(), Utc::now()).await.unwrap();
-    let deadline = std::time::Instant::now() + Duration::from_secs(20);
-    let polled = loop {
-        let p = store.publisher(&registered.id).await.unwrap();
-        if p.state != "new" {
-            break p;
-        }
-        assert!(std::time::Instant::now() < deadline, "the publisher was never polled");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    };
-    assert_eq!((polled.state.as_str(), polled.polls), ("ok", 1));
-    assert_eq!(store.ingested_contents(&registered.id, "Slot").await.unwrap().len(), 300);
-    assert!(polled.next_run_ms.unwrap() > Utc::now().timestamp_millis() + 4 * 60_000, "not again for minutes");
+    until_polled(&store, &registered.id).await;
 
     stop.send(()).unwrap();
     worker.await.unwrap().unwrap();
@@ -256,17 +262,7 @@ async fn a_worker_without_a_secret_key_polls_publishers_only() {
         let _ = stopped.await;
     }));
 
-    let deadline = std::time::Instant::now() + Duration::from_secs(20);
-    let polled = loop {
-        let p = store.publisher(&registered.id).await.unwrap();
-        if p.state != "new" {
-            break p;
-        }
-        assert!(std::time::Instant::now() < deadline, "the publisher was never polled");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    };
-    assert_eq!((polled.state.as_str(), polled.polls), ("ok", 1));
-    assert_eq!(store.ingested_contents(&registered.id, "Slot").await.unwrap().len(), 300);
+    until_polled(&store, &registered.id).await;
     // Sweeps and nightly ticks go by: the connection is neither synced nor tried.
     tokio::time::sleep(Duration::from_millis(1500)).await;
     let after = store.calendar_connection("feed-0").await.unwrap();
