@@ -1,8 +1,10 @@
 """The floor of an ingest into SQLite: the Slots of a database `tests/load/ingest.sh` filled
 (their rows already made), written again into a fresh file with the same schema for `resource`
-(its table and indexes), 2,000 per transaction, with no lookups, no JSON and no parsing.
+(its table and indexes), 8 KB pages and 10,000 rows per transaction as calsync writes them, with
+no lookups, no JSON and no parsing. Name indexes after the file to leave them out (a variant of
+the schema, docs/benchmarks.md).
 
-Usage: python3 tests/load/ingest_floor.py ~/.cache/calsync-bench/ingest-250000.db
+Usage: python3 tests/load/ingest_floor.py ~/.cache/calsync-bench/ingest-1000000.db [index ...]
 """
 import os
 import sqlite3
@@ -23,15 +25,16 @@ schema = [
 ]
 with tempfile.TemporaryDirectory() as work:
     db = sqlite3.connect(os.path.join(work, "floor.db"), isolation_level=None)
+    db.execute("PRAGMA page_size=8192")
     db.execute("PRAGMA journal_mode=WAL")
     db.execute("PRAGMA synchronous=NORMAL")
     db.execute("PRAGMA cache_size=-65536")
     for sql in schema:
         db.execute(sql)
     started = time.monotonic()
-    for i in range(0, len(rows), 2000):
+    for i in range(0, len(rows), 10000):
         db.execute("BEGIN IMMEDIATE")
-        db.executemany(f"INSERT INTO resource ({COLUMNS}) VALUES ({', '.join('?' * 13)})", rows[i : i + 2000])
+        db.executemany(f"INSERT INTO resource ({COLUMNS}) VALUES ({', '.join('?' * 13)})", rows[i : i + 10000])
         db.execute("COMMIT")
     seconds = time.monotonic() - started
 print(f"{len(rows)} Slots written into resource in {seconds:.2f} s: {len(rows) / seconds:,.0f} Slots/s")
