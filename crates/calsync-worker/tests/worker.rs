@@ -108,6 +108,20 @@ fn sync_settings(key: SecretKey) -> SyncSettings {
     }
 }
 
+/// A worker running on `store` until the returned sender is used (then await the handle).
+fn start_worker(
+    store: &Store,
+    sync: Option<SyncSettings>,
+    settings: WorkerSettings,
+) -> (tokio::sync::oneshot::Sender<()>, tokio::task::JoinHandle<Result<(), calsync_worker::WorkerError>>) {
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let clock: calsync_worker::Clock = Arc::new(Utc::now);
+    let worker = tokio::spawn(calsync_worker::run(store.clone(), sync, settings, clock, async move {
+        let _ = stopped.await;
+    }));
+    (stop, worker)
+}
+
 /// Waits until a worker polled publisher `id` (the example feed of `tests/fixtures/ssl-v1`), or
 /// fails after 20 s; then checks that poll: ok, its 300 Slots ingested, not due for minutes.
 async fn until_polled(store: &Store, id: &str) {
@@ -173,11 +187,7 @@ async fn the_worker_syncs_what_is_due_within_provider_limits_retries_and_syncs_a
         nightly: None,
         name: calsync_worker::worker_name(),
     };
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let clock: calsync_worker::Clock = Arc::new(Utc::now);
-    let worker = tokio::spawn(calsync_worker::run(store.clone(), Some(sync), settings, clock, async move {
-        let _ = stopped.await;
-    }));
+    let (stop, worker) = start_worker(&store, Some(sync), settings);
 
     // Due at creation: the sweep queues them, the worker syncs them.
     until(&store, &ids, "synced", |c| c.state == "ok").await;
@@ -255,12 +265,7 @@ async fn a_worker_without_a_secret_key_polls_publishers_only() {
         nightly: Some(calsync_worker::Nightly::parse("* * * * * *", "UTC").unwrap()),
         name: calsync_worker::worker_name(),
     };
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let clock: calsync_worker::Clock = Arc::new(Utc::now);
-    let settings_of_keyless = settings.clone();
-    let worker = tokio::spawn(calsync_worker::run(store.clone(), None, settings, clock, async move {
-        let _ = stopped.await;
-    }));
+    let (stop, worker) = start_worker(&store, None, settings.clone());
 
     until_polled(&store, &registered.id).await;
     // Sweeps and nightly ticks go by: the connection is neither synced nor tried.
@@ -271,13 +276,8 @@ async fn a_worker_without_a_secret_key_polls_publishers_only() {
     stop.send(()).unwrap();
     worker.await.unwrap().unwrap();
 
-    let settings = WorkerSettings { nightly: None, name: calsync_worker::worker_name(), ..settings_of_keyless };
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let sync = Some(sync_settings(SecretKey::from_base64(KEY).unwrap()));
-    let clock: calsync_worker::Clock = Arc::new(Utc::now);
-    let worker = tokio::spawn(calsync_worker::run(store.clone(), sync, settings, clock, async move {
-        let _ = stopped.await;
-    }));
+    let settings = WorkerSettings { nightly: None, name: calsync_worker::worker_name(), ..settings };
+    let (stop, worker) = start_worker(&store, Some(sync_settings(SecretKey::from_base64(KEY).unwrap())), settings);
     until(&store, &["feed-0".to_string()], "synced by the worker with the key", |c| c.state == "ok").await;
     assert_eq!(feeds.requests.load(Ordering::SeqCst), 1);
     stop.send(()).unwrap();
