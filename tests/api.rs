@@ -1708,6 +1708,18 @@ async fn load_published_clinic(app: &TestApp) {
 async fn bulk_publish_serves_provider_availability_only_and_follows_changes() {
     let app = spawn_app().await;
     load_published_clinic(&app).await;
+    // A second clinic in another state, with one Slot the week after the test day.
+    let harbor = json!({"resourceType": "Location", "id": "harbor", "name": "Harbor Clinic",
+        "telecom": [{"system": "phone", "value": "603-555-0100"}],
+        "address": {"line": ["2 Dock Rd"], "city": "Portsmouth", "state": "NH", "postalCode": "03801"}});
+    assert_eq!(app.put("/Location/harbor", &harbor, None).await.status(), 201);
+    let lee = json!({"resourceType": "Schedule", "id": "dr-lee", "active": true,
+        "actor": [{"reference": "Location/harbor"}]});
+    assert_eq!(app.put("/Schedule/dr-lee", &lee, None).await.status(), 201);
+    let later = chrono::NaiveDate::parse_from_str(&day().0, "%Y-%m-%d").unwrap() + chrono::TimeDelta::weeks(1);
+    let h1 = json!({"resourceType": "Slot", "id": "h1", "schedule": {"reference": "Schedule/dr-lee"},
+        "status": "free", "start": format!("{later}T14:00:00Z"), "end": format!("{later}T14:30:00Z")});
+    assert_eq!(app.put("/Slot/h1", &h1, None).await.status(), 201);
     // A booking link and a capacity stay; a participant's busy time and a hold never appear.
     assert!(import_ics(&app, "ana-busy", &busy_at("1400", "1500")).await.status().is_success());
     let found = proposals(&app, &find_path().replace("&participant=RelatedPerson/ana", "")).await;
@@ -1732,9 +1744,20 @@ async fn bulk_publish_serves_provider_availability_only_and_follows_changes() {
         format!("slots-{}-W{:02}.ndjson", d.year(), d.week())
     };
     let slot_files = of("Slot");
-    assert!(slot_files.len() >= 5, "this week to the test day's week: {slot_files:?}");
+    // One file per week with published Slots, naming the states of their Locations: the
+    // clinic's week (MA); the week after, the harbor clinic's (NH). The participant's busy
+    // time counts for no week.
+    let next_week = {
+        let d =
+            (chrono::NaiveDate::parse_from_str(&day().0, "%Y-%m-%d").unwrap() + chrono::TimeDelta::weeks(1)).iso_week();
+        format!("slots-{}-W{:02}.ndjson", d.year(), d.week())
+    };
+    let files: Vec<(&str, &Value)> = slot_files
+        .iter()
+        .map(|o| (o["url"].as_str().unwrap().rsplit('/').next().unwrap(), &o["extension"]["state"]))
+        .collect();
+    assert_eq!(files, [(week.as_str(), &json!(["MA"])), (next_week.as_str(), &json!(["NH"]))]);
     for o in &slot_files {
-        assert_eq!(o["extension"]["state"], json!(["MA"]), "{o}");
         assert!(reqwest::Url::parse(o["url"].as_str().unwrap()).is_ok());
     }
     let week_url =
@@ -1750,10 +1773,10 @@ async fn bulk_publish_serves_provider_availability_only_and_follows_changes() {
     for (kind, lines) in [("Location", &locations), ("Schedule", &schedules), ("Slot", &slots)] {
         lines.iter().for_each(|r| assert_ssl_resource(kind, r));
     }
-    assert_eq!(locations.len(), 1);
+    assert_eq!(locations.len(), 2);
     assert_eq!(
         schedules.iter().map(|s| s["id"].as_str().unwrap()).collect::<Vec<_>>(),
-        ["dr-okafor"],
+        ["dr-lee", "dr-okafor"],
         "no derived Schedule"
     );
     let mut ids: Vec<&str> = slots.iter().map(|s| s["id"].as_str().unwrap()).collect();
@@ -1763,11 +1786,12 @@ async fn bulk_publish_serves_provider_availability_only_and_follows_changes() {
     assert!(!text.contains("calsync.example.org/fhir/StructureDefinition/hold"), "no hold bookkeeping: {text}");
     let s3 = slots.iter().find(|s| s["id"] == "s3").unwrap();
     assert_eq!(s3["extension"].as_array().unwrap().len(), 2, "booking extensions kept: {s3}");
-    // Other weeks hold nothing of ours; an unknown file is a 404 OperationOutcome.
-    let first = slot_files[0]["url"].as_str().unwrap();
-    if !first.ends_with(&week) {
-        assert!(ndjson_lines(&app, first).await.is_empty());
-    }
+    // A week listed for nothing is empty; an unknown file is a 404 OperationOutcome.
+    let this_week = {
+        let d = chrono::Utc::now().date_naive().iso_week();
+        format!("/$bulk-publish/slots-{}-W{:02}.ndjson", d.year(), d.week())
+    };
+    assert!(ndjson_lines(&app, &app.url(&this_week)).await.is_empty());
     outcome(app.get("/$bulk-publish/slots-2026-W99.ndjson").await, StatusCode::NOT_FOUND).await;
     outcome(app.get("/$bulk-publish/secrets.ndjson").await, StatusCode::NOT_FOUND).await;
     outcome(app.get("/$bulk-publish?_since=yesterday").await, StatusCode::BAD_REQUEST).await;
@@ -1805,6 +1829,14 @@ async fn bulk_publish_serves_provider_availability_only_and_follows_changes() {
     let fresh = ndjson_lines(&app, &url).await;
     assert_eq!(fresh.iter().map(|s| s["id"].as_str().unwrap()).collect::<Vec<_>>(), ["s2"]);
     assert!(ndjson_lines(&app, m["output"][0]["url"].as_str().unwrap()).await.is_empty(), "no Location changed");
+
+    // The harbor clinic moves to Maine: its week's file says so at once.
+    let mut moved = harbor.clone();
+    moved["address"]["state"] = json!("ME");
+    assert_eq!(app.put("/Location/harbor", &moved, None).await.status(), 200);
+    let m: Value = app.get("/$bulk-publish").await.json().await.unwrap();
+    let states = m["output"].as_array().unwrap().iter().find(|o| o["url"].as_str().unwrap().ends_with(&next_week));
+    assert_eq!(states.unwrap()["extension"]["state"], json!(["ME"]));
     app.database.finish().await;
 }
 

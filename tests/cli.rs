@@ -302,3 +302,25 @@ fn serve_loads_the_demo_and_answers_reads() {
     assert!(response.starts_with("HTTP/1.1 200"), "{response}");
     assert!(response.contains("\"start\":\"2026-12-11T17:00:00Z\""), "{response}");
 }
+
+/// `calsync ingest` records the definitions its search index was built with: the server's
+/// first start on the database it filled finds the index current (before, it indexed every
+/// resource again, a transaction that never ended on a million Slots).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_database_calsync_ingest_filled_is_not_indexed_again() {
+    let db = std::env::temp_dir().join(format!("calsync-cli-ingest-{}.db", std::process::id()));
+    let url = format!("sqlite://{}?mode=rwc", db.display());
+    let ingested = calsync(&["ingest", &fixture("ssl-v1"), "--database", &url]);
+    let store = calsync_store::Store::connect(&url).await.unwrap().with_indexer(calsync_sync::INDEXER);
+    let reindexed = store.reindex_if_stale().await;
+    let order = (calsync_store::search::SortBy::Id, calsync_store::search::Direction::Ascending);
+    let everything = calsync_store::search::ResourceSearch::default();
+    let locations = store.search_resources("Location", &everything, order, None, 1).await.map(|page| page.total);
+    store.connection().clone().close().await.ok();
+    for suffix in ["", "-wal", "-shm"] {
+        std::fs::remove_file(format!("{}{suffix}", db.display())).ok();
+    }
+    assert!(ingested.status.success(), "{}{}", stdout(&ingested), stderr(&ingested));
+    assert_eq!(locations.unwrap(), 10, "the example set's Locations");
+    assert_eq!(reindexed.unwrap(), None, "indexed with the current definitions already");
+}

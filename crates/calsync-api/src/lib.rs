@@ -152,6 +152,18 @@ impl Settings {
 /// How often expired holds are released.
 const HOLD_SWEEP: std::time::Duration = std::time::Duration::from_secs(5);
 
+/// The store at `database_url` (migrated), indexed as the server indexes it: an index built with
+/// other definitions is rebuilt first, and a new database records the definitions it is indexed
+/// with. Every process that writes resources opens it so (else the server's first start on a
+/// database another command filled would index everything again).
+pub async fn open_store(database_url: &str) -> Result<Store, String> {
+    let store = Store::connect(database_url).await.map_err(|e| format!("database: {e}"))?.with_indexer(INDEXER);
+    if let Some(n) = store.reindex_if_stale().await.map_err(|e| format!("database: {e}"))?.filter(|n| *n > 0) {
+        tracing::info!(resources = n, "search index rebuilt for the current definitions");
+    }
+    Ok(store)
+}
+
 /// A built, not yet running, server.
 pub struct Application {
     server: Server,
@@ -165,11 +177,7 @@ pub struct Application {
 impl Application {
     /// Connects to the database (migrating it) and binds the listener.
     pub async fn build(settings: &Settings) -> Result<Self, String> {
-        let store =
-            Store::connect(&settings.database_url).await.map_err(|e| format!("database: {e}"))?.with_indexer(INDEXER);
-        if let Some(n) = store.reindex_if_stale().await.map_err(|e| format!("database: {e}"))?.filter(|n| *n > 0) {
-            tracing::info!(resources = n, "search index rebuilt for the current definitions");
-        }
+        let store = open_store(&settings.database_url).await?;
         let listener = TcpListener::bind(&settings.bind).map_err(|e| format!("cannot bind {}: {e}", settings.bind))?;
         let port = listener.local_addr().map_err(|e| e.to_string())?.port();
         let data = web::Data::new(store.clone());
@@ -208,6 +216,7 @@ impl Application {
         let http = web::Data::new(calsync_links::http_client().map_err(|e| e.to_string())?);
         let server_clock = clock;
         let clock = web::Data::new(clock);
+        let places = web::Data::new(operation::PublishedPlaces::default());
         let server = HttpServer::new(move || {
             App::new()
                 .app_data(data.clone())
@@ -217,6 +226,7 @@ impl Application {
                 .app_data(queue_data.clone())
                 .app_data(authorizers.clone())
                 .app_data(http.clone())
+                .app_data(places.clone())
                 .app_data(web::PayloadConfig::new(media::MAX_BODY))
                 .wrap(ErrorHandlers::new().default_handler(outcome::as_operation_outcome))
                 .configure(connections::routes)

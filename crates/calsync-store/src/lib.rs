@@ -17,8 +17,8 @@ use chrono::{DateTime, SecondsFormat, Utc};
 use sea_orm::QueryTrait;
 use sea_orm::sea_query::{Expr, ExprTrait, OnConflict};
 use sea_orm::{
-    ActiveValue::Set, ColumnTrait, Condition, ConnectOptions, ConnectionTrait, Database, DatabaseConnection, DbErr,
-    EntityTrait, PaginatorTrait, QueryFilter, QueryOrder, QuerySelect, TransactionTrait,
+    ActiveValue::Set, ColumnTrait, ConnectOptions, ConnectionTrait, Database, DatabaseConnection, DbErr, EntityTrait,
+    PaginatorTrait, QueryFilter, QueryOrder, QuerySelect, TransactionTrait,
 };
 use sea_orm_migration::MigratorTrait;
 use serde_json::Value;
@@ -34,6 +34,7 @@ mod bulk;
 pub mod entity;
 mod ingest;
 pub mod migration;
+mod period;
 mod reader;
 pub mod search;
 #[cfg(feature = "testing")]
@@ -212,6 +213,8 @@ pub struct Store {
     sqlite_bulk: Option<Arc<bulk::sqlite::SqliteBulk>>,
     /// Remembered Slot windows of participants' Schedules (see [`Store::slot_windows`]).
     windows: Arc<std::sync::Mutex<WindowCache>>,
+    /// Remembered periods of Schedules' Slots (see [`Store::schedules_by_period`]).
+    periods: Arc<std::sync::Mutex<period::PeriodCache>>,
     /// How ingests are batched, when not as the database suits ([`Store::ingest_batching`]).
     ingest_batching: Option<ingest::IngestBatching>,
 }
@@ -283,6 +286,7 @@ impl Store {
             sqlite_reader,
             sqlite_bulk,
             windows: Default::default(),
+            periods: Default::default(),
             ingest_batching: None,
         })
     }
@@ -450,13 +454,11 @@ impl Store {
         loop {
             let mut q = resource::Entity::find().filter(resource::Column::Deleted.eq(false));
             if let Some((t, id)) = &after {
-                q = q.filter(
-                    Condition::any().add(resource::Column::ResourceType.gt(t.as_str())).add(
-                        Condition::all()
-                            .add(resource::Column::ResourceType.eq(t.as_str()))
-                            .add(resource::Column::Id.gt(id.as_str())),
-                    ),
-                );
+                // A row value, which both databases seek the key to: the equivalent `type > … OR
+                // (type = … AND id > …)` made SQLite walk every row before the cursor again on
+                // each page (a first start on a million ingested Slots never finished).
+                let key = Expr::tuple([Expr::col(resource::Column::ResourceType), Expr::col(resource::Column::Id)]);
+                q = q.filter(key.gt(Expr::tuple([Expr::value(t.as_str()), Expr::value(id.as_str())])));
             }
             let rows = q
                 .order_by_asc(resource::Column::ResourceType)

@@ -178,6 +178,27 @@ impl SqliteReader {
         Ok(answer)
     }
 
+    /// The rows of one SQL statement with text parameters `?1`, `?2`… (a statement the query
+    /// builder cannot say), in a blocking task.
+    pub(crate) async fn rows_of_sql<T: Row>(
+        self: &std::sync::Arc<Self>,
+        sql: String,
+        params: Vec<String>,
+    ) -> Result<Vec<T>, StoreError> {
+        let me = self.clone();
+        tokio::task::spawn_blocking(move || {
+            let c = me.connection()?;
+            let rows = c
+                .prepare_cached(&sql)
+                .and_then(|mut s| s.query_map(rusqlite::params_from_iter(params), T::from_sqlite)?.collect())
+                .map_err(failed);
+            me.give_back(c);
+            rows
+        })
+        .await
+        .map_err(failed)?
+    }
+
     /// Runs one statement and hands each row to `each` as the cursor reaches it, until `each`
     /// says stop (false); true when every row was handed over.
     pub(crate) fn each_row(

@@ -398,18 +398,6 @@ impl Store {
         self.resources_page(resource_type, search, order, after, limit, true).await
     }
 
-    /// The latest start of any Slot (an index lookup).
-    pub async fn last_slot_start(&self) -> Result<Option<DateTime<Utc>>, StoreError> {
-        let latest: Option<Option<i64>> = resource::Entity::find()
-            .select_only()
-            .column_as(resource::Column::StartMs.max(), "latest")
-            .filter(resource::Column::StartMs.is_not_null())
-            .into_tuple()
-            .one(&self.db)
-            .await?;
-        Ok(latest.flatten().map(from_millis))
-    }
-
     /// When a resource of one of `types` was last written (created, changed or deleted): one
     /// index lookup per type.
     pub async fn last_write(&self, types: &[&str]) -> Result<Option<DateTime<Utc>>, StoreError> {

@@ -310,6 +310,87 @@ async fn the_index_is_rebuilt_when_its_definitions_change() {
     db.finish().await;
 }
 
+/// Which Schedules have Slots in which week: the boundaries of each week, live Slots only, and
+/// every write followed, also another process's (each Schedule's periods are remembered by its
+/// Slot generation).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn schedules_by_period_follow_every_slot_write() {
+    let db = fresh().await;
+    let week = chrono::TimeDelta::weeks(1);
+    let monday = Utc.with_ymd_and_hms(2026, 12, 7, 0, 0, 0).unwrap();
+    let at = |t: chrono::DateTime<Utc>| t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+    let put = |id: &'static str, schedule: &'static str, start: chrono::DateTime<Utc>| {
+        let store = db.store.clone();
+        let body = slot(schedule, &at(start), &at(start + chrono::TimeDelta::minutes(30)), "free");
+        async move { store.update("Slot", id, body, None).await.unwrap() }
+    };
+    put("a1", "Schedule/a", monday + chrono::TimeDelta::hours(9)).await;
+    put("a2", "Schedule/a", monday + chrono::TimeDelta::days(4)).await;
+    put("a3", "Schedule/a", monday + week * 2 + chrono::TimeDelta::hours(9)).await;
+    put("b1", "Schedule/b", monday + week).await;
+    put("b0", "Schedule/b", monday - chrono::TimeDelta::minutes(30)).await;
+    put("c1", "Schedule/c", monday + week * 3 - chrono::TimeDelta::minutes(1)).await;
+    put("c2", "Schedule/c", monday + week * 3).await;
+    let named = |pairs: &[(i64, &str)]| pairs.iter().map(|(n, s)| (*n, format!("Schedule/{s}"))).collect::<Vec<_>>();
+    let weeks = |store: Store, from: chrono::DateTime<Utc>| async move {
+        store.schedules_by_period(from, week, 3).await.unwrap()
+    };
+    assert_eq!(weeks(db.store.clone(), monday).await, named(&[(0, "a"), (1, "b"), (2, "a"), (2, "c")]));
+    assert_eq!(weeks(db.store.clone(), monday).await, named(&[(0, "a"), (1, "b"), (2, "a"), (2, "c")]), "again");
+
+    // Another process moves a3 to week 1 and deletes b1: both seen at once.
+    let other = Store::connect(&db.database.url).await.unwrap();
+    let moved = slot("Schedule/a", &at(monday + week + chrono::TimeDelta::hours(1)), &at(monday + week * 2), "busy");
+    other.update("Slot", "a3", moved, None).await.unwrap();
+    other.delete("Slot", "b1").await.unwrap();
+    assert_eq!(weeks(db.store.clone(), monday).await, named(&[(0, "a"), (1, "a"), (2, "c")]));
+    // Other weeks asked: counted from their own start.
+    assert_eq!(weeks(db.store.clone(), monday - week).await, named(&[(0, "b"), (1, "a"), (2, "a")]));
+    other.connection().clone().close().await.ok();
+    db.finish().await;
+}
+
+/// The rebuild reads the resources a page at a time by `(type, id)`: every resource of every
+/// type is indexed once, across pages and from one type to the next.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_index_is_rebuilt_page_by_page_across_types() {
+    use calsync_store::search::{Direction, SortBy};
+    let db = fresh().await;
+    let patient = |i: usize| json!({"resourceType": "Patient", "name": [{"family": format!("F{i}")}]});
+    let mut items: Vec<calsync_store::Put> =
+        (0..2_500).map(|i| ("Patient".to_string(), format!("p{i:04}"), patient(i))).collect();
+    items
+        .extend((0..3).map(|i| ("Organization".to_string(), format!("o{i}"), json!({"resourceType": "Organization"}))));
+    items.push((
+        "RelatedPerson".into(),
+        "r0".into(),
+        json!({"resourceType": "RelatedPerson", "birthDate": "1990-01-02"}),
+    ));
+    assert_eq!(db.store.put_many(items).await.unwrap(), 2_504);
+    let indexer = calsync_store::Indexer {
+        extract: family_index,
+        fingerprint: || "v1".into(),
+        reads: |_| &["name", "birthDate"],
+    };
+    let store = Store::connect(&db.database.url).await.unwrap().with_indexer(indexer);
+    assert_eq!(store.reindex_if_stale().await.unwrap(), Some(2_504));
+    let order = (SortBy::Id, Direction::Ascending);
+    for i in [0, 999, 1_000, 1_999, 2_000, 2_499] {
+        let found = store.search_resources("Patient", &by_family(&format!("f{i}")), order, None, 10).await.unwrap();
+        assert_eq!(found.resources.iter().map(|r| r.id.as_str()).collect::<Vec<_>>(), [format!("p{i:04}")]);
+    }
+    let born = calsync_store::search::ResourceSearch {
+        dates: vec![calsync_store::search::DateFilter {
+            param: "birthdate".into(),
+            any: vec![(calsync_store::search::DatePrefix::Eq, 631_238_400_000, 631_324_800_000)],
+        }],
+        ..Default::default()
+    };
+    assert_eq!(store.search_resources("RelatedPerson", &born, order, None, 10).await.unwrap().total, 1);
+    store.connection().clone().close().await.ok();
+    db.finish().await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn put_many_writes_new_changes_changed_and_keeps_unchanged() {
     use calsync_store::search::{Direction, SortBy};
@@ -571,6 +652,9 @@ async fn a_store_of_the_earlier_schema_keeps_its_slots_and_origins() {
     let free = store.free_slots(Some(&["Schedule/s1".to_string()]), day.0, day.1).await.unwrap();
     assert_eq!(free.iter().map(|s| s.id.as_str()).collect::<Vec<_>>(), ["a"]);
     assert!(matches!(store.read("Slot", "b").await, Err(StoreError::Gone(..))));
+    // Slots written before there were Slot generations have one now.
+    let days = store.schedules_by_period(day.0 - chrono::TimeDelta::days(1), chrono::TimeDelta::days(1), 3).await;
+    assert_eq!(days.unwrap(), [(1, "Schedule/s1".to_string())]);
     let ingested = store.ingested_contents("p1", "Slot").await.unwrap();
     assert_eq!(ingested.iter().map(|(id, _)| id.as_str()).collect::<Vec<_>>(), ["p1.c"]);
     // The next poll lists both with the digests they had: unchanged, nothing written.

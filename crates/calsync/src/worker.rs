@@ -38,16 +38,13 @@ pub struct SyncArgs {
 }
 
 impl Placement {
-    /// The settings and the store (indexed as the server indexes it).
+    /// The settings and the store, indexed as the server indexes it.
     pub async fn open(&self) -> Result<(Settings, Store), String> {
         let mut settings = Settings::from_environment(&self.config)?;
         if let Some(database) = &self.database {
             settings.database_url = database.clone();
         }
-        let store = Store::connect(&settings.database_url)
-            .await
-            .map_err(|e| format!("database: {e}"))?
-            .with_indexer(calsync_sync::INDEXER);
+        let store = calsync_api::open_store(&settings.database_url).await?;
         Ok((settings, store))
     }
 }

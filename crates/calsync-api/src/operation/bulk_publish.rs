@@ -15,7 +15,8 @@
 //!   Slot (who holds or booked it) is taken off; booking extensions (`booking-deep-link`,
 //!   `booking-phone`, `slot-capacity`) stay.
 
-use std::collections::{BTreeSet, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
+use std::sync::Arc;
 
 use actix_web::{HttpRequest, HttpResponse, web};
 use calsync_store::Store;
@@ -96,8 +97,9 @@ fn week_range(name: &str) -> Option<(DateTime<Utc>, DateTime<Utc>)> {
     Some((start, start + TimeDelta::days(7)))
 }
 
-/// The manifest's ETag: moves with every write of a Location, a Schedule or a Slot.
-async fn version_tag(store: &Store) -> Result<String, ApiError> {
+/// The version of the Locations and Schedules (each type's count and latest write), and the
+/// manifest's ETag, which also moves with every Slot write.
+async fn version_tag(store: &Store) -> Result<(String, String), ApiError> {
     let mut parts = Vec::new();
     for t in ["Location", "Schedule"] {
         let latest = store
@@ -106,8 +108,67 @@ async fn version_tag(store: &Store) -> Result<String, ApiError> {
         let stamp = latest.resources.first().map(|r| (r.last_updated.timestamp_millis(), r.version_id));
         parts.push(format!("{}:{stamp:?}", latest.total));
     }
-    parts.push(store.slot_generations_total().await?.to_string());
-    Ok(format!("\"{}\"", &calsync_fhir::index::fnv(&parts.join("|"))[..16]))
+    let places = parts.join("|");
+    let slots = store.slot_generations_total().await?;
+    let tag = format!("\"{}\"", &calsync_fhir::index::fnv(&format!("{places}|{slots}"))[..16]);
+    Ok((places, tag))
+}
+
+/// Where published Slots are, as of one version of the Locations and Schedules: remembered
+/// between manifests (reading every Location and Schedule again took most of a manifest's time
+/// with 5,000 of each), read again when either changes.
+#[derive(Debug, Default)]
+pub struct PublishedPlaces(std::sync::Mutex<Option<(String, Arc<Places>)>>);
+
+/// The states of each provider Schedule's Locations, participants' Schedules, and every state
+/// of a published Location.
+#[derive(Debug)]
+struct Places {
+    located: HashMap<String, BTreeSet<String>>,
+    participants: HashSet<String>,
+    all_states: BTreeSet<String>,
+}
+
+impl PublishedPlaces {
+    async fn at(&self, store: &Store, version: &str) -> Result<Arc<Places>, ApiError> {
+        if let Ok(known) = self.0.lock()
+            && let Some((v, places)) = known.as_ref()
+            && v == version
+        {
+            return Ok(places.clone());
+        }
+        let places = Arc::new(Places::read(store).await?);
+        if let Ok(mut known) = self.0.lock() {
+            *known = Some((version.to_string(), places.clone()));
+        }
+        Ok(places)
+    }
+}
+
+impl Places {
+    async fn read(store: &Store) -> Result<Self, ApiError> {
+        let states_of: HashMap<String, Option<String>> = all_of(store, "Location", None)
+            .await?
+            .iter()
+            .filter_map(|l| {
+                let state = l["address"]["state"].as_str().map(str::to_string);
+                l["id"].as_str().map(|id| (format!("Location/{id}"), state))
+            })
+            .collect();
+        let all_states = states_of.values().flatten().cloned().collect();
+        let (provider, participants) = schedules(store, None).await?;
+        let located = provider
+            .iter()
+            .filter_map(|schedule| {
+                let id = schedule["id"].as_str()?;
+                let actors = schedule["actor"].as_array()?;
+                let known: Vec<&Option<String>> =
+                    actors.iter().filter_map(|a| a["reference"].as_str().and_then(|r| states_of.get(r))).collect();
+                (!known.is_empty()).then(|| (format!("Schedule/{id}"), known.into_iter().flatten().cloned().collect()))
+            })
+            .collect();
+        Ok(Places { located, participants, all_states })
+    }
 }
 
 /// `GET /$bulk-publish`.
@@ -115,10 +176,11 @@ pub async fn manifest(
     req: HttpRequest,
     cx: RequestContext,
     store: web::Data<Store>,
+    places: web::Data<PublishedPlaces>,
     query: Query,
 ) -> Result<HttpResponse, ApiError> {
     let since = since_of(&query)?;
-    let tag = version_tag(&store).await?;
+    let (version, tag) = version_tag(&store).await?;
     let cache = ("Cache-Control", format!("max-age={MAX_AGE_SECONDS}"));
     // HTTP dates have whole seconds: the last write's second.
     let modified =
@@ -142,15 +204,7 @@ pub async fn manifest(
         }
         return Ok(not_modified.finish());
     }
-    let locations = all_of(&store, "Location", None).await?;
-    let states: BTreeSet<String> =
-        locations.iter().filter_map(|l| l["address"]["state"].as_str()).map(str::to_string).collect();
     let this_week = week_range(&week_of(cx.now)).map_or(cx.now, |(monday, _)| monday);
-    let last_start = store
-        .last_slot_start()
-        .await?
-        .map_or(this_week, |t| t.max(this_week))
-        .min(this_week + TimeDelta::weeks(MAX_WEEKS));
     let base = format!("{}/$bulk-publish", cx.base);
     let suffix = since
         .map(|t| format!("?_since={}", t.to_rfc3339_opts(chrono::SecondsFormat::Millis, true)))
@@ -159,11 +213,12 @@ pub async fn manifest(
         json!({"type": "Location", "url": format!("{base}/locations.ndjson{suffix}")}),
         json!({"type": "Schedule", "url": format!("{base}/schedules.ndjson{suffix}")}),
     ];
-    let mut monday = this_week;
-    while monday <= last_start {
-        output.push(json!({"type": "Slot", "url": format!("{base}/slots-{}.ndjson{suffix}", week_of(monday)),
+    let places = places.at(&store, &version).await?;
+    let pairs = store.schedules_by_period(this_week, TimeDelta::weeks(1), MAX_WEEKS + 1).await?;
+    for (week, states) in week_states(&pairs, &places) {
+        let name = week_of(this_week + TimeDelta::weeks(week));
+        output.push(json!({"type": "Slot", "url": format!("{base}/slots-{name}.ndjson{suffix}"),
             "extension": {"state": states}}));
-        monday += TimeDelta::weeks(1);
     }
     let request = match &since {
         Some(_) => format!("{base}{suffix}"),
@@ -176,6 +231,22 @@ pub async fn manifest(
     }
     Ok(ok.json(json!({"transactionTime": cx.now.to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
             "request": request, "output": output, "error": []})))
+}
+
+/// The states of each week's Slot file, from the `(week, Schedule)` pairs of its Slots:
+/// participants' Schedules are never published and count for nothing; a Schedule whose Locations
+/// are known counts for their states; any other (its Location is unknown, or it names none)
+/// counts for every state published, so that no client filtering by state misses its Slots.
+fn week_states(pairs: &[(i64, String)], places: &Places) -> BTreeMap<i64, BTreeSet<String>> {
+    let mut weeks: BTreeMap<i64, BTreeSet<String>> = BTreeMap::new();
+    for (week, schedule) in pairs {
+        if places.participants.contains(schedule) {
+            continue;
+        }
+        let states = places.located.get(schedule).unwrap_or(&places.all_states);
+        weeks.entry(*week).or_default().extend(states.iter().cloned());
+    }
+    weeks
 }
 
 /// A published Slot as a line: calsync's own hold and booking records taken off.
@@ -301,6 +372,44 @@ mod tests {
             r#"{"note":"\"schedule\":{\"reference\":\"Schedule/other\"","schedule":{"reference":"Schedule/p1"}}"#;
         assert_eq!(schedule_of(text).as_deref(), Some("Schedule/p1"));
         assert_eq!(schedule_of("not json"), None);
+    }
+
+    #[test]
+    fn a_weeks_states_are_those_of_its_slots_locations() {
+        let set = |states: &[&str]| states.iter().map(|s| s.to_string()).collect::<BTreeSet<String>>();
+        let pairs: Vec<(i64, String)> = [
+            (0, "Schedule/boston"),
+            (0, "Schedule/maria-busy"),
+            (1, "Schedule/boston"),
+            (1, "Schedule/austin"),
+            (2, "Schedule/maria-busy"),
+            (3, "Schedule/nowhere"),
+            (3, "Schedule/austin"),
+            (4, "Schedule/stateless"),
+        ]
+        .into_iter()
+        .map(|(n, s)| (n, s.to_string()))
+        .collect();
+        let places = Places {
+            participants: ["Schedule/maria-busy".to_string()].into(),
+            located: [
+                ("Schedule/boston".to_string(), set(&["MA"])),
+                ("Schedule/austin".to_string(), set(&["TX"])),
+                ("Schedule/stateless".to_string(), set(&[])),
+            ]
+            .into(),
+            all_states: set(&["MA", "TX", "VT"]),
+        };
+        let weeks = week_states(&pairs, &places);
+        let expected: BTreeMap<i64, BTreeSet<String>> = [
+            (0, set(&["MA"])),
+            (1, set(&["MA", "TX"])),
+            // Week 2 has only a participant's busy time: no file.
+            (3, set(&["MA", "TX", "VT"])),
+            (4, set(&[])),
+        ]
+        .into();
+        assert_eq!(weeks, expected);
     }
 
     #[test]

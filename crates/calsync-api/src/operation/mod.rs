@@ -22,6 +22,7 @@ pub(crate) mod ics;
 mod import_ics;
 mod participant;
 
+pub use bulk_publish::PublishedPlaces;
 pub use hold::{HoldPolicy, sweep_expired_holds};
 pub use import_ics::{Imported, import_calendar};
 pub(crate) use participant::derived_schedule;
