@@ -1,13 +1,13 @@
 //! `GET /$bulk-publish`: our provider availability as a SMART Scheduling Links feed.
 //!
 //! - The manifest: `transactionTime`, `request`, `output[]` (`type`, `url`, and for Slot files
-//!   `extension.state`, the states of the published Locations), `error: []`; JSON whatever the
-//!   Accept header, with `Cache-Control: max-age`, an `ETag` that moves with every write of a
-//!   Location, Schedule or Slot, and `304` on `If-None-Match`.
+//!   `extension.state`, the states of that week's Slots' Locations), `error: []`; JSON whatever
+//!   the Accept header, with `Cache-Control: max-age`, an `ETag` that moves with every write of
+//!   a Location, Schedule or Slot, and `304` on `If-None-Match`.
 //! - NDJSON files (`application/fhir+ndjson`): `locations.ndjson`, `schedules.ndjson`, and one
-//!   Slot file per ISO week (`slots-2026-W50.ndjson`, by the Slot's UTC start) from this week to
-//!   the week of the last published Slot. Slot files are streamed from the store a chunk at a
-//!   time: memory does not grow with the number of Slots.
+//!   Slot file per ISO week with published Slots (`slots-2026-W50.ndjson`, by the Slot's UTC
+//!   start) from this week on. Slot files are streamed from the store a chunk at a time: memory
+//!   does not grow with the number of Slots.
 //! - `_since=<instant>` (on the manifest, carried into every file URL, or on a file): only
 //!   resources changed at or after it.
 //! - Only provider availability: participants' derived Schedules (actors Patients or
