@@ -1,7 +1,7 @@
 //! [`Store::schedules_by_period`]: which Schedules have Slots starting in which period (the
 //! weekly files of `$bulk-publish` name the states of their Slots' Locations).
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
 use chrono::{DateTime, TimeDelta, Utc};
@@ -39,23 +39,27 @@ const HOPS: &str = "WITH RECURSIVE hop (schedule, s) AS ( \
      SELECT schedule, (s - {from}) / {period} FROM hop WHERE s < {to}";
 
 impl Store {
-    /// Which Schedules (`Schedule/{id}`) have a live Slot starting in which of `periods`
-    /// periods of `period` from `from`: `(n, schedule)` for a Slot starting in
-    /// `[from + n·period, from + (n+1)·period)`, each pair once, sorted.
+    /// Which Schedules (`Schedule/{id}`), other than those in `except`, have a live Slot
+    /// starting in which of `periods` periods of `period` from `from`: `(n, schedule)` for a
+    /// Slot starting in `[from + n·period, from + (n+1)·period)`, each pair once, sorted.
     ///
     /// Each Schedule's periods are remembered with its Slot generation (bumped with each of its
     /// Slots' writes, by any process), so a call reads the generations and asks the database
-    /// only about the Schedules whose Slots changed since (after a booking, one).
+    /// only about the Schedules whose Slots changed since (after a booking, one). Schedules in
+    /// `except` (participants' derived ones, for the published feed) are neither asked about
+    /// nor remembered.
     pub async fn schedules_by_period(
         &self,
         from: DateTime<Utc>,
         period: TimeDelta,
         periods: i64,
+        except: &HashSet<String>,
     ) -> Result<Vec<(i64, String)>, StoreError> {
         let from = millis(from);
         let period = Ord::max(period.num_milliseconds(), 1);
         let division = (from, period, Ord::max(periods, 0));
-        let generations = self.all_slot_generations().await?;
+        let mut generations = self.all_slot_generations().await?;
+        generations.retain(|(s, _)| !except.contains(s));
         let poisoned = || StoreError::Invalid("period cache poisoned".into());
         let stale: Vec<String> = {
             let mut cache = self.periods.lock().map_err(|_| poisoned())?;

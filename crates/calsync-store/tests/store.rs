@@ -333,7 +333,7 @@ async fn schedules_by_period_follow_every_slot_write() {
     put("c2", "Schedule/c", monday + week * 3).await;
     let named = |pairs: &[(i64, &str)]| pairs.iter().map(|(n, s)| (*n, format!("Schedule/{s}"))).collect::<Vec<_>>();
     let weeks = |store: Store, from: chrono::DateTime<Utc>| async move {
-        store.schedules_by_period(from, week, 3).await.unwrap()
+        store.schedules_by_period(from, week, 3, &Default::default()).await.unwrap()
     };
     assert_eq!(weeks(db.store.clone(), monday).await, named(&[(0, "a"), (1, "b"), (2, "a"), (2, "c")]));
     assert_eq!(weeks(db.store.clone(), monday).await, named(&[(0, "a"), (1, "b"), (2, "a"), (2, "c")]), "again");
@@ -346,6 +346,10 @@ async fn schedules_by_period_follow_every_slot_write() {
     assert_eq!(weeks(db.store.clone(), monday).await, named(&[(0, "a"), (1, "a"), (2, "c")]));
     // Other weeks asked: counted from their own start.
     assert_eq!(weeks(db.store.clone(), monday - week).await, named(&[(0, "b"), (1, "a"), (2, "a")]));
+    // Schedules left out are left out.
+    let except = ["Schedule/a".to_string()].into();
+    let without_a = db.store.schedules_by_period(monday - week, week, 3, &except).await.unwrap();
+    assert_eq!(without_a, named(&[(0, "b")]));
     other.connection().clone().close().await.ok();
     db.finish().await;
 }
@@ -653,7 +657,9 @@ async fn a_store_of_the_earlier_schema_keeps_its_slots_and_origins() {
     assert_eq!(free.iter().map(|s| s.id.as_str()).collect::<Vec<_>>(), ["a"]);
     assert!(matches!(store.read("Slot", "b").await, Err(StoreError::Gone(..))));
     // Slots written before there were Slot generations have one now.
-    let days = store.schedules_by_period(day.0 - chrono::TimeDelta::days(1), chrono::TimeDelta::days(1), 3).await;
+    let days = store
+        .schedules_by_period(day.0 - chrono::TimeDelta::days(1), chrono::TimeDelta::days(1), 3, &Default::default())
+        .await;
     assert_eq!(days.unwrap(), [(1, "Schedule/s1".to_string())]);
     let ingested = store.ingested_contents("p1", "Slot").await.unwrap();
     assert_eq!(ingested.iter().map(|(id, _)| id.as_str()).collect::<Vec<_>>(), ["p1.c"]);

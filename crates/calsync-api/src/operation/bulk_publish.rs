@@ -214,7 +214,7 @@ pub async fn manifest(
         json!({"type": "Schedule", "url": format!("{base}/schedules.ndjson{suffix}")}),
     ];
     let places = places.at(&store, &version).await?;
-    let pairs = store.schedules_by_period(this_week, TimeDelta::weeks(1), MAX_WEEKS + 1).await?;
+    let pairs = store.schedules_by_period(this_week, TimeDelta::weeks(1), MAX_WEEKS + 1, &places.participants).await?;
     for (week, states) in week_states(&pairs, &places) {
         let name = week_of(this_week + TimeDelta::weeks(week));
         output.push(json!({"type": "Slot", "url": format!("{base}/slots-{name}.ndjson{suffix}"),
