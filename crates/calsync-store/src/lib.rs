@@ -190,6 +190,10 @@ const SQLITE_CONNECTIONS: u32 = 8;
 /// Key in `store_meta` of the fingerprint the search index was built with.
 const INDEX_FINGERPRINT: &str = "index_fingerprint";
 
+/// The PostgreSQL advisory lock a search index rebuild holds (any number, the same in every
+/// process: "calsync" in ASCII).
+const REINDEX_LOCK: i64 = 0x6361_6c73_796e_63;
+
 /// How long a SQLite writer waits for another's transaction before giving up. A calendar sync
 /// applies its whole diff in one transaction, so the wait covers a large one (tens of
 /// thousands of Slots) on a slow disk; readers never wait (WAL).
@@ -447,6 +451,17 @@ impl Store {
         }
         let _turn = self.write_turn().await;
         let txn = self.begin_writing().await?;
+        // Processes starting together (API replicas, a worker) rebuild one after the other, and
+        // each checks again once it is its turn: the second finds the index current. SQLite's
+        // immediate transaction already takes the write lock; PostgreSQL takes a lock named for
+        // the rebuild until the transaction ends.
+        if txn.get_database_backend() == Backend::Postgres {
+            txn.execute_unprepared(&format!("SELECT pg_advisory_xact_lock({REINDEX_LOCK})")).await?;
+        }
+        let built = store_meta::Entity::find_by_id(INDEX_FINGERPRINT.to_string()).one(&txn).await?;
+        if built.is_some_and(|m| m.value == wanted) {
+            return Ok(None);
+        }
         search_index::Entity::delete_many().exec(&txn).await?;
         date_index::Entity::delete_many().exec(&txn).await?;
         let mut after: Option<(String, String)> = None;

@@ -354,6 +354,49 @@ async fn schedules_by_period_follow_every_slot_write() {
     db.finish().await;
 }
 
+/// Two processes that start together on a stale index (API replicas, a worker): one rebuilds
+/// it, the other then finds it current; every value is indexed once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_processes_starting_together_rebuild_the_index_once() {
+    use calsync_store::search::{Direction, SortBy};
+    use sea_orm::ConnectionTrait;
+    let db = fresh().await;
+    let patient = |i: usize| json!({"resourceType": "Patient", "name": [{"family": format!("F{i}")}]});
+    let items: Vec<calsync_store::Put> =
+        (0..1_500).map(|i| ("Patient".to_string(), format!("p{i}"), patient(i))).collect();
+    db.store.put_many(items).await.unwrap();
+    let indexer = calsync_store::Indexer {
+        extract: family_index,
+        fingerprint: || "v1".into(),
+        reads: |_| &["name", "birthDate"],
+    };
+    let one = Store::connect(&db.database.url).await.unwrap().with_indexer(indexer);
+    let other = Store::connect(&db.database.url).await.unwrap().with_indexer(indexer);
+    let (a, b) = tokio::join!(one.reindex_if_stale(), other.reindex_if_stale());
+    let mut rebuilt = [a.unwrap(), b.unwrap()];
+    rebuilt.sort();
+    assert_eq!(rebuilt, [None, Some(1_500)]);
+    let order = (SortBy::Id, Direction::Ascending);
+    let found = one.search_resources("Patient", &by_family("f7"), order, None, 10).await.unwrap();
+    assert_eq!((found.total, found.resources.len()), (1, 1));
+    let rows = one
+        .connection()
+        .query_one_raw(sea_orm::Statement::from_string(
+            one.connection().get_database_backend(),
+            "SELECT COUNT(*) FROM search_index",
+        ))
+        .await
+        .unwrap()
+        .unwrap()
+        .try_get_by_index::<i64>(0)
+        .unwrap();
+    assert_eq!(rows, 1_500, "each value indexed once");
+    for store in [one, other] {
+        store.connection().clone().close().await.ok();
+    }
+    db.finish().await;
+}
+
 /// The rebuild reads the resources a page at a time by `(type, id)`: every resource of every
 /// type is indexed once, across pages and from one type to the next.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
