@@ -192,7 +192,7 @@ const INDEX_FINGERPRINT: &str = "index_fingerprint";
 
 /// The PostgreSQL advisory lock a search index rebuild holds (any number, the same in every
 /// process: "calsync" in ASCII).
-const REINDEX_LOCK: i64 = 0x6361_6c73_796e_63;
+const REINDEX_LOCK: i64 = 0x0063_616c_7379_6e63;
 
 /// How long a SQLite writer waits for another's transaction before giving up. A calendar sync
 /// applies its whole diff in one transaction, so the wait covers a large one (tens of
