@@ -304,6 +304,7 @@ pub async fn poll(
     }
     p.polls += 1;
     p.last_poll_ms = Some(now.timestamp_millis());
+    store.forget_seen(&p.id).await?;
     let mut report = Report { since: since.clone(), ..Report::default() };
     let manifest_file = manifest_url.to_string();
 

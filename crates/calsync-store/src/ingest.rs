@@ -6,7 +6,7 @@
 //! primary key, found without an index of their own.
 
 use chrono::{DateTime, Utc};
-use sea_orm::sea_query::{Expr, OnConflict};
+use sea_orm::sea_query::{Expr, ExprTrait, OnConflict};
 use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect};
 use std::borrow::Cow;
 
@@ -349,25 +349,30 @@ impl Store {
 
     /// Deletes what `publisher` published before, of `types`, but poll `poll` (a full data set)
     /// did not have; returns how many resources. Each is no longer the publisher's: should it
-    /// come back, it is written as a new version.
+    /// come back, it is written as a new version. What the poll found unchanged is known by its
+    /// row's `poll` (SQLite) or by `ingest_seen` (PostgreSQL), which is emptied for the
+    /// publisher afterwards.
     pub async fn ingest_sweep(&self, publisher: &str, types: &[&str], poll: i64) -> Result<u64, StoreError> {
         let mut removed = 0;
         for t in types {
+            // The publisher's rows are walked once, in id order: each round starts after the
+            // last id the one before removed.
+            let mut after: Option<String> = None;
             loop {
                 let _turn = self.write_turn().await;
                 let txn = self.begin_writing().await?;
-                let stale: Vec<String> = resource::Entity::find()
+                let mut stale = resource::Entity::find()
                     .select_only()
                     .column(resource::Column::Id)
                     .filter(of_publisher(publisher, t))
                     .filter(resource::Column::Poll.lt(poll))
-                    .limit(BATCH_ROWS as u64)
-                    .into_tuple()
-                    .all(&txn)
-                    .await?;
-                if stale.is_empty() {
-                    break;
+                    .filter(Expr::exists(seen_by(publisher, poll)).not());
+                if let Some(id) = &after {
+                    stale = stale.filter(resource::Column::Id.gt(id.as_str()));
                 }
+                let stale: Vec<String> =
+                    stale.order_by_asc(resource::Column::Id).limit(BATCH_ROWS as u64).into_tuple().all(&txn).await?;
+                let Some(last) = stale.last().cloned() else { break };
                 removed += delete_many_in(&txn, t, &stale).await?;
                 resource::Entity::update_many()
                     .col_expr(resource::Column::Publisher, Expr::value(Option::<String>::None))
@@ -378,10 +383,44 @@ impl Store {
                     .exec(&txn)
                     .await?;
                 txn.commit().await?;
+                after = Some(last);
             }
         }
+        self.forget_seen(publisher).await?;
         Ok(removed)
     }
+
+    /// Empties `ingest_seen` of `publisher`: after its sweep, and before a poll (what an earlier
+    /// poll that ended without one left there).
+    pub async fn forget_seen(&self, publisher: &str) -> Result<(), StoreError> {
+        use sea_orm::ConnectionTrait;
+        let _turn = self.write_turn().await;
+        let statement = sea_orm::Statement::from_sql_and_values(
+            self.connection().get_database_backend(),
+            match self.connection().get_database_backend() {
+                sea_orm::DbBackend::Postgres => "DELETE FROM ingest_seen WHERE publisher = $1",
+                _ => "DELETE FROM ingest_seen WHERE publisher = ?",
+            },
+            [sea_orm::Value::from(publisher)],
+        );
+        self.connection().execute_raw(statement).await?;
+        Ok(())
+    }
+}
+
+/// `ingest_seen`'s row of the current `resource` row for `publisher`'s poll `poll`.
+fn seen_by(publisher: &str, poll: i64) -> sea_orm::sea_query::SelectStatement {
+    use sea_orm::sea_query::{Alias, Query};
+    let seen = Alias::new("ingest_seen");
+    let column = |name: &str| Expr::col((seen.clone(), Alias::new(name)));
+    Query::select()
+        .expr(Expr::val(1))
+        .from(seen.clone())
+        .and_where(column("publisher").eq(publisher))
+        .and_where(column("poll").eq(poll))
+        .and_where(column("resource_type").equals((resource::Entity, resource::Column::ResourceType)))
+        .and_where(column("id").equals((resource::Entity, resource::Column::Id)))
+        .to_owned()
 }
 
 /// The rows of one type ingested from `publisher`: a range of the primary key (their ids start

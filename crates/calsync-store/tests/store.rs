@@ -782,8 +782,28 @@ async fn a_batch_of_new_resources_with_stored_ones_among_them_is_stored_whole() 
         let stored = db.store.read("Slot", id).await.unwrap();
         assert_eq!((stored.version_id, stored.content["status"].as_str()), (version, Some(status)), "{id}");
     }
-    // All five were seen by poll 2: a full data set of poll 2 removes none of them.
+    // PostgreSQL notes the unchanged one as seen rather than writing its row again.
+    let seen = || async {
+        use sea_orm::ConnectionTrait;
+        let c = db.store.connection();
+        let count = "SELECT COUNT(*) FROM ingest_seen";
+        let row = c.query_one_raw(sea_orm::Statement::from_string(c.get_database_backend(), count)).await;
+        row.unwrap().unwrap().try_get_by_index::<i64>(0).unwrap()
+    };
+    let postgres = db.store.connection().get_database_backend() == sea_orm::DbBackend::Postgres;
+    assert_eq!(seen().await, i64::from(postgres));
+    // All five were seen by poll 2: a full data set of poll 2 removes none of them, and what was
+    // noted as seen is forgotten.
     assert_eq!(db.store.ingest_sweep("p1", &["Slot"], 2).await.unwrap(), 0);
+    assert_eq!(seen().await, 0);
+    // The next full data set lists only a, c and e: b and d go.
+    let next = vec![row("p1.a", 10, "free"), row("p1.c", 3, "free"), row("p1.e", 5, "free")];
+    let tally = db.store.ingest("p1", 3, next, |_, _| {}).await.unwrap();
+    assert_eq!((tally.created, tally.changed, tally.unchanged), (0, 0, 3));
+    assert_eq!(db.store.ingest_sweep("p1", &["Slot"], 3).await.unwrap(), 2);
+    for (id, live) in [("p1.a", true), ("p1.b", false), ("p1.c", true), ("p1.d", false), ("p1.e", true)] {
+        assert_eq!(db.store.read("Slot", id).await.is_ok(), live, "{id}");
+    }
     db.finish().await;
 }
 

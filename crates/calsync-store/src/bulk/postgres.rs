@@ -386,14 +386,19 @@ async fn ingest_type(
         |i: &IngestRow| known.get(&i.id).is_some_and(|(p, d)| p.as_deref() == Some(publisher) && *d == Some(i.digest));
     let (same, rest): (Vec<IngestRow>, Vec<IngestRow>) = items.into_iter().partition(unchanged);
     if !same.is_empty() {
+        // Seen, not written: the sweep keeps what this poll saw (migration 000015).
         let same: Vec<&str> = same.iter().map(|i| i.id.as_str()).collect();
-        sqlx::query("UPDATE resource SET poll = $3 WHERE resource_type = $1 AND id = ANY($2)")
-            .bind(t)
-            .bind(&same)
-            .bind(poll)
-            .execute(&mut **tx)
-            .await
-            .map_err(failed)?;
+        sqlx::query(
+            "INSERT INTO ingest_seen (publisher, poll, resource_type, id) \
+             SELECT $1, $2, $3, u FROM UNNEST($4::text[]) AS u ON CONFLICT DO NOTHING",
+        )
+        .bind(publisher)
+        .bind(poll)
+        .bind(t)
+        .bind(&same)
+        .execute(&mut **tx)
+        .await
+        .map_err(failed)?;
         tally.unchanged += same.len() as u64;
     }
     if rest.is_empty() {
