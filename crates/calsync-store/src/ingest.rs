@@ -351,28 +351,64 @@ impl Store {
     /// did not have; returns how many resources. Each is no longer the publisher's: should it
     /// come back, it is written as a new version. What the poll found unchanged is known by its
     /// row's `poll` (SQLite) or by `ingest_seen` (PostgreSQL), which is emptied for the
-    /// publisher afterwards.
+    /// publisher afterwards: a sweep is for the poll that just ended, once.
+    ///
+    /// The publisher's ids are walked once, a page at a time by the key alone, with the seen ids
+    /// of the same range of the key beside them, and compared here: two range reads of a key
+    /// per page, whatever the planner knows of the tables (a join of the two was planned as a
+    /// nested loop over all seen rows, docs/benchmarks.md).
     pub async fn ingest_sweep(&self, publisher: &str, types: &[&str], poll: i64) -> Result<u64, StoreError> {
+        use sea_orm::sea_query::{Alias, Query};
         let mut removed = 0;
+        let (first, end) = (format!("{publisher}."), format!("{publisher}/"));
         for t in types {
-            // The publisher's rows are walked once, in id order: each round starts after the
-            // last id the one before removed.
             let mut after: Option<String> = None;
             loop {
+                let mut page = resource::Entity::find()
+                    .select_only()
+                    .columns([resource::Column::Id, resource::Column::Publisher, resource::Column::Poll])
+                    .filter(resource::Column::ResourceType.eq(*t))
+                    .filter(resource::Column::Id.lt(end.as_str()));
+                page = match &after {
+                    Some(id) => page.filter(resource::Column::Id.gt(id.as_str())),
+                    None => page.filter(resource::Column::Id.gte(first.as_str())),
+                };
+                let page: Vec<(String, Option<String>, Option<i64>)> = page
+                    .order_by_asc(resource::Column::Id)
+                    .limit(BATCH_ROWS as u64)
+                    .into_tuple()
+                    .all(self.connection())
+                    .await?;
+                let Some((last, ..)) = page.last() else { break };
+                let seen = Alias::new("ingest_seen");
+                let column = |name: &str| Expr::col((seen.clone(), Alias::new(name)));
+                let mut seen_ids = Query::select()
+                    .expr(column("id"))
+                    .from(seen.clone())
+                    .and_where(column("publisher").eq(publisher))
+                    .and_where(column("poll").eq(poll))
+                    .and_where(column("resource_type").eq(*t))
+                    .and_where(column("id").lte(last.as_str()))
+                    .to_owned();
+                seen_ids.and_where(match &after {
+                    Some(id) => column("id").gt(id.as_str()),
+                    None => column("id").gte(first.as_str()),
+                });
+                let (_, seen_ids) = self.select::<(String,)>(None, &seen_ids, false).await?;
+                let seen_ids: std::collections::HashSet<String> = seen_ids.into_iter().map(|(id,)| id).collect();
+                let stale: Vec<String> = page
+                    .iter()
+                    .filter(|(id, p, q)| {
+                        p.as_deref() == Some(publisher) && q.is_some_and(|q| q < poll) && !seen_ids.contains(id)
+                    })
+                    .map(|(id, ..)| id.clone())
+                    .collect();
+                after = Some(last.clone());
+                if stale.is_empty() {
+                    continue;
+                }
                 let _turn = self.write_turn().await;
                 let txn = self.begin_writing().await?;
-                let mut stale = resource::Entity::find()
-                    .select_only()
-                    .column(resource::Column::Id)
-                    .filter(of_publisher(publisher, t))
-                    .filter(resource::Column::Poll.lt(poll))
-                    .filter(Expr::exists(seen_by(publisher, poll)).not());
-                if let Some(id) = &after {
-                    stale = stale.filter(resource::Column::Id.gt(id.as_str()));
-                }
-                let stale: Vec<String> =
-                    stale.order_by_asc(resource::Column::Id).limit(BATCH_ROWS as u64).into_tuple().all(&txn).await?;
-                let Some(last) = stale.last().cloned() else { break };
                 removed += delete_many_in(&txn, t, &stale).await?;
                 resource::Entity::update_many()
                     .col_expr(resource::Column::Publisher, Expr::value(Option::<String>::None))
@@ -383,7 +419,6 @@ impl Store {
                     .exec(&txn)
                     .await?;
                 txn.commit().await?;
-                after = Some(last);
             }
         }
         self.forget_seen(publisher).await?;
@@ -406,21 +441,6 @@ impl Store {
         self.connection().execute_raw(statement).await?;
         Ok(())
     }
-}
-
-/// `ingest_seen`'s row of the current `resource` row for `publisher`'s poll `poll`.
-fn seen_by(publisher: &str, poll: i64) -> sea_orm::sea_query::SelectStatement {
-    use sea_orm::sea_query::{Alias, Query};
-    let seen = Alias::new("ingest_seen");
-    let column = |name: &str| Expr::col((seen.clone(), Alias::new(name)));
-    Query::select()
-        .expr(Expr::val(1))
-        .from(seen.clone())
-        .and_where(column("publisher").eq(publisher))
-        .and_where(column("poll").eq(poll))
-        .and_where(column("resource_type").equals((resource::Entity, resource::Column::ResourceType)))
-        .and_where(column("id").equals((resource::Entity, resource::Column::Id)))
-        .to_owned()
 }
 
 /// The rows of one type ingested from `publisher`: a range of the primary key (their ids start

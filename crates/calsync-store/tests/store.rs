@@ -807,6 +807,33 @@ async fn a_batch_of_new_resources_with_stored_ones_among_them_is_stored_whole() 
     db.finish().await;
 }
 
+/// A full data set that lists every other one of 2,500 stored Slots, unchanged: the sweep walks
+/// the publisher's ids page by page and removes exactly the ones not listed, across pages.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_sweep_removes_exactly_what_a_full_data_set_did_not_list_across_pages() {
+    let db = fresh().await;
+    let row = |i: usize| {
+        let content = slot("Schedule/s1", "2026-12-07T09:00:00Z", "2026-12-07T09:30:00Z", "free");
+        let item =
+            calsync_store::Ingest { resource_type: "Slot".into(), id: format!("p1.s{i:04}"), digest: 7, content };
+        db.store.prepare_ingest(item, Utc::now()).unwrap()
+    };
+    let first = db.store.ingest("p1", 1, (0..2_500).map(row).collect(), |_, _| {}).await.unwrap();
+    assert_eq!(first.created, 2_500);
+    let listed: Vec<usize> = (0..2_500).filter(|i| i % 2 == 0).collect();
+    let again = db.store.ingest("p1", 2, listed.iter().map(|i| row(*i)).collect(), |_, _| {}).await.unwrap();
+    assert_eq!((again.created, again.changed, again.unchanged), (0, 0, 1_250));
+    assert_eq!(db.store.ingest_sweep("p1", &["Slot"], 2).await.unwrap(), 1_250);
+    for i in [0, 1, 998, 999, 1_000, 1_001, 1_998, 1_999, 2_000, 2_498, 2_499] {
+        assert_eq!(db.store.read("Slot", &format!("p1.s{i:04}")).await.is_ok(), i % 2 == 0, "s{i}");
+    }
+    // The next full data set lists the same: all unchanged, nothing removed.
+    let third = db.store.ingest("p1", 3, listed.iter().map(|i| row(*i)).collect(), |_, _| {}).await.unwrap();
+    assert_eq!(third.unchanged, 1_250);
+    assert_eq!(db.store.ingest_sweep("p1", &["Slot"], 3).await.unwrap(), 0);
+    db.finish().await;
+}
+
 /// A SQLite file calsync creates has 8 KB pages (docs/benchmarks.md, "SQLite pages of 8 KB").
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_new_sqlite_file_has_pages_of_8_kb() {
