@@ -7,7 +7,7 @@
 
 use chrono::{DateTime, Utc};
 use sea_orm::sea_query::{Expr, ExprTrait, OnConflict};
-use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect};
+use sea_orm::{ColumnTrait, EntityTrait, PaginatorTrait, QueryFilter, QueryOrder, QuerySelect};
 use std::borrow::Cow;
 
 use serde_json::Value;
@@ -361,7 +361,27 @@ impl Store {
         use sea_orm::sea_query::{Alias, Query};
         let mut removed = 0;
         let (first, end) = (format!("{publisher}."), format!("{publisher}/"));
+        let seen = Alias::new("ingest_seen");
+        let column = |name: &str| Expr::col((seen.clone(), Alias::new(name)));
         for t in types {
+            // What the poll did not write is either seen or stale: when as many are seen, none
+            // is stale, and the walk is saved (a first ingest, an unchanged poll).
+            let unwritten = resource::Entity::find()
+                .filter(of_publisher(publisher, t))
+                .filter(resource::Column::Poll.lt(poll))
+                .count(self.connection())
+                .await?;
+            let seen_count = Query::select()
+                .expr(Expr::col(Alias::new("id")).count())
+                .from(seen.clone())
+                .and_where(column("publisher").eq(publisher))
+                .and_where(column("poll").eq(poll))
+                .and_where(column("resource_type").eq(*t))
+                .to_owned();
+            let (_, counted) = self.select::<(i64,)>(None, &seen_count, false).await?;
+            if unwritten <= counted.first().map_or(0, |(n,)| *n as u64) {
+                continue;
+            }
             let mut after: Option<String> = None;
             loop {
                 let mut page = resource::Entity::find()
@@ -380,8 +400,6 @@ impl Store {
                     .all(self.connection())
                     .await?;
                 let Some((last, ..)) = page.last() else { break };
-                let seen = Alias::new("ingest_seen");
-                let column = |name: &str| Expr::col((seen.clone(), Alias::new(name)));
                 let mut seen_ids = Query::select()
                     .expr(column("id"))
                     .from(seen.clone())
