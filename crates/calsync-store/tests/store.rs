@@ -253,6 +253,26 @@ fn family_index(resource_type: &str, content: &Value) -> calsync_store::Indexed 
     indexed
 }
 
+/// [`family_index`] under its first definitions ("v1").
+fn family_indexer_v1() -> calsync_store::Indexer {
+    calsync_store::Indexer { extract: family_index, fingerprint: || "v1".into(), reads: |_| &["name", "birthDate"] }
+}
+
+/// Patients `p0000`… with families `F0`…, as many as asked.
+fn patients(n: usize) -> Vec<calsync_store::Put> {
+    let patient = |i: usize| json!({"resourceType": "Patient", "name": [{"family": format!("F{i}")}]});
+    (0..n).map(|i| ("Patient".to_string(), format!("p{i:04}"), patient(i))).collect()
+}
+
+/// How many rows `table` has.
+async fn rows_in(store: &Store, table: &str) -> i64 {
+    use sea_orm::ConnectionTrait;
+    let c = store.connection();
+    let count = format!("SELECT COUNT(*) FROM {table}");
+    let row = c.query_one_raw(sea_orm::Statement::from_string(c.get_database_backend(), count)).await;
+    row.unwrap().unwrap().try_get_by_index::<i64>(0).unwrap()
+}
+
 fn by_family(family: &str) -> calsync_store::search::ResourceSearch {
     use calsync_store::search::{IndexFilter, IndexTerm, Match};
     let term = IndexTerm { system: None, value: Some(family.into()), how: Match::Exact };
@@ -270,11 +290,7 @@ async fn the_index_is_rebuilt_when_its_definitions_change() {
     let silva = json!({"resourceType": "Patient", "name": [{"family": "Silva"}], "birthDate": "1950-03-02"});
     db.store.update("Patient", "silva", silva, None).await.unwrap();
     let order = (SortBy::Id, Direction::Ascending);
-    let v1 = calsync_store::Indexer {
-        extract: family_index,
-        fingerprint: || "v1".into(),
-        reads: |_| &["name", "birthDate"],
-    };
+    let v1 = family_indexer_v1();
     let store = Store::connect(&db.database.url).await.unwrap().with_indexer(v1);
     assert_eq!(store.search_resources("Patient", &by_family("silva"), order, None, 10).await.unwrap().total, 0);
     assert_eq!(store.reindex_if_stale().await.unwrap(), Some(1));
@@ -359,17 +375,9 @@ async fn schedules_by_period_follow_every_slot_write() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_processes_starting_together_rebuild_the_index_once() {
     use calsync_store::search::{Direction, SortBy};
-    use sea_orm::ConnectionTrait;
     let db = fresh().await;
-    let patient = |i: usize| json!({"resourceType": "Patient", "name": [{"family": format!("F{i}")}]});
-    let items: Vec<calsync_store::Put> =
-        (0..1_500).map(|i| ("Patient".to_string(), format!("p{i}"), patient(i))).collect();
-    db.store.put_many(items).await.unwrap();
-    let indexer = calsync_store::Indexer {
-        extract: family_index,
-        fingerprint: || "v1".into(),
-        reads: |_| &["name", "birthDate"],
-    };
+    db.store.put_many(patients(1_500)).await.unwrap();
+    let indexer = family_indexer_v1();
     let one = Store::connect(&db.database.url).await.unwrap().with_indexer(indexer);
     let other = Store::connect(&db.database.url).await.unwrap().with_indexer(indexer);
     let (a, b) = tokio::join!(one.reindex_if_stale(), other.reindex_if_stale());
@@ -379,18 +387,7 @@ async fn two_processes_starting_together_rebuild_the_index_once() {
     let order = (SortBy::Id, Direction::Ascending);
     let found = one.search_resources("Patient", &by_family("f7"), order, None, 10).await.unwrap();
     assert_eq!((found.total, found.resources.len()), (1, 1));
-    let rows = one
-        .connection()
-        .query_one_raw(sea_orm::Statement::from_string(
-            one.connection().get_database_backend(),
-            "SELECT COUNT(*) FROM search_index",
-        ))
-        .await
-        .unwrap()
-        .unwrap()
-        .try_get_by_index::<i64>(0)
-        .unwrap();
-    assert_eq!(rows, 1_500, "each value indexed once");
+    assert_eq!(rows_in(&one, "search_index").await, 1_500, "each value indexed once");
     for store in [one, other] {
         store.connection().clone().close().await.ok();
     }
@@ -403,9 +400,7 @@ async fn two_processes_starting_together_rebuild_the_index_once() {
 async fn the_index_is_rebuilt_page_by_page_across_types() {
     use calsync_store::search::{Direction, SortBy};
     let db = fresh().await;
-    let patient = |i: usize| json!({"resourceType": "Patient", "name": [{"family": format!("F{i}")}]});
-    let mut items: Vec<calsync_store::Put> =
-        (0..2_500).map(|i| ("Patient".to_string(), format!("p{i:04}"), patient(i))).collect();
+    let mut items = patients(2_500);
     items
         .extend((0..3).map(|i| ("Organization".to_string(), format!("o{i}"), json!({"resourceType": "Organization"}))));
     items.push((
@@ -414,11 +409,7 @@ async fn the_index_is_rebuilt_page_by_page_across_types() {
         json!({"resourceType": "RelatedPerson", "birthDate": "1990-01-02"}),
     ));
     assert_eq!(db.store.put_many(items).await.unwrap(), 2_504);
-    let indexer = calsync_store::Indexer {
-        extract: family_index,
-        fingerprint: || "v1".into(),
-        reads: |_| &["name", "birthDate"],
-    };
+    let indexer = family_indexer_v1();
     let store = Store::connect(&db.database.url).await.unwrap().with_indexer(indexer);
     assert_eq!(store.reindex_if_stale().await.unwrap(), Some(2_504));
     let order = (SortBy::Id, Direction::Ascending);
@@ -442,11 +433,7 @@ async fn the_index_is_rebuilt_page_by_page_across_types() {
 async fn put_many_writes_new_changes_changed_and_keeps_unchanged() {
     use calsync_store::search::{Direction, SortBy};
     let db = fresh().await;
-    let indexer = calsync_store::Indexer {
-        extract: family_index,
-        fingerprint: || "v1".into(),
-        reads: |_| &["name", "birthDate"],
-    };
+    let indexer = family_indexer_v1();
     let store = db.store.clone().with_indexer(indexer);
     let batch = |start_of_b: &str| {
         let mut items: Vec<calsync_store::Put> = (0..2500)
@@ -783,19 +770,12 @@ async fn a_batch_of_new_resources_with_stored_ones_among_them_is_stored_whole() 
         assert_eq!((stored.version_id, stored.content["status"].as_str()), (version, Some(status)), "{id}");
     }
     // PostgreSQL notes the unchanged one as seen rather than writing its row again.
-    let seen = || async {
-        use sea_orm::ConnectionTrait;
-        let c = db.store.connection();
-        let count = "SELECT COUNT(*) FROM ingest_seen";
-        let row = c.query_one_raw(sea_orm::Statement::from_string(c.get_database_backend(), count)).await;
-        row.unwrap().unwrap().try_get_by_index::<i64>(0).unwrap()
-    };
     let postgres = db.store.connection().get_database_backend() == sea_orm::DbBackend::Postgres;
-    assert_eq!(seen().await, i64::from(postgres));
+    assert_eq!(rows_in(&db.store, "ingest_seen").await, i64::from(postgres));
     // All five were seen by poll 2: a full data set of poll 2 removes none of them, and what was
     // noted as seen is forgotten.
     assert_eq!(db.store.ingest_sweep("p1", &["Slot"], 2).await.unwrap(), 0);
-    assert_eq!(seen().await, 0);
+    assert_eq!(rows_in(&db.store, "ingest_seen").await, 0);
     // The next full data set lists only a, c and e: b and d go.
     let next = vec![row("p1.a", 10, "free"), row("p1.c", 3, "free"), row("p1.e", 5, "free")];
     let tally = db.store.ingest("p1", 3, next, |_, _| {}).await.unwrap();

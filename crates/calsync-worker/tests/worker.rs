@@ -228,15 +228,19 @@ async fn the_worker_syncs_what_is_due_within_provider_limits_retries_and_syncs_a
     assert_eq!(feeds.requests.load(Ordering::SeqCst), asked + 7, "queued once each, however many sweeps ran");
 
     // A SMART Scheduling Links publisher registered now is polled by the same worker.
-    let feed = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/fixtures/ssl-v1");
-    let registered =
-        calsync_links::register(&store, feed.to_str().unwrap(), Default::default(), Utc::now()).await.unwrap();
+    let registered = register_example_feed(&store).await;
     until_polled(&store, &registered.id).await;
 
     stop.send(()).unwrap();
     worker.await.unwrap().unwrap();
     store.connection().clone().close().await.ok();
     database.finish().await;
+}
+
+/// Registers the SMART Scheduling Links v1 example set (tests/fixtures/ssl-v1) as a publisher.
+async fn register_example_feed(store: &Store) -> calsync_store::Publisher {
+    let feed = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/fixtures/ssl-v1");
+    calsync_links::register(store, feed.to_str().unwrap(), Default::default(), Utc::now()).await.unwrap()
 }
 
 /// A worker without a `secret_key` (a deployment that only ingests providers' feeds) polls
@@ -254,9 +258,7 @@ async fn a_worker_without_a_secret_key_polls_publishers_only() {
     // Saved by a process that has the key; due at once.
     connect(&store, &SecretKey::from_base64(KEY).unwrap(), "feed-0", &format!("{base}0")).await;
     let before = store.calendar_connection("feed-0").await.unwrap();
-    let feed = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/fixtures/ssl-v1");
-    let registered =
-        calsync_links::register(&store, feed.to_str().unwrap(), Default::default(), Utc::now()).await.unwrap();
+    let registered = register_example_feed(&store).await;
     let settings = WorkerSettings {
         concurrency: 4,
         sweep: Duration::from_millis(200),
