@@ -4,6 +4,8 @@
 # fresh database; then again with --full (the whole feed read again: every line unchanged). Prints seconds, Slots per
 # second and the peak memory of calsync, for each feed size (memory must not grow with N).
 # Usage: tests/load/ingest.sh [calsync-release-binary] [sqlite|postgres] [N ...]
+# WRITE_PROBE=1: on SQLite, how long another process's writes wait for the lock during the first
+# ingest (tests/load/ingest_write_wait.py).
 # Feeds are kept in ~/.cache/calsync-bench between runs.
 set -euo pipefail
 calsync="${1:-${CARGO_TARGET_DIR:-$HOME/.cache/calsync-target}/release/calsync}"
@@ -39,6 +41,11 @@ for n in "${sizes[@]}"; do
   esac
   bytes=$(du -cb "$feed"/*.ndjson | tail -1 | cut -f1)
   for run in first again; do
+    probe=""
+    if [ "$backend" = sqlite ] && [ "$run" = first ] && [ "${WRITE_PROBE:-}" = 1 ]; then
+      python3 "$(dirname "$0")/ingest_write_wait.py" "$db" 3 > "$work/write-wait.log" 2>&1 &
+      probe=$!
+    fi
     start=$(date +%s.%N)
     /usr/bin/time -f "%M" -o "$work/ingest.rss" "$calsync" ingest "http://127.0.0.1:$port/\$bulk-publish" \
       --database "$url" --problems 3 --full > "$work/ingest-$run.log" 2>&1 </dev/null || { cat "$work/ingest-$run.log"; exit 1; }
@@ -50,6 +57,7 @@ secs = float(end) - float(start)
 print(f"{backend} {int(n):>8} Slots ({int(size)/1e6:.0f} MB) {run:<5}: {secs:6.1f} s  {int(n)/secs:9,.0f} Slots/s  peak RSS {int(rss)/1024:.0f} MB")
 PY
     grep -E "Slot:|removed" "$work/ingest-$run.log" | sed 's/^/    /'
+    if [ -n "$probe" ]; then wait "$probe" || true; sed 's/^/    /' "$work/write-wait.log"; fi
   done
   kill $server 2>/dev/null || true
   wait $server 2>/dev/null || true

@@ -1,10 +1,10 @@
 """The floor of an ingest into SQLite: the Slots of a database `tests/load/ingest.sh` filled
 (their rows already made), written again into a fresh file with the same schema for `resource`
-(its table and indexes), 8 KB pages and 10,000 rows per transaction as calsync writes them, with
+(its table and indexes), 8 KB pages and 25,000 rows per transaction as calsync writes them, with
 no lookups, no JSON and no parsing. Name indexes after the file to leave them out (a variant of
-the schema, docs/benchmarks.md).
+the schema, docs/benchmarks.md); `--rows N` writes N rows per transaction instead.
 
-Usage: python3 tests/load/ingest_floor.py ~/.cache/calsync-bench/ingest-1000000.db [index ...]
+Usage: python3 tests/load/ingest_floor.py ~/.cache/calsync-bench/ingest-1000000.db [--rows N] [index ...]
 """
 import os
 import sqlite3
@@ -17,11 +17,19 @@ COLUMNS = (
     "schedule, start_ms, end_ms, status, publisher, digest, poll"
 )
 
+arguments = sys.argv[2:]
+per_transaction = 25000
+if "--rows" in arguments:
+    at = arguments.index("--rows")
+    per_transaction = int(arguments[at + 1])
+    del arguments[at : at + 2]
+left_out = set(arguments)
 source = sqlite3.connect(sys.argv[1])
 rows = source.execute(f"SELECT {COLUMNS} FROM resource WHERE resource_type = 'Slot'").fetchall()
 schema = [
     sql
-    for (sql,) in source.execute("SELECT sql FROM sqlite_master WHERE sql IS NOT NULL AND tbl_name = 'resource'")
+    for (name, sql) in source.execute("SELECT name, sql FROM sqlite_master WHERE sql IS NOT NULL AND tbl_name = 'resource'")
+    if name not in left_out
 ]
 with tempfile.TemporaryDirectory() as work:
     db = sqlite3.connect(os.path.join(work, "floor.db"), isolation_level=None)
@@ -32,9 +40,12 @@ with tempfile.TemporaryDirectory() as work:
     for sql in schema:
         db.execute(sql)
     started = time.monotonic()
-    for i in range(0, len(rows), 10000):
+    for i in range(0, len(rows), per_transaction):
         db.execute("BEGIN IMMEDIATE")
-        db.executemany(f"INSERT INTO resource ({COLUMNS}) VALUES ({', '.join('?' * 13)})", rows[i : i + 10000])
+        db.executemany(f"INSERT INTO resource ({COLUMNS}) VALUES ({', '.join('?' * 13)})", rows[i : i + per_transaction])
         db.execute("COMMIT")
     seconds = time.monotonic() - started
-print(f"{len(rows)} Slots written into resource in {seconds:.2f} s: {len(rows) / seconds:,.0f} Slots/s")
+print(
+    f"{len(rows)} Slots written into resource in {seconds:.2f} s, {per_transaction} a transaction"
+    f"{', without ' + ', '.join(sorted(left_out)) if left_out else ''}: {len(rows) / seconds:,.0f} Slots/s"
+)
