@@ -1106,6 +1106,58 @@ async fn nothing_fits_says_why_and_offers_alternatives() {
     app.database.finish().await;
 }
 
+/// The days after the window are read, and offered as `after-window` alternatives, when nothing
+/// in the window fits; a free Slot that began days before the window is found in it, with a
+/// provider named or not.
+#[tokio::test]
+async fn nothing_in_the_window_reads_the_days_after_it_and_long_slots_count() {
+    let app = spawn_app().await;
+    load_clinic(&app).await;
+    assert_eq!(import_ics(&app, "ana-busy", &busy_at("1300", "1700")).await.status(), 200);
+    let d = chrono::NaiveDate::parse_from_str(&day().0, "%Y-%m-%d").unwrap();
+    let date = |days: i64| (d + chrono::TimeDelta::days(days)).format("%Y-%m-%d").to_string();
+    let put = |path: &'static str, body: Value| {
+        let app = &app;
+        async move { assert!(app.put(path, &body, None).await.status().is_success(), "{path}") }
+    };
+    put(
+        "/Slot/next-day",
+        json!({"resourceType": "Slot", "id": "next-day", "schedule": {"reference": "Schedule/dr-okafor"}, "status": "free",
+            "start": format!("{}T14:00:00Z", date(1)), "end": format!("{}T14:30:00Z", date(1))}),
+    )
+    .await;
+    let b: Value = app.get(&find_path()).await.json().await.unwrap();
+    assert_eq!(b["total"], 0);
+    let after: Vec<&str> = b["entry"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["resource"]["extension"][0]["valueCode"] == "after-window")
+        .map(|e| e["resource"]["start"].as_str().unwrap())
+        .collect();
+    assert_eq!(after, [format!("{}T14:00:00Z", date(1))]);
+
+    // Three whole days, from two days before the window.
+    put(
+        "/Schedule/dr-okafor-days",
+        json!({"resourceType": "Schedule", "id": "dr-okafor-days", "active": true,
+            "actor": [{"reference": "Practitioner/okafor"}]}),
+    )
+    .await;
+    put(
+        "/Slot/long",
+        json!({"resourceType": "Slot", "id": "long", "schedule": {"reference": "Schedule/dr-okafor-days"}, "status": "free",
+            "start": format!("{}T00:00:00Z", date(-2)), "end": format!("{}T00:00:00Z", date(1))}),
+    )
+    .await;
+    let uses_long = |found: &[Value]| found.iter().any(|a| a["slot"][0]["reference"] == "Slot/long");
+    let found = proposals(&app, &format!("{}&_count=100", find_path())).await;
+    assert!(uses_long(&found), "{found:?}");
+    let found = proposals(&app, &format!("/Appointment/$find?start={d}&end={d}&_count=100", d = date(0))).await;
+    assert!(uses_long(&found), "{found:?}");
+    app.database.finish().await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_hundred_concurrent_bookings_of_one_slot_book_it_once() {
     let app = spawn_app().await;

@@ -79,6 +79,8 @@ pub mod slot_generation {
         #[sea_orm(primary_key, auto_increment = false)]
         pub schedule: String,
         pub generation: i64,
+        /// At least as long as the longest free Slot the Schedule has (it only grows).
+        pub longest_free_ms: i64,
     }
 
     #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

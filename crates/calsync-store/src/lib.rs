@@ -543,10 +543,25 @@ impl Store {
         from: DateTime<Utc>,
         to: DateTime<Utc>,
     ) -> Result<Vec<SlotRow>, StoreError> {
+        use sea_orm::sea_query::Query;
         if schedules.is_some_and(<[String]>::is_empty) {
             return Ok(Vec::new());
         }
-        let filter = sea_orm::Condition::all().add(resource::Column::Status.eq("free"));
+        // A free Slot overlapping the window starts no earlier than the window less the longest
+        // free Slot of its Schedule: a bounded range of `slot_start_id` (or of each Schedule's
+        // `slot_schedule_range`), where `start < to` alone reads every Slot before the window.
+        let mut longest = Query::select()
+            .expr(Expr::cust("CAST(COALESCE(MAX(longest_free_ms), 0) AS BIGINT)"))
+            .from(slot_generation::Entity)
+            .to_owned();
+        if let Some(list) = schedules {
+            longest.and_where(slot_generation::Column::Schedule.is_in(list.iter().cloned()));
+        }
+        let (_, found) = self.select::<(i64,)>(None, &longest, false).await?;
+        let longest = found.first().map_or(0, |(l,)| *l);
+        let filter = sea_orm::Condition::all()
+            .add(resource::Column::Status.eq("free"))
+            .add(resource::Column::StartMs.gte(millis(from).saturating_sub(longest)));
         let filter = match schedules {
             Some(list) => filter.add(resource::Column::Schedule.is_in(list.iter().cloned())),
             None => filter,
@@ -1069,11 +1084,9 @@ async fn delete_many_in<C: ConnectionTrait>(txn: &C, resource_type: &str, ids: &
             continue;
         }
         let gone: Vec<String> = current.iter().map(|r| r.id.clone()).collect();
-        let mut schedules: Vec<String> = Vec::new();
+        let mut schedules = Touched::default();
         for s in current.iter().filter_map(|r| r.schedule.as_ref()) {
-            if !schedules.contains(s) {
-                schedules.push(s.clone());
-            }
+            schedules.schedule(s);
         }
         let mut history = Vec::with_capacity(current.len());
         for row in current {
@@ -1103,7 +1116,7 @@ async fn delete_many_in<C: ConnectionTrait>(txn: &C, resource_type: &str, ids: &
             .await?;
         insert_batched(txn, history.into_iter()).await?;
         forget_index(txn, resource_type, &gone).await?;
-        bump_generations(txn, &schedules).await?;
+        bump_generations(txn, schedules).await?;
         deleted += gone.len() as u64;
     }
     Ok(deleted)
@@ -1206,6 +1219,14 @@ pub(crate) struct SlotRange {
 }
 
 impl SlotRange {
+    /// How long the Slot is if it is free; 0 otherwise.
+    pub(crate) fn free_length(&self) -> i64 {
+        match (self.status.as_deref(), self.start_ms, self.end_ms) {
+            (Some("free"), Some(start), Some(end)) => Ord::max(end - start, 0),
+            _ => 0,
+        }
+    }
+
     pub(crate) fn of(resource_type: &str, deleted: bool, content: &Value) -> Result<Self, StoreError> {
         if resource_type != "Slot" || deleted {
             return Ok(SlotRange::default());
@@ -1264,11 +1285,9 @@ async fn insert_fresh<C: ConnectionTrait>(
     }
     let texts: Vec<String> = fresh.iter().map(|(_, c)| c.to_string()).collect();
     let ranges = fresh.iter().map(|(_, c)| SlotRange::of(resource_type, false, c)).collect::<Result<Vec<_>, _>>()?;
-    let mut touched: Vec<String> = Vec::new();
-    for s in ranges.iter().filter_map(|r| r.schedule.as_ref()) {
-        if !touched.contains(s) {
-            touched.push(s.clone());
-        }
+    let mut touched = Touched::default();
+    for range in &ranges {
+        touched.slot(range);
     }
     let current: Vec<resource::ActiveModel> = fresh
         .iter()
@@ -1302,7 +1321,7 @@ async fn insert_fresh<C: ConnectionTrait>(
         })
         .collect();
     insert_batched(txn, history.into_iter()).await?;
-    bump_generations(txn, &touched).await?;
+    bump_generations(txn, touched).await?;
     if let Some(indexer) = indexer {
         let values: Vec<(&str, Indexed)> =
             fresh.iter().map(|(id, c)| (id.as_str(), (indexer.extract)(resource_type, c))).collect();
@@ -1311,20 +1330,66 @@ async fn insert_fresh<C: ConnectionTrait>(
     Ok(())
 }
 
-/// Records that the Slots of `schedules` changed (in the writing transaction).
-async fn bump_generations<C: ConnectionTrait>(txn: &C, schedules: &[String]) -> Result<(), StoreError> {
-    if schedules.is_empty() {
+/// The Schedules whose Slots a transaction changes, each with the longest free Slot it wrote (0
+/// for none): what `slot_generation` records as the transaction ends ([`bump_generations`]).
+#[derive(Debug, Default)]
+pub(crate) struct Touched(std::collections::HashMap<String, i64>);
+
+impl Touched {
+    /// A Schedule whose Slots changed otherwise (a Slot left it, or was deleted).
+    pub(crate) fn schedule(&mut self, schedule: &str) {
+        if !self.0.contains_key(schedule) {
+            self.0.insert(schedule.to_string(), 0);
+        }
+    }
+
+    /// A Slot written with `range` (nothing for another resource).
+    pub(crate) fn slot(&mut self, range: &SlotRange) {
+        let Some(schedule) = &range.schedule else { return };
+        let free = range.free_length();
+        match self.0.get_mut(schedule) {
+            Some(longest) => *longest = Ord::max(*longest, free),
+            None => {
+                self.0.insert(schedule.clone(), free);
+            }
+        }
+    }
+
+    pub(crate) fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    /// Sorted by Schedule: transactions lock the Schedules they share in the same order, so one
+    /// waits for the other and neither for both.
+    pub(crate) fn sorted(self) -> Vec<(String, i64)> {
+        let mut all: Vec<(String, i64)> = self.0.into_iter().collect();
+        all.sort_unstable();
+        all
+    }
+}
+
+/// Records that the Slots of the `touched` Schedules changed (in the writing transaction): a new
+/// generation each, and the longest free Slot each has had.
+async fn bump_generations<C: ConnectionTrait>(txn: &C, touched: Touched) -> Result<(), StoreError> {
+    if touched.is_empty() {
         return Ok(());
     }
-    let rows = schedules.iter().map(|s| slot_generation::ActiveModel {
-        schedule: sea_orm::ActiveValue::Set(s.clone()),
+    let rows = touched.sorted().into_iter().map(|(schedule, free)| slot_generation::ActiveModel {
+        schedule: sea_orm::ActiveValue::Set(schedule),
         generation: sea_orm::ActiveValue::Set(1),
+        longest_free_ms: sea_orm::ActiveValue::Set(free),
     });
     let next = Expr::col((slot_generation::Entity, slot_generation::Column::Generation)).add(1);
+    let greatest = match txn.get_database_backend() {
+        sea_orm::DbBackend::Postgres => "GREATEST",
+        _ => "MAX",
+    };
+    let longest = Expr::cust(format!("{greatest}(slot_generation.longest_free_ms, excluded.longest_free_ms)"));
     slot_generation::Entity::insert_many(rows)
         .on_conflict(
             OnConflict::column(slot_generation::Column::Schedule)
                 .value(slot_generation::Column::Generation, next)
+                .value(slot_generation::Column::LongestFreeMs, longest)
                 .to_owned(),
         )
         .exec_without_returning(txn)
@@ -1448,7 +1513,7 @@ async fn write_version<C: ConnectionTrait>(
     let text = content.to_string();
     let range = SlotRange::of(resource_type, deleted, &content)?;
     // The Schedules whose Slots this write changes: the one the Slot had, the one it has.
-    let mut touched: Vec<String> = Vec::new();
+    let mut touched = Touched::default();
     if resource_type == "Slot" && previous.is_some() {
         let before: Option<Option<String>> = resource::Entity::find_by_id((resource_type.to_string(), id.to_string()))
             .select_only()
@@ -1456,13 +1521,11 @@ async fn write_version<C: ConnectionTrait>(
             .into_tuple()
             .one(txn)
             .await?;
-        touched.extend(before.flatten());
+        if let Some(before) = before.flatten() {
+            touched.schedule(&before);
+        }
     }
-    if let Some(s) = &range.schedule
-        && !touched.contains(s)
-    {
-        touched.push(s.clone());
-    }
+    touched.slot(&range);
 
     let row = resource::ActiveModel {
         resource_type: Set(resource_type.to_string()),
@@ -1523,7 +1586,7 @@ async fn write_version<C: ConnectionTrait>(
             insert_index(txn, resource_type, &[(id, (indexer.extract)(resource_type, &content))]).await?;
         }
     }
-    bump_generations(txn, &touched).await?;
+    bump_generations(txn, touched).await?;
     Ok(StoredResource {
         resource_type: resource_type.to_string(),
         id: id.to_string(),

@@ -637,6 +637,49 @@ async fn slots_stream_by_start_in_whole_chunks_each_once() {
     db.finish().await;
 }
 
+/// Free Slots overlapping a window include those that began long before it, however they were
+/// written: created, changed from busy, or ingested.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn free_slots_in_a_window_include_long_ones_that_began_before_it() {
+    let db = fresh().await;
+    let at = |d, h| Utc.with_ymd_and_hms(2026, 12, d, h, 0, 0).unwrap();
+    let window = (at(10, 9), at(10, 10));
+    for d in [9, 10] {
+        let short =
+            slot("Schedule/1", &format!("2026-12-{d:02}T09:00:00Z"), &format!("2026-12-{d:02}T09:30:00Z"), "free");
+        db.store.update("Slot", &format!("short-{d}"), short, None).await.unwrap();
+    }
+    // Five days, created.
+    let created = slot("Schedule/2", "2026-12-06T00:00:00Z", "2026-12-11T00:00:00Z", "free");
+    db.store.update("Slot", "created", created, None).await.unwrap();
+    // Ten days, busy, then free.
+    let freed = |status| slot("Schedule/3", "2026-12-01T00:00:00Z", "2026-12-11T00:00:00Z", status);
+    db.store.update("Slot", "freed", freed("busy"), None).await.unwrap();
+    // Three days, ingested.
+    let item = calsync_store::Ingest {
+        resource_type: "Slot".into(),
+        id: "p1.ingested".into(),
+        digest: 1,
+        content: slot("Schedule/4", "2026-12-08T00:00:00Z", "2026-12-11T00:00:00Z", "free"),
+    };
+    let items = vec![db.store.prepare_ingest(item, Utc::now()).unwrap()];
+    db.store.ingest("p1", 1, items, |_, _| {}).await.unwrap();
+    let free = |schedules: &'static [&'static str]| {
+        let store = &db.store;
+        async move {
+            let named: Vec<String> = schedules.iter().map(|s| s.to_string()).collect();
+            let named = (!schedules.is_empty()).then_some(named.as_slice());
+            store.free_slots(named, window.0, window.1).await.unwrap().into_iter().map(|r| r.id).collect::<Vec<_>>()
+        }
+    };
+    assert_eq!(free(&[]).await, ["created", "p1.ingested", "short-10"]);
+    db.store.update("Slot", "freed", freed("free"), Some(1)).await.unwrap();
+    assert_eq!(free(&[]).await, ["freed", "created", "p1.ingested", "short-10"]);
+    assert_eq!(free(&["Schedule/1", "Schedule/3"]).await, ["freed", "short-10"]);
+    assert_eq!(free(&["Schedule/1"]).await, ["short-10"]);
+    db.finish().await;
+}
+
 /// A database written before migration 000012 (Slots' ranges in `slot`, origins in
 /// `ingested`) reads the same after it: every live Slot found by range and schedule, a deleted
 /// Slot in no range, an ingested resource still its publisher's, unchanged on the next poll.
@@ -657,14 +700,17 @@ async fn a_store_of_the_earlier_schema_keeps_its_slots_and_origins() {
         format!(
             "INSERT INTO resource (resource_type, id, version_id, last_updated, deleted, content) VALUES \
              ('Slot', 'a', 1, 1, false, '{}'), ('Slot', 'b', 2, 2, true, '{}'), ('Slot', 'p1.c', 1, 3, false, '{}'), \
-             ('Location', 'p1.l', 1, 3, false, '{{\"resourceType\":\"Location\",\"id\":\"p1.l\"}}')",
+             ('Location', 'p1.l', 1, 3, false, '{{\"resourceType\":\"Location\",\"id\":\"p1.l\"}}'), \
+             ('Slot', 'w', 1, 1, false, '{}')",
             slot_json("a", "2026-12-07T09:00:00Z", "2026-12-07T09:30:00Z", "free"),
             slot_json("b", "2026-12-07T10:00:00Z", "2026-12-07T10:30:00Z", "free"),
             slot_json("p1.c", "2026-12-07T11:00:00Z", "2026-12-07T11:30:00Z", "busy"),
+            slot_json("w", "2026-12-01T00:00:00Z", "2026-12-08T00:00:00Z", "free"),
         ),
         "INSERT INTO slot (id, schedule, start_ms, end_ms, status) VALUES \
          ('a', 'Schedule/s1', 1796634000000, 1796635800000, 'free'), \
-         ('p1.c', 'Schedule/s1', 1796641200000, 1796643000000, 'busy')"
+         ('p1.c', 'Schedule/s1', 1796641200000, 1796643000000, 'busy'), \
+         ('w', 'Schedule/s2', 1796083200000, 1796688000000, 'free')"
             .to_string(),
         "INSERT INTO ingested (resource_type, id, publisher, digest, poll) VALUES \
          ('Slot', 'p1.c', 'p1', 77, 4), ('Location', 'p1.l', 'p1', 78, 4)"
@@ -680,11 +726,14 @@ async fn a_store_of_the_earlier_schema_keeps_its_slots_and_origins() {
     let all = store.slots_overlapping(None, day.0, day.1).await.unwrap();
     assert_eq!(
         all.iter().map(|s| (s.id.as_str(), s.status.as_str())).collect::<Vec<_>>(),
-        [("a", "free"), ("p1.c", "busy")]
+        [("w", "free"), ("a", "free"), ("p1.c", "busy")]
     );
-    assert_eq!(all[0].start, Utc.with_ymd_and_hms(2026, 12, 7, 9, 0, 0).unwrap());
+    assert_eq!(all[1].start, Utc.with_ymd_and_hms(2026, 12, 7, 9, 0, 0).unwrap());
     let free = store.free_slots(Some(&["Schedule/s1".to_string()]), day.0, day.1).await.unwrap();
     assert_eq!(free.iter().map(|s| s.id.as_str()).collect::<Vec<_>>(), ["a"]);
+    // The week-long free Slot, from six days before: its Schedule's longest was measured.
+    let free = store.free_slots(None, day.0, day.1).await.unwrap();
+    assert_eq!(free.iter().map(|s| s.id.as_str()).collect::<Vec<_>>(), ["w", "a"]);
     assert!(matches!(store.read("Slot", "b").await, Err(StoreError::Gone(..))));
     // Slots written before there were Slot generations have one now.
     let days = store
@@ -712,7 +761,8 @@ async fn a_store_of_the_earlier_schema_keeps_its_slots_and_origins() {
     // A full data set of poll 5 keeps both; one of poll 6 that listed neither removes both.
     assert_eq!(store.ingest_sweep("p1", &["Slot", "Location"], 5).await.unwrap(), 0);
     assert_eq!(store.ingest_sweep("p1", &["Slot", "Location"], 6).await.unwrap(), 2);
-    assert!(store.slots_overlapping(None, day.0, day.1).await.unwrap().iter().all(|s| s.id == "a"));
+    let left = store.slots_overlapping(None, day.0, day.1).await.unwrap();
+    assert_eq!(left.iter().map(|s| s.id.as_str()).collect::<Vec<_>>(), ["w", "a"]);
     store.connection().clone().close().await.ok();
     database.finish().await;
 }

@@ -5,13 +5,13 @@
 //! batch is a fixed handful of statements whatever its size: each carries its rows as arrays,
 //! one per column, that PostgreSQL turns back into rows with `UNNEST`.
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap};
 
 use sea_orm::sqlx::{self, PgPool, Postgres, Transaction};
 
 use super::{Rewritten, rewrite};
 use crate::ingest::{Carry, IngestRow, IngestTally};
-use crate::{Indexed, Indexer, SlotRange, StoreError};
+use crate::{Indexed, Indexer, SlotRange, StoreError, Touched};
 
 fn failed(e: sqlx::Error) -> StoreError {
     StoreError::Database(sea_orm::DbErr::Custom(format!("postgres bulk write: {e}")))
@@ -145,20 +145,22 @@ pub(crate) async fn ingest(
     // reads the feed again from the last complete one.
     sqlx::query("SET LOCAL synchronous_commit = off").execute(&mut *tx).await.map_err(failed)?;
     let mut tally = IngestTally::default();
-    let mut touched: HashSet<String> = HashSet::new();
+    let mut touched = Touched::default();
     for (t, (items, _)) in by_type {
         tally += ingest_type(&mut tx, indexer, publisher, poll, &t, items, carry, now_ms, &mut touched).await?;
     }
     if !touched.is_empty() {
         // In order: batches written at once lock the Schedules they share in the same order, so
         // one waits for the other and neither for both.
-        let mut schedules: Vec<String> = touched.into_iter().collect();
-        schedules.sort_unstable();
+        let (schedules, longest_free): (Vec<String>, Vec<i64>) = touched.sorted().into_iter().unzip();
         sqlx::query(
-            "INSERT INTO slot_generation (schedule, generation) SELECT s, 1 FROM UNNEST($1::text[]) AS s ORDER BY s \
-             ON CONFLICT (schedule) DO UPDATE SET generation = slot_generation.generation + 1",
+            "INSERT INTO slot_generation (schedule, generation, longest_free_ms) \
+             SELECT s, 1, l FROM UNNEST($1::text[], $2::int8[]) AS u (s, l) ORDER BY s \
+             ON CONFLICT (schedule) DO UPDATE SET generation = slot_generation.generation + 1, \
+             longest_free_ms = GREATEST(slot_generation.longest_free_ms, excluded.longest_free_ms)",
         )
         .bind(&schedules)
+        .bind(&longest_free)
         .execute(&mut *tx)
         .await
         .map_err(failed)?;
@@ -327,11 +329,9 @@ async fn add_index(
 }
 
 /// Records the Schedules of written Slots as touched.
-fn touch(written: &[Written<'_>], touched: &mut HashSet<String>) {
-    for schedule in written.iter().filter_map(|w| w.range.schedule.as_ref()) {
-        if !touched.contains(schedule) {
-            touched.insert(schedule.clone());
-        }
+fn touch(written: &[Written<'_>], touched: &mut Touched) {
+    for w in written {
+        touched.slot(w.range);
     }
 }
 
@@ -345,7 +345,7 @@ async fn ingest_type(
     items: Vec<IngestRow>,
     carry: Carry,
     now_ms: i64,
-    touched: &mut HashSet<String>,
+    touched: &mut Touched,
 ) -> Result<IngestTally, StoreError> {
     let mut tally = IngestTally::default();
     // A first ingest inserts at once, without looking anything up; should an id be taken after
@@ -438,7 +438,9 @@ async fn ingest_type(
                 recorded.1.push(row.digest);
             }
             Some(next) => {
-                touched.extend(before.clone());
+                if let Some(before) = before {
+                    touched.schedule(before);
+                }
                 rewritten.push((row, next));
             }
         }

@@ -8,12 +8,11 @@
 //! row, made on the caller's thread, and is one `INSERT` (docs/benchmarks.md, "One row per
 //! resource").
 
-use std::collections::HashSet;
 use std::sync::Mutex;
 
 use super::{Rewritten, rewrite};
 use crate::ingest::{Carry, IngestRow, IngestTally};
-use crate::{Indexed, Indexer, StoreError};
+use crate::{Indexed, Indexer, StoreError, Touched};
 use rusqlite::{OptionalExtension, TransactionBehavior, params};
 
 fn failed(e: impl std::fmt::Display) -> StoreError {
@@ -87,7 +86,7 @@ fn ingest_with(
     let now = crate::from_millis(now_ms);
     let tx = c.transaction_with_behavior(TransactionBehavior::Immediate).map_err(failed)?;
     let mut tally = IngestTally::default();
-    let mut touched: HashSet<String> = HashSet::new();
+    let mut touched = Touched::default();
     {
         let mut probe = tx
             .prepare_cached(
@@ -208,8 +207,10 @@ fn ingest_with(
                                         publisher, row.digest, poll
                                     ])
                                     .map_err(failed)?;
-                                touched.extend(before);
-                                touched.extend(r.schedule);
+                                if let Some(before) = &before {
+                                    touched.schedule(before);
+                                }
+                                touched.slot(&r);
                                 if indexer.is_some() {
                                     forget_terms.execute(params![t, id]).map_err(failed)?;
                                     forget_dates.execute(params![t, id]).map_err(failed)?;
@@ -225,22 +226,19 @@ fn ingest_with(
             expect_new = created;
             if created {
                 tally.created += 1;
-                if let Some(s) = &row.range.schedule
-                    && !touched.contains(s)
-                {
-                    touched.insert(s.clone());
-                }
+                touched.slot(&row.range);
                 add_index(t, id, &row.index)?;
             }
         }
         let mut bump = tx
             .prepare_cached(
-                "INSERT INTO slot_generation (schedule, generation) VALUES (?1, 1) \
-                 ON CONFLICT (schedule) DO UPDATE SET generation = generation + 1",
+                "INSERT INTO slot_generation (schedule, generation, longest_free_ms) VALUES (?1, 1, ?2) \
+                 ON CONFLICT (schedule) DO UPDATE SET generation = generation + 1, \
+                 longest_free_ms = MAX(longest_free_ms, excluded.longest_free_ms)",
             )
             .map_err(failed)?;
-        for schedule in &touched {
-            bump.execute(params![schedule]).map_err(failed)?;
+        for (schedule, longest_free) in touched.sorted() {
+            bump.execute(params![schedule, longest_free]).map_err(failed)?;
         }
     }
     tx.commit().map_err(failed)?;
