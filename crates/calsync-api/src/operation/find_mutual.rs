@@ -231,11 +231,18 @@ async fn provider_schedules(store: &Store, request: &Request) -> Result<Provider
     }
     let locations: BTreeSet<String> =
         data.schedules.values().flat_map(|i| i.actors.iter().filter(|a| a.starts_with("Location/")).cloned()).collect();
-    for l in locations {
-        if let Ok(found) = store.read("Location", &l["Location/".len()..]).await
-            && let Some(name) = found.content["name"].as_str()
-        {
-            data.locations.insert(l, name.to_string());
+    // Read 500 at a time, not one by one: naming no provider, every published Location is here.
+    let ids: Vec<String> = locations.iter().map(|l| l["Location/".len()..].to_string()).collect();
+    for chunk in ids.chunks(500) {
+        let search = ResourceSearch {
+            ids: vec![calsync_store::search::AnyOf { values: chunk.to_vec(), negate: false }],
+            ..Default::default()
+        };
+        let page = store.search_resources("Location", &search, (SortBy::Id, Direction::Ascending), None, 500).await?;
+        for found in page.resources {
+            if let Some(name) = found.content["name"].as_str() {
+                data.locations.insert(format!("Location/{}", found.id), name.to_string());
+            }
         }
     }
     Ok(data)
