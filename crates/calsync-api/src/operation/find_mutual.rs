@@ -295,10 +295,10 @@ pub(crate) async fn respond(
     // The window's Slots first; the 14 days after it only when nothing in it fits (they serve
     // the `after-window` alternatives alone). Over a million Slots that is 24,000 rows read
     // instead of 424,000 (docs/benchmarks.md, "`Appointment/$find` naming no provider").
-    let mut slots = provider_slots(store.free_slots(chosen, request.window.start, request.window.end).await?);
-    let shortest = |slots: &[ProviderSlot]| slots.iter().map(|s| s.interval.end - s.interval.start).min();
-    let mut duration = request.duration.or_else(|| shortest(&slots));
-    let mut after_window_read = false;
+    let slots = provider_slots(store.free_slots(chosen, request.window.start, request.window.end).await?);
+    let duration = request.duration.unwrap_or_else(|| {
+        slots.iter().map(|s| s.interval.end - s.interval.start).min().unwrap_or(TimeDelta::minutes(30))
+    });
     let horizon = Interval::new(request.window.start, request.window.end + lookahead);
     let wanted: Vec<(String, Attendance)> = request
         .participants
@@ -306,24 +306,25 @@ pub(crate) async fn respond(
         .map(|(r, required)| (r.clone(), if *required { Attendance::Required } else { Attendance::Optional }))
         .collect();
     let participants = participant::load_all(store, &wanted, horizon, request.zone.unwrap_or(chrono_tz::UTC)).await?;
-    let outcome = loop {
-        let mut query = MutualQuery::new(request.window, duration.unwrap_or(TimeDelta::minutes(30)), now);
-        query.limit = request.limit;
-        query.spread = request.spread;
-        query.preferences = request.preferences.clone();
-        query.explain = request.explain;
-        query.lookahead = lookahead;
-        query.zone = request.zone.or_else(|| participants.first().map(|p| p.zone)).unwrap_or(chrono_tz::UTC);
-        let book = SlotBook::new(std::mem::take(&mut slots));
-        let outcome = find_mutual(&book, &participants, &query).map_err(|e| ApiError::BadRequest(e.to_string()))?;
-        if !outcome.slots.is_empty() || after_window_read {
-            break outcome;
-        }
-        // Nothing fits in the window: again with the Slots of the days after it as well.
-        slots = provider_slots(store.free_slots(chosen, request.window.start, request.window.end + lookahead).await?);
-        duration = duration.or_else(|| shortest(&slots));
-        after_window_read = true;
+    let mut query = MutualQuery::new(request.window, duration, now);
+    query.limit = request.limit;
+    query.spread = request.spread;
+    query.preferences = request.preferences.clone();
+    query.explain = request.explain;
+    query.lookahead = TimeDelta::zero();
+    query.zone = request.zone.or_else(|| participants.first().map(|p| p.zone)).unwrap_or(chrono_tz::UTC);
+    let searched = |slots: Vec<ProviderSlot>, query: &MutualQuery| {
+        find_mutual(&SlotBook::new(slots), &participants, query).map_err(|e| ApiError::BadRequest(e.to_string()))
     };
+    let mut outcome = searched(slots, &query)?;
+    if outcome.slots.is_empty() {
+        // Nothing fits in the window: the nearest times in the days after it, searched as a
+        // window of their own (what the matching core's `lookahead` does over one book).
+        let after = Interval::new(request.window.end, request.window.end + lookahead);
+        let later = provider_slots(store.free_slots(chosen, after.start, after.end).await?);
+        let after_query = MutualQuery { window: after, explain: false, ..query.clone() };
+        outcome.explanation.alternatives.after_window = searched(later, &after_query)?.slots;
+    }
     let people: Vec<AppointmentParticipant> = request
         .participants
         .iter()
