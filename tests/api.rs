@@ -1150,6 +1150,26 @@ async fn nothing_in_the_window_reads_the_days_after_it_and_long_slots_count() {
             "start": format!("{}T00:00:00Z", date(-2)), "end": format!("{}T00:00:00Z", date(1))}),
     )
     .await;
+    // No Slot at all in a window, no duration asked for: the days after it offer their own
+    // shortest Slot's length (the next day's half hour, not a default that might not fit).
+    put(
+        "/Slot/short-later",
+        json!({"resourceType": "Slot", "id": "short-later", "schedule": {"reference": "Schedule/dr-okafor"},
+            "status": "free", "start": format!("{}T09:00:00Z", date(5)), "end": format!("{}T09:15:00Z", date(5))}),
+    )
+    .await;
+    let empty = format!("/Appointment/$find?start={d}&end={d}&practitioner=Practitioner/okafor", d = date(4));
+    let b: Value = app.get(&empty).await.json().await.unwrap();
+    assert_eq!(b["total"], 0);
+    let after: Vec<(&str, &Value)> = b["entry"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["resource"]["extension"][0]["valueCode"] == "after-window")
+        .map(|e| (e["resource"]["start"].as_str().unwrap(), &e["resource"]["minutesDuration"]))
+        .collect();
+    assert_eq!(after, [(format!("{}T09:00:00Z", date(5)).as_str(), &json!(15))]);
+
     let uses_long = |found: &[Value]| found.iter().any(|a| a["slot"][0]["reference"] == "Slot/long");
     let found = proposals(&app, &format!("{}&_count=100", find_path())).await;
     assert!(uses_long(&found), "{found:?}");

@@ -296,9 +296,10 @@ pub(crate) async fn respond(
     // the `after-window` alternatives alone). Over a million Slots that is 24,000 rows read
     // instead of 424,000 (docs/benchmarks.md, "`Appointment/$find` naming no provider").
     let slots = provider_slots(store.free_slots(chosen, request.window.start, request.window.end).await?);
-    let duration = request.duration.unwrap_or_else(|| {
-        slots.iter().map(|s| s.interval.end - s.interval.start).min().unwrap_or(TimeDelta::minutes(30))
-    });
+    // Without a duration asked for: the shortest free Slot in the window (or, with none there,
+    // in the days after it, for the alternatives).
+    let shortest = |slots: &[ProviderSlot]| slots.iter().map(|s| s.interval.end - s.interval.start).min();
+    let duration = request.duration.or_else(|| shortest(&slots));
     let horizon = Interval::new(request.window.start, request.window.end + lookahead);
     let wanted: Vec<(String, Attendance)> = request
         .participants
@@ -306,7 +307,7 @@ pub(crate) async fn respond(
         .map(|(r, required)| (r.clone(), if *required { Attendance::Required } else { Attendance::Optional }))
         .collect();
     let participants = participant::load_all(store, &wanted, horizon, request.zone.unwrap_or(chrono_tz::UTC)).await?;
-    let mut query = MutualQuery::new(request.window, duration, now);
+    let mut query = MutualQuery::new(request.window, duration.unwrap_or(TimeDelta::minutes(30)), now);
     query.limit = request.limit;
     query.spread = request.spread;
     query.preferences = request.preferences.clone();
@@ -322,7 +323,8 @@ pub(crate) async fn respond(
         // window of their own (what the matching core's `lookahead` does over one book).
         let after = Interval::new(request.window.end, request.window.end + lookahead);
         let later = provider_slots(store.free_slots(chosen, after.start, after.end).await?);
-        let after_query = MutualQuery { window: after, explain: false, ..query.clone() };
+        let duration = duration.or_else(|| shortest(&later)).unwrap_or(query.duration);
+        let after_query = MutualQuery { window: after, duration, explain: false, ..query.clone() };
         outcome.explanation.alternatives.after_window = searched(later, &after_query)?.slots;
     }
     let people: Vec<AppointmentParticipant> = request
