@@ -24,6 +24,8 @@ async fn spawn_app_holding(hold_seconds: u32) -> TestApp {
 async fn spawn_app_with(configure: impl FnOnce(&mut Settings)) -> TestApp {
     let database = TestDatabase::create().await;
     let mut settings = Settings::new("127.0.0.1:0", database.url.clone());
+    // The calendars and publishers these tests serve are on loopback.
+    settings.egress.private_networks = true;
     configure(&mut settings);
     let app = Application::build(&settings).await.expect("server starts");
     let base = format!("http://127.0.0.1:{}", app.port());
@@ -1935,6 +1937,63 @@ fn comparable(mut r: Value, prefix: &str) -> Value {
         }
     }
     r
+}
+
+/// Addresses given to the API (publishers' manifests, ICS and CalDAV calendars) that are not
+/// public are refused with a 422 naming the field, and nothing is stored, unless the
+/// configuration allows them (`[egress]`); the production default allows none.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn addresses_on_private_networks_are_refused_unless_the_configuration_allows_them() {
+    let a = spawn_app().await;
+    load_published_clinic(&a).await;
+    let key = "q83vEjRWeJq83vEjRWeJq83vEjRWeJq83vEjRWeJq80=";
+    let b = spawn_app_with(|s| {
+        s.egress = calsync_api::EgressConfig::default();
+        s.secret_key = Some(key.into());
+    })
+    .await;
+    load_clinic(&b).await;
+    let port = a.base.rsplit(':').next().unwrap().to_string();
+    for manifest in [
+        a.url("/$bulk-publish"),
+        format!("http://localhost:{port}/$bulk-publish"),
+        "http://169.254.169.254/latest/$bulk-publish".to_string(),
+        "https://[::1]/$bulk-publish".to_string(),
+    ] {
+        let issue =
+            outcome(b.post("/publishers", &json!({"manifest": manifest})).await, StatusCode::UNPROCESSABLE_ENTITY)
+                .await;
+        assert!(issue["diagnostics"].as_str().unwrap().contains("not a public address"), "{manifest}: {issue}");
+        assert_eq!(issue["expression"], json!(["manifest"]));
+    }
+    let listed: Value = b.get("/publishers").await.json().await.unwrap();
+    assert_eq!(listed["publishers"], json!([]));
+    for connection in [
+        json!({"participant": "Patient/maria", "kind": "ics", "url": serve_feed(busy_at("1400", "1500"))}),
+        json!({"participant": "Patient/maria", "kind": "ics", "url": "webcal://localhost/maria.ics"}),
+        json!({"participant": "Patient/maria", "kind": "caldav", "url": "http://192.168.1.10/dav/maria/",
+            "username": "maria", "password": "secret"}),
+    ] {
+        let issue = outcome(b.post("/connections", &connection).await, StatusCode::UNPROCESSABLE_ENTITY).await;
+        assert!(issue["diagnostics"].as_str().unwrap().contains("not a public address"), "{connection}: {issue}");
+        assert_eq!(issue["expression"], json!(["url"]));
+    }
+    let listed: Value = b.get("/connections?participant=Patient/maria").await.json().await.unwrap();
+    assert_eq!(listed["connections"], json!([]));
+
+    // Allowed by address: the same publisher registers and is read.
+    let c = spawn_app_with(|s| {
+        s.egress = calsync_api::EgressConfig { private_networks: false, allow: vec!["127.0.0.1".into()] }
+    })
+    .await;
+    let created = c.post("/publishers", &json!({"manifest": a.url("/$bulk-publish")})).await;
+    assert_eq!(created.status(), 201);
+    let id = created.json::<Value>().await.unwrap()["id"].as_str().unwrap().to_string();
+    let polled: Value = c.post(&format!("/publishers/{id}/$poll"), &json!({})).await.json().await.unwrap();
+    assert_eq!(polled["state"], "ok", "{polled}");
+    for app in [a, b, c] {
+        app.database.finish().await;
+    }
 }
 
 #[tokio::test]

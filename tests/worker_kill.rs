@@ -111,7 +111,10 @@ async fn a_worker_killed_while_it_syncs_leaves_the_old_or_the_new_set_and_the_jo
     std::fs::create_dir_all(&config).unwrap();
     std::fs::write(
         config.join("base.toml"),
-        format!("secret_key = \"{KEY}\"\n\n[sync]\nsweep_seconds = 1\nheartbeat_seconds = 1\nconcurrency = 2\n"),
+        format!(
+            "secret_key = \"{KEY}\"\n\n[sync]\nsweep_seconds = 1\nheartbeat_seconds = 1\nconcurrency = 2\n\n\
+             [egress]\nprivate_networks = true\n"
+        ),
     )
     .unwrap();
     let config = config.display().to_string();

@@ -6,6 +6,7 @@
 
 use actix_web::{HttpResponse, web};
 use calsync_connect::caldav::CalDav;
+use calsync_connect::egress::{Egress, Refused};
 use calsync_connect::google::{GoogleCalendar, GoogleEndpoints};
 use calsync_connect::ics::IcsFeed;
 use calsync_connect::microsoft::{MicrosoftCalendar, MicrosoftEndpoints};
@@ -57,9 +58,10 @@ pub fn sync_settings(settings: &Settings) -> Result<Option<SyncSettings>, String
         ),
         None => None,
     };
+    let egress = settings.egress.policy()?;
     let connectors = Connectors {
-        ics: IcsFeed::new(timeout).map_err(|e| e.to_string())?,
-        caldav: CalDav::new(timeout).map_err(|e| e.to_string())?,
+        ics: IcsFeed::new(timeout, egress.clone()).map_err(|e| e.to_string())?,
+        caldav: CalDav::new(timeout, egress).map_err(|e| e.to_string())?,
         google,
         microsoft,
     };
@@ -117,6 +119,7 @@ async fn create(
     cx: RequestContext,
     store: web::Data<Store>,
     sync: Sync,
+    egress: web::Data<Egress>,
     body: web::Bytes,
 ) -> Result<HttpResponse, ApiError> {
     let settings = configured(&sync)?;
@@ -137,11 +140,19 @@ async fn create(
             return Err(ApiError::BadRequest(format!("kind {other:?} is not one of ics, caldav, google, microsoft")));
         }
     };
+    let address = calsync_connect::ics::feed_url(url)
+        .map_err(|_| ApiError::BadRequest("url must be an http(s) or webcal address".into()))?;
+    egress.admit(&address).map_err(|refused| refused_address(&refused, "url"))?;
     let host = calsync_connect::address_host(url)
         .ok_or_else(|| ApiError::BadRequest("url must be an http(s) or webcal address".into()))?;
     let c = connect(&store, settings, &participant, kind, host, &secret, cx.now).await?;
     tracing::info!(connection = %c.id, kind = %c.kind, "calendar connected");
     Ok(HttpResponse::Created().insert_header(("Location", format!("{}/connections/{}", cx.base, c.id))).json(view(&c)))
+}
+
+/// 422 for an address the egress policy refuses, naming the field.
+pub(crate) fn refused_address(refused: &Refused, field: &str) -> ApiError {
+    ApiError::Unprocessable { message: refused.to_string(), expression: Some(field.into()) }
 }
 
 /// Creates and stores a new connection of `participant` to a calendar of `kind` at `host`;

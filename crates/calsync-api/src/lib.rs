@@ -54,6 +54,28 @@ pub struct Settings {
     pub google: Option<OAuthProvider>,
     /// Microsoft Graph's OAuth client and endpoints (none: Outlook is not offered).
     pub microsoft: Option<OAuthProvider>,
+    /// What addresses given from outside (calendars, publishers) may reach.
+    pub egress: EgressConfig,
+}
+
+/// What addresses given from outside may reach (`[egress]` in the configuration): patients' ICS
+/// and CalDAV calendars, publishers' manifests and files. Public addresses only unless set
+/// otherwise; see [`calsync_connect::egress`].
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Deserialize)]
+#[serde(default)]
+pub struct EgressConfig {
+    /// Every address, loopback and private networks included (a developer's machine).
+    pub private_networks: bool,
+    /// Networks (`10.20.0.0/16`) or addresses (`192.168.1.7`) reached although not public: a
+    /// hospital's own CalDAV server or publisher.
+    pub allow: Vec<String>,
+}
+
+impl EgressConfig {
+    /// The policy these settings describe.
+    pub fn policy(&self) -> Result<calsync_connect::egress::Egress, String> {
+        calsync_connect::egress::Egress::new(self.private_networks, &self.allow)
+    }
 }
 
 /// Calendar syncs and the worker (`[sync]` in the configuration).
@@ -145,6 +167,7 @@ impl Settings {
             sync: SyncConfig::default(),
             google: None,
             microsoft: None,
+            egress: EgressConfig::default(),
         }
     }
 }
@@ -213,7 +236,9 @@ impl Application {
         let app_authorizers = connect::Authorizers::from_settings(settings)?;
         let authorizers = web::Data::new(app_authorizers.clone());
         let queue_data = web::Data::new(queue.clone().map(tokio::sync::Mutex::new));
-        let http = web::Data::new(calsync_links::http_client().map_err(|e| e.to_string())?);
+        let egress = settings.egress.policy()?;
+        let http = web::Data::new(calsync_links::http_client(egress.clone()).map_err(|e| e.to_string())?);
+        let egress = web::Data::new(egress);
         let server_clock = clock;
         let clock = web::Data::new(clock);
         let places = web::Data::new(operation::PublishedPlaces::default());
@@ -226,6 +251,7 @@ impl Application {
                 .app_data(queue_data.clone())
                 .app_data(authorizers.clone())
                 .app_data(http.clone())
+                .app_data(egress.clone())
                 .app_data(places.clone())
                 .app_data(web::PayloadConfig::new(media::MAX_BODY))
                 .wrap(ErrorHandlers::new().default_handler(outcome::as_operation_outcome))

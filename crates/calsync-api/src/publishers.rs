@@ -5,6 +5,7 @@
 //! [`calsync_links`]).
 
 use actix_web::{HttpResponse, web};
+use calsync_connect::egress::{Egress, EgressClient};
 use calsync_links::Options;
 use calsync_store::{Publisher, Store, StoreError};
 use serde_json::{Value, json};
@@ -21,7 +22,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
 }
 
 /// The HTTP client polls use.
-pub(crate) type Http = web::Data<reqwest::Client>;
+pub(crate) type Http = web::Data<EgressClient>;
 
 /// What clients see of a publisher.
 fn view(p: &Publisher) -> Value {
@@ -32,7 +33,12 @@ fn view(p: &Publisher) -> Value {
         "report": report})
 }
 
-async fn create(cx: RequestContext, store: web::Data<Store>, body: web::Bytes) -> Result<HttpResponse, ApiError> {
+async fn create(
+    cx: RequestContext,
+    store: web::Data<Store>,
+    egress: web::Data<Egress>,
+    body: web::Bytes,
+) -> Result<HttpResponse, ApiError> {
     let body: Value =
         serde_json::from_slice(&body).map_err(|e| ApiError::BadRequest(format!("the body is not JSON: {e}")))?;
     let manifest = body["manifest"]
@@ -43,6 +49,8 @@ async fn create(cx: RequestContext, store: web::Data<Store>, body: web::Bytes) -
     if !(manifest.starts_with("http://") || manifest.starts_with("https://")) {
         return Err(ApiError::BadRequest("manifest must be an http(s) URL".into()));
     }
+    let url = url::Url::parse(manifest).map_err(|e| ApiError::BadRequest(format!("{manifest:?} is not a URL: {e}")))?;
+    egress.admit(&url).map_err(|refused| crate::connections::refused_address(&refused, "manifest"))?;
     let options = Options {
         zone: body["zone"].as_str().map(String::from),
         local_times: body["localTimes"].as_bool().unwrap_or(false),

@@ -9,7 +9,7 @@ use std::path::Path;
 
 use config::{Config, Environment, File};
 
-use crate::{OAuthProvider, Settings, SyncConfig};
+use crate::{EgressConfig, OAuthProvider, Settings, SyncConfig};
 
 impl Settings {
     /// Loads the layers from `dir` for environment `env`, reading variables from `vars`.
@@ -25,6 +25,8 @@ impl Settings {
             sync: SyncConfig,
             google: Option<OAuthProvider>,
             microsoft: Option<OAuthProvider>,
+            #[serde(default)]
+            egress: EgressConfig,
         }
         let layered: Layered = Config::builder()
             .set_default("bind", "127.0.0.1:8080")
@@ -47,6 +49,7 @@ impl Settings {
             sync: layered.sync,
             google: layered.google,
             microsoft: layered.microsoft,
+            egress: layered.egress,
         })
     }
 
@@ -117,6 +120,28 @@ mod tests {
         let google = s.google.unwrap();
         assert_eq!((google.client_id.as_str(), google.client_secret.as_str()), ("id", "from-env"));
         std::fs::remove_dir_all(dir).ok();
+    }
+
+    #[test]
+    fn the_repositorys_configuration_reaches_private_networks_on_a_developers_machine_only() {
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../config");
+        let production = Settings::load(&dir, "production", HashMap::new()).unwrap();
+        assert_eq!(production.egress, EgressConfig::default());
+        assert_eq!(production.egress.policy().unwrap(), calsync_connect::egress::Egress::public());
+        let local = Settings::load(&dir, "local", HashMap::new()).unwrap();
+        assert!(local.egress.private_networks);
+        let vars = HashMap::from([("CALSYNC_EGRESS__PRIVATE_NETWORKS".to_string(), "true".to_string())]);
+        assert!(Settings::load(&dir, "production", vars).unwrap().egress.private_networks);
+
+        let hospital = dir_with("egress", &[("base.toml", "[egress]\nallow = [\"10.20.0.0/16\", \"192.168.1.7\"]\n")]);
+        let s = Settings::load(&hospital, "production", HashMap::new()).unwrap();
+        let policy = s.egress.policy().unwrap();
+        assert!(policy.permits("10.20.3.4".parse().unwrap()) && !policy.permits("10.21.0.1".parse().unwrap()));
+        let wrong = dir_with("egress-wrong", &[("base.toml", "[egress]\nallow = [\"intranet\"]\n")]);
+        let err = Settings::load(&wrong, "production", HashMap::new()).unwrap().egress.policy().unwrap_err();
+        assert!(err.contains("\"intranet\""), "{err}");
+        std::fs::remove_dir_all(hospital).ok();
+        std::fs::remove_dir_all(wrong).ok();
     }
 
     #[test]

@@ -9,6 +9,7 @@ use chrono::{DateTime, Utc};
 use chrono_tz::Tz;
 use reqwest::{Method, Url};
 
+use crate::egress::{Egress, EgressClient};
 use crate::{ConnectorError, host_of, status_error, transport_error};
 
 /// A calendar collection and who may read it.
@@ -40,13 +41,13 @@ pub enum Answered {
 /// Reads busy time from CalDAV servers.
 #[derive(Debug, Clone)]
 pub struct CalDav {
-    client: reqwest::Client,
+    client: EgressClient,
 }
 
 impl CalDav {
-    /// A reader whose every request gives up after `timeout`.
-    pub fn new(timeout: Duration) -> Result<CalDav, ConnectorError> {
-        let client = crate::http_client(timeout)?;
+    /// A reader whose every request gives up after `timeout`, reaching only what `egress` permits.
+    pub fn new(timeout: Duration, egress: Egress) -> Result<CalDav, ConnectorError> {
+        let client = crate::egress_client(timeout, egress)?;
         Ok(CalDav { client })
     }
 
@@ -131,6 +132,7 @@ impl CalDav {
         let response = self
             .client
             .request(method, url)
+            .map_err(|r| ConnectorError::from(&r))?
             .basic_auth(&account.username, Some(&account.password))
             .header("Depth", depth)
             .header(reqwest::header::CONTENT_TYPE, "application/xml; charset=utf-8")

@@ -7,6 +7,7 @@ use calsync_core::Interval;
 use chrono_tz::Tz;
 use reqwest::header;
 
+use crate::egress::{Egress, EgressClient};
 use crate::{ConnectorError, Fetched, Validator, host_of, status_error, transport_error};
 
 /// Feeds larger than this are refused (as unreadable), not read into memory.
@@ -15,13 +16,13 @@ pub const MAX_FEED_BYTES: usize = 20 * 1024 * 1024;
 /// Reads ICS feeds over HTTP.
 #[derive(Debug, Clone)]
 pub struct IcsFeed {
-    client: reqwest::Client,
+    client: EgressClient,
 }
 
 impl IcsFeed {
-    /// A reader whose every request gives up after `timeout`.
-    pub fn new(timeout: Duration) -> Result<IcsFeed, ConnectorError> {
-        let client = crate::http_client(timeout)?;
+    /// A reader whose every request gives up after `timeout`, reaching only what `egress` permits.
+    pub fn new(timeout: Duration, egress: Egress) -> Result<IcsFeed, ConnectorError> {
+        let client = crate::egress_client(timeout, egress)?;
         Ok(IcsFeed { client })
     }
 
@@ -36,7 +37,11 @@ impl IcsFeed {
     ) -> Result<Fetched, ConnectorError> {
         let url = feed_url(url)?;
         let host = host_of(&url);
-        let mut request = self.client.get(url).header(header::ACCEPT, "text/calendar, */*;q=0.5");
+        let mut request = self
+            .client
+            .get(url)
+            .map_err(|r| ConnectorError::from(&r))?
+            .header(header::ACCEPT, "text/calendar, */*;q=0.5");
         if let Some(v) = previous {
             if let Some(etag) = &v.etag {
                 request = request.header(header::IF_NONE_MATCH, etag);
@@ -74,7 +79,7 @@ impl IcsFeed {
 }
 
 /// `webcal://` is how calendar apps spell an `https://` subscription.
-pub(crate) fn feed_url(url: &str) -> Result<reqwest::Url, ConnectorError> {
+pub fn feed_url(url: &str) -> Result<reqwest::Url, ConnectorError> {
     let rewritten = match url.split_once("://") {
         Some((scheme, rest)) if scheme.eq_ignore_ascii_case("webcal") || scheme.eq_ignore_ascii_case("webcals") => {
             format!("https://{rest}")

@@ -7,13 +7,15 @@
 //! - a transient failure (retry later, honouring `Retry-After`; see [`retry`]);
 //! - lost authorization (needs reconnect);
 //! - a calendar that is gone;
-//! - an unreadable calendar (report it; the previous busy data stays).
+//! - an unreadable calendar (report it; the previous busy data stays);
+//! - an address the server may not reach ([`egress`]: not public, and not allowed).
 //!
 //! Connectors get a base URL and credentials only: they cannot tell a real provider from the
 //! emulators the tests run. Feed URLs often carry secret tokens, so errors name the host only.
 
 pub mod authorize;
 pub mod caldav;
+pub mod egress;
 pub mod google;
 pub mod ics;
 pub mod microsoft;
@@ -72,17 +74,35 @@ pub enum ConnectorError {
     /// The answer cannot be read as a calendar; the previous busy data must stay.
     #[error("unreadable calendar: {0}")]
     Invalid(String),
+    /// The calendar's address is not one this server reaches ([`egress::Egress`]); the previous
+    /// busy data stays.
+    #[error("address refused: {0}")]
+    Refused(String),
 }
 
-/// The HTTP client every connector uses: a timeout per request (and for connecting) and
+/// How every connector's HTTP client is built: a timeout per request (and for connecting) and
 /// calsync's user agent.
-pub(crate) fn http_client(timeout: Duration) -> Result<reqwest::Client, ConnectorError> {
+pub(crate) fn http_builder(timeout: Duration) -> reqwest::ClientBuilder {
     reqwest::Client::builder()
         .timeout(timeout)
         .connect_timeout(timeout.min(Duration::from_secs(10)))
         .user_agent(concat!("calsync/", env!("CARGO_PKG_VERSION")))
-        .build()
-        .map_err(|e| ConnectorError::Invalid(format!("cannot build an HTTP client: {e}")))
+}
+
+/// The HTTP client of a connector whose addresses the server's configuration gives (Google,
+/// Microsoft).
+pub(crate) fn http_client(timeout: Duration) -> Result<reqwest::Client, ConnectorError> {
+    http_builder(timeout).build().map_err(cannot_build)
+}
+
+/// The HTTP client of a connector whose addresses participants give (ICS, CalDAV): it reaches
+/// only what `egress` permits.
+pub(crate) fn egress_client(timeout: Duration, egress: egress::Egress) -> Result<egress::EgressClient, ConnectorError> {
+    egress::EgressClient::new(http_builder(timeout), egress).map_err(cannot_build)
+}
+
+fn cannot_build(e: reqwest::Error) -> ConnectorError {
+    ConnectorError::Invalid(format!("cannot build an HTTP client: {e}"))
 }
 
 /// The host of a calendar address (`https://`, `http://` or `webcal://`), the part of it that
@@ -97,6 +117,12 @@ pub(crate) fn host_of(url: &reqwest::Url) -> String {
         (Some(h), Some(p)) => format!("{h}:{p}"),
         (Some(h), None) => h.to_string(),
         _ => "the calendar server".to_string(),
+    }
+}
+
+impl From<&egress::Refused> for ConnectorError {
+    fn from(refused: &egress::Refused) -> ConnectorError {
+        ConnectorError::Refused(refused.to_string())
     }
 }
 
@@ -124,6 +150,9 @@ pub(crate) fn status_error(
 
 /// Classifies a failure to get an answer at all.
 pub(crate) fn transport_error(e: &reqwest::Error, host: &str) -> ConnectorError {
+    if let Some(refused) = egress::Refused::in_chain(e) {
+        return refused.into();
+    }
     let what = if e.is_timeout() {
         "timed out"
     } else if e.is_connect() {

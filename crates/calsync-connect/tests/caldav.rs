@@ -8,6 +8,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 use calsync_connect::caldav::{Answered, CalDav, CalDavAccount};
+use calsync_connect::egress::Egress;
 use calsync_core::{BusyStatus, Interval};
 use chrono::{DateTime, TimeZone, Utc};
 
@@ -128,7 +129,7 @@ async fn calendar_with_therapy(server: &Radicale) -> CalDavAccount {
 async fn radicale_recurring_events_across_dst_with_exceptions_both_ways() {
     let server = radicale().await;
     let account = calendar_with_therapy(&server).await;
-    let caldav = CalDav::new(Duration::from_secs(10)).unwrap();
+    let caldav = CalDav::new(Duration::from_secs(10), Egress::unrestricted()).unwrap();
     let march = Interval::new(utc(3, 1, 0), utc(4, 1, 0));
     // 14:00Z in EST, 13:00Z in EDT; the 8th deleted; the 22nd at 11:00 EDT = 15:00Z.
     let expected =
@@ -174,7 +175,7 @@ async fn a_server_refusing_free_busy_is_read_through_calendar_query() {
         HttpServer::new(|| App::new().default_service(web::to(report))).workers(1).listen(listener).unwrap().run();
     tokio::spawn(server);
     let account = CalDavAccount { url: format!("{base}/c/"), username: "u".into(), password: "p".into() };
-    let caldav = CalDav::new(Duration::from_secs(5)).unwrap();
+    let caldav = CalDav::new(Duration::from_secs(5), Egress::unrestricted()).unwrap();
     let (busy, answered) =
         caldav.busy(&account, Interval::new(utc(3, 1, 0), utc(4, 1, 0)), chrono_tz::UTC).await.unwrap();
     assert_eq!(answered, Answered::CalendarQuery);

@@ -6,6 +6,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use actix_web::{App, HttpRequest, HttpResponse, HttpServer, web};
+use calsync_connect::egress::Egress;
 use calsync_connect::ics::IcsFeed;
 use calsync_connect::{ConnectorError, Fetched, Validator};
 use calsync_core::Interval;
@@ -86,7 +87,7 @@ fn horizon() -> Interval {
 async fn a_feed_is_read_then_asked_for_changes_only() {
     let body = calendar(&[("20261207T140000Z", "20261207T150000Z"), ("20261208T090000Z", "20261208T093000Z")]);
     let (url, feed) = start(Script::Feed { body, etag: "\"v1\"" }).await;
-    let reader = IcsFeed::new(Duration::from_secs(2)).unwrap();
+    let reader = IcsFeed::new(Duration::from_secs(2), Egress::unrestricted()).unwrap();
     let Fetched::Busy { busy, validator, warnings } =
         reader.fetch(&url, None, horizon(), chrono_tz::UTC).await.unwrap()
     else {
@@ -114,7 +115,7 @@ async fn a_feed_is_read_then_asked_for_changes_only() {
 #[tokio::test]
 async fn every_failure_is_classified_and_names_the_host_only() {
     let (url, feed) = start(Script::Status { code: 503, retry_after: Some("7") }).await;
-    let reader = IcsFeed::new(Duration::from_secs(1)).unwrap();
+    let reader = IcsFeed::new(Duration::from_secs(1), Egress::unrestricted()).unwrap();
     let fetch = || reader.fetch(&url, None, horizon(), chrono_tz::UTC);
     type Expected = fn(&ConnectorError) -> bool;
     let cases: Vec<(Script, Expected)> = vec![
@@ -149,7 +150,7 @@ async fn every_failure_is_classified_and_names_the_host_only() {
 #[tokio::test]
 async fn a_closed_port_is_a_transient_failure() {
     let port = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-    let reader = IcsFeed::new(Duration::from_secs(1)).unwrap();
+    let reader = IcsFeed::new(Duration::from_secs(1), Egress::unrestricted()).unwrap();
     let err =
         reader.fetch(&format!("http://127.0.0.1:{port}/x.ics"), None, horizon(), chrono_tz::UTC).await.unwrap_err();
     assert!(matches!(err, ConnectorError::Transient { .. }), "{err:?}");

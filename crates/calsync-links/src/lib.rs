@@ -13,8 +13,14 @@
 //! - a bad line is counted and reported with its file and line on the publisher's status, and
 //!   the rest is stored; a failed fetch stores what came before it and removes nothing.
 //!
+//! Manifests and files are fetched only from addresses the server's egress policy permits
+//! ([`calsync_connect::egress`]): public ones unless configured otherwise. A manifest read over
+//! HTTP lists files over HTTP; only a manifest on the disk (`calsync ingest DIR`) reads the disk.
+//!
 //! The publisher says how often it may be read (`Cache-Control: max-age`); calsync polls no
 //! more often than that, and never more than once a minute.
+
+use calsync_connect::egress::{Egress, EgressClient};
 
 mod feed;
 mod manifest;
@@ -25,7 +31,8 @@ pub use feed::{INGESTED_TYPES, LAST_SOURCE_SYNC, Namespace, Note, Options, Reade
 pub use manifest::{Manifest, Output, read as read_manifest};
 pub use poll::{Event, LinksError, Problem, Report, TypeCount, poll, register};
 
-/// The HTTP client publishers are read with (the worker's, the API's and the command's).
-pub fn http_client() -> Result<reqwest::Client, reqwest::Error> {
-    reqwest::Client::builder().user_agent(concat!("calsync/", env!("CARGO_PKG_VERSION"))).build()
+/// The HTTP client publishers are read with (the worker's, the API's and the command's): it
+/// reaches only what `egress` permits, for the manifest and every file it lists.
+pub fn http_client(egress: Egress) -> Result<EgressClient, reqwest::Error> {
+    EgressClient::new(reqwest::Client::builder().user_agent(concat!("calsync/", env!("CARGO_PKG_VERSION"))), egress)
 }

@@ -4,6 +4,7 @@ use std::collections::{BTreeMap, HashSet, VecDeque};
 use std::io::Read as _;
 use std::time::Duration;
 
+use calsync_connect::egress::{EgressClient, Refused};
 use calsync_store::{IngestBatching, IngestRow, IngestTally, Publisher, Store, StoreError};
 use chrono::{DateTime, SecondsFormat, TimeDelta, Utc};
 use serde::{Deserialize, Serialize};
@@ -232,7 +233,7 @@ enum Fetched {
 }
 
 async fn fetch(
-    http: &reqwest::Client,
+    http: &EgressClient,
     url: &Url,
     validators: Option<(&Option<String>, &Option<String>)>,
 ) -> Result<Fetched, String> {
@@ -242,7 +243,7 @@ async fn fetch(
         let length = file.metadata().ok().map(|m| m.len());
         return Ok(Fetched::Body { body: Body::File(file), length, etag: None, last_modified: None, max_age: None });
     }
-    let mut request = http.get(url.clone());
+    let mut request = http.get(url.clone()).map_err(|refused| format!("{url}: {refused}"))?;
     if let Some((etag, modified)) = validators {
         if let Some(e) = etag {
             request = request.header(reqwest::header::IF_NONE_MATCH, e);
@@ -254,7 +255,10 @@ async fn fetch(
     let response = tokio::time::timeout(STALL_TIMEOUT, request.send())
         .await
         .map_err(|_| format!("{url}: no answer in {} s", STALL_TIMEOUT.as_secs()))?
-        .map_err(|e| format!("{url}: {e}"))?;
+        .map_err(|e| match Refused::in_chain(&e) {
+            Some(refused) => format!("{url}: {refused}"),
+            None => format!("{url}: {e}"),
+        })?;
     if response.status() == reqwest::StatusCode::NOT_MODIFIED {
         return Ok(Fetched::NotModified);
     }
@@ -274,20 +278,24 @@ async fn fetch(
 }
 
 /// Where to read an output of a manifest: as listed, except that a manifest on the disk has its
-/// files beside it (examples list the URLs they were first published at).
-fn output_url(manifest: &Url, output: &Output) -> Url {
+/// files beside it (examples list the URLs they were first published at). A manifest read over
+/// HTTP names files over HTTP only: never a path on this server's disk.
+fn output_url(manifest: &Url, output: &Output) -> Result<Url, String> {
     if manifest.scheme() != "file" {
-        return output.url.clone();
+        return match output.url.scheme() {
+            "http" | "https" => Ok(output.url.clone()),
+            _ => Err(format!("{}: a manifest read over HTTP lists http(s) files only", output.url)),
+        };
     }
     let name = output.url.path_segments().and_then(|mut s| s.next_back()).unwrap_or_default();
-    manifest.join(name).unwrap_or_else(|_| output.url.clone())
+    Ok(manifest.join(name).unwrap_or_else(|_| output.url.clone()))
 }
 
 /// Polls publisher `id` once at `now` and records the outcome on it (state, report, next due
 /// time). Problems with the feed are on the returned publisher, not an error.
 pub async fn poll(
     store: &Store,
-    http: &reqwest::Client,
+    http: &EgressClient,
     id: &str,
     now: DateTime<Utc>,
     progress: &(dyn Fn(Event) + Send + Sync),
@@ -383,7 +391,14 @@ pub async fn poll(
 
     let mut fetch_error = None;
     for output in outputs {
-        let url = output_url(&manifest_url, output);
+        let url = match output_url(&manifest_url, output) {
+            Ok(url) => url,
+            Err(e) => {
+                report.problem(output.url.as_str(), 0, "fetch", e.clone());
+                fetch_error = Some(e);
+                break;
+            }
+        };
         if let Err(e) =
             read_file(store, http, &p, &url, &output.resource_type, &mut reader, &mut report, progress).await
         {
@@ -430,7 +445,7 @@ enum FileError {
 #[allow(clippy::too_many_arguments)]
 async fn read_file(
     store: &Store,
-    http: &reqwest::Client,
+    http: &EgressClient,
     p: &Publisher,
     url: &Url,
     resource_type: &str,

@@ -5,6 +5,7 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
 use actix_web::{App, HttpRequest, HttpResponse, HttpServer, web};
+use calsync_connect::egress::Egress;
 use calsync_links::{Event, Options, Report, poll, register};
 use calsync_store::testing::TestDatabase;
 use calsync_store::{Publisher, Store};
@@ -81,7 +82,11 @@ fn now() -> DateTime<Utc> {
 
 async fn poll_once(store: &Store, id: &str, at: DateTime<Utc>) -> (Publisher, Report) {
     let events = Mutex::new(Vec::new());
-    let p = poll(store, &reqwest::Client::new(), id, at, &|e: Event| events.lock().unwrap().push(e)).await.unwrap();
+    let p = poll(store, &calsync_links::http_client(Egress::unrestricted()).unwrap(), id, at, &|e: Event| {
+        events.lock().unwrap().push(e)
+    })
+    .await
+    .unwrap();
     let report: Report = serde_json::from_str(p.report.as_deref().unwrap()).unwrap();
     let events = events.into_inner().unwrap();
     if !report.not_modified && p.state != "error" {
@@ -470,5 +475,75 @@ async fn batches_written_at_once_keep_the_later_line_of_a_repeated_id() {
     assert_eq!((stored.content["status"].as_str(), stored.version_id), (Some("busy"), 2));
     assert_eq!(store.ingested_contents(&p.id, "Slot").await.unwrap().len(), 300);
     std::fs::remove_dir_all(&dir).ok();
+    db.finish().await;
+}
+
+/// A server on `address` that counts its requests and answers `/disk/$bulk-publish` and
+/// `/net/$bulk-publish` with manifests listing a file on calsync's own disk and a Location file
+/// on `files`; any other path is that Location file.
+async fn manifest_server(address: &str, files: Option<String>) -> (String, Arc<Mutex<usize>>) {
+    let hits = Arc::new(Mutex::new(0usize));
+    let counted = hits.clone();
+    let server = HttpServer::new(move || {
+        let (counted, files) = (counted.clone(), files.clone());
+        App::new().default_service(web::to(move |req: HttpRequest| {
+            *counted.lock().unwrap() += 1;
+            let files = files.clone().unwrap_or_default();
+            async move {
+                let listed = match req.path() {
+                    "/disk/$bulk-publish" => "file:///etc/hostname".to_string(),
+                    "/net/$bulk-publish" => format!("{files}/Location.ndjson"),
+                    _ => {
+                        let line = r#"{"resourceType":"Location","id":"inner","name":"Not for outsiders","telecom":[{"system":"phone","value":"555"}]}"#;
+                        return HttpResponse::Ok().content_type("application/fhir+ndjson").body(format!("{line}\n"));
+                    }
+                };
+                let manifest = serde_json::json!({"transactionTime": "2026-12-01T00:00:00Z", "request": "$bulk-publish",
+                    "output": [{"type": "Location", "url": listed}], "error": []});
+                HttpResponse::Ok().json(manifest)
+            }
+        }))
+    })
+    .workers(1)
+    .bind(format!("{address}:0"))
+    .unwrap();
+    let base = format!("http://{}", server.addrs()[0]);
+    tokio::spawn(server.run());
+    (base, hits)
+}
+
+/// A publisher's manifest is fetched where the egress policy permits (here 127.0.0.1 only), but
+/// it cannot send calsync to a file on its own disk or to an address the policy refuses: the
+/// poll fails with the file and the reason on the publisher's status, that file is never read,
+/// and nothing is stored. Unrestricted, the same publisher is read: the refusal was the policy's.
+#[tokio::test]
+async fn a_manifest_cannot_send_calsync_to_its_own_disk_or_to_a_refused_address() {
+    let db = TestDatabase::create().await;
+    let store = store(&db).await;
+    let (inner, inner_hits) = manifest_server("127.0.0.2", None).await;
+    let (outer, _) = manifest_server("127.0.0.1", Some(inner.clone())).await;
+    let only_outer = calsync_links::http_client(Egress::new(false, &["127.0.0.1/32".into()]).unwrap()).unwrap();
+
+    let disk = register(&store, &format!("{outer}/disk/$bulk-publish"), Options::default(), now()).await.unwrap();
+    let p = poll(&store, &only_outer, &disk.id, now(), &|_| {}).await.unwrap();
+    let report: Report = serde_json::from_str(p.report.as_deref().unwrap()).unwrap();
+    assert_eq!(p.state, "error");
+    let problem = report.problems.iter().find(|q| q.file == "file:///etc/hostname").expect("the listed file is named");
+    assert!(problem.message.contains("http(s) files only"), "{problem:?}");
+    assert!(store.ingested_contents(&disk.id, "Location").await.unwrap().is_empty());
+
+    let net = register(&store, &format!("{outer}/net/$bulk-publish"), Options::default(), now()).await.unwrap();
+    let p = poll(&store, &only_outer, &net.id, now(), &|_| {}).await.unwrap();
+    assert_eq!(p.state, "error");
+    let reason = p.reason.clone().unwrap();
+    assert!(reason.contains("127.0.0.2 is not a public address"), "{reason}");
+    assert_eq!(*inner_hits.lock().unwrap(), 0, "the refused address was never contacted");
+    assert!(store.ingested_contents(&net.id, "Location").await.unwrap().is_empty());
+
+    let unrestricted = calsync_links::http_client(Egress::unrestricted()).unwrap();
+    let p = poll(&store, &unrestricted, &net.id, now(), &|_| {}).await.unwrap();
+    assert_eq!(p.state, "ok", "{:?}", p.report);
+    assert_eq!(*inner_hits.lock().unwrap(), 1);
+    assert_eq!(store.ingested_contents(&net.id, "Location").await.unwrap().len(), 1);
     db.finish().await;
 }

@@ -188,7 +188,7 @@ pub async fn sync_connection(
                     )
                 }
                 ConnectorError::Unauthorized(_) => ("needs-reconnect".into(), None),
-                ConnectorError::Gone(_) | ConnectorError::Invalid(_) => {
+                ConnectorError::Gone(_) | ConnectorError::Invalid(_) | ConnectorError::Refused(_) => {
                     ("error".into(), Some((now + settings.interval).timestamp_millis()))
                 }
             };

@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use actix_web::{App, HttpRequest, HttpResponse, HttpServer, web};
 use calsync_connect::caldav::CalDav;
+use calsync_connect::egress::Egress;
 use calsync_connect::google::{GoogleCalendar, GoogleEndpoints, OAuthClient};
 use calsync_connect::ics::IcsFeed;
 use calsync_connect::microsoft::{MicrosoftCalendar, MicrosoftEndpoints};
@@ -98,8 +99,8 @@ async fn world() -> World {
     let oauth = OAuthClient { id: "calsync".into(), secret: "secret".into() };
     let timeout = Duration::from_secs(3);
     let connectors = Connectors {
-        ics: IcsFeed::new(timeout).unwrap(),
-        caldav: CalDav::new(timeout).unwrap(),
+        ics: IcsFeed::new(timeout, Egress::unrestricted()).unwrap(),
+        caldav: CalDav::new(timeout, Egress::unrestricted()).unwrap(),
         google: Some(
             GoogleCalendar::new(
                 GoogleEndpoints {

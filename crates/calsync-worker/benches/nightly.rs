@@ -12,6 +12,7 @@ use std::time::{Duration, Instant};
 
 use actix_web::{App, HttpRequest, HttpResponse, HttpServer, web};
 use calsync_connect::caldav::CalDav;
+use calsync_connect::egress::Egress;
 use calsync_connect::google::{GoogleCalendar, GoogleEndpoints};
 use calsync_connect::ics::IcsFeed;
 use calsync_connect::microsoft::{MicrosoftCalendar, MicrosoftEndpoints};
@@ -158,8 +159,8 @@ async fn run() {
     let sync = SyncSettings {
         key,
         connectors: Connectors {
-            ics: IcsFeed::new(timeout).unwrap(),
-            caldav: CalDav::new(timeout).unwrap(),
+            ics: IcsFeed::new(timeout, Egress::unrestricted()).unwrap(),
+            caldav: CalDav::new(timeout, Egress::unrestricted()).unwrap(),
             google: Some(
                 GoogleCalendar::new(
                     GoogleEndpoints {

@@ -25,6 +25,7 @@ use std::time::Duration;
 use apalis::prelude::*;
 use apalis_postgres::PostgresStorage;
 use apalis_sqlite::SqliteStorage;
+use calsync_connect::egress::{Egress, EgressClient};
 use calsync_store::Store;
 use calsync_sync::connection::{SyncSettings, sync_connection};
 use chrono::{DateTime, Utc};
@@ -111,6 +112,9 @@ pub struct WorkerSettings {
     pub nightly: Option<Nightly>,
     /// This process's worker name in the queue (unique among live workers).
     pub name: String,
+    /// What publishers' manifests and files may reach (calendar connectors carry their own, in
+    /// [`SyncSettings`]).
+    pub egress: Egress,
 }
 
 impl Default for WorkerSettings {
@@ -121,6 +125,7 @@ impl Default for WorkerSettings {
             heartbeat: Duration::from_secs(30),
             nightly: Some(Nightly::default()),
             name: worker_name(),
+            egress: Egress::public(),
         }
     }
 }
@@ -282,7 +287,7 @@ struct Runner {
     /// None: calendar syncs are off here (no `secret_key`); publishers are still polled.
     sync: Option<SyncSettings>,
     clock: Clock,
-    http: reqwest::Client,
+    http: EgressClient,
 }
 
 async fn run_sync_job(job: SyncJob, runner: Data<Arc<Runner>>) -> Result<(), BoxDynError> {
@@ -333,7 +338,7 @@ pub async fn run(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), WorkerError> {
     let queue = Queue::open(&store, settings.heartbeat).await?;
-    let http = calsync_links::http_client()?;
+    let http = calsync_links::http_client(settings.egress.clone())?;
     let jobs = if sync.is_some() { Jobs::CalendarsAndPublishers } else { Jobs::Publishers };
     let runner = Arc::new(Runner { store: store.clone(), sync, clock: clock.clone(), http });
 

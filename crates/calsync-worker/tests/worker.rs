@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use actix_web::{App, HttpRequest, HttpResponse, HttpServer, web};
 use calsync_connect::caldav::CalDav;
+use calsync_connect::egress::Egress;
 use calsync_connect::ics::IcsFeed;
 use calsync_connect::retry::Backoff;
 use calsync_connect::secret::SecretKey;
@@ -96,8 +97,8 @@ fn sync_settings(key: SecretKey) -> SyncSettings {
     SyncSettings {
         key,
         connectors: Connectors {
-            ics: IcsFeed::new(timeout).unwrap(),
-            caldav: CalDav::new(timeout).unwrap(),
+            ics: IcsFeed::new(timeout, Egress::unrestricted()).unwrap(),
+            caldav: CalDav::new(timeout, Egress::unrestricted()).unwrap(),
             google: None,
             microsoft: None,
         },
@@ -186,6 +187,7 @@ async fn the_worker_syncs_what_is_due_within_provider_limits_retries_and_syncs_a
         heartbeat: Duration::from_secs(1),
         nightly: None,
         name: calsync_worker::worker_name(),
+        egress: Egress::public(),
     };
     let (stop, worker) = start_worker(&store, Some(sync), settings);
 
@@ -266,6 +268,7 @@ async fn a_worker_without_a_secret_key_polls_publishers_only() {
         // Every second: a nightly run here would make the connection due and queue it.
         nightly: Some(calsync_worker::Nightly::parse("* * * * * *", "UTC").unwrap()),
         name: calsync_worker::worker_name(),
+        egress: Egress::public(),
     };
     let (stop, worker) = start_worker(&store, None, settings.clone());
 

@@ -34,7 +34,7 @@ pub struct IngestArgs {
 pub fn run(args: IngestArgs) -> Result<(), String> {
     crate::serve::init_logs_quiet();
     runtime()?.block_on(async move {
-        let (_, store) = args.placement.open().await?;
+        let (settings, store) = args.placement.open().await?;
         let now = chrono::Utc::now();
         let options = Options { zone: args.zone.clone(), local_times: args.local_times };
         let mut publisher =
@@ -51,7 +51,7 @@ pub fn run(args: IngestArgs) -> Result<(), String> {
         );
         bar.enable_steady_tick(std::time::Duration::from_millis(120));
         let files = Mutex::new((0usize, 0usize));
-        let http = calsync_links::http_client().map_err(|e| e.to_string())?;
+        let http = calsync_links::http_client(settings.egress.policy()?).map_err(|e| e.to_string())?;
         let progress = |e: Event| match e {
             Event::Manifest { files: n } => {
                 *files.lock().unwrap_or_else(|p| p.into_inner()) = (0, n);

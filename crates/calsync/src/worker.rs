@@ -68,6 +68,7 @@ pub fn worker_settings(settings: &Settings) -> Result<WorkerSettings, String> {
         heartbeat: Duration::from_secs(sync.heartbeat_seconds.max(1)),
         nightly: Some(Nightly::parse(&sync.nightly, &sync.nightly_zone)?),
         name: calsync_worker::worker_name(),
+        egress: settings.egress.policy()?,
     })
 }
 
