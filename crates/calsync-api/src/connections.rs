@@ -143,9 +143,7 @@ async fn create(
     let address = calsync_connect::ics::feed_url(url)
         .map_err(|_| ApiError::BadRequest("url must be an http(s) or webcal address".into()))?;
     egress.admit(&address).map_err(|refused| refused_address(&refused, "url"))?;
-    let host = calsync_connect::address_host(url)
-        .ok_or_else(|| ApiError::BadRequest("url must be an http(s) or webcal address".into()))?;
-    let c = connect(&store, settings, &participant, kind, host, &secret, cx.now).await?;
+    let c = connect(&store, settings, &participant, kind, calsync_connect::host_of(&address), &secret, cx.now).await?;
     tracing::info!(connection = %c.id, kind = %c.kind, "calendar connected");
     Ok(HttpResponse::Created().insert_header(("Location", format!("{}/connections/{}", cx.base, c.id))).json(view(&c)))
 }

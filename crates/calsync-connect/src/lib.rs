@@ -112,7 +112,7 @@ pub fn address_host(address: &str) -> Option<String> {
 }
 
 /// `host[:port]` of a URL, for messages that must not carry tokens in paths or queries.
-pub(crate) fn host_of(url: &reqwest::Url) -> String {
+pub fn host_of(url: &reqwest::Url) -> String {
     match (url.host_str(), url.port()) {
         (Some(h), Some(p)) => format!("{h}:{p}"),
         (Some(h), None) => h.to_string(),
