@@ -87,11 +87,6 @@ impl Egress {
             _ => Ok(()),
         }
     }
-
-    /// Whether every address is permitted (the client then needs no resolver of its own).
-    fn unbounded(&self) -> bool {
-        self.private_networks
-    }
 }
 
 /// A request refused by the [`Egress`] policy. It names the host and the address, never the
@@ -146,7 +141,8 @@ impl EgressClient {
     /// A client built from `builder`, with a resolver and a redirect policy that keep to `egress`.
     pub fn new(builder: reqwest::ClientBuilder, egress: Egress) -> Result<EgressClient, reqwest::Error> {
         let mut builder = builder;
-        if !egress.unbounded() {
+        // Every address permitted: the client needs no resolver or redirect policy of its own.
+        if !egress.private_networks {
             let redirects = egress.clone();
             builder = builder.dns_resolver(Arc::new(PermittedAddresses(egress.clone()))).redirect(
                 reqwest::redirect::Policy::custom(move |attempt| {
