@@ -139,9 +139,8 @@ const MAX_REDIRECTS: usize = 10;
 
 impl EgressClient {
     /// A client built from `builder`, with a resolver and a redirect policy that keep to `egress`.
-    pub fn new(builder: reqwest::ClientBuilder, egress: Egress) -> Result<EgressClient, reqwest::Error> {
-        let mut builder = builder;
-        // Every address permitted: the client needs no resolver or redirect policy of its own.
+    pub fn new(mut builder: reqwest::ClientBuilder, egress: Egress) -> Result<EgressClient, reqwest::Error> {
+        // When every address is permitted, reqwest's own resolver and redirect policy do.
         if !egress.private_networks {
             let redirects = egress.clone();
             builder = builder.dns_resolver(Arc::new(PermittedAddresses(egress.clone()))).redirect(
@@ -168,11 +167,6 @@ impl EgressClient {
     /// A GET of `url` ([`EgressClient::request`]).
     pub fn get(&self, url: Url) -> Result<RequestBuilder, Refused> {
         self.request(Method::GET, url)
-    }
-
-    /// The policy.
-    pub fn egress(&self) -> &Egress {
-        &self.egress
     }
 }
 
