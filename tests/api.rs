@@ -2089,6 +2089,12 @@ async fn a_booking_handed_off_to_the_publishers_portal_completes_its_task_on_ret
     s3["extension"] = json!([
         {"url": "http://fhir-registry.smarthealthit.org/StructureDefinition/booking-deep-link", "valueUrl": portal},
         {"url": "http://fhir-registry.smarthealthit.org/StructureDefinition/slot-capacity", "valueInteger": 1}]);
+    // A link a patient's app must not open is refused, and the Slot stays as it was.
+    let mut scripted = s3.clone();
+    scripted["extension"][0]["valueUrl"] = json!("javascript:alert(document.cookie)");
+    let refused = outcome(app.put("/Slot/s3", &scripted, None).await, StatusCode::UNPROCESSABLE_ENTITY).await;
+    assert_eq!(refused["expression"][0], "Slot.extension", "{refused}");
+    assert_eq!(app.get("/Slot/s3").await.json::<Value>().await.unwrap()["meta"]["versionId"], s3["meta"]["versionId"]);
     assert_eq!(app.put("/Slot/s3", &s3, None).await.status(), 200);
     let who = json!({"resourceType": "Parameters", "parameter": [
         {"name": "patient", "valueReference": {"reference": "Patient/maria"}},

@@ -40,6 +40,29 @@ pub struct Units {
     status: String,
 }
 
+/// A Slot's SMART Scheduling Links `booking-deep-link`, from its `extension` list: where a
+/// patient books at the publisher's portal, if it has one. calsync hands this link to patients'
+/// apps, which open it, so every such link must be an absolute `https` or `http` URL with a host.
+/// A `javascript:`, `data:` or `file:` link, a relative one, or a value that is not a URL is an
+/// error that says why.
+pub fn deep_link(extensions: &Value) -> Result<Option<url::Url>, String> {
+    let kind = format!("{SSL_EXTENSION_BASE}booking-deep-link");
+    let mut found = None;
+    for e in extensions.as_array().into_iter().flatten().filter(|e| e["url"] == kind.as_str()) {
+        let Some(text) = e["valueUrl"].as_str() else {
+            return Err("a booking-deep-link needs a valueUrl".into());
+        };
+        // The value as given, shortened: it is the publisher's, and goes into reports.
+        let shown: String = text.chars().take(100).collect();
+        let link = url::Url::parse(text).map_err(|e| format!("booking-deep-link {shown:?} is not a URL: {e}"))?;
+        if !matches!(link.scheme(), "https" | "http") || link.host_str().is_none_or(str::is_empty) {
+            return Err(format!("booking-deep-link {shown:?} is not an http(s) URL"));
+        }
+        found.get_or_insert(link);
+    }
+    Ok(found)
+}
+
 fn capacity_extension() -> String {
     format!("{SSL_EXTENSION_BASE}slot-capacity")
 }
@@ -310,5 +333,38 @@ mod tests {
         let mut incoming = slot("free", Some(5));
         carry_takers(&slot("free", Some(9)), &mut incoming);
         assert_eq!(incoming, slot("free", Some(5)));
+    }
+
+    #[test]
+    fn a_deep_link_is_an_absolute_http_url_or_an_error() {
+        let links = |values: &[Value]| {
+            Value::from_iter(values.iter().map(|v| {
+                json!({"url": "http://fhir-registry.smarthealthit.org/StructureDefinition/booking-deep-link", "valueUrl": v})
+            }))
+        };
+        let found = |v: Value| deep_link(&v).map(|l| l.map(String::from));
+        assert_eq!(found(json!(null)), Ok(None));
+        assert_eq!(found(json!([{"url": "http://example.org/other", "valueUrl": "javascript:x"}])), Ok(None));
+        assert_eq!(
+            found(links(&[json!("https://portal.example/book?slot=1")])),
+            Ok(Some("https://portal.example/book?slot=1".into()))
+        );
+        assert_eq!(found(links(&[json!("http://portal.example")])), Ok(Some("http://portal.example/".into())));
+        for bad in [
+            json!("javascript:alert(document.cookie)"),
+            json!("JavaScript:alert(1)"),
+            json!("data:text/html,<script>alert(1)</script>"),
+            json!("file:///etc/passwd"),
+            json!("/book?slot=1"),
+            json!("https://"),
+            json!("mailto:book@portal.example"),
+            json!(42),
+        ] {
+            assert!(found(links(std::slice::from_ref(&bad))).is_err(), "{bad} was taken");
+        }
+        // One bad link among good ones is still an error.
+        assert!(found(links(&[json!("https://portal.example"), json!("javascript:x")])).is_err());
+        let long = format!("javascript:{}", "x".repeat(10_000));
+        assert!(found(links(&[json!(long)])).unwrap_err().len() < 200);
     }
 }

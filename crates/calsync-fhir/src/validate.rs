@@ -71,6 +71,7 @@ fn profile(resource_type: &str, v: &Value) -> Result<(), Invalid> {
             if end <= start {
                 return Err(element("Slot.end", "must be after Slot.start"));
             }
+            crate::booking::deep_link(&v["extension"]).map_err(|e| element("Slot.extension", e))?;
         }
         "Schedule" => {
             required(v.get("active").and_then(Value::as_bool), "Schedule.active")?;
@@ -148,6 +149,13 @@ mod tests {
         assert_eq!(expression(resource(&bad_start, "Slot")), "Slot.start");
         let backwards = slot("").replace("09:30:00Z", "08:30:00Z");
         assert_eq!(expression(resource(&backwards, "Slot")), "Slot.end");
+        let link = |to: &str| {
+            slot(&format!(
+                r#","extension":[{{"url":"http://fhir-registry.smarthealthit.org/StructureDefinition/booking-deep-link","valueUrl":"{to}"}}]"#
+            ))
+        };
+        assert!(resource(&link("https://portal.example/book?slot=1"), "Slot").is_ok());
+        assert_eq!(expression(resource(&link("javascript:alert(1)"), "Slot")), "Slot.extension");
         assert_eq!(expression(resource(r#"{"resourceType":"Schedule","active":true}"#, "Schedule")), "Schedule.actor");
         let appt = r#"{"resourceType":"Appointment","status":"booked","start":"2026-12-01T09:00:00Z","participant":[{"actor":{"reference":"Patient/1"}}]}"#;
         assert_eq!(expression(resource(appt, "Appointment")), "Appointment.participant[0].status");

@@ -226,6 +226,11 @@ impl Reader {
                 &mut notes,
             )
             .ok()?;
+        if let Some(extension) = member("extension")
+            && extension.get().contains("booking-deep-link")
+        {
+            calsync_fhir::booking::deep_link(&serde_json::from_str(extension.get()).ok()?).ok()?;
+        }
         let mut now_busy = false;
         let mut rewritten = Vec::with_capacity(members.len());
         for (name, json) in members {
@@ -367,6 +372,8 @@ impl Reader {
         let schedule = v["schedule"]["reference"].as_str().unwrap_or_default().to_string();
         let status = v["status"].as_str().unwrap_or_default().to_string();
         let checked = self.slot_checks(&schedule, &status, v["start"].as_str(), v["end"].as_str(), notes)?;
+        // Patients' apps open the link: one that is not http(s) makes the line bad.
+        calsync_fhir::booking::deep_link(&v["extension"])?;
         for (name, t) in ["start", "end"].into_iter().zip(checked.times) {
             if let Some(t) = t {
                 v[name] = json!(t);
@@ -751,6 +758,11 @@ mod tests {
             plain.replace("free", "open"),
             plain.replace("Schedule/s1", "Location/s1"),
             plain.replace(r#""start":"2027-01-04T14:00:00Z","#, ""),
+            slot(
+                "2027-01-04T14:00:00Z",
+                "2027-01-04T14:30:00Z",
+                &ext(&link.replace("https://book.example/s?x=1", "javascript:alert(1)")),
+            ),
             plain.replace(r#""id":"x""#, r#""id":" ""#),
         ];
         let learned = || {
@@ -810,6 +822,15 @@ mod tests {
                 "not provider availability",
             ),
             ("Location", r#"{"resourceType":"Location","id":"1","telecom":[]}"#, "phone or a url"),
+            (
+                "Slot",
+                &slot(
+                    "2026-01-01T10:00:00Z",
+                    "2026-01-01T11:00:00Z",
+                    r#","extension":[{"url":"http://fhir-registry.smarthealthit.org/StructureDefinition/booking-deep-link","valueUrl":"data:text/html,x"}]"#,
+                ),
+                "not an http(s) URL",
+            ),
         ] {
             let err = r.line(expected, line).unwrap_err();
             assert!(err.why.contains(why), "{line}: {err:?}");

@@ -358,23 +358,26 @@ async fn a_messy_feed_is_repaired_where_clear_and_every_bad_line_is_reported_wit
         ("slots.ndjson", 5),
         ("slots.ndjson", 7),
         ("slots.ndjson", 9),
+        ("slots.ndjson", 10),
     ]
     .iter()
     .map(|(f, l)| (f.to_string(), *l))
     .collect();
     assert_eq!(bad, want, "{report:#?}");
-    assert_eq!(report.bad_lines, 6);
+    assert_eq!(report.bad_lines, 7);
     let counts: Vec<(u64, u64, u64)> = ["Location", "Schedule", "Slot"]
         .iter()
         .map(|t| (report.types[*t].lines, report.types[*t].bad, report.types[*t].created))
         .collect();
-    assert_eq!(counts, vec![(3, 1, 2), (3, 1, 2), (8, 4, 4)]);
+    assert_eq!(counts, vec![(3, 1, 2), (3, 1, 2), (9, 5, 4)]);
     let manifest_problems: Vec<&str> =
         report.problems.iter().filter(|x| x.kind == "manifest").map(|x| x.message.as_str()).collect();
     assert_eq!(manifest_problems.len(), 2, "{manifest_problems:?}");
     assert!(manifest_problems.iter().any(|m| m.contains("state is a string")));
     assert_eq!(report.skipped_types.get("Organization"), Some(&1));
-    assert!(p.reason.unwrap().contains("6 bad lines"));
+    assert!(p.reason.unwrap().contains("7 bad lines"));
+    let scripted = report.problems.iter().find(|x| x.line == 10).unwrap();
+    assert!(scripted.message.contains("not an http(s) URL"), "{scripted:?}");
 
     // Ids with `_` and spaces: valid ids, found again through meta.source.
     let slots = store.ingested_contents(&p.id, "Slot").await.unwrap();
