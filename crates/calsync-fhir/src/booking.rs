@@ -42,22 +42,13 @@ pub struct Units {
 
 /// A Slot's SMART Scheduling Links `booking-deep-link`, from its `extension` list: where a
 /// patient books at the publisher's portal, if it has one. calsync hands this link to patients'
-/// apps, which open it, so every such link must be an absolute `https` or `http` URL with a host.
-/// A `javascript:`, `data:` or `file:` link, a relative one, or a value that is not a URL is an
-/// error that says why.
+/// apps, which open it, so every such link must be a [`crate::web_link`]; an error says why not.
 pub fn deep_link(extensions: &Value) -> Result<Option<url::Url>, String> {
     let kind = format!("{SSL_EXTENSION_BASE}booking-deep-link");
     let mut found = None;
     for e in extensions.as_array().into_iter().flatten().filter(|e| e["url"] == kind.as_str()) {
-        let Some(text) = e["valueUrl"].as_str() else {
-            return Err("a booking-deep-link needs a valueUrl".into());
-        };
-        // The value as given, shortened: it is the publisher's, and goes into reports.
-        let shown: String = text.chars().take(100).collect();
-        let link = url::Url::parse(text).map_err(|e| format!("booking-deep-link {shown:?} is not a URL: {e}"))?;
-        if !matches!(link.scheme(), "https" | "http") || link.host_str().is_none_or(str::is_empty) {
-            return Err(format!("booking-deep-link {shown:?} is not an http(s) URL"));
-        }
+        let text = e["valueUrl"].as_str().ok_or("a booking-deep-link needs a valueUrl")?;
+        let link = crate::web_link(text).map_err(|e| format!("booking-deep-link {e}"))?;
         found.get_or_insert(link);
     }
     Ok(found)

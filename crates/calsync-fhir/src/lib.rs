@@ -27,6 +27,19 @@ pub use read::{LineProblem, ProviderData, ScheduleInfo};
 /// Base URL of the SMART Scheduling Links extensions.
 pub const SSL_EXTENSION_BASE: &str = "http://fhir-registry.smarthealthit.org/StructureDefinition/";
 
+/// An address that people's apps open (a Slot's `booking-deep-link`, a Location's web site):
+/// an absolute `https` or `http` URL with a host. A `javascript:`, `data:` or `file:` address, a
+/// relative one or text that is not a URL is an error that says why, with the text shortened
+/// (it is a publisher's, and goes into reports).
+pub fn web_link(text: &str) -> Result<url::Url, String> {
+    let shown: String = text.chars().take(100).collect();
+    let link = url::Url::parse(text).map_err(|e| format!("{shown:?} is not a URL: {e}"))?;
+    if !matches!(link.scheme(), "https" | "http") || link.host_str().is_none_or(str::is_empty) {
+        return Err(format!("{shown:?} is not an http(s) URL"));
+    }
+    Ok(link)
+}
+
 /// A participant as it appears on an Appointment. The reference's type places them in the
 /// profile's slices: `Patient/…` the patient, `RelatedPerson/…` a caregiver.
 #[derive(Debug, Clone, PartialEq, Eq)]

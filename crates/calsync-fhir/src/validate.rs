@@ -73,6 +73,15 @@ fn profile(resource_type: &str, v: &Value) -> Result<(), Invalid> {
             }
             crate::booking::deep_link(&v["extension"]).map_err(|e| element("Slot.extension", e))?;
         }
+        "Location" => {
+            for (i, t) in v["telecom"].as_array().into_iter().flatten().enumerate() {
+                if t["system"] == "url"
+                    && let Some(text) = t["value"].as_str()
+                {
+                    crate::web_link(text).map_err(|e| element(format!("Location.telecom[{i}].value"), e))?;
+                }
+            }
+        }
         "Schedule" => {
             required(v.get("active").and_then(Value::as_bool), "Schedule.active")?;
             let actors = v.get("actor").and_then(Value::as_array).filter(|a| !a.is_empty());
@@ -156,6 +165,13 @@ mod tests {
         };
         assert!(resource(&link("https://portal.example/book?slot=1"), "Slot").is_ok());
         assert_eq!(expression(resource(&link("javascript:alert(1)"), "Slot")), "Slot.extension");
+        let site = |to: &str| {
+            format!(
+                r#"{{"resourceType":"Location","telecom":[{{"system":"phone","value":"1"}},{{"system":"url","value":"{to}"}}]}}"#
+            )
+        };
+        assert!(resource(&site("https://clinic.example"), "Location").is_ok());
+        assert_eq!(expression(resource(&site("javascript:alert(1)"), "Location")), "Location.telecom[1].value");
         assert_eq!(expression(resource(r#"{"resourceType":"Schedule","active":true}"#, "Schedule")), "Schedule.actor");
         let appt = r#"{"resourceType":"Appointment","status":"booked","start":"2026-12-01T09:00:00Z","participant":[{"actor":{"reference":"Patient/1"}}]}"#;
         assert_eq!(expression(resource(appt, "Appointment")), "Appointment.participant[0].status");

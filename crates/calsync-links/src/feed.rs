@@ -341,6 +341,7 @@ impl Reader {
                 if let Some(tz) = zone::of_location(v) {
                     self.location_zones.insert(format!("Location/{id}"), tz);
                 }
+                drop_unsafe_sites(v, notes);
                 if !has_contact(v) {
                     return Err("a Location needs a telecom with a phone or a url".into());
                 }
@@ -583,6 +584,20 @@ fn capacity(extensions: &mut Vec<Value>, status: &str, notes: &mut Vec<Note>) ->
     now_busy
 }
 
+/// A Location's web sites (`telecom` of system `url`) that are not [`calsync_fhir::web_link`]s
+/// are dropped: people's apps open them. Its phones stay, so the Location is still usable.
+fn drop_unsafe_sites(location: &mut Value, notes: &mut Vec<Note>) {
+    let Some(telecom) = location.get_mut("telecom").and_then(Value::as_array_mut) else { return };
+    telecom.retain(|t| {
+        let Some(text) = t["value"].as_str().filter(|_| t["system"] == "url") else { return true };
+        let checked = calsync_fhir::web_link(text);
+        if let Err(e) = &checked {
+            notes.push(Note::Repaired("telecom", format!("telecom url {e}: dropped")));
+        }
+        checked.is_ok()
+    });
+}
+
 fn has_contact(location: &Value) -> bool {
     location["telecom"].as_array().into_iter().flatten().any(|t| {
         matches!(t["system"].as_str(), Some("phone" | "url")) && t["value"].as_str().is_some_and(|v| !v.is_empty())
@@ -801,6 +816,23 @@ mod tests {
     }
 
     #[test]
+    fn a_locations_site_that_is_not_http_is_dropped_and_its_phone_kept() {
+        let mut r = reader(Options::default());
+        let line = r#"{"resourceType":"Location","id":"1","telecom":[{"system":"phone","value":"555"},{"system":"url","value":"javascript:alert(1)"},{"system":"url","value":"https://clinic.example/a"}]}"#;
+        let (location, notes) = r.line("Location", line).unwrap();
+        let telecom = &location.content["telecom"];
+        assert_eq!(telecom.as_array().map(Vec::len), Some(2), "{telecom}");
+        assert_eq!(
+            (telecom[0]["value"].as_str(), telecom[1]["value"].as_str()),
+            (Some("555"), Some("https://clinic.example/a"))
+        );
+        assert!(
+            notes.iter().any(|Note::Repaired(kind, what)| *kind == "telecom" && what.contains("javascript:alert(1)")),
+            "{notes:?}"
+        );
+    }
+
+    #[test]
     fn bad_lines_say_why() {
         let mut r = reader(Options::default());
         for (expected, line, why) in [
@@ -822,6 +854,11 @@ mod tests {
                 "not provider availability",
             ),
             ("Location", r#"{"resourceType":"Location","id":"1","telecom":[]}"#, "phone or a url"),
+            (
+                "Location",
+                r#"{"resourceType":"Location","id":"1","telecom":[{"system":"url","value":"javascript:alert(1)"}]}"#,
+                "phone or a url",
+            ),
             (
                 "Slot",
                 &slot(
