@@ -34,6 +34,14 @@ const RETRY_INTERVAL: TimeDelta = TimeDelta::minutes(5);
 /// may take as long as it takes: it is read only as fast as it is stored).
 const STALL_TIMEOUT: Duration = Duration::from_secs(60);
 
+/// A manifest longer than this is refused (the poll fails), not read into memory: a manifest
+/// lists files, and a few hundred outputs take kilobytes.
+const MAX_MANIFEST_BYTES: usize = 8 * 1024 * 1024;
+
+/// A line of an NDJSON file longer than this is a bad line, skipped without being held in
+/// memory: one Location, Schedule or Slot takes a few kilobytes.
+const MAX_LINE_BYTES: usize = 1024 * 1024;
+
 /// Why a publisher could not be registered or polled (what a publisher's feed does wrong is
 /// not an error here: it is on the publisher's report).
 #[derive(Debug, thiserror::Error)]
@@ -217,9 +225,13 @@ impl Body {
         }
     }
 
-    async fn text(mut self) -> Result<String, String> {
+    /// The whole body as text, at most `limit` bytes.
+    async fn text(mut self, limit: usize) -> Result<String, String> {
         let mut all = Vec::new();
         while let Some(c) = self.chunk().await? {
+            if all.len() + c.len() > limit {
+                return Err(format!("longer than {limit} bytes: not read"));
+            }
             all.extend(c);
         }
         String::from_utf8(all).map_err(|_| "not UTF-8".into())
@@ -345,7 +357,7 @@ pub async fn poll(
         Ok(Fetched::Body { body, etag, last_modified, max_age, .. }) => (body, etag, last_modified, max_age),
     };
     let interval = max_age.map_or(DEFAULT_INTERVAL, TimeDelta::seconds).max(MIN_INTERVAL);
-    let text = match body.text().await {
+    let text = match body.text(MAX_MANIFEST_BYTES).await {
         Ok(t) => t,
         Err(e) => {
             let p = failed(p, report, format!("the manifest: {e}"));
@@ -465,11 +477,19 @@ async fn read_file(
     // Ids of bad lines: what was stored from an earlier, good version of each is kept.
     let mut kept: Vec<String> = Vec::new();
     let mut line_no = 0u64;
+    // Inside a line longer than MAX_LINE_BYTES: what arrives is dropped up to its end.
+    let mut overlong = false;
     let mut done = false;
     while !done {
         let chunk = body.chunk().await.map_err(|e| FileError::Fetch(format!("{url}: {e}")))?;
         let bytes = chunk.as_ref().map_or(0, |c| c.len() as u64);
         match chunk {
+            Some(c) if overlong => {
+                if let Some(end) = memchr::memchr(b'\n', &c) {
+                    overlong = false;
+                    pending.extend_from_slice(&c[end + 1..]);
+                }
+            }
             Some(c) => pending.extend_from_slice(&c),
             None => {
                 done = true;
@@ -522,6 +542,15 @@ async fn read_file(
             }
         }
         pending.drain(..start);
+        if pending.len() > MAX_LINE_BYTES {
+            line_no += 1;
+            count.lines += 1;
+            count.bad += 1;
+            report.bad_lines += 1;
+            report.problem(file, line_no, "bad", format!("longer than {MAX_LINE_BYTES} bytes: not read"));
+            pending.clear();
+            overlong = true;
+        }
         progress(Event::Read { bytes, lines: line_no - lines_before });
     }
     in_flight.send(store, p, &mut batch, &mut count).await.map_err(FileError::Store)?;

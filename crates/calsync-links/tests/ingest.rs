@@ -481,6 +481,63 @@ async fn batches_written_at_once_keep_the_later_line_of_a_repeated_id() {
     db.finish().await;
 }
 
+/// A line or a manifest too long to hold is refused without being read whole: the line is a bad
+/// line (and the lines after it keep their numbers), the manifest fails the poll.
+#[tokio::test]
+async fn a_line_or_a_manifest_too_long_to_hold_is_refused_and_the_rest_is_read() {
+    let db = TestDatabase::create().await;
+    // Small batches: the long line arrives in many chunks while batches are written.
+    let store = store(&db).await.with_ingest_batching(calsync_store::IngestBatching { rows: 7, concurrent: 2 });
+    let dir = std::env::temp_dir().join(format!("calsync-long-lines-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    for entry in std::fs::read_dir(fixtures("ssl-v1")).unwrap() {
+        let path = entry.unwrap().path();
+        std::fs::copy(&path, dir.join(path.file_name().unwrap())).unwrap();
+    }
+    let file = dir.join("slots-2021-W09.ndjson");
+    let mut lines: Vec<String> = std::fs::read_to_string(&file).unwrap().lines().map(String::from).collect();
+    // Line 3: a good Slot but for its size (3 MiB; lines may have 1); line 6: an unknown status.
+    let long = lines[2].replacen('{', &format!(r#"{{"comment":"{}","#, "x".repeat(3 << 20)), 1);
+    assert!(serde_json::from_str::<Value>(&long).is_ok());
+    lines[2] = long;
+    lines[5] = lines[5].replace(r#""status":"free""#, r#""status":"open""#);
+    std::fs::write(&file, lines.join("\n") + "\n").unwrap();
+
+    let feed = serve(dir.clone()).await;
+    let p = register(&store, &format!("{}/$bulk-publish", feed.base), Options::default(), now()).await.unwrap();
+    let (p, report) = poll_once(&store, &p.id, now()).await;
+    assert_eq!(p.state, "partial", "{report:#?}");
+    let slots = &report.types["Slot"];
+    assert_eq!((slots.lines, slots.bad, slots.created), (300, 2, 298), "{report:#?}");
+    let bad: Vec<(u64, &str)> = report
+        .problems
+        .iter()
+        .filter(|x| x.file.ends_with("slots-2021-W09.ndjson"))
+        .map(|x| (x.line, x.message.as_str()))
+        .collect();
+    assert_eq!(bad.len(), 2, "{bad:?}");
+    assert_eq!(bad[0].0, 3);
+    assert!(bad[0].1.contains("longer than"), "{bad:?}");
+    assert_eq!(bad[1].0, 6, "the lines after the long one keep their numbers: {bad:?}");
+    assert_eq!(store.ingested_contents(&p.id, "Slot").await.unwrap().len(), 298);
+
+    // A manifest too long to hold (9 MiB; a manifest may have 8): the poll fails and nothing
+    // stored is removed.
+    let mut manifest: Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.join("$bulk-publish")).unwrap()).unwrap();
+    manifest["padding"] = Value::from("x".repeat(9 << 20));
+    std::fs::write(dir.join("$bulk-publish"), manifest.to_string()).unwrap();
+    let mut p = p;
+    p.etag = None;
+    store.save_publisher(&p).await.unwrap();
+    let (p, report) = poll_once(&store, &p.id, now()).await;
+    assert_eq!(p.state, "error", "{report:#?}");
+    assert!(p.reason.as_deref().unwrap().contains("longer than"), "{:?}", p.reason);
+    assert_eq!(store.ingested_contents(&p.id, "Slot").await.unwrap().len(), 298);
+    std::fs::remove_dir_all(&dir).ok();
+    db.finish().await;
+}
+
 /// A server on `address` that counts its requests and answers `/disk/$bulk-publish` and
 /// `/net/$bulk-publish` with manifests listing a file on calsync's own disk and a Location file
 /// on `files`; any other path is that Location file.
