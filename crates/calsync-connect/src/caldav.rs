@@ -150,7 +150,7 @@ impl CalDav {
             .and_then(|v| v.to_str().ok())
             .unwrap_or_default()
             .to_ascii_lowercase();
-        let text = response.text().await.map_err(|e| transport_error(&e, &host))?;
+        let text = crate::calendar_text(response, &host).await?;
         Ok((status, content_type, text, host))
     }
 }

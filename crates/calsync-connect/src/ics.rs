@@ -10,9 +10,6 @@ use reqwest::header;
 use crate::egress::{Egress, EgressClient};
 use crate::{ConnectorError, Fetched, Validator, host_of, status_error, transport_error};
 
-/// Feeds larger than this are refused (as unreadable), not read into memory.
-pub const MAX_FEED_BYTES: usize = 20 * 1024 * 1024;
-
 /// Reads ICS feeds over HTTP.
 #[derive(Debug, Clone)]
 pub struct IcsFeed {
@@ -50,7 +47,7 @@ impl IcsFeed {
                 request = request.header(header::IF_MODIFIED_SINCE, modified);
             }
         }
-        let mut response = request.send().await.map_err(|e| transport_error(&e, &host))?;
+        let response = request.send().await.map_err(|e| transport_error(&e, &host))?;
         let status = response.status();
         if status == reqwest::StatusCode::NOT_MODIFIED {
             return Ok(Fetched::NotModified);
@@ -61,17 +58,7 @@ impl IcsFeed {
         let text =
             |name: header::HeaderName| response.headers().get(name).and_then(|v| v.to_str().ok()).map(String::from);
         let validator = Validator { etag: text(header::ETAG), last_modified: text(header::LAST_MODIFIED) };
-        let mut body = Vec::new();
-        while let Some(chunk) = response.chunk().await.map_err(|e| transport_error(&e, &host))? {
-            if body.len() + chunk.len() > MAX_FEED_BYTES {
-                return Err(ConnectorError::Invalid(format!(
-                    "the feed at {host} is larger than {MAX_FEED_BYTES} bytes"
-                )));
-            }
-            body.extend_from_slice(&chunk);
-        }
-        let body = String::from_utf8(body)
-            .map_err(|_| ConnectorError::Invalid(format!("the feed at {host} is not UTF-8 text")))?;
+        let body = crate::calendar_text(response, &host).await?;
         let (busy, warnings) = calsync_ical::busy_intervals(&body, horizon, zone)
             .map_err(|e| ConnectorError::Invalid(format!("the feed at {host} cannot be read: {e}")))?;
         Ok(Fetched::Busy { busy, validator, warnings: warnings.iter().map(ToString::to_string).collect() })

@@ -148,6 +148,24 @@ pub(crate) fn status_error(
     }
 }
 
+/// A calendar's answer (an ICS feed, a CalDAV report) larger than this is refused as unreadable,
+/// not read into memory: a year of a busy person's events takes a few megabytes.
+pub const MAX_CALENDAR_BYTES: usize = 20 * 1024 * 1024;
+
+/// The text of `response` from `host`, at most [`MAX_CALENDAR_BYTES`] of UTF-8.
+pub(crate) async fn calendar_text(mut response: reqwest::Response, host: &str) -> Result<String, ConnectorError> {
+    let mut body = Vec::new();
+    while let Some(chunk) = response.chunk().await.map_err(|e| transport_error(&e, host))? {
+        if body.len() + chunk.len() > MAX_CALENDAR_BYTES {
+            return Err(ConnectorError::Invalid(format!(
+                "the answer of {host} is larger than {MAX_CALENDAR_BYTES} bytes"
+            )));
+        }
+        body.extend_from_slice(&chunk);
+    }
+    String::from_utf8(body).map_err(|_| ConnectorError::Invalid(format!("the answer of {host} is not UTF-8 text")))
+}
+
 /// Classifies a failure to get an answer at all.
 pub(crate) fn transport_error(e: &reqwest::Error, host: &str) -> ConnectorError {
     if let Some(refused) = egress::Refused::in_chain(e) {
