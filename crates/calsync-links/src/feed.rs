@@ -105,10 +105,12 @@ pub struct Reader {
     namespace: Namespace,
     options: Options,
     default_zone: Option<Tz>,
+    /// The manifest without user name, password, query or fragment: what `meta.source` names.
+    /// Credentials or keys in the manifest's address never go into what is stored and published
+    /// again.
     manifest: url::Url,
     transaction_time: String,
-    /// The manifest without query or fragment, and `#`: `meta.source` of a resource is this and
-    /// its publisher's type and id.
+    /// `manifest` and `#`: `meta.source` of a resource is this and its publisher's type and id.
     source_base: String,
     /// The lastSourceSync meta extension as the JSON of a `meta` member (`"extension":[…]`).
     sync_extension: String,
@@ -125,10 +127,13 @@ impl Reader {
     /// `transaction_time`.
     pub fn new(namespace: Namespace, options: Options, manifest: url::Url, transaction_time: String) -> Reader {
         let default_zone = options.default_zone().ok().flatten();
-        let mut base = manifest.clone();
-        base.set_query(None);
-        base.set_fragment(None);
-        let source_base = format!("{base}#");
+        let mut manifest = manifest;
+        manifest.set_query(None);
+        manifest.set_fragment(None);
+        // Fails only for URLs that cannot have credentials, which then have none.
+        let _ = manifest.set_username("");
+        let _ = manifest.set_password(None);
+        let source_base = format!("{manifest}#");
         let sync_extension =
             format!(r#""extension":[{}]"#, json!({"url": LAST_SOURCE_SYNC, "valueDateTime": transaction_time}));
         Reader {
@@ -286,7 +291,6 @@ impl Reader {
             return source;
         }
         let mut source = self.manifest.clone();
-        source.set_query(None);
         source.set_fragment(Some(&format!("{resource_type}/{theirs}")));
         source.to_string()
     }
@@ -654,6 +658,13 @@ mod tests {
         assert_ne!(id, Namespace("p1".into()).id(&"x".repeat(81)).0, "the digest tells long ids apart");
         assert!(matches!(&notes[..], [Note::Repaired("id", _)]));
         assert_eq!(loc.content["meta"]["source"], "http://publisher.example/ssl/$bulk-publish#Location/store_1%20A");
+        // What the manifest's address carries for the publisher alone stays out of meta.source.
+        let keyed = url::Url::parse("https://feed:s3cret@publisher.example/ssl/$bulk-publish?key=k3y#x").unwrap();
+        let mut r2 = Reader::new(Namespace("p1".into()), Options::default(), keyed, "2026-11-01T00:00:00Z".into());
+        let (loc2, _) = r2.line("Location", LOCATION).unwrap();
+        assert_eq!(loc2.content["meta"]["source"], "https://publisher.example/ssl/$bulk-publish#Location/store_1%20A");
+        let (schedule2, _) = r2.line("Schedule", SCHEDULE).unwrap();
+        assert_eq!(schedule2.content["meta"]["source"], "https://publisher.example/ssl/$bulk-publish#Schedule/s1");
         let (schedule, _) = r.line("Schedule", SCHEDULE).unwrap();
         assert_eq!(schedule.id, "p1.s1");
         assert_eq!(schedule.content["actor"][0]["reference"], format!("Location/{}", loc.id));
