@@ -479,6 +479,12 @@ async fn read_file(
     let mut line_no = 0u64;
     // Inside a line longer than MAX_LINE_BYTES: what arrives is dropped up to its end.
     let mut overlong = false;
+    let too_long = |count: &mut TypeCount, report: &mut Report, line: u64| {
+        count.lines += 1;
+        count.bad += 1;
+        report.bad_lines += 1;
+        report.problem(file, line, "bad", format!("longer than {MAX_LINE_BYTES} bytes: not read"));
+    };
     let mut done = false;
     while !done {
         let chunk = body.chunk().await.map_err(|e| FileError::Fetch(format!("{url}: {e}")))?;
@@ -506,6 +512,11 @@ async fn read_file(
             line_no += 1;
             let raw = &pending[start..end];
             start = end + 1;
+            if raw.len() > MAX_LINE_BYTES {
+                // Whole in one chunk, yet as bad as one cut off below.
+                too_long(&mut count, report, line_no);
+                continue;
+            }
             let Ok(text) = std::str::from_utf8(raw) else {
                 count.bad += 1;
                 report.bad_lines += 1;
@@ -544,10 +555,7 @@ async fn read_file(
         pending.drain(..start);
         if pending.len() > MAX_LINE_BYTES {
             line_no += 1;
-            count.lines += 1;
-            count.bad += 1;
-            report.bad_lines += 1;
-            report.problem(file, line_no, "bad", format!("longer than {MAX_LINE_BYTES} bytes: not read"));
+            too_long(&mut count, report, line_no);
             pending.clear();
             overlong = true;
         }

@@ -538,6 +538,34 @@ async fn a_line_or_a_manifest_too_long_to_hold_is_refused_and_the_rest_is_read()
     db.finish().await;
 }
 
+/// A line just over the limit that arrives whole in one read (a feed on disk is read 256 KiB at a
+/// time, so 1 MiB of it arrives before its end) is as bad as one cut off.
+#[tokio::test]
+async fn a_line_just_over_the_limit_is_bad_however_it_arrives() {
+    let db = TestDatabase::create().await;
+    let store = store(&db).await;
+    let dir = std::env::temp_dir().join(format!("calsync-long-line-on-disk-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    for entry in std::fs::read_dir(fixtures("ssl-v1")).unwrap() {
+        let path = entry.unwrap().path();
+        std::fs::copy(&path, dir.join(path.file_name().unwrap())).unwrap();
+    }
+    let file = dir.join("slots-2021-W09.ndjson");
+    let mut lines: Vec<String> = std::fs::read_to_string(&file).unwrap().lines().map(String::from).collect();
+    lines[0] = lines[0].replacen('{', &format!(r#"{{"comment":"{}","#, "x".repeat((1 << 20) + 10_000)), 1);
+    std::fs::write(&file, lines.join("\n") + "\n").unwrap();
+    let p = register(&store, dir.to_str().unwrap(), Options::default(), now()).await.unwrap();
+    let (p, report) = poll_once(&store, &p.id, now()).await;
+    assert_eq!(p.state, "partial", "{report:#?}");
+    let slots = &report.types["Slot"];
+    assert_eq!((slots.lines, slots.bad, slots.created), (300, 1, 299), "{report:#?}");
+    let problem = &report.problems[0];
+    assert!(problem.file.ends_with("slots-2021-W09.ndjson") && problem.line == 1, "{problem:?}");
+    assert!(problem.message.contains("longer than"), "{problem:?}");
+    std::fs::remove_dir_all(&dir).ok();
+    db.finish().await;
+}
+
 /// A server on `address` that counts its requests and answers `/disk/$bulk-publish` and
 /// `/net/$bulk-publish` with manifests listing a file on calsync's own disk and a Location file
 /// on `files`; any other path is that Location file.
