@@ -16,6 +16,24 @@ fn fixtures(name: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/fixtures").join(name)
 }
 
+/// The `ssl-v1` example set copied into a fresh directory named after `tag`, and the lines of its
+/// first Slot file (`slots-2021-W09.ndjson`), for a test to change and put back with
+/// [`put_first_slot_file`].
+fn example_copy(tag: &str) -> (PathBuf, Vec<String>) {
+    let dir = std::env::temp_dir().join(format!("calsync-{tag}-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    for entry in std::fs::read_dir(fixtures("ssl-v1")).unwrap() {
+        let path = entry.unwrap().path();
+        std::fs::copy(&path, dir.join(path.file_name().unwrap())).unwrap();
+    }
+    let lines = std::fs::read_to_string(dir.join("slots-2021-W09.ndjson")).unwrap().lines().map(String::from).collect();
+    (dir, lines)
+}
+
+fn put_first_slot_file(dir: &Path, lines: &[String]) {
+    std::fs::write(dir.join("slots-2021-W09.ndjson"), lines.join("\n") + "\n").unwrap();
+}
+
 /// A static publisher: the files of a directory, the manifest's URLs pointed at this server.
 struct Publishing {
     base: String,
@@ -455,18 +473,11 @@ async fn a_directory_registers_as_a_file_manifest_and_a_bad_registration_is_refu
 async fn batches_written_at_once_keep_the_later_line_of_a_repeated_id() {
     let db = TestDatabase::create().await;
     let store = store(&db).await.with_ingest_batching(calsync_store::IngestBatching { rows: 5, concurrent: 2 });
-    let dir = std::env::temp_dir().join(format!("calsync-repeated-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    for entry in std::fs::read_dir(fixtures("ssl-v1")).unwrap() {
-        let path = entry.unwrap().path();
-        std::fs::copy(&path, dir.join(path.file_name().unwrap())).unwrap();
-    }
+    let (dir, mut lines) = example_copy("repeated");
     // Slot 20 is the first line of the first Slot file; again, busy, as its seventh.
-    let file = dir.join("slots-2021-W09.ndjson");
-    let mut lines: Vec<String> = std::fs::read_to_string(&file).unwrap().lines().map(String::from).collect();
     assert!(lines[0].contains(r#""id":"20""#) && lines.len() > 10);
     lines.insert(6, lines[0].replace(r#""status":"free""#, r#""status":"busy""#));
-    std::fs::write(&file, lines.join("\n") + "\n").unwrap();
+    put_first_slot_file(&dir, &lines);
 
     let feed = serve(dir.clone()).await;
     let p = register(&store, &format!("{}/$bulk-publish", feed.base), Options::default(), now()).await.unwrap();
@@ -488,20 +499,13 @@ async fn a_line_or_a_manifest_too_long_to_hold_is_refused_and_the_rest_is_read()
     let db = TestDatabase::create().await;
     // Small batches: the long line arrives in many chunks while batches are written.
     let store = store(&db).await.with_ingest_batching(calsync_store::IngestBatching { rows: 7, concurrent: 2 });
-    let dir = std::env::temp_dir().join(format!("calsync-long-lines-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    for entry in std::fs::read_dir(fixtures("ssl-v1")).unwrap() {
-        let path = entry.unwrap().path();
-        std::fs::copy(&path, dir.join(path.file_name().unwrap())).unwrap();
-    }
-    let file = dir.join("slots-2021-W09.ndjson");
-    let mut lines: Vec<String> = std::fs::read_to_string(&file).unwrap().lines().map(String::from).collect();
+    let (dir, mut lines) = example_copy("long-lines");
     // Line 3: a good Slot but for its size (3 MiB; lines may have 1); line 6: an unknown status.
     let long = lines[2].replacen('{', &format!(r#"{{"comment":"{}","#, "x".repeat(3 << 20)), 1);
     assert!(serde_json::from_str::<Value>(&long).is_ok());
     lines[2] = long;
     lines[5] = lines[5].replace(r#""status":"free""#, r#""status":"open""#);
-    std::fs::write(&file, lines.join("\n") + "\n").unwrap();
+    put_first_slot_file(&dir, &lines);
 
     let feed = serve(dir.clone()).await;
     let p = register(&store, &format!("{}/$bulk-publish", feed.base), Options::default(), now()).await.unwrap();
@@ -544,16 +548,9 @@ async fn a_line_or_a_manifest_too_long_to_hold_is_refused_and_the_rest_is_read()
 async fn a_line_just_over_the_limit_is_bad_however_it_arrives() {
     let db = TestDatabase::create().await;
     let store = store(&db).await;
-    let dir = std::env::temp_dir().join(format!("calsync-long-line-on-disk-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    for entry in std::fs::read_dir(fixtures("ssl-v1")).unwrap() {
-        let path = entry.unwrap().path();
-        std::fs::copy(&path, dir.join(path.file_name().unwrap())).unwrap();
-    }
-    let file = dir.join("slots-2021-W09.ndjson");
-    let mut lines: Vec<String> = std::fs::read_to_string(&file).unwrap().lines().map(String::from).collect();
+    let (dir, mut lines) = example_copy("long-line-on-disk");
     lines[0] = lines[0].replacen('{', &format!(r#"{{"comment":"{}","#, "x".repeat((1 << 20) + 10_000)), 1);
-    std::fs::write(&file, lines.join("\n") + "\n").unwrap();
+    put_first_slot_file(&dir, &lines);
     let p = register(&store, dir.to_str().unwrap(), Options::default(), now()).await.unwrap();
     let (p, report) = poll_once(&store, &p.id, now()).await;
     assert_eq!(p.state, "partial", "{report:#?}");
