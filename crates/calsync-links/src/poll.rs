@@ -27,6 +27,10 @@ const MIN_INTERVAL: TimeDelta = TimeDelta::minutes(1);
 /// Between polls when the publisher does not say (`Cache-Control`).
 const DEFAULT_INTERVAL: TimeDelta = TimeDelta::minutes(5);
 
+/// The longest time between two polls, whatever `Cache-Control` says: availability a day old is
+/// already stale, and a `max-age` of years (or past any date) must not silence a publisher.
+const MAX_INTERVAL: TimeDelta = TimeDelta::days(1);
+
 /// After a failed poll.
 const RETRY_INTERVAL: TimeDelta = TimeDelta::minutes(5);
 
@@ -241,7 +245,7 @@ impl Body {
 /// A fetched manifest or file, or "not modified".
 enum Fetched {
     NotModified,
-    Body { body: Body, length: Option<u64>, etag: Option<String>, last_modified: Option<String>, max_age: Option<i64> },
+    Body { body: Body, length: Option<u64>, etag: Option<String>, last_modified: Option<String>, max_age: Option<u64> },
 }
 
 async fn fetch(
@@ -282,9 +286,12 @@ async fn fetch(
     };
     let etag = header(reqwest::header::ETAG);
     let last_modified = header(reqwest::header::LAST_MODIFIED);
-    let max_age = header(reqwest::header::CACHE_CONTROL).and_then(|c| {
-        c.split(',').find_map(|d| d.trim().strip_prefix("max-age=").and_then(|n| n.trim().parse::<i64>().ok()))
-    });
+    // Seconds too many to count are as many as can be (RFC 9111, delta-seconds).
+    let seconds = |n: &str| {
+        (!n.is_empty() && n.bytes().all(|b| b.is_ascii_digit())).then(|| n.parse::<u64>().unwrap_or(u64::MAX))
+    };
+    let max_age = header(reqwest::header::CACHE_CONTROL)
+        .and_then(|c| c.split(',').find_map(|d| d.trim().strip_prefix("max-age=").and_then(|n| seconds(n.trim()))));
     let length = response.content_length();
     Ok(Fetched::Body { body: Body::Http(Box::new(response)), length, etag, last_modified, max_age })
 }
@@ -356,7 +363,9 @@ pub async fn poll(
         }
         Ok(Fetched::Body { body, etag, last_modified, max_age, .. }) => (body, etag, last_modified, max_age),
     };
-    let interval = max_age.map_or(DEFAULT_INTERVAL, TimeDelta::seconds).max(MIN_INTERVAL);
+    let interval = max_age
+        .map_or(DEFAULT_INTERVAL, |s| TimeDelta::seconds(s.min(MAX_INTERVAL.num_seconds().unsigned_abs()) as i64))
+        .clamp(MIN_INTERVAL, MAX_INTERVAL);
     let text = match body.text(MAX_MANIFEST_BYTES).await {
         Ok(t) => t,
         Err(e) => {

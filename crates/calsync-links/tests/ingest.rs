@@ -39,16 +39,19 @@ struct Publishing {
     base: String,
     requests: Arc<Mutex<Vec<String>>>,
     missing: Arc<Mutex<Option<String>>>,
+    /// The `Cache-Control` of every answer (`max-age=120` to begin with).
+    cache_control: Arc<Mutex<String>>,
 }
 
 async fn serve(dir: PathBuf) -> Publishing {
     let requests = Arc::new(Mutex::new(Vec::new()));
     let missing: Arc<Mutex<Option<String>>> = Arc::new(Mutex::new(None));
-    let (log, gone) = (requests.clone(), missing.clone());
+    let cache_control = Arc::new(Mutex::new("max-age=120".to_string()));
+    let (log, gone, caching) = (requests.clone(), missing.clone(), cache_control.clone());
     let server = HttpServer::new(move || {
-        let (dir, log, gone) = (dir.clone(), log.clone(), gone.clone());
+        let (dir, log, gone, caching) = (dir.clone(), log.clone(), gone.clone(), caching.clone());
         App::new().default_service(web::to(move |req: HttpRequest| {
-            let (dir, log, gone) = (dir.clone(), log.clone(), gone.clone());
+            let (dir, log, gone, caching) = (dir.clone(), log.clone(), gone.clone(), caching.clone());
             async move {
                 log.lock().unwrap().push(req.uri().to_string());
                 let name = req.path().trim_start_matches('/').to_string();
@@ -76,7 +79,7 @@ async fn serve(dir: PathBuf) -> Publishing {
                 }
                 HttpResponse::Ok()
                     .insert_header(("ETag", tag))
-                    .insert_header(("Cache-Control", "max-age=120"))
+                    .insert_header(("Cache-Control", caching.lock().unwrap().clone()))
                     .content_type("application/fhir+ndjson")
                     .body(body)
             }
@@ -87,7 +90,7 @@ async fn serve(dir: PathBuf) -> Publishing {
     .unwrap();
     let base = format!("http://{}", server.addrs()[0]);
     tokio::spawn(server.run());
-    Publishing { base, requests, missing }
+    Publishing { base, requests, missing, cache_control }
 }
 
 async fn store(db: &TestDatabase) -> Store {
@@ -488,6 +491,39 @@ async fn batches_written_at_once_keep_the_later_line_of_a_repeated_id() {
     let stored = store.read("Slot", &format!("{}.20", p.id)).await.unwrap();
     assert_eq!((stored.content["status"].as_str(), stored.version_id), (Some("busy"), 2));
     assert_eq!(store.ingested_contents(&p.id, "Slot").await.unwrap().len(), 300);
+    std::fs::remove_dir_all(&dir).ok();
+    db.finish().await;
+}
+
+/// The next poll follows `Cache-Control: max-age`, at least a minute and at most a day later,
+/// however large or malformed the number.
+#[tokio::test]
+async fn the_next_poll_is_within_a_minute_and_a_day_whatever_max_age_says() {
+    let db = TestDatabase::create().await;
+    let store = store(&db).await;
+    let (dir, _) = example_copy("max-age");
+    let feed = serve(dir.clone()).await;
+    let p = register(&store, &format!("{}/$bulk-publish", feed.base), Options::default(), now()).await.unwrap();
+    let (minute, day, default) = (60_000, 86_400_000, 300_000);
+    for (cache_control, after) in [
+        ("max-age=9223372036854775807", day),
+        ("public, max-age=99999999999999999999999", day),
+        ("max-age=86401", day),
+        ("max-age=3600", 3_600_000),
+        ("max-age=0", minute),
+        ("max-age=-5", default),
+        ("no-cache", default),
+    ] {
+        *feed.cache_control.lock().unwrap() = cache_control.to_string();
+        let mut p = store.publisher(&p.id).await.unwrap();
+        // A full poll each time: the manifest is read, not answered 304.
+        p.etag = None;
+        p.since = None;
+        store.save_publisher(&p).await.unwrap();
+        let (p, report) = poll_once(&store, &p.id, now()).await;
+        assert_eq!(p.state, "ok", "{cache_control}: {report:#?}");
+        assert_eq!(p.next_run_ms, Some(now().timestamp_millis() + after), "{cache_control}");
+    }
     std::fs::remove_dir_all(&dir).ok();
     db.finish().await;
 }
