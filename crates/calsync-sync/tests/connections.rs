@@ -314,5 +314,16 @@ async fn oauth_connections_sync_rotate_their_tokens_and_wait_for_a_reconnect_whe
     assert_eq!(m.state, "error");
     assert!(m.next_run_ms.unwrap() >= (now() + TimeDelta::seconds(119)).timestamp_millis());
     assert_eq!(w.busy("m1").await, 2);
+    // A server asking for more time than a date can hold: a week, and no panic.
+    w.microsoft
+        .lock()
+        .unwrap()
+        .faults
+        .push_back(Some(calsync_emulators::microsoft::Fault::Throttled { retry_after: 9_000_000_000_000 }));
+    let m = w.sync("m1").await;
+    assert_eq!(m.state, "error");
+    let week = (now() + TimeDelta::days(7)).timestamp_millis();
+    assert!((week - 60_000..=week + 60_000).contains(&m.next_run_ms.unwrap()), "{:?}", m.next_run_ms);
+    assert_eq!(w.busy("m1").await, 2);
     w.finish().await;
 }
