@@ -71,6 +71,10 @@ fn profile(resource_type: &str, v: &Value) -> Result<(), Invalid> {
             if end <= start {
                 return Err(element("Slot.end", "must be after Slot.start"));
             }
+            if status == "free" && end - start > crate::LONGEST_FREE_SLOT {
+                let days = crate::LONGEST_FREE_SLOT.num_days();
+                return Err(element("Slot.end", format!("a free Slot may last {days} days at most")));
+            }
             crate::booking::deep_link(&v["extension"]).map_err(|e| element("Slot.extension", e))?;
         }
         "Location" => {
@@ -158,6 +162,11 @@ mod tests {
         assert_eq!(expression(resource(&bad_start, "Slot")), "Slot.start");
         let backwards = slot("").replace("09:30:00Z", "08:30:00Z");
         assert_eq!(expression(resource(&backwards, "Slot")), "Slot.end");
+        let years = slot("").replace("2026-12-01T09:30:00Z", "2036-12-01T09:30:00Z");
+        assert_eq!(expression(resource(&years, "Slot")), "Slot.end");
+        assert!(resource(&years.replace("\"free\"", "\"busy\""), "Slot").is_ok(), "a busy Slot may be long");
+        let month = slot("").replace("2026-12-01T09:30:00Z", "2026-12-31T09:30:00Z");
+        assert!(resource(&month, "Slot").is_ok());
         let link = |to: &str| {
             slot(&format!(
                 r#","extension":[{{"url":"http://fhir-registry.smarthealthit.org/StructureDefinition/booking-deep-link","valueUrl":"{to}"}}]"#

@@ -439,10 +439,16 @@ impl Reader {
             }
             instants[n] = Some(t);
         }
-        if let [Some(start), Some(end)] = instants
-            && end <= start
-        {
-            return Err("a Slot must end after it starts".into());
+        if let [Some(start), Some(end)] = instants {
+            if end <= start {
+                return Err("a Slot must end after it starts".into());
+            }
+            if status == "free" && end - start > calsync_fhir::LONGEST_FREE_SLOT {
+                return Err(format!(
+                    "a free Slot may last {} days at most",
+                    calsync_fhir::LONGEST_FREE_SLOT.num_days()
+                ));
+            }
         }
         Ok(checked)
     }
@@ -852,6 +858,8 @@ mod tests {
             ("Slot", r#"{"resourceType":"Location","id":"1"}"#, "a Location in a file of Slot"),
             ("Slot", r#"{"resourceType":"Slot"}"#, "no id"),
             ("Slot", &slot("2026-01-01T10:00:00Z", "2026-01-01T09:00:00Z", ""), "end after it starts"),
+            ("Slot", &slot("0001-01-01T00:00:00Z", "9999-12-31T23:59:59Z", ""), "31 days at most"),
+            ("Slot", &slot("2026-01-01T00:00:00Z", "2026-02-01T00:00:01Z", ""), "31 days at most"),
             ("Slot", &slot("tomorrow", "2026-01-01T09:00:00Z", ""), "start: \"tomorrow\" is not an instant"),
             ("Slot", &slot("2026-01-01", "2026-01-01", ""), "time zone is not known"),
             (
@@ -885,5 +893,8 @@ mod tests {
             let named = !["not JSON", "not a JSON object", "a Location in a file of Slot", "no id"].contains(&why);
             assert_eq!(err.id.is_some(), named, "{line}: {err:?}");
         }
+        // Only free Slots are bounded: a long busy one is kept.
+        let away = slot("0001-01-01T00:00:00Z", "9999-12-31T23:59:59Z", "").replace("free", "busy-unavailable");
+        assert!(r.line("Slot", &away).is_ok());
     }
 }
