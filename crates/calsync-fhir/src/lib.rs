@@ -27,9 +27,9 @@ pub use read::{LineProblem, ProviderData, ScheduleInfo};
 /// Base URL of the SMART Scheduling Links extensions.
 pub const SSL_EXTENSION_BASE: &str = "http://fhir-registry.smarthealthit.org/StructureDefinition/";
 
-/// The longest free Slot calsync stores. A free Slot is found by searches in windows up to its
-/// length after its start (the store's `longest_free_ms`), so one free Slot of years would make
-/// every search across Schedules read every Slot before its window. Whole-day Slots of a week or
+/// The longest free Slot calsync stores. A free Slot is found by searches for free times in
+/// windows up to its length after its start (the store's `longest_free_ms`), so one free Slot of
+/// years would make every such search naming no provider read every Slot before its window. Whole-day Slots of a week or
 /// two are well inside; busy Slots (a participant's weeks away) may be longer.
 pub const LONGEST_FREE_SLOT: chrono::TimeDelta = chrono::TimeDelta::days(31);
 
