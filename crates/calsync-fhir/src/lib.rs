@@ -29,8 +29,9 @@ pub const SSL_EXTENSION_BASE: &str = "http://fhir-registry.smarthealthit.org/Str
 
 /// The longest free Slot calsync stores. A free Slot is found by searches for free times in
 /// windows up to its length after its start (the store's `longest_free_ms`), so one free Slot of
-/// years would make every such search naming no provider read every Slot before its window. Whole-day Slots of a week or
-/// two are well inside; busy Slots (a participant's weeks away) may be longer.
+/// years would make every such search naming no provider read every Slot before its window.
+/// Whole-day Slots of a week or two are well inside; busy Slots (a participant's weeks away) may
+/// be longer.
 pub const LONGEST_FREE_SLOT: chrono::TimeDelta = chrono::TimeDelta::days(31);
 
 /// An address that people's apps open (a Slot's `booking-deep-link`, a Location's web site):

@@ -363,9 +363,8 @@ pub async fn poll(
         }
         Ok(Fetched::Body { body, etag, last_modified, max_age, .. }) => (body, etag, last_modified, max_age),
     };
-    let interval = max_age
-        .map_or(DEFAULT_INTERVAL, |s| TimeDelta::seconds(s.min(MAX_INTERVAL.num_seconds().unsigned_abs()) as i64))
-        .clamp(MIN_INTERVAL, MAX_INTERVAL);
+    let most = MAX_INTERVAL.num_seconds().unsigned_abs();
+    let interval = max_age.map_or(DEFAULT_INTERVAL, |s| TimeDelta::seconds(s.min(most) as i64)).max(MIN_INTERVAL);
     let text = match body.text(MAX_MANIFEST_BYTES).await {
         Ok(t) => t,
         Err(e) => {
