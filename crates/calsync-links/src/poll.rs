@@ -199,6 +199,13 @@ fn manifest_url(manifest: &str) -> Result<Url, LinksError> {
         if !url.path().ends_with("$bulk-publish") {
             return Err(LinksError::Invalid(format!("a manifest URL ends in $bulk-publish: {manifest}")));
         }
+        // Publishers' feeds are public (the specification), and the address is stored and shown
+        // as given: a password in it would be a secret kept in the clear.
+        if !url.username().is_empty() || url.password().is_some() {
+            return Err(LinksError::Invalid(
+                "a manifest URL with a user name or password is not taken: feeds are public".into(),
+            ));
+        }
         return Ok(url);
     }
     let path = std::path::Path::new(manifest.strip_prefix("file://").unwrap_or(manifest));

@@ -460,8 +460,10 @@ async fn a_directory_registers_as_a_file_manifest_and_a_bad_registration_is_refu
     // Registering it again is the same publisher.
     let again = register(&store, fixtures("ssl-v1").to_str().unwrap(), Options::default(), now()).await.unwrap();
     assert_eq!(again.id, p.id);
-    for bad in ["http://example.org/feed.json", "/no/such/dir"] {
-        assert!(register(&store, bad, Options::default(), now()).await.is_err(), "{bad}");
+    for bad in ["http://example.org/feed.json", "/no/such/dir", "https://feed:s3cret@example.org/$bulk-publish"] {
+        let refused = register(&store, bad, Options::default(), now()).await;
+        assert!(refused.is_err(), "{bad}");
+        assert!(!format!("{refused:?}").contains("s3cret"), "{refused:?}");
     }
     let bad_zone = Options { zone: Some("Mars/Olympus".into()), local_times: false };
     assert!(register(&store, fixtures("ssl-v1").to_str().unwrap(), bad_zone, now()).await.is_err());
