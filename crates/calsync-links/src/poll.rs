@@ -249,9 +249,17 @@ impl Body {
     }
 }
 
-/// A fetched manifest or file, or "not modified".
+/// The time until the next poll: `max-age` seconds, within a minute and a day; five minutes
+/// when the publisher does not say.
+fn interval(max_age: Option<u64>) -> TimeDelta {
+    let most = MAX_INTERVAL.num_seconds().unsigned_abs();
+    max_age.map_or(DEFAULT_INTERVAL, |s| TimeDelta::seconds(s.min(most) as i64)).max(MIN_INTERVAL)
+}
+
+/// A fetched manifest or file, or "not modified" (with the answer's `max-age`: a 304 carries the
+/// `Cache-Control` a 200 would have, RFC 9110).
 enum Fetched {
-    NotModified,
+    NotModified { max_age: Option<u64> },
     Body { body: Body, length: Option<u64>, etag: Option<String>, last_modified: Option<String>, max_age: Option<u64> },
 }
 
@@ -282,23 +290,23 @@ async fn fetch(
             Some(refused) => format!("{url}: {refused}"),
             None => format!("{url}: {e}"),
         })?;
-    if response.status() == reqwest::StatusCode::NOT_MODIFIED {
-        return Ok(Fetched::NotModified);
-    }
-    if !response.status().is_success() {
-        return Err(format!("{url}: HTTP {}", response.status()));
-    }
     let header = |name| {
         response.headers().get(name).and_then(|v: &reqwest::header::HeaderValue| v.to_str().ok()).map(String::from)
     };
-    let etag = header(reqwest::header::ETAG);
-    let last_modified = header(reqwest::header::LAST_MODIFIED);
     // Seconds too many to count are as many as can be (RFC 9111, delta-seconds).
     let seconds = |n: &str| {
         (!n.is_empty() && n.bytes().all(|b| b.is_ascii_digit())).then(|| n.parse::<u64>().unwrap_or(u64::MAX))
     };
     let max_age = header(reqwest::header::CACHE_CONTROL)
         .and_then(|c| c.split(',').find_map(|d| d.trim().strip_prefix("max-age=").and_then(|n| seconds(n.trim()))));
+    if response.status() == reqwest::StatusCode::NOT_MODIFIED {
+        return Ok(Fetched::NotModified { max_age });
+    }
+    if !response.status().is_success() {
+        return Err(format!("{url}: HTTP {}", response.status()));
+    }
+    let etag = header(reqwest::header::ETAG);
+    let last_modified = header(reqwest::header::LAST_MODIFIED);
     let length = response.content_length();
     Ok(Fetched::Body { body: Body::Http(Box::new(response)), length, etag, last_modified, max_age })
 }
@@ -357,11 +365,11 @@ pub async fn poll(
             store.save_publisher(&p).await?;
             return Ok(p);
         }
-        Ok(Fetched::NotModified) => {
+        Ok(Fetched::NotModified { max_age }) => {
             report.not_modified = true;
             report.transaction_time = p.since.clone();
             p.report = serde_json::to_string(&report).ok();
-            p.next_run_ms = Some((now + DEFAULT_INTERVAL.max(MIN_INTERVAL)).timestamp_millis());
+            p.next_run_ms = Some((now + interval(max_age)).timestamp_millis());
             if p.state == "new" {
                 p.state = "ok".into();
             }
@@ -370,8 +378,7 @@ pub async fn poll(
         }
         Ok(Fetched::Body { body, etag, last_modified, max_age, .. }) => (body, etag, last_modified, max_age),
     };
-    let most = MAX_INTERVAL.num_seconds().unsigned_abs();
-    let interval = max_age.map_or(DEFAULT_INTERVAL, |s| TimeDelta::seconds(s.min(most) as i64)).max(MIN_INTERVAL);
+    let interval = interval(max_age);
     let text = match body.text(MAX_MANIFEST_BYTES).await {
         Ok(t) => t,
         Err(e) => {

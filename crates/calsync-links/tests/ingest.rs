@@ -75,7 +75,10 @@ async fn serve(dir: PathBuf) -> Publishing {
                 let tag =
                     format!("\"{:x}\"", body.bytes().fold(0u64, |h, b| h.wrapping_mul(31).wrapping_add(u64::from(b))));
                 if req.headers().get("if-none-match").and_then(|v| v.to_str().ok()) == Some(tag.as_str()) {
-                    return HttpResponse::NotModified().finish();
+                    // As RFC 9110 asks: the Cache-Control a 200 would have had.
+                    return HttpResponse::NotModified()
+                        .insert_header(("Cache-Control", caching.lock().unwrap().clone()))
+                        .finish();
                 }
                 HttpResponse::Ok()
                     .insert_header(("ETag", tag))
@@ -289,8 +292,10 @@ async fn polls_are_conditional_and_a_full_set_removes_what_the_publisher_dropped
 
     // Unchanged manifest: 304, nothing read.
     let later = now() + chrono::TimeDelta::minutes(3);
-    let (_, report) = poll_once(&store, &p.id, later).await;
+    let (unchanged, report) = poll_once(&store, &p.id, later).await;
     assert!(report.not_modified, "{report:?}");
+    // The 304's Cache-Control sets the next poll too.
+    assert_eq!(unchanged.next_run_ms, Some(later.timestamp_millis() + 120_000));
     assert!(feed.requests.lock().unwrap().iter().filter(|r| r.contains("slots")).count() == 5);
 
     // The publisher drops Slot 20, changes Slot 21, breaks the line of Slot 23 (its end before
