@@ -27,9 +27,10 @@ const MIN_INTERVAL: TimeDelta = TimeDelta::minutes(1);
 /// Between polls when the publisher does not say (`Cache-Control`).
 const DEFAULT_INTERVAL: TimeDelta = TimeDelta::minutes(5);
 
-/// The longest time between two polls, whatever `Cache-Control` says: availability a day old is
-/// already stale, and a `max-age` of years (or past any date) must not silence a publisher.
-const MAX_INTERVAL: TimeDelta = TimeDelta::days(1);
+/// The longest time between two polls, whatever `Cache-Control` says. A publisher is polled no
+/// more often than its `max-age` allows (the specification), up to this: a `max-age` too large
+/// for a date must not make the next poll's date overflow.
+const MAX_INTERVAL: TimeDelta = TimeDelta::days(365);
 
 /// After a failed poll.
 const RETRY_INTERVAL: TimeDelta = TimeDelta::minutes(5);
@@ -249,7 +250,7 @@ impl Body {
     }
 }
 
-/// The time until the next poll: `max-age` seconds, within a minute and a day; five minutes
+/// The time until the next poll: `max-age` seconds, within a minute and a year; five minutes
 /// when the publisher does not say.
 fn interval(max_age: Option<u64>) -> TimeDelta {
     let most = MAX_INTERVAL.num_seconds().unsigned_abs();
