@@ -2,11 +2,15 @@
 (their rows already made), written again into a fresh file with the same schema for `resource`
 (its table and indexes), 8 KB pages and 25,000 rows per transaction as calsync writes them, with
 no lookups, no JSON and no parsing. Name indexes after the file to leave them out (a variant of
-the schema, docs/benchmarks.md); `--rows N` writes N rows per transaction instead.
+the schema, docs/benchmarks.md); `--rows N` writes N rows per transaction instead;
+`--no-origin` writes each row's JSON without `meta.source` and the lastSourceSync extension (what
+a row would hold if the origin were stored once per publisher and poll: docs/benchmarks.md, "The
+origin in every row").
 
-Usage: python3 tests/load/ingest_floor.py ~/.cache/calsync-bench/ingest-1000000.db [--rows N] [index ...]
+Usage: python3 tests/load/ingest_floor.py ~/.cache/calsync-bench/ingest-1000000.db [--rows N] [--no-origin] [index ...]
 """
 import os
+import re
 import sqlite3
 import sys
 import tempfile
@@ -23,9 +27,15 @@ if "--rows" in arguments:
     at = arguments.index("--rows")
     per_transaction = int(arguments[at + 1])
     del arguments[at : at + 2]
+no_origin = "--no-origin" in arguments
+if no_origin:
+    arguments.remove("--no-origin")
 left_out = set(arguments)
 source = sqlite3.connect(sys.argv[1])
 rows = source.execute(f"SELECT {COLUMNS} FROM resource WHERE resource_type = 'Slot'").fetchall()
+if no_origin:
+    origin = re.compile(r'"source":"[^"]*","extension":\[\{"url":"http://hl7.org/fhir/StructureDefinition/lastSourceSync",[^\]]*\],')
+    rows = [row[:5] + (origin.sub("", row[5], count=1),) + row[6:] for row in rows]
 schema = [
     sql
     for (name, sql) in source.execute("SELECT name, sql FROM sqlite_master WHERE sql IS NOT NULL AND tbl_name = 'resource'")
@@ -47,5 +57,7 @@ with tempfile.TemporaryDirectory() as work:
     seconds = time.monotonic() - started
 print(
     f"{len(rows)} Slots written into resource in {seconds:.2f} s, {per_transaction} a transaction"
-    f"{', without ' + ', '.join(sorted(left_out)) if left_out else ''}: {len(rows) / seconds:,.0f} Slots/s"
+    f"{', without ' + ', '.join(sorted(left_out)) if left_out else ''}"
+    f"{', JSON without the origin' if no_origin else ''} ({sum(len(row[5]) for row in rows) / len(rows):.0f} bytes a Slot)"
+    f": {len(rows) / seconds:,.0f} Slots/s"
 )
