@@ -25,7 +25,7 @@ pub const INGESTED_TYPES: [&str; 6] =
     ["Location", "Device", "HealthcareService", "PractitionerRole", "Schedule", "Slot"];
 
 /// The meta extension recording when a resource was last brought over from its source.
-pub const LAST_SOURCE_SYNC: &str = "http://hl7.org/fhir/StructureDefinition/lastSourceSync";
+pub use calsync_store::origin::LAST_SOURCE_SYNC;
 
 /// How a publisher's feed is read.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -110,6 +110,10 @@ pub struct Reader {
     /// again.
     manifest: url::Url,
     transaction_time: String,
+    /// The transaction time as UTC milliseconds, when it is an instant: then a Slot taken whole
+    /// is stored without its origin, which the store adds back from its publisher and this
+    /// (`calsync_store::origin`).
+    synced_ms: Option<i64>,
     /// `manifest` and `#`: `meta.source` of a resource is this and its publisher's type and id.
     source_base: String,
     /// The lastSourceSync meta extension as the JSON of a `meta` member (`"extension":[…]`).
@@ -127,13 +131,9 @@ impl Reader {
     /// `transaction_time`.
     pub fn new(namespace: Namespace, options: Options, manifest: url::Url, transaction_time: String) -> Reader {
         let default_zone = options.default_zone().ok().flatten();
-        let mut manifest = manifest;
-        manifest.set_query(None);
-        manifest.set_fragment(None);
-        // Fails only for URLs that cannot have credentials, which then have none.
-        let _ = manifest.set_username("");
-        let _ = manifest.set_password(None);
+        let manifest = calsync_store::origin::manifest_source(manifest.as_str()).unwrap_or(manifest);
         let source_base = format!("{manifest}#");
+        let synced_ms = DateTime::parse_from_rfc3339(&transaction_time).ok().map(|t| t.timestamp_millis());
         let sync_extension =
             format!(r#""extension":[{}]"#, json!({"url": LAST_SOURCE_SYNC, "valueDateTime": transaction_time}));
         Reader {
@@ -142,6 +142,7 @@ impl Reader {
             default_zone,
             manifest,
             transaction_time,
+            synced_ms,
             source_base,
             sync_extension,
             location_zones: HashMap::new(),
@@ -268,14 +269,21 @@ impl Reader {
             status.1 = Cow::Owned(serde_json::value::to_raw_value("busy").ok()?);
         }
         self.suspect_local += u64::from(checked.suspect);
-        let source = serde_json::to_string(&self.source("Slot", theirs)).ok()?;
-        let mut meta_members = String::with_capacity(10 + source.len() + self.sync_extension.len());
-        meta_members.push_str(r#""source":"#);
-        meta_members.push_str(&source);
-        meta_members.push(',');
-        meta_members.push_str(&self.sync_extension);
+        // Its origin is the publisher's and the poll's, kept apart by the store, unless the id
+        // had to be repaired (then `meta.source` names an id the stored one does not show).
+        let synced_ms = self.synced_ms.filter(|_| !repaired);
+        let mut meta_members = String::new();
+        if synced_ms.is_none() {
+            let source = serde_json::to_string(&self.source("Slot", theirs)).ok()?;
+            meta_members.reserve(10 + source.len() + self.sync_extension.len());
+            meta_members.push_str(r#""source":"#);
+            meta_members.push_str(&source);
+            meta_members.push(',');
+            meta_members.push_str(&self.sync_extension);
+        }
         let digest = self.digest(text, checked.zone_used);
-        Some((IngestMembers { resource_type: "Slot", id, digest, members: rewritten, meta_members }, notes))
+        let members = IngestMembers { resource_type: "Slot", id, digest, members: rewritten, meta_members, synced_ms };
+        Some((members, notes))
     }
 
     /// `meta.source` of a resource: the manifest with the publisher's own type and id as
@@ -639,9 +647,11 @@ fn rewrite_references(ns: &Namespace, v: &mut Value) {
 mod tests {
     use super::*;
 
+    const MANIFEST: &str = "http://publisher.example/ssl/$bulk-publish";
+
     fn reader(options: Options) -> Reader {
-        let manifest = url::Url::parse("http://publisher.example/ssl/$bulk-publish").unwrap();
-        Reader::new(Namespace("p1".into()), options, manifest, "2026-11-01T00:00:00Z".into())
+        let manifest = url::Url::parse(MANIFEST).unwrap();
+        Reader::new(Namespace("p1".into()), options, manifest, "2026-11-01T00:00:00.000Z".into())
     }
 
     const LOCATION: &str = r#"{"resourceType":"Location","id":"store_1 A","name":"A","telecom":[{"system":"phone","value":"1"}],"address":{"state":"MA"}}"#;
@@ -678,7 +688,7 @@ mod tests {
         assert_eq!((again.id, again.digest), (loc.id, loc.digest), "the same line, the same id and digest");
         assert_eq!(
             schedule.content["meta"]["extension"][0],
-            json!({"url": LAST_SOURCE_SYNC, "valueDateTime": "2026-11-01T00:00:00Z"})
+            json!({"url": LAST_SOURCE_SYNC, "valueDateTime": "2026-11-01T00:00:00.000Z"})
         );
     }
 
@@ -814,10 +824,18 @@ mod tests {
             assert!(n < fast.len(), "{line}: read as members");
             assert_eq!((members.id.as_str(), members.digest), (expected.0.id.as_str(), expected.0.digest), "{line}");
             assert_eq!(notes, expected.1, "{line}");
+            let repaired = notes.iter().any(|n| matches!(n, Note::Repaired("id", _)));
             let a = store.prepare_ingest_members(members, now).unwrap();
             let b = store.prepare_ingest(expected.0, now).unwrap();
-            let parsed = |row: &IngestRow| serde_json::from_str::<Value>(row.text()).unwrap();
-            assert_eq!(parsed(&a), parsed(&b), "{line}");
+            // Its origin is kept apart (unless its id was repaired) and added back as it is read:
+            // then it is the same.
+            assert_eq!(a.synced_ms(), (!repaired).then_some(1_793_491_200_000), "{line}");
+            let origin_in_text = a.text().contains(LAST_SOURCE_SYNC) || a.text().contains(r#""source""#);
+            assert_eq!(origin_in_text, repaired, "{line}");
+            let bases = [("p1".to_string(), calsync_store::origin::slot_source_base(MANIFEST).unwrap())].into();
+            let served = calsync_store::origin::splice(a.text(), a.id(), a.synced_ms(), &bases);
+            let parsed = |text: &str| serde_json::from_str::<Value>(text).unwrap();
+            assert_eq!(parsed(&served), parsed(b.text()), "{line}");
         }
         assert_eq!(by_members.suspect_local, by_whole.suspect_local);
         assert_eq!(by_members.suspect_local, 1, "08:00Z is 03:00 in Boston");

@@ -34,6 +34,9 @@ pub mod resource {
         pub digest: Option<i64>,
         /// The last poll of `publisher` that listed it (a full data set removes the others).
         pub poll: Option<i64>,
+        /// Set on an ingested Slot stored without its origin: its lastSourceSync, UTC
+        /// milliseconds (`crate::origin`).
+        pub synced_ms: Option<i64>,
     }
 
     #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
@@ -59,6 +62,8 @@ pub mod resource_history {
         pub deleted: bool,
         #[sea_orm(column_type = "Text")]
         pub content: String,
+        /// As [`super::resource::Model::synced_ms`] for this version.
+        pub synced_ms: Option<i64>,
     }
 
     #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

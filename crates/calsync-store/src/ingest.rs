@@ -51,6 +51,9 @@ pub struct IngestMembers<'a> {
     /// The members of `meta` (`"source":…,"extension":[…]`), without braces; the store adds
     /// `versionId` and `lastUpdated`.
     pub meta_members: String,
+    /// Set, with `meta_members` empty, for a Slot stored without its origin: the transaction time
+    /// of the poll, UTC milliseconds ([`crate::origin`]; its id must be `{publisher}.{their id}`).
+    pub synced_ms: Option<i64>,
 }
 
 /// An [`Ingest`] made ready to store on the caller's thread by [`Store::prepare_ingest`]: the
@@ -66,6 +69,8 @@ pub struct IngestRow {
     pub(crate) last_updated: i64,
     pub(crate) range: SlotRange,
     pub(crate) index: Option<Indexed>,
+    /// See [`IngestMembers::synced_ms`].
+    pub(crate) synced_ms: Option<i64>,
 }
 
 /// Rows per ingest transaction on SQLite ([`Store::ingest_batching`]).
@@ -89,6 +94,11 @@ impl IngestRow {
     /// The JSON text it is stored as.
     pub fn text(&self) -> &str {
         &self.text
+    }
+
+    /// See [`IngestMembers::synced_ms`].
+    pub fn synced_ms(&self) -> Option<i64> {
+        self.synced_ms
     }
 }
 
@@ -216,7 +226,7 @@ impl Store {
         let range = SlotRange::of(&resource_type, false, &content)?;
         let index = self.indexer.map(|indexer| (indexer.extract)(&resource_type, &content));
         let text = serde_json::to_string(&content).map_err(|e| StoreError::Invalid(e.to_string()))?;
-        Ok(IngestRow { resource_type, id, digest, text, last_updated: millis(now), range, index })
+        Ok(IngestRow { resource_type, id, digest, text, last_updated: millis(now), range, index, synced_ms: None })
     }
 
     /// [`Store::prepare_ingest`] for a resource given as its members. Its Slot range is read
@@ -224,7 +234,10 @@ impl Store {
     /// reads; its text is the members as given, `id` and the stamped `meta` (version 1, written
     /// at `now`) included. `meta_members` is taken as given: the caller makes it JSON.
     pub fn prepare_ingest_members(&self, item: IngestMembers<'_>, now: DateTime<Utc>) -> Result<IngestRow, StoreError> {
-        let IngestMembers { resource_type, id, digest, members, meta_members } = item;
+        let IngestMembers { resource_type, id, digest, members, meta_members, synced_ms } = item;
+        if synced_ms.is_some() && (resource_type != "Slot" || !meta_members.is_empty()) {
+            return Err(StoreError::Invalid(format!("{resource_type}/{id}: only a Slot's origin is kept apart")));
+        }
         let invalid = |e: serde_json::Error| StoreError::Invalid(e.to_string());
         let range = match resource_type {
             "Slot" => SlotRange::of_members(&members)?,
@@ -285,6 +298,7 @@ impl Store {
             last_updated: millis(now),
             range,
             index,
+            synced_ms,
         })
     }
 
@@ -342,15 +356,23 @@ impl Store {
         publisher: &str,
         resource_type: &str,
     ) -> Result<Vec<(String, Value)>, StoreError> {
-        let rows: Vec<(String, String)> = resource::Entity::find()
+        let rows: Vec<(String, String, Option<i64>)> = resource::Entity::find()
             .select_only()
-            .columns([resource::Column::Id, resource::Column::Content])
+            .columns([resource::Column::Id, resource::Column::Content, resource::Column::SyncedMs])
             .filter(of_publisher(publisher, resource_type))
             .filter(resource::Column::Deleted.eq(false))
             .into_tuple()
             .all(self.connection())
             .await?;
-        Ok(rows.into_iter().filter_map(|(id, json)| Some((id, serde_json::from_str(&json).ok()?))).collect())
+        let bases =
+            self.origins.bases(self.connection(), rows.iter().filter(|r| r.2.is_some()).map(|r| r.0.as_str())).await?;
+        Ok(rows
+            .into_iter()
+            .filter_map(|(id, json, synced)| {
+                let content = serde_json::from_str(&crate::origin::splice(&json, &id, synced, &bases)).ok()?;
+                Some((id, content))
+            })
+            .collect())
     }
 
     /// Deletes what `publisher` published before, of `types`, but poll `poll` (a full data set)

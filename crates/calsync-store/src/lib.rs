@@ -34,6 +34,7 @@ mod bulk;
 pub mod entity;
 mod ingest;
 pub mod migration;
+pub mod origin;
 mod period;
 mod reader;
 pub mod search;
@@ -221,6 +222,8 @@ pub struct Store {
     periods: Arc<std::sync::Mutex<period::PeriodCache>>,
     /// How ingests are batched, when not as the database suits ([`Store::ingest_batching`]).
     ingest_batching: Option<ingest::IngestBatching>,
+    /// Publishers' `meta.source`, added to the Slots stored without it ([`origin`]).
+    origins: Arc<origin::Origins>,
 }
 
 /// A remembered Slot: start and end (UTC milliseconds) and status.
@@ -237,13 +240,14 @@ fn millis(t: DateTime<Utc>) -> i64 {
 }
 
 /// The columns of a current resource, in the order [`reader::resource_row`] reads them.
-pub(crate) const RESOURCE_COLUMNS: [resource::Column; 6] = [
+pub(crate) const RESOURCE_COLUMNS: [resource::Column; 7] = [
     resource::Column::ResourceType,
     resource::Column::Id,
     resource::Column::VersionId,
     resource::Column::LastUpdated,
     resource::Column::Deleted,
     resource::Column::Content,
+    resource::Column::SyncedMs,
 ];
 
 fn from_millis(ms: i64) -> DateTime<Utc> {
@@ -292,6 +296,7 @@ impl Store {
             windows: Default::default(),
             periods: Default::default(),
             ingest_batching: None,
+            origins: Default::default(),
         })
     }
 
@@ -346,7 +351,7 @@ impl Store {
     pub async fn begin(&self) -> Result<StoreTxn<'_>, StoreError> {
         let turn = self.write_turn().await;
         let txn = self.begin_writing().await?;
-        Ok(StoreTxn { txn, indexer: self.indexer, _turn: turn })
+        Ok(StoreTxn { txn, indexer: self.indexer, origins: self.origins.clone(), _turn: turn })
     }
 
     /// The current version; `Gone` after a delete, `NotFound` if it never existed.
@@ -356,13 +361,14 @@ impl Store {
             .columns(RESOURCE_COLUMNS)
             .into_query();
         let (_, rows) = self.select::<reader::ResourceRow>(None, &stmt, false).await?;
-        let Some((t, id, version, updated, deleted, content)) = rows.into_iter().next() else {
+        let Some((t, id, version, updated, deleted, content, synced)) = rows.into_iter().next() else {
             return Err(StoreError::NotFound(resource_type.into(), id.into()));
         };
         if deleted {
             return Err(StoreError::Gone(t, id));
         }
-        stored(t, id, version, updated, false, &content)
+        let bases = self.origins.bases(&self.db, synced.map(|_| id.as_str()).into_iter()).await?;
+        stored(t, id.clone(), version, updated, false, &origin::splice(&content, &id, synced, &bases))
     }
 
     /// A given version, deleted or not. The history has every earlier version; the current one
@@ -373,11 +379,15 @@ impl Store {
         if let Some(row) =
             resource_history::Entity::find_by_id((key.0.clone(), key.1.clone(), version_id)).one(&self.db).await?
         {
-            return stored(row.resource_type, row.id, row.version_id, row.last_updated, row.deleted, &row.content);
+            let bases = self.origins.bases(&self.db, row.synced_ms.map(|_| id).into_iter()).await?;
+            let content = origin::splice(&row.content, &row.id, row.synced_ms, &bases).into_owned();
+            return stored(row.resource_type, row.id, row.version_id, row.last_updated, row.deleted, &content);
         }
         match resource::Entity::find_by_id(key).one(&self.db).await? {
             Some(row) if row.version_id == version_id => {
-                stored(row.resource_type, row.id, row.version_id, row.last_updated, row.deleted, &row.content)
+                let bases = self.origins.bases(&self.db, row.synced_ms.map(|_| id).into_iter()).await?;
+                let content = origin::splice(&row.content, &row.id, row.synced_ms, &bases).into_owned();
+                stored(row.resource_type, row.id, row.version_id, row.last_updated, row.deleted, &content)
             }
             _ => Err(StoreError::NotFound(resource_type.into(), format!("{id}/_history/{version_id}"))),
         }
@@ -385,23 +395,27 @@ impl Store {
 
     /// Every version, newest first (see [`Store::vread`] for where the current one is).
     pub async fn history(&self, resource_type: &str, id: &str) -> Result<Vec<StoredResource>, StoreError> {
-        let mut all = resource_history::Entity::find()
+        let versions = resource_history::Entity::find()
             .filter(resource_history::Column::ResourceType.eq(resource_type))
             .filter(resource_history::Column::Id.eq(id))
             .order_by_desc(resource_history::Column::VersionId)
             .all(&self.db)
+            .await?;
+        let current = resource::Entity::find_by_id((resource_type.to_string(), id.to_string()))
+            .one(&self.db)
             .await?
-            .into_iter()
-            .map(|r| stored(r.resource_type, r.id, r.version_id, r.last_updated, r.deleted, &r.content))
-            .collect::<Result<Vec<_>, _>>()?;
-        if let Some(row) =
-            resource::Entity::find_by_id((resource_type.to_string(), id.to_string())).one(&self.db).await?
-            && all.first().is_none_or(|newest| newest.version_id < row.version_id)
-        {
-            all.insert(
-                0,
-                stored(row.resource_type, row.id, row.version_id, row.last_updated, row.deleted, &row.content)?,
-            );
+            .filter(|row| versions.first().is_none_or(|newest| newest.version_id < row.version_id));
+        let kept_apart = versions.iter().map(|r| r.synced_ms).chain(current.iter().map(|r| r.synced_ms));
+        let bases = self.origins.bases(&self.db, kept_apart.flatten().map(|_| id)).await?;
+        let whole = |text: &str, synced| origin::splice(text, id, synced, &bases).into_owned();
+        let mut all = Vec::with_capacity(versions.len() + 1);
+        if let Some(row) = current {
+            let content = whole(&row.content, row.synced_ms);
+            all.push(stored(row.resource_type, row.id, row.version_id, row.last_updated, row.deleted, &content)?);
+        }
+        for r in versions {
+            let content = whole(&r.content, r.synced_ms);
+            all.push(stored(r.resource_type, r.id, r.version_id, r.last_updated, r.deleted, &content)?);
         }
         Ok(all)
     }
@@ -911,6 +925,7 @@ impl Store {
 pub struct StoreTxn<'a> {
     txn: sea_orm::DatabaseTransaction,
     indexer: Option<Indexer>,
+    origins: Arc<origin::Origins>,
     _turn: Option<tokio::sync::MutexGuard<'a, ()>>,
 }
 
@@ -935,13 +950,13 @@ impl StoreTxn<'_> {
 
     /// The current version as this transaction sees it.
     pub async fn read(&self, resource_type: &str, id: &str) -> Result<StoredResource, StoreError> {
-        read_current(&self.txn, resource_type, id).await
+        read_current(&self.txn, &self.origins, resource_type, id).await
     }
 
     /// See [`Store::create`].
     pub async fn create(&self, resource_type: &str, content: Value) -> Result<StoredResource, StoreError> {
         let id = uuid::Uuid::new_v4().to_string();
-        write_version(&self.txn, self.indexer, resource_type, &id, 1, false, content, None).await
+        write_version(&self.txn, self.indexer, resource_type, &id, 1, false, content, None, None).await
     }
 
     /// See [`Store::update`]. A concurrent writer that got there first makes this a
@@ -969,7 +984,7 @@ impl StoreTxn<'_> {
         }
         let previous = current.as_ref().map(|r| r.version_id);
         let written =
-            write_version(&self.txn, self.indexer, resource_type, id, version, false, content, previous).await;
+            write_version(&self.txn, self.indexer, resource_type, id, version, false, content, previous, None).await;
         match (written, if_match) {
             // The version the client named was current when read, and is not any more.
             (Err(StoreError::Concurrent(..)), Some(expected)) => {
@@ -987,7 +1002,9 @@ impl StoreTxn<'_> {
         };
         let content: Value = serde_json::from_str(&row.content).unwrap_or(Value::Null);
         let previous = Some(row.version_id);
-        write_version(&self.txn, self.indexer, resource_type, id, row.version_id + 1, true, content, previous).await?;
+        // The deleted version is the stored one: without its origin if that is kept apart.
+        let (version, synced) = (row.version_id + 1, row.synced_ms);
+        write_version(&self.txn, self.indexer, resource_type, id, version, true, content, previous, synced).await?;
         Ok(())
     }
 
@@ -1053,6 +1070,7 @@ async fn put_many_in<C: ConnectionTrait>(
                                 false,
                                 content.clone(),
                                 Some(row.version_id),
+                                None,
                             )
                             .await?;
                             changed += 1;
@@ -1092,13 +1110,18 @@ async fn delete_many_in<C: ConnectionTrait>(txn: &C, resource_type: &str, ids: &
         for row in current {
             let mut content: Value = serde_json::from_str(&row.content).unwrap_or(Value::Null);
             stamp(&mut content, &row.id, row.version_id + 1, now)?;
+            // A Slot stored without its origin keeps it apart in its deleted version too.
             history.push(resource_history::ActiveModel {
                 resource_type: Set(resource_type.to_string()),
                 id: Set(row.id),
                 version_id: Set(row.version_id + 1),
                 last_updated: Set(millis(now)),
                 deleted: Set(true),
-                content: Set(content.to_string()),
+                content: Set(match row.synced_ms {
+                    Some(_) => origin::text_with_meta_last(&content)?,
+                    None => content.to_string(),
+                }),
+                synced_ms: Set(row.synced_ms),
             });
         }
         resource::Entity::update_many()
@@ -1122,7 +1145,12 @@ async fn delete_many_in<C: ConnectionTrait>(txn: &C, resource_type: &str, ids: &
     Ok(deleted)
 }
 
-async fn read_current<C: ConnectionTrait>(db: &C, resource_type: &str, id: &str) -> Result<StoredResource, StoreError> {
+async fn read_current<C: ConnectionTrait>(
+    db: &C,
+    origins: &origin::Origins,
+    resource_type: &str,
+    id: &str,
+) -> Result<StoredResource, StoreError> {
     let row = resource::Entity::find_by_id((resource_type.to_string(), id.to_string()))
         .one(db)
         .await?
@@ -1130,7 +1158,9 @@ async fn read_current<C: ConnectionTrait>(db: &C, resource_type: &str, id: &str)
     if row.deleted {
         return Err(StoreError::Gone(resource_type.into(), id.into()));
     }
-    stored(row.resource_type, row.id, row.version_id, row.last_updated, row.deleted, &row.content)
+    let bases = origins.bases(db, row.synced_ms.map(|_| id).into_iter()).await?;
+    let content = origin::splice(&row.content, &row.id, row.synced_ms, &bases).into_owned();
+    stored(row.resource_type, row.id, row.version_id, row.last_updated, row.deleted, &content)
 }
 
 async fn slots_overlapping<C: ConnectionTrait>(
@@ -1318,6 +1348,7 @@ async fn insert_fresh<C: ConnectionTrait>(
             last_updated: Set(millis(now)),
             deleted: Set(false),
             content: Set(text.clone()),
+            synced_ms: Set(None),
         })
         .collect();
     insert_batched(txn, history.into_iter()).await?;
@@ -1495,8 +1526,38 @@ where
     Ok(())
 }
 
+/// Copies version `version` of a resource from `resource` to the history, if it is the current
+/// one and not there yet.
+async fn keep_in_history<C: ConnectionTrait>(
+    txn: &C,
+    resource_type: &str,
+    id: &str,
+    version: i64,
+) -> Result<(), StoreError> {
+    use sea_orm::sea_query::Query;
+    use {resource::Column as R, resource_history::Column as H};
+    let current = Query::select()
+        .columns([R::ResourceType, R::Id, R::VersionId, R::LastUpdated, R::Deleted, R::Content, R::SyncedMs])
+        .from(resource::Entity)
+        .and_where(R::ResourceType.eq(resource_type))
+        .and_where(R::Id.eq(id))
+        .and_where(R::VersionId.eq(version))
+        .to_owned();
+    let copy = Query::insert()
+        .into_table(resource_history::Entity)
+        .columns([H::ResourceType, H::Id, H::VersionId, H::LastUpdated, H::Deleted, H::Content, H::SyncedMs])
+        .select_from(current)
+        .map_err(|e| StoreError::Invalid(e.to_string()))?
+        .on_conflict(OnConflict::new().do_nothing().to_owned())
+        .to_owned();
+    txn.execute(&copy).await?;
+    Ok(())
+}
+
 /// Writes version `version` of a resource inside `txn`: the current row (conditional on
 /// `previous` when there was one), the history row; a Slot's range columns with it.
+/// `synced_ms` is set only when `content` is an ingested Slot's without its origin (a deletion
+/// of one as stored); any other content is whole ([`origin`]).
 #[allow(clippy::too_many_arguments)]
 async fn write_version<C: ConnectionTrait>(
     txn: &C,
@@ -1507,10 +1568,14 @@ async fn write_version<C: ConnectionTrait>(
     deleted: bool,
     mut content: Value,
     previous: Option<i64>,
+    synced_ms: Option<i64>,
 ) -> Result<StoredResource, StoreError> {
     let now = from_millis(millis(Utc::now()));
     stamp(&mut content, id, version, now)?;
-    let text = content.to_string();
+    let text = match synced_ms {
+        Some(_) => origin::text_with_meta_last(&content)?,
+        None => content.to_string(),
+    };
     let range = SlotRange::of(resource_type, deleted, &content)?;
     // The Schedules whose Slots this write changes: the one the Slot had, the one it has.
     let mut touched = Touched::default();
@@ -1538,6 +1603,7 @@ async fn write_version<C: ConnectionTrait>(
         start_ms: Set(range.start_ms),
         end_ms: Set(range.end_ms),
         status: Set(range.status.clone()),
+        synced_ms: Set(synced_ms),
         ..Default::default()
     };
     match previous {
@@ -1550,6 +1616,9 @@ async fn write_version<C: ConnectionTrait>(
             })?;
         }
         Some(prev) => {
+            // The version replaced goes to the history, unless it is there already: an ingest
+            // writes a first version to `resource` alone.
+            keep_in_history(txn, resource_type, id, prev).await?;
             let done = resource::Entity::update_many()
                 .col_expr(resource::Column::VersionId, Expr::value(version))
                 .col_expr(resource::Column::LastUpdated, Expr::value(millis(now)))
@@ -1559,6 +1628,7 @@ async fn write_version<C: ConnectionTrait>(
                 .col_expr(resource::Column::StartMs, Expr::value(range.start_ms))
                 .col_expr(resource::Column::EndMs, Expr::value(range.end_ms))
                 .col_expr(resource::Column::Status, Expr::value(range.status))
+                .col_expr(resource::Column::SyncedMs, Expr::value(synced_ms))
                 .filter(resource::Column::ResourceType.eq(resource_type))
                 .filter(resource::Column::Id.eq(id))
                 .filter(resource::Column::VersionId.eq(prev))
@@ -1576,6 +1646,7 @@ async fn write_version<C: ConnectionTrait>(
         last_updated: Set(millis(now)),
         deleted: Set(deleted),
         content: Set(text),
+        synced_ms: Set(synced_ms),
     })
     .exec(txn)
     .await?;

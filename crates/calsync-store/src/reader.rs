@@ -47,12 +47,13 @@ pub(crate) struct SqliteReader {
     idle: Mutex<Vec<rusqlite::Connection>>,
 }
 
-/// One Slot row of a page with its resource: id, start, version, last update, JSON.
-pub(crate) type SlotPageRow = (String, i64, i64, i64, String);
+/// One Slot row of a page with its resource: id, start, version, last update, JSON, and the
+/// instant of its origin when that is kept apart ([`crate::origin`]).
+pub(crate) type SlotPageRow = (String, i64, i64, i64, String, Option<i64>);
 
 /// One current resource row, in [`crate::RESOURCE_COLUMNS`] order: type, id, version, last
-/// update, deleted, JSON.
-pub(crate) type ResourceRow = (String, String, i64, i64, bool, String);
+/// update, deleted, JSON, the instant of its origin when that is kept apart.
+pub(crate) type ResourceRow = (String, String, i64, i64, bool, String, Option<i64>);
 
 /// A row of a SELECT read by column position, from rusqlite (SQLite) or sea-orm (PostgreSQL):
 /// one statement, one row type, either database.
@@ -79,6 +80,7 @@ tuple_row!(A 0, B 1);
 tuple_row!(A 0, B 1, C 2, D 3);
 tuple_row!(A 0, B 1, C 2, D 3, E 4);
 tuple_row!(A 0, B 1, C 2, D 3, E 4, F 5);
+tuple_row!(A 0, B 1, C 2, D 3, E 4, F 5, G 6);
 
 fn failed(e: impl std::fmt::Display) -> StoreError {
     StoreError::Database(sea_orm::DbErr::Custom(format!("sqlite read: {e}")))

@@ -356,7 +356,7 @@ impl Store {
         let order = if descending { sea_orm::Order::Desc } else { sea_orm::Order::Asc };
         let page = Query::select()
             .columns([resource::Column::Id, resource::Column::StartMs, resource::Column::VersionId])
-            .columns([resource::Column::LastUpdated, resource::Column::Content])
+            .columns([resource::Column::LastUpdated, resource::Column::Content, resource::Column::SyncedMs])
             .from(resource::Entity)
             .cond_where(filter)
             .order_by(resource::Column::StartMs, order.clone())
@@ -371,15 +371,17 @@ impl Store {
             let (id, start, ..) = &rows[limit as usize - 1];
             Cursor::Slot(*start, id.clone())
         });
+        let kept_apart = rows.iter().filter(|r| r.5.is_some()).map(|r| r.0.as_str());
+        let bases = self.origins.bases(&self.db, kept_apart).await?;
         let resources = rows
             .into_iter()
             .take(limit as usize)
-            .map(|(id, _, version, updated, json)| StoredText {
+            .map(|(id, _, version, updated, json, synced)| StoredText {
                 resource_type: "Slot".into(),
+                json: crate::origin::splice(&json, &id, synced, &bases).into_owned(),
                 id,
                 version_id: version,
                 last_updated: from_millis(updated),
-                json,
             })
             .collect();
         Ok(Page { resources, total: total as u64, next })
@@ -438,30 +440,39 @@ impl Store {
     {
         let (tx, rx) = tokio::sync::mpsc::channel(STREAM_DEPTH);
         let range = (from.timestamp_millis(), to.timestamp_millis(), since.map_or(i64::MIN, |t| t.timestamp_millis()));
-        match &self.sqlite_reader {
-            Some(reader) => {
-                // Each half of the range on its own thread and connection: the lookups of the
-                // resources are the cost, and two cores do twice as many. Chunks hold whole lines,
-                // so the halves' chunks interleave on the channel.
-                let middle = range.0 + (range.1 - range.0) / 2;
-                for half in [(range.0, middle, range.2), (middle, range.1, range.2)] {
-                    let (reader, tx, write) = (reader.clone(), tx.clone(), write.clone());
-                    tokio::task::spawn_blocking(move || {
-                        if let Err(e) = stream_sqlite(&reader, half, &tx, write) {
-                            let _ = tx.blocking_send(Err(e));
-                        }
-                    });
+        let (db, origins, reader) = (self.db.clone(), self.origins.clone(), self.sqlite_reader.clone());
+        tokio::spawn(async move {
+            // Every publisher's origin, read once for the stream: Slots stored without theirs get
+            // it back (`crate::origin`).
+            let bases = match origins.read_all(&db).await {
+                Ok(bases) => bases,
+                Err(e) => {
+                    let _ = tx.send(Err(e)).await;
+                    return;
                 }
-            }
-            None => {
-                let db = self.db.clone();
-                tokio::spawn(async move {
-                    if let Err(e) = stream_paged(&db, range, &tx, write).await {
+            };
+            match reader {
+                Some(reader) => {
+                    // Each half of the range on its own thread and connection: the lookups of the
+                    // resources are the cost, and two cores do twice as many. Chunks hold whole
+                    // lines, so the halves' chunks interleave on the channel.
+                    let middle = range.0 + (range.1 - range.0) / 2;
+                    for half in [(range.0, middle, range.2), (middle, range.1, range.2)] {
+                        let (reader, tx, write, bases) = (reader.clone(), tx.clone(), write.clone(), bases.clone());
+                        tokio::task::spawn_blocking(move || {
+                            if let Err(e) = stream_sqlite(&reader, half, &bases, &tx, write) {
+                                let _ = tx.blocking_send(Err(e));
+                            }
+                        });
+                    }
+                }
+                None => {
+                    if let Err(e) = stream_paged(&db, range, &bases, &tx, write).await {
                         let _ = tx.send(Err(e)).await;
                     }
-                });
+                }
             }
-        }
+        });
         rx
     }
 
@@ -537,10 +548,15 @@ impl Store {
                 SortBy::LastUpdated => Cursor::Updated(*updated, id.clone()),
             }
         });
+        let kept_apart = rows.iter().filter(|r| r.6.is_some()).map(|r| r.1.as_str());
+        let bases = self.origins.bases(&self.db, kept_apart).await?;
         let resources = rows
             .into_iter()
             .take(limit as usize)
-            .map(|(t, id, version, updated, deleted, content)| stored(t, id, version, updated, deleted, &content))
+            .map(|(t, id, version, updated, deleted, content, synced)| {
+                let content = crate::origin::splice(&content, &id, synced, &bases).into_owned();
+                stored(t, id, version, updated, deleted, &content)
+            })
             .collect::<Result<_, _>>()?;
         Ok(Page { resources, total: total as u64, next })
     }
@@ -559,12 +575,12 @@ pub const STREAM_PAGE: i64 = 2_000;
 /// the rows (`CROSS JOIN` fixes the order in SQLite): rows written together sit together, and
 /// reads in storage order find their pages cached more often than in start order (measured with
 /// ids as the key: a fifth less time per file; docs/benchmarks.md).
-const SLOTS_BY_START_SQLITE: &str = "SELECT r.content FROM \
+const SLOTS_BY_START_SQLITE: &str = "SELECT r.content, r.id, r.synced_ms FROM \
      (SELECT rowid AS k FROM resource WHERE start_ms >= ?1 AND start_ms < ?2 ORDER BY k LIMIT -1) AS s \
      CROSS JOIN resource AS r WHERE r.rowid = s.k AND r.last_updated >= ?3";
 
 /// One page of the stream by an id cursor (PostgreSQL).
-const SLOTS_BY_START_PAGE: &str = "SELECT id, content FROM resource \
+const SLOTS_BY_START_PAGE: &str = "SELECT id, content, synced_ms FROM resource \
      WHERE start_ms >= $1 AND start_ms < $2 AND last_updated >= $3 AND id > $4 ORDER BY id LIMIT $5";
 
 /// The lines of a [`Store::stream_slots_by_start`] stream, cut into chunks.
@@ -578,9 +594,10 @@ impl<W: FnMut(&str, &mut Vec<u8>)> SlotLines<W> {
         SlotLines { write, buffer: Vec::with_capacity(STREAM_CHUNK + 4096) }
     }
 
-    /// Takes one Slot; a full chunk when there is one to send.
-    fn row(&mut self, json: &str) -> Option<Vec<u8>> {
-        (self.write)(json, &mut self.buffer);
+    /// Takes one Slot (its JSON as stored, its id, the instant of its origin when that is kept
+    /// apart); a full chunk when there is one to send.
+    fn row(&mut self, json: &str, id: &str, synced_ms: Option<i64>, bases: &crate::origin::Bases) -> Option<Vec<u8>> {
+        (self.write)(&crate::origin::splice(json, id, synced_ms, bases), &mut self.buffer);
         (self.buffer.len() >= STREAM_CHUNK)
             .then(|| std::mem::replace(&mut self.buffer, Vec::with_capacity(STREAM_CHUNK + 4096)))
     }
@@ -597,12 +614,13 @@ type StreamSender = tokio::sync::mpsc::Sender<Result<Vec<u8>, StoreError>>;
 fn stream_sqlite<W: FnMut(&str, &mut Vec<u8>)>(
     reader: &crate::reader::SqliteReader,
     range: (i64, i64, i64),
+    bases: &crate::origin::Bases,
     tx: &StreamSender,
     write: W,
 ) -> Result<(), StoreError> {
     let mut lines = SlotLines::new(write);
     let complete = reader.each_row(SLOTS_BY_START_SQLITE, rusqlite::params![range.0, range.1, range.2], |r| {
-        Ok(match lines.row(r.get_ref(0)?.as_str()?) {
+        Ok(match lines.row(r.get_ref(0)?.as_str()?, r.get_ref(1)?.as_str()?, r.get(2)?, bases) {
             Some(chunk) => tx.blocking_send(Ok(chunk)).is_ok(),
             None => true,
         })
@@ -617,6 +635,7 @@ fn stream_sqlite<W: FnMut(&str, &mut Vec<u8>)>(
 async fn stream_paged<W: FnMut(&str, &mut Vec<u8>)>(
     db: &sea_orm::DatabaseConnection,
     range: (i64, i64, i64),
+    bases: &crate::origin::Bases,
     tx: &StreamSender,
     write: W,
 ) -> Result<(), StoreError> {
@@ -632,7 +651,7 @@ async fn stream_paged<W: FnMut(&str, &mut Vec<u8>)>(
         let rows = db.query_all_raw(statement).await?;
         for row in &rows {
             let (id, json): (String, String) = (row.try_get_by_index(0)?, row.try_get_by_index(1)?);
-            if let Some(chunk) = lines.row(&json)
+            if let Some(chunk) = lines.row(&json, &id, row.try_get_by_index(2)?, bases)
                 && tx.send(Ok(chunk)).await.is_err()
             {
                 return Ok(());

@@ -45,7 +45,10 @@ pub(crate) fn rewrite(
     stamp(&mut content, &row.id, version, now)?;
     let range = SlotRange::of(&row.resource_type, false, &content)?;
     let index = indexer.map(|indexer| (indexer.extract)(&row.resource_type, &content));
-    let text = serde_json::to_string(&content).map_err(|e| StoreError::Invalid(e.to_string()))?;
+    let text = match row.synced_ms {
+        Some(_) => crate::origin::text_with_meta_last(&content)?,
+        None => serde_json::to_string(&content).map_err(|e| StoreError::Invalid(e.to_string()))?,
+    };
     Ok(Some(Rewritten { version, text, range, index }))
 }
 

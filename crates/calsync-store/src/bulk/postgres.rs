@@ -26,6 +26,7 @@ struct Written<'a> {
     text: &'a str,
     range: &'a SlotRange,
     index: &'a Option<Indexed>,
+    synced_ms: Option<i64>,
 }
 
 /// `resource` columns of written resources (range columns `None` but for Slots), for `UNNEST`.
@@ -39,6 +40,7 @@ struct Columns<'a> {
     end: Vec<Option<i64>>,
     status: Vec<Option<&'a str>>,
     digest: Vec<i64>,
+    synced_ms: Vec<Option<i64>>,
 }
 
 impl<'a> Columns<'a> {
@@ -54,6 +56,7 @@ impl<'a> Columns<'a> {
             end: Vec::with_capacity(written.len()),
             status: Vec::with_capacity(written.len()),
             digest: Vec::with_capacity(written.len()),
+            synced_ms: Vec::with_capacity(written.len()),
         };
         for w in written {
             c.id.push(w.id);
@@ -65,11 +68,13 @@ impl<'a> Columns<'a> {
             c.end.push(w.range.end_ms);
             c.status.push(w.range.status.as_deref());
             c.digest.push(w.digest);
+            c.synced_ms.push(w.synced_ms);
         }
         c
     }
 
-    /// Binds, from `$4` on: id, version, last updated, JSON, schedule, start, end, status, digest.
+    /// Binds, from `$4` on: id, version, last updated, JSON, schedule, start, end, status, digest,
+    /// the instant of an origin kept apart.
     fn bind<'q>(
         &'q self,
         query: sqlx::query::Query<'q, Postgres, sqlx::postgres::PgArguments>,
@@ -84,15 +89,17 @@ impl<'a> Columns<'a> {
             .bind(&self.end)
             .bind(&self.status)
             .bind(&self.digest)
+            .bind(&self.synced_ms)
     }
 }
 
-/// The rows of `UNNEST($4 … $12)` as [`Columns::bind`] binds them (a macro: statements are
+/// The rows of `UNNEST($4 … $13)` as [`Columns::bind`] binds them (a macro: statements are
 /// literals).
 macro_rules! written_rows {
     () => {
         "UNNEST($4::text[], $5::int8[], $6::int8[], $7::text[], $8::text[], $9::int8[], $10::int8[], \
-         $11::text[], $12::int8[]) AS u(id, version, last_updated, content, schedule, start_ms, end_ms, status, digest)"
+         $11::text[], $12::int8[], $13::int8[]) \
+         AS u(id, version, last_updated, content, schedule, start_ms, end_ms, status, digest, synced_ms)"
     };
 }
 
@@ -245,6 +252,7 @@ fn first_version(row: &IngestRow) -> Written<'_> {
         text: &row.text,
         range: &row.range,
         index: &row.index,
+        synced_ms: row.synced_ms,
     }
 }
 
@@ -259,9 +267,9 @@ async fn insert(
 ) -> Result<(), sqlx::Error> {
     const INSERT: &str = concat!(
         "INSERT INTO resource (resource_type, id, version_id, last_updated, deleted, content, \
-         schedule, start_ms, end_ms, status, publisher, digest, poll) \
+         schedule, start_ms, end_ms, status, publisher, digest, poll, synced_ms) \
          SELECT $1, u.id, u.version, u.last_updated, false, u.content, u.schedule, u.start_ms, u.end_ms, \
-         u.status, $2, u.digest, $3 FROM ",
+         u.status, $2, u.digest, $3, u.synced_ms FROM ",
         written_rows!()
     );
     Columns::of(written).bind(sqlx::query(INSERT).bind(t).bind(publisher).bind(poll)).execute(&mut **tx).await?;
@@ -455,6 +463,7 @@ async fn ingest_type(
             text: &next.text,
             range: &next.range,
             index: &next.index,
+            synced_ms: row.synced_ms,
         })
         .collect();
     tally.created += fresh.len() as u64;
@@ -480,8 +489,8 @@ async fn ingest_type(
         // there already), then the current rows take the new ones.
         for_ids(
             tx,
-            "INSERT INTO resource_history (resource_type, id, version_id, last_updated, deleted, content) \
-             SELECT resource_type, id, version_id, last_updated, deleted, content FROM resource \
+            "INSERT INTO resource_history (resource_type, id, version_id, last_updated, deleted, content, synced_ms) \
+             SELECT resource_type, id, version_id, last_updated, deleted, content, synced_ms FROM resource \
              WHERE resource_type = $1 AND id = ANY($2) ON CONFLICT DO NOTHING",
             t,
             &ids,
@@ -492,7 +501,7 @@ async fn ingest_type(
         let update = concat!(
             "UPDATE resource AS r SET version_id = u.version, last_updated = u.last_updated, deleted = false, \
              content = u.content, schedule = u.schedule, start_ms = u.start_ms, end_ms = u.end_ms, \
-             status = u.status, publisher = $2, digest = u.digest, poll = $3 FROM ",
+             status = u.status, publisher = $2, digest = u.digest, poll = $3, synced_ms = u.synced_ms FROM ",
             written_rows!(),
             " WHERE r.resource_type = $1 AND r.id = u.id"
         );

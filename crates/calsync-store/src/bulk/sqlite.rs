@@ -117,23 +117,23 @@ fn ingest_with(
         let mut insert = tx
             .prepare_cached(
                 "INSERT INTO resource (resource_type, id, version_id, last_updated, deleted, content, \
-                 schedule, start_ms, end_ms, status, publisher, digest, poll) \
-                 VALUES (?1, ?2, 1, ?3, false, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11) ON CONFLICT DO NOTHING",
+                 schedule, start_ms, end_ms, status, publisher, digest, poll, synced_ms) \
+                 VALUES (?1, ?2, 1, ?3, false, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12) ON CONFLICT DO NOTHING",
             )
             .map_err(failed)?;
         let mut update = tx
             .prepare_cached(
                 "UPDATE resource SET version_id = ?3, last_updated = ?4, deleted = false, content = ?5, \
-                 schedule = ?6, start_ms = ?7, end_ms = ?8, status = ?9, publisher = ?10, digest = ?11, poll = ?12 \
-                 WHERE resource_type = ?1 AND id = ?2",
+                 schedule = ?6, start_ms = ?7, end_ms = ?8, status = ?9, publisher = ?10, digest = ?11, poll = ?12, \
+                 synced_ms = ?13 WHERE resource_type = ?1 AND id = ?2",
             )
             .map_err(failed)?;
         // The version being replaced goes to the history (it may be there already: other write
         // paths put every version there as they write it).
         let mut history = tx
             .prepare_cached(
-                "INSERT INTO resource_history (resource_type, id, version_id, last_updated, deleted, content) \
-                 SELECT resource_type, id, version_id, last_updated, deleted, content FROM resource \
+                "INSERT INTO resource_history (resource_type, id, version_id, last_updated, deleted, content, synced_ms) \
+                 SELECT resource_type, id, version_id, last_updated, deleted, content, synced_ms FROM resource \
                  WHERE resource_type = ?1 AND id = ?2 ON CONFLICT DO NOTHING",
             )
             .map_err(failed)?;
@@ -179,7 +179,8 @@ fn ingest_with(
                         r.status,
                         publisher,
                         row.digest,
-                        poll
+                        poll,
+                        row.synced_ms
                     ])
                     .map_err(failed)
             };
@@ -214,8 +215,19 @@ fn ingest_with(
                                 history.execute(params![t, id]).map_err(failed)?;
                                 update
                                     .execute(params![
-                                        t, id, version, now_ms, text, r.schedule, r.start_ms, r.end_ms, r.status,
-                                        publisher, row.digest, poll
+                                        t,
+                                        id,
+                                        version,
+                                        now_ms,
+                                        text,
+                                        r.schedule,
+                                        r.start_ms,
+                                        r.end_ms,
+                                        r.status,
+                                        publisher,
+                                        row.digest,
+                                        poll,
+                                        row.synced_ms
                                     ])
                                     .map_err(failed)?;
                                 if let Some(before) = &before {
