@@ -380,13 +380,13 @@ impl Store {
             resource_history::Entity::find_by_id((key.0.clone(), key.1.clone(), version_id)).one(&self.db).await?
         {
             let bases = self.origins.bases(&self.db, row.synced_ms.map(|_| id).into_iter()).await?;
-            let content = origin::splice(&row.content, &row.id, row.synced_ms, &bases).into_owned();
+            let content = origin::splice(&row.content, &row.id, row.synced_ms, &bases);
             return stored(row.resource_type, row.id, row.version_id, row.last_updated, row.deleted, &content);
         }
         match resource::Entity::find_by_id(key).one(&self.db).await? {
             Some(row) if row.version_id == version_id => {
                 let bases = self.origins.bases(&self.db, row.synced_ms.map(|_| id).into_iter()).await?;
-                let content = origin::splice(&row.content, &row.id, row.synced_ms, &bases).into_owned();
+                let content = origin::splice(&row.content, &row.id, row.synced_ms, &bases);
                 stored(row.resource_type, row.id, row.version_id, row.last_updated, row.deleted, &content)
             }
             _ => Err(StoreError::NotFound(resource_type.into(), format!("{id}/_history/{version_id}"))),
@@ -407,14 +407,14 @@ impl Store {
             .filter(|row| versions.first().is_none_or(|newest| newest.version_id < row.version_id));
         let kept_apart = versions.iter().map(|r| r.synced_ms).chain(current.iter().map(|r| r.synced_ms));
         let bases = self.origins.bases(&self.db, kept_apart.flatten().map(|_| id)).await?;
-        let whole = |text: &str, synced| origin::splice(text, id, synced, &bases).into_owned();
+        let whole = |text: String, synced| origin::spliced(text, id, synced, &bases);
         let mut all = Vec::with_capacity(versions.len() + 1);
         if let Some(row) = current {
-            let content = whole(&row.content, row.synced_ms);
+            let content = whole(row.content, row.synced_ms);
             all.push(stored(row.resource_type, row.id, row.version_id, row.last_updated, row.deleted, &content)?);
         }
         for r in versions {
-            let content = whole(&r.content, r.synced_ms);
+            let content = whole(r.content, r.synced_ms);
             all.push(stored(r.resource_type, r.id, r.version_id, r.last_updated, r.deleted, &content)?);
         }
         Ok(all)
@@ -1159,7 +1159,7 @@ async fn read_current<C: ConnectionTrait>(
         return Err(StoreError::Gone(resource_type.into(), id.into()));
     }
     let bases = origins.bases(db, row.synced_ms.map(|_| id).into_iter()).await?;
-    let content = origin::splice(&row.content, &row.id, row.synced_ms, &bases).into_owned();
+    let content = origin::splice(&row.content, &row.id, row.synced_ms, &bases);
     stored(row.resource_type, row.id, row.version_id, row.last_updated, row.deleted, &content)
 }
 

@@ -120,6 +120,14 @@ pub fn splice<'a>(text: &'a str, id: &str, synced_ms: Option<i64>, bases: &Bases
     Cow::Owned(out)
 }
 
+/// [`splice`] for a text the caller owns: the same `String` when nothing is added.
+pub(crate) fn spliced(text: String, id: &str, synced_ms: Option<i64>, bases: &Bases) -> String {
+    if synced_ms.is_none() {
+        return text;
+    }
+    splice(&text, id, synced_ms, bases).into_owned()
+}
+
 /// `content` as JSON text with `meta` as its last member, as a row stored without its origin
 /// must be ([`splice`] adds to the end of it).
 pub(crate) fn text_with_meta_last(content: &serde_json::Value) -> Result<String, StoreError> {

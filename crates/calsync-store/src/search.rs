@@ -378,7 +378,7 @@ impl Store {
             .take(limit as usize)
             .map(|(id, _, version, updated, json, synced)| StoredText {
                 resource_type: "Slot".into(),
-                json: crate::origin::splice(&json, &id, synced, &bases).into_owned(),
+                json: crate::origin::spliced(json, &id, synced, &bases),
                 id,
                 version_id: version,
                 last_updated: from_millis(updated),
@@ -554,7 +554,7 @@ impl Store {
             .into_iter()
             .take(limit as usize)
             .map(|(t, id, version, updated, deleted, content, synced)| {
-                let content = crate::origin::splice(&content, &id, synced, &bases).into_owned();
+                let content = crate::origin::splice(&content, &id, synced, &bases);
                 stored(t, id, version, updated, deleted, &content)
             })
             .collect::<Result<_, _>>()?;
