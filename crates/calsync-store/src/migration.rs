@@ -810,8 +810,9 @@ impl MigrationTrait for LongestFreeSlot {
 /// origin (`meta.source` and the lastSourceSync extension), which is then the publisher's
 /// manifest, the Slot's id in it and this instant, added back wherever the row is read
 /// (`crate::origin`). The origin was 185 of the 436 bytes of a Slot's row, the same in every row
-/// of a publisher; without it a first ingest into SQLite is a fifth faster (docs/benchmarks.md,
-/// "The origin in every row"). Rows stored before keep their origin in the JSON.
+/// of a publisher; without it a first ingest into SQLite is a tenth to a fifth faster
+/// (docs/benchmarks.md, "The origin in every row"). Rows stored before keep their origin in the
+/// JSON.
 struct OriginPerPublisher;
 
 impl MigrationName for OriginPerPublisher {

@@ -5,16 +5,17 @@
 //! poll that last changed it). In a Slot's row that was 185 of 436 bytes, the manifest's address
 //! and the extension's URL the same in every row of a publisher. A Slot the feed reader took
 //! whole (no `meta` of its own, an id not repaired) is stored without them, with the instant in
-//! `synced_ms`; a first ingest into SQLite is then a fifth faster (docs/benchmarks.md, "The origin
-//! in every row").
+//! `synced_ms`; a first ingest into SQLite is then a tenth to a fifth faster (docs/benchmarks.md,
+//! "The origin in every row").
 //!
 //! Invariants:
 //! - `synced_ms` is set only on a Slot whose id is `{publisher}.{their id}`, and whose JSON has
 //!   `meta` as its last member, holding none of `source` or `extension`; every other write sets
-//!   it to NULL with whole content.
+//!   it to NULL with whole content (a deletion keeps the row's).
 //! - Every path that turns such a row into a resource adds the origin back with [`splice`]:
-//!   read, vread, history, searches, the Slot pages and the published feed. The result is the
-//!   resource as it was stored before, but for the time's form (UTC, milliseconds).
+//!   read, vread, history, searches, the Slot pages, a transaction's reads, the published feed
+//!   and `ingested_contents`. The result is the resource as it was stored before, but for the
+//!   time's form (UTC, milliseconds).
 
 use std::borrow::Cow;
 use std::collections::HashMap;
