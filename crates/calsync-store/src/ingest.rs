@@ -189,6 +189,7 @@ impl Store {
         let removed = self.ingest_sweep(id, types, i64::MAX).await?;
         let _turn = self.write_turn().await;
         publisher::Entity::delete_by_id(id.to_string()).exec(self.connection()).await?;
+        self.origins.forget();
         Ok(removed)
     }
 

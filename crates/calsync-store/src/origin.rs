@@ -53,9 +53,11 @@ pub fn slot_source_base(manifest: &str) -> Option<String> {
     Some(base[1..base.len() - 1].to_string())
 }
 
-/// The [`Bases`] of the publishers seen so far. A publisher's id is made from its manifest's
-/// address and never names another, so what is remembered stays true; a publisher not yet
-/// remembered makes every one be read again.
+/// The [`Bases`] of the publishers seen so far. A publisher's id is made from a digest of its
+/// manifest's address, and names no other address while it exists, so what is remembered stays
+/// true; a publisher not yet remembered makes every one be read again. Only after a publisher is
+/// removed could its id come back, for an address whose digest begins alike: the process that
+/// removes it forgets it ([`Origins::forget`]).
 #[derive(Debug, Default)]
 pub(crate) struct Origins {
     bases: RwLock<Arc<Bases>>,
@@ -74,6 +76,13 @@ impl Origins {
             return Ok(known);
         }
         self.read_all(db).await
+    }
+
+    /// Forgets every base: the next read that needs one reads them again.
+    pub(crate) fn forget(&self) {
+        if let Ok(mut bases) = self.bases.write() {
+            *bases = Arc::default();
+        }
     }
 
     /// The bases of every publisher, read from the database.
