@@ -5,9 +5,12 @@ no lookups, no JSON and no parsing. Name indexes after the file to leave them ou
 the schema, docs/benchmarks.md); `--rows N` writes N rows per transaction instead;
 `--no-origin` writes each row's JSON without `meta.source` and the lastSourceSync extension (what
 a row would hold if the origin were stored once per publisher and poll: docs/benchmarks.md, "The
-origin in every row").
+origin in every row"); `--no-meta` writes it without `meta` (`versionId`, `lastUpdated`);
+`--checkpoint-pages N` checkpoints every N WAL pages, as calsync's ingest connection does (20,000),
+and once more at the end, inside the measured time (docs/benchmarks.md, "The goals, measured at
+`031fa39`").
 
-Usage: python3 tests/load/ingest_floor.py ~/.cache/calsync-bench/ingest-1000000.db [--rows N] [--no-origin] [index ...]
+Usage: python3 tests/load/ingest_floor.py ~/.cache/calsync-bench/ingest-1000000.db [--rows N] [--no-origin] [--no-meta] [--checkpoint-pages N] [index ...]
 """
 import os
 import re
@@ -30,12 +33,23 @@ if "--rows" in arguments:
 no_origin = "--no-origin" in arguments
 if no_origin:
     arguments.remove("--no-origin")
+no_meta = "--no-meta" in arguments
+if no_meta:
+    arguments.remove("--no-meta")
+checkpoint_pages = None
+if "--checkpoint-pages" in arguments:
+    at = arguments.index("--checkpoint-pages")
+    checkpoint_pages = int(arguments[at + 1])
+    del arguments[at : at + 2]
 left_out = set(arguments)
 source = sqlite3.connect(sys.argv[1])
 rows = source.execute(f"SELECT {COLUMNS} FROM resource WHERE resource_type = 'Slot'").fetchall()
 if no_origin:
     origin = re.compile(r'"source":"[^"]*","extension":\[\{"url":"http://hl7.org/fhir/StructureDefinition/lastSourceSync",[^\]]*\],')
     rows = [row[:5] + (origin.sub("", row[5], count=1),) + row[6:] for row in rows]
+if no_meta:
+    meta = re.compile(r',"meta":\{"versionId":"[^"]*","lastUpdated":"[^"]*"\}')
+    rows = [row[:5] + (meta.sub("", row[5], count=1),) + row[6:] for row in rows]
 schema = [
     sql
     for (name, sql) in source.execute("SELECT name, sql FROM sqlite_master WHERE sql IS NOT NULL AND tbl_name = 'resource'")
@@ -47,6 +61,8 @@ with tempfile.TemporaryDirectory() as work:
     db.execute("PRAGMA journal_mode=WAL")
     db.execute("PRAGMA synchronous=NORMAL")
     db.execute("PRAGMA cache_size=-65536")
+    if checkpoint_pages:
+        db.execute(f"PRAGMA wal_autocheckpoint={checkpoint_pages}")
     for sql in schema:
         db.execute(sql)
     started = time.monotonic()
@@ -54,10 +70,13 @@ with tempfile.TemporaryDirectory() as work:
         db.execute("BEGIN IMMEDIATE")
         db.executemany(f"INSERT INTO resource ({COLUMNS}) VALUES ({', '.join('?' * 13)})", rows[i : i + per_transaction])
         db.execute("COMMIT")
+    if checkpoint_pages:
+        # calsync's next write (another connection's, with the default) copies what is left.
+        db.execute("PRAGMA wal_checkpoint(PASSIVE)")
     seconds = time.monotonic() - started
 print(
     f"{len(rows)} Slots written into resource in {seconds:.2f} s, {per_transaction} a transaction"
     f"{', without ' + ', '.join(sorted(left_out)) if left_out else ''}"
-    f"{', JSON without the origin' if no_origin else ''} ({sum(len(row[5]) for row in rows) / len(rows):.0f} bytes a Slot)"
+    f"{', JSON without the origin' if no_origin else ''}{', JSON without meta' if no_meta else ''} ({sum(len(row[5]) for row in rows) / len(rows):.0f} bytes a Slot)"
     f": {len(rows) / seconds:,.0f} Slots/s"
 )
