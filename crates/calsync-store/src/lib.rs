@@ -195,6 +195,37 @@ const INDEX_FINGERPRINT: &str = "index_fingerprint";
 /// process: "calsync" in ASCII).
 const REINDEX_LOCK: i64 = 0x0063_616c_7379_6e63;
 
+/// The PostgreSQL advisory lock the migrations run under ("migrate" in ASCII).
+const MIGRATION_LOCK: i64 = 0x006d_6967_7261_7465;
+
+/// Applies the pending migrations, once however many processes start together on one database
+/// (API replicas, workers): they run in one transaction that first takes SQLite's write lock
+/// (`BEGIN IMMEDIATE`) or PostgreSQL's advisory lock [`MIGRATION_LOCK`], and each process after
+/// the first finds nothing pending once its turn comes. Without the lock, each created the
+/// migrations table and applied the first migrations at once, and all but one died
+/// (`duplicate key … "pg_type_typname_nsp_index"`, `no such table: ingested`). A database with
+/// nothing pending is only read: a process starting beside a long write does not wait for it.
+async fn migrate(db: &DatabaseConnection) -> Result<(), DbErr> {
+    use sea_orm::{SqliteTransactionMode, TransactionOptions};
+    let pending = migration::Migrator::get_pending_migrations_read_only(db).await;
+    if pending.is_ok_and(|p| p.is_empty()) {
+        return Ok(());
+    }
+    let txn = match db.get_database_backend() {
+        Backend::Sqlite => {
+            let immediate = Some(SqliteTransactionMode::Immediate);
+            db.begin_with_options(TransactionOptions { sqlite_transaction_mode: immediate, ..Default::default() })
+                .await?
+        }
+        _ => db.begin().await?,
+    };
+    if txn.get_database_backend() == Backend::Postgres {
+        txn.execute_unprepared(&format!("SELECT pg_advisory_xact_lock({MIGRATION_LOCK})")).await?;
+    }
+    migration::Migrator::up(&txn, None).await?;
+    txn.commit().await
+}
+
 /// How long a SQLite writer waits for another's transaction before giving up. A calendar sync
 /// applies its whole diff in one transaction, so the wait covers a large one (tens of
 /// thousands of Slots) on a slow disk; readers never wait (WAL).
@@ -283,7 +314,7 @@ impl Store {
             options.map_sqlx_postgres_opts(|o| o.options([("plan_cache_mode", "force_custom_plan")]));
         }
         let db = Database::connect(options).await?;
-        migration::Migrator::up(&db, None).await?;
+        migrate(&db).await?;
         let sqlite_writer = (db.get_database_backend() == sea_orm::DbBackend::Sqlite).then(|| Arc::new(Mutex::new(())));
         let sqlite_reader = reader::SqliteReader::for_url(url).map(Arc::new);
         let sqlite_bulk = reader::sqlite_path(url).map(|p| Arc::new(bulk::sqlite::SqliteBulk::new(p)));

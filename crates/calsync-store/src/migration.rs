@@ -1,4 +1,4 @@
-//! Schema migrations, applied in order on every start.
+//! Schema migrations, applied in order on every start (under a lock: see `crate::migrate`).
 
 use sea_orm_migration::prelude::*;
 

@@ -917,3 +917,23 @@ async fn ids_sort_by_their_bytes_whatever_the_database_collation() {
     store.connection().clone().close().await.ok();
     database.finish().await;
 }
+
+/// API replicas and workers starting at the same moment on a fresh database all come up: the
+/// migrations run once, under a lock (PostgreSQL's advisory lock, SQLite's write lock), and each
+/// process after the first finds nothing left to do.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn processes_starting_together_on_a_fresh_database_all_come_up() {
+    let database = TestDatabase::create().await;
+    let url = database.url.as_str();
+    let opened = tokio::join!(Store::connect(url), Store::connect(url), Store::connect(url), Store::connect(url));
+    let stores: Vec<Store> =
+        [opened.0, opened.1, opened.2, opened.3].into_iter().map(|s| s.expect("every process comes up")).collect();
+    let created = stores[0].create("Patient", json!({"resourceType": "Patient"})).await.unwrap();
+    for store in &stores {
+        assert_eq!(store.read("Patient", &created.id).await.unwrap().version_id, 1);
+    }
+    for store in stores {
+        store.connection().clone().close().await.ok();
+    }
+    database.finish().await;
+}
