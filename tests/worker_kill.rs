@@ -123,9 +123,9 @@ async fn a_worker_killed_while_it_syncs_leaves_the_old_or_the_new_set_and_the_jo
     // The participant, the consent, and a connection to a feed of 20,000 events.
     let store = Store::connect(&url).await.unwrap().with_indexer(calsync_sync::INDEXER);
     let schedule = json!({"resourceType": "Schedule", "active": true, "actor": [{"reference": "Patient/big"}]});
-    store.update("Schedule", "big-calendar", schedule, None).await.unwrap();
+    store.update("Schedule", "big-calendar", schedule, None, chrono::Utc::now()).await.unwrap();
     let consent = calsync_fhir::consent::permit("Patient/big", "Patient/big");
-    store.update("Consent", "big-sync", consent, None).await.unwrap();
+    store.update("Consent", "big-sync", consent, None, chrono::Utc::now()).await.unwrap();
     let body = Arc::new(Mutex::new(calendar(0, 3)));
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
     let feed_url = format!("http://127.0.0.1:{}/feed.ics", listener.local_addr().unwrap().port());
@@ -229,7 +229,7 @@ async fn a_worker_killed_while_it_syncs_leaves_the_old_or_the_new_set_and_the_jo
     assert!(now == sets[target], "{} windows, {} of the new set", now.len(), now.intersection(&sets[target]).count());
     assert!(c.next_run_ms.unwrap() > started.timestamp_millis(), "the connection is not due any more");
     drop(_worker);
-    store.connection().clone().close().await.ok();
+    store.clone().close().await;
     if std::env::var_os("CALSYNC_KEEP_TEST_FILES").is_none() {
         std::fs::remove_dir_all(&dir).ok();
     }

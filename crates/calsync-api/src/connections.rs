@@ -164,7 +164,7 @@ pub(crate) async fn connect(
     secret: &Value,
     now: DateTime<Utc>,
 ) -> Result<CalendarConnection, ApiError> {
-    let schedule = crate::operation::derived_schedule(store, participant).await?;
+    let schedule = crate::operation::derived_schedule(store, participant, now).await?;
     let id = uuid::Uuid::new_v4().to_string();
     let c = new_connection(&settings.key, &id, participant, &schedule, kind, &host, secret, now);
     store.save_calendar_connection(&c).await?;
@@ -232,9 +232,13 @@ async fn sync_all(
     Ok(HttpResponse::Accepted().json(json!({"queued": queued})))
 }
 
-async fn delete(store: web::Data<Store>, path: web::Path<String>) -> Result<HttpResponse, ApiError> {
+async fn delete(
+    cx: RequestContext,
+    store: web::Data<Store>,
+    path: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
     let c = one(&store, &path).await?;
-    let removed = calsync_sync::purge(&store, &c.schedule, &source_of(&c.id)).await?;
+    let removed = calsync_sync::purge(&store, &c.schedule, &source_of(&c.id), cx.now).await?;
     store.delete_calendar_connection(&c.id).await?;
     tracing::info!(connection = %c.id, removed = removed.removed, "calendar disconnected");
     Ok(HttpResponse::NoContent().finish())

@@ -95,9 +95,13 @@ async fn poll_now(
     Ok(HttpResponse::Ok().json(view(&p)))
 }
 
-async fn delete(store: web::Data<Store>, path: web::Path<String>) -> Result<HttpResponse, ApiError> {
+async fn delete(
+    cx: RequestContext,
+    store: web::Data<Store>,
+    path: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
     let p = one(&store, &path).await?;
-    let removed = store.delete_publisher(&p.id, &calsync_links::INGESTED_TYPES).await?;
+    let removed = store.delete_publisher(&p.id, &calsync_links::INGESTED_TYPES, cx.now).await?;
     tracing::info!(publisher = %p.id, removed, "publisher removed");
     Ok(HttpResponse::NoContent().finish())
 }

@@ -5,6 +5,7 @@ use std::str::FromStr;
 use serde::{Deserialize, Serialize};
 
 use crate::interval::Interval;
+use crate::participant::BusyStatus;
 
 /// FHIR R4 `Slot.status`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -31,6 +32,17 @@ impl SlotStatus {
             SlotStatus::BusyTentative => "busy-tentative",
             SlotStatus::BusyUnavailable => "busy-unavailable",
             SlotStatus::EnteredInError => "entered-in-error",
+        }
+    }
+
+    /// How a participant's Slot of this status blocks them: not at all when free (or published
+    /// by mistake).
+    pub fn busy(self) -> Option<BusyStatus> {
+        match self {
+            SlotStatus::Busy => Some(BusyStatus::Busy),
+            SlotStatus::BusyTentative => Some(BusyStatus::BusyTentative),
+            SlotStatus::BusyUnavailable => Some(BusyStatus::BusyUnavailable),
+            SlotStatus::Free | SlotStatus::EnteredInError => None,
         }
     }
 }

@@ -414,7 +414,7 @@ impl Reader {
         if !schedule.starts_with("Schedule/") {
             return Err("a Slot needs schedule.reference Schedule/{id}".into());
         }
-        if !calsync_store::SLOT_STATUSES.contains(&status) {
+        if status.parse::<calsync_core::SlotStatus>().is_err() {
             return Err(if status.is_empty() {
                 "a Slot needs a status".into()
             } else {

@@ -335,6 +335,7 @@ pub async fn poll(
     now: DateTime<Utc>,
     progress: &(dyn Fn(Event) + Send + Sync),
 ) -> Result<Publisher, LinksError> {
+    let clock = PollClock::starting_at(now);
     let mut p = store.publisher(id).await?;
     let options: Options = serde_json::from_str(&p.options).unwrap_or_default();
     let manifest_url = Url::parse(&p.manifest_url).map_err(|e| LinksError::Invalid(e.to_string()))?;
@@ -435,7 +436,7 @@ pub async fn poll(
             }
         };
         if let Err(e) =
-            read_file(store, http, &p, &url, &output.resource_type, &mut reader, &mut report, progress).await
+            read_file(store, http, &p, &url, &output.resource_type, &mut reader, &mut report, progress, clock).await
         {
             match e {
                 FileError::Store(e) => return Err(e.into()),
@@ -457,7 +458,7 @@ pub async fn poll(
         return Ok(p);
     }
     if report.full {
-        report.removed = store.ingest_sweep(&p.id, &crate::INGESTED_TYPES, p.polls).await?;
+        report.removed = store.ingest_sweep(&p.id, &crate::INGESTED_TYPES, p.polls, clock.now()).await?;
     }
     p.state = if report.bad_lines > 0 { "partial" } else { "ok" }.into();
     p.reason = (report.bad_lines > 0).then(|| format!("{} bad lines were not stored", report.bad_lines));
@@ -469,6 +470,24 @@ pub async fn poll(
     store.save_publisher(&p).await?;
     tracing::info!(publisher = %p.id, state = %p.state, full = report.full, removed = report.removed, bad = report.bad_lines, "publisher polled");
     Ok(p)
+}
+
+/// A poll's clock: the instant it started at on its caller's clock, advanced by the time elapsed
+/// since, so that each chunk's lines are stamped as of their arrival.
+#[derive(Debug, Clone, Copy)]
+struct PollClock {
+    start: DateTime<Utc>,
+    started: std::time::Instant,
+}
+
+impl PollClock {
+    fn starting_at(start: DateTime<Utc>) -> Self {
+        PollClock { start, started: std::time::Instant::now() }
+    }
+
+    fn now(&self) -> DateTime<Utc> {
+        self.start + TimeDelta::from_std(self.started.elapsed()).unwrap_or_default()
+    }
 }
 
 enum FileError {
@@ -487,6 +506,7 @@ async fn read_file(
     reader: &mut Reader,
     report: &mut Report,
     progress: &(dyn Fn(Event) + Send + Sync),
+    clock: PollClock,
 ) -> Result<(), FileError> {
     let Fetched::Body { mut body, length, .. } = fetch(http, url, None).await.map_err(FileError::Fetch)? else {
         return Ok(());
@@ -495,7 +515,7 @@ async fn read_file(
     let file = url.as_str();
     let mut count = report.types.remove(resource_type).unwrap_or_default();
     let mut pending: Vec<u8> = Vec::new();
-    let mut in_flight = InFlight::new(store);
+    let mut in_flight = InFlight::new(store, clock);
     let mut batch: Vec<IngestRow> = Vec::with_capacity(in_flight.batching.rows);
     // Ids of bad lines: what was stored from an earlier, good version of each is kept.
     let mut kept: Vec<String> = Vec::new();
@@ -528,7 +548,7 @@ async fn read_file(
             }
         }
         // The lines of a chunk are written as of its arrival.
-        let now = Utc::now();
+        let now = clock.now();
         let mut start = 0;
         let lines_before = line_no;
         while let Some(end) = memchr::memchr(b'\n', &pending[start..]).map(|i| start + i) {
@@ -598,6 +618,7 @@ async fn read_file(
 /// ([`Store::ingest_batching`]).
 struct InFlight {
     batching: IngestBatching,
+    clock: PollClock,
     /// Each batch's task, with the hashes of its ids: a batch that shares one with a batch under
     /// way waits for it, so the later line of a repeated id is the one stored.
     tasks: VecDeque<(BatchTask, HashSet<u64>)>,
@@ -607,9 +628,9 @@ struct InFlight {
 type BatchTask = tokio::task::JoinHandle<Result<IngestTally, StoreError>>;
 
 impl InFlight {
-    fn new(store: &Store) -> Self {
+    fn new(store: &Store, clock: PollClock) -> Self {
         let batching = store.ingest_batching();
-        InFlight { batching, tasks: VecDeque::with_capacity(batching.concurrent) }
+        InFlight { batching, clock, tasks: VecDeque::with_capacity(batching.concurrent) }
     }
 
     /// Waits for the oldest batch under way and counts what it did. When it failed, the others
@@ -665,9 +686,9 @@ impl InFlight {
             self.settle_one(count).await?;
         }
         let items = std::mem::replace(batch, Vec::with_capacity(self.batching.rows));
-        let (store, id, poll) = (store.clone(), p.id.clone(), p.polls);
+        let (store, id, poll, now) = (store.clone(), p.id.clone(), p.polls, self.clock.now());
         let task =
-            tokio::spawn(async move { store.ingest(&id, poll, items, calsync_fhir::booking::carry_takers).await });
+            tokio::spawn(async move { store.ingest(&id, poll, items, calsync_fhir::booking::carry_takers, now).await });
         self.tasks.push_back((task, ids));
         Ok(())
     }
@@ -704,7 +725,7 @@ mod tests {
             };
             store.prepare_ingest(item, Utc::now()).unwrap()
         };
-        let mut in_flight = InFlight::new(&store);
+        let mut in_flight = InFlight::new(&store, PollClock::starting_at(Utc::now()));
         let (release, released) = tokio::sync::oneshot::channel::<()>();
         let under_way = tokio::spawn(async move {
             released.await.ok();
@@ -736,7 +757,8 @@ mod tests {
     /// A batch that failed fails the file, but only once the batches written beside it are done.
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn a_failed_batch_is_reported_once_the_others_under_way_are_done() {
-        let mut in_flight = InFlight { batching: IngestBatching { rows: 1, concurrent: 2 }, tasks: VecDeque::new() };
+        let batching = IngestBatching { rows: 1, concurrent: 2 };
+        let mut in_flight = InFlight { batching, clock: PollClock::starting_at(Utc::now()), tasks: VecDeque::new() };
         let failing: BatchTask = tokio::spawn(async { Err(StoreError::Invalid("the disk is full".into())) });
         let (release, released) = tokio::sync::oneshot::channel::<()>();
         let finished = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));

@@ -268,12 +268,7 @@ async fn both_example_sets_ingest_exactly_from_a_publisher_on_loopback() {
 
 /// Slot rows stored with their origin in the JSON, and without it (`synced_ms` set).
 async fn slot_rows_by_origin(store: &Store) -> (i64, i64) {
-    use sea_orm::ConnectionTrait;
-    let db = store.connection();
-    let count = |sql: &str| {
-        let statement = sea_orm::Statement::from_string(db.get_database_backend(), sql.to_string());
-        async move { db.query_one_raw(statement).await.unwrap().unwrap().try_get_by_index::<i64>(0).unwrap() }
-    };
+    let count = |sql: &'static str| calsync_store::testing::number(store, sql);
     let with = count(
         "SELECT COUNT(*) FROM resource WHERE resource_type = 'Slot' AND synced_ms IS NULL \
          AND content LIKE '%\"source\":%' AND content LIKE '%lastSourceSync%'",
@@ -324,7 +319,7 @@ async fn a_slots_origin_is_stored_once_per_publisher_and_every_read_gives_it_bac
     let by_id = ResourceSearch { ids: vec![AnyOf { values: vec![id.clone()], negate: false }], ..Default::default() };
     let page = store.search_resources("Slot", &by_id, Default::default(), None, 10).await;
     assert_eq!(origin_of(&page.unwrap().resources[0].content), want);
-    let txn = store.begin().await.unwrap();
+    let txn = store.begin(chrono::Utc::now()).await.unwrap();
     assert_eq!(origin_of(&txn.read("Slot", &id).await.unwrap().content), want, "as $book reads it");
     drop(txn);
     let ingested = store.ingested_contents(&p.id, "Slot").await.unwrap();
@@ -348,7 +343,7 @@ async fn a_slots_origin_is_stored_once_per_publisher_and_every_read_gives_it_bac
     // not added twice.
     let mut held = read.content.clone();
     held["comment"] = Value::from("held");
-    store.update("Slot", &id, held, None).await.unwrap();
+    store.update("Slot", &id, held, None, chrono::Utc::now()).await.unwrap();
     assert_eq!(slot_rows_by_origin(&store).await, (1, 299));
     let read = store.read("Slot", &id).await.unwrap();
     assert_eq!((origin_of(&read.content), read.version_id), (want.clone(), 2));
@@ -358,7 +353,7 @@ async fn a_slots_origin_is_stored_once_per_publisher_and_every_read_gives_it_bac
     assert_eq!(store.history("Slot", &id).await.unwrap().len(), 2);
     // A deletion keeps the version deleted with its origin, whole or kept apart.
     let other = format!("{}.{}", p.id, serde_json::from_str::<Value>(&lines[1]).unwrap()["id"].as_str().unwrap());
-    store.delete("Slot", &other).await.unwrap();
+    store.delete("Slot", &other, chrono::Utc::now()).await.unwrap();
     let versions = store.history("Slot", &other).await.unwrap();
     assert!(versions[0].deleted);
     assert_eq!(versions.iter().map(|v| origin_of(&v.content).1).collect::<Vec<_>>(), [want.1.clone(), want.1.clone()]);

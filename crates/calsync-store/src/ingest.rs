@@ -149,7 +149,7 @@ impl Store {
                     ])
                     .to_owned(),
             )
-            .exec_without_returning(self.connection())
+            .exec_without_returning(&self.db)
             .await?;
         Ok(())
     }
@@ -157,14 +157,14 @@ impl Store {
     /// A publisher by id.
     pub async fn publisher(&self, id: &str) -> Result<Publisher, StoreError> {
         publisher::Entity::find_by_id(id.to_string())
-            .one(self.connection())
+            .one(&self.db)
             .await?
             .ok_or_else(|| StoreError::NotFound("Publisher".into(), id.into()))
     }
 
     /// Every publisher, by id.
     pub async fn publishers(&self) -> Result<Vec<Publisher>, StoreError> {
-        Ok(publisher::Entity::find().order_by_asc(publisher::Column::Id).all(self.connection()).await?)
+        Ok(publisher::Entity::find().order_by_asc(publisher::Column::Id).all(&self.db).await?)
     }
 
     /// Publishers to poll at `now`, each with its due time (the job's idempotency key), earliest
@@ -179,16 +179,16 @@ impl Store {
             .order_by_asc(C::Id)
             .limit(limit)
             .into_tuple::<(String, i64)>()
-            .all(self.connection())
+            .all(&self.db)
             .await?)
     }
 
     /// Forgets a publisher and deletes everything of `types` ingested from it; returns how many
     /// resources.
-    pub async fn delete_publisher(&self, id: &str, types: &[&str]) -> Result<u64, StoreError> {
-        let removed = self.ingest_sweep(id, types, i64::MAX).await?;
+    pub async fn delete_publisher(&self, id: &str, types: &[&str], now: DateTime<Utc>) -> Result<u64, StoreError> {
+        let removed = self.ingest_sweep(id, types, i64::MAX, now).await?;
         let _turn = self.write_turn().await;
-        publisher::Entity::delete_by_id(id.to_string()).exec(self.connection()).await?;
+        publisher::Entity::delete_by_id(id.to_string()).exec(&self.db).await?;
         self.origins.forget();
         Ok(removed)
     }
@@ -313,9 +313,10 @@ impl Store {
         poll: i64,
         items: Vec<IngestRow>,
         carry: Carry,
+        now: DateTime<Utc>,
     ) -> Result<IngestTally, StoreError> {
         let _turn = self.write_turn().await;
-        let now = millis(Utc::now());
+        let now = millis(now);
         if let Some(bulk) = &self.sqlite_bulk {
             return bulk.ingest(self.indexer, publisher.to_string(), poll, items, carry, now).await;
         }
@@ -344,7 +345,7 @@ impl Store {
                 .filter(resource::Column::ResourceType.eq(resource_type))
                 .filter(resource::Column::Id.is_in(chunk.iter().cloned()))
                 .filter(resource::Column::Publisher.eq(publisher))
-                .exec(self.connection())
+                .exec(&self.db)
                 .await?
                 .rows_affected;
         }
@@ -363,10 +364,9 @@ impl Store {
             .filter(of_publisher(publisher, resource_type))
             .filter(resource::Column::Deleted.eq(false))
             .into_tuple()
-            .all(self.connection())
+            .all(&self.db)
             .await?;
-        let bases =
-            self.origins.bases(self.connection(), rows.iter().filter(|r| r.2.is_some()).map(|r| r.0.as_str())).await?;
+        let bases = self.origins.bases(&self.db, rows.iter().filter(|r| r.2.is_some()).map(|r| r.0.as_str())).await?;
         Ok(rows
             .into_iter()
             .filter_map(|(id, json, synced)| {
@@ -386,7 +386,13 @@ impl Store {
     /// of the same range of the key beside them, and compared here: two range reads of a key
     /// per page, whatever the planner knows of the tables (a join of the two was planned as a
     /// nested loop over all seen rows, docs/benchmarks.md).
-    pub async fn ingest_sweep(&self, publisher: &str, types: &[&str], poll: i64) -> Result<u64, StoreError> {
+    pub async fn ingest_sweep(
+        &self,
+        publisher: &str,
+        types: &[&str],
+        poll: i64,
+        now: DateTime<Utc>,
+    ) -> Result<u64, StoreError> {
         use sea_orm::sea_query::{Alias, Query};
         let mut removed = 0;
         let (first, end) = (format!("{publisher}."), format!("{publisher}/"));
@@ -398,7 +404,7 @@ impl Store {
             let unwritten = resource::Entity::find()
                 .filter(of_publisher(publisher, t))
                 .filter(resource::Column::Poll.lt(poll))
-                .count(self.connection())
+                .count(&self.db)
                 .await?;
             let seen_count = Query::select()
                 .expr(Expr::col(Alias::new("id")).count())
@@ -422,12 +428,8 @@ impl Store {
                     Some(id) => page.filter(resource::Column::Id.gt(id.as_str())),
                     None => page.filter(resource::Column::Id.gte(first.as_str())),
                 };
-                let page: Vec<(String, Option<String>, Option<i64>)> = page
-                    .order_by_asc(resource::Column::Id)
-                    .limit(BATCH_ROWS as u64)
-                    .into_tuple()
-                    .all(self.connection())
-                    .await?;
+                let page: Vec<(String, Option<String>, Option<i64>)> =
+                    page.order_by_asc(resource::Column::Id).limit(BATCH_ROWS as u64).into_tuple().all(&self.db).await?;
                 let Some((last, ..)) = page.last() else { break };
                 let mut seen_ids = Query::select()
                     .expr(column("id"))
@@ -456,7 +458,7 @@ impl Store {
                 }
                 let _turn = self.write_turn().await;
                 let txn = self.begin_writing().await?;
-                removed += delete_many_in(&txn, t, &stale).await?;
+                removed += delete_many_in(&txn, t, &stale, crate::from_millis(millis(now))).await?;
                 resource::Entity::update_many()
                     .col_expr(resource::Column::Publisher, Expr::value(Option::<String>::None))
                     .col_expr(resource::Column::Digest, Expr::value(Option::<i64>::None))
@@ -478,14 +480,14 @@ impl Store {
         use sea_orm::ConnectionTrait;
         let _turn = self.write_turn().await;
         let statement = sea_orm::Statement::from_sql_and_values(
-            self.connection().get_database_backend(),
-            match self.connection().get_database_backend() {
+            self.db.get_database_backend(),
+            match &self.db.get_database_backend() {
                 sea_orm::DbBackend::Postgres => "DELETE FROM ingest_seen WHERE publisher = $1",
                 _ => "DELETE FROM ingest_seen WHERE publisher = ?",
             },
             [sea_orm::Value::from(publisher)],
         );
-        self.connection().execute_raw(statement).await?;
+        self.db.execute_raw(statement).await?;
         Ok(())
     }
 }

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use chrono::{DateTime, TimeDelta, Utc};
 use sea_orm::ConnectionTrait;
 
-use crate::{Backend, Store, StoreError, millis};
+use crate::{Store, StoreError, millis};
 
 /// Schedules asked about in one statement at most.
 const SCHEDULES_PER_STATEMENT: usize = 500;
@@ -117,7 +117,7 @@ impl Store {
         let to = from.saturating_add(period.saturating_mul(periods));
         let backend = self.db.get_database_backend();
         let placeholders: Vec<String> = (1..=schedules.len())
-            .map(|i| if backend == Backend::Postgres { format!("${i}") } else { format!("?{i}") })
+            .map(|i| if backend == sea_orm::DbBackend::Postgres { format!("${i}") } else { format!("?{i}") })
             .collect();
         // Only numbers are written into the text; the Schedules are bound.
         let sql = HOPS

@@ -83,7 +83,7 @@ tuple_row!(A 0, B 1, C 2, D 3, E 4, F 5);
 tuple_row!(A 0, B 1, C 2, D 3, E 4, F 5, G 6);
 
 fn failed(e: impl std::fmt::Display) -> StoreError {
-    StoreError::Database(sea_orm::DbErr::Custom(format!("sqlite read: {e}")))
+    StoreError::from(sea_orm::DbErr::Custom(format!("sqlite read: {e}")))
 }
 
 fn bind(v: Value) -> Result<SqlValue, StoreError> {

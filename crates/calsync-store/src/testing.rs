@@ -74,3 +74,24 @@ impl TestDatabase {
         }
     }
 }
+
+/// The first column of the first row `sql` answers, as a number (`SELECT COUNT(*) …`,
+/// `PRAGMA page_size`): for tests that look at the tables themselves.
+pub async fn number(store: &crate::Store, sql: &str) -> i64 {
+    use sea_orm::ConnectionTrait;
+    let statement = sea_orm::Statement::from_string(store.db.get_database_backend(), sql.to_string());
+    let row = store.db.query_one_raw(statement).await.expect("the statement runs").expect("a row");
+    row.try_get_by_index::<i64>(0).expect("a number")
+}
+
+/// Makes the database at `url` what calsync wrote with its first `migrations` migrations, then
+/// runs `statements` on it: the data an older calsync left, for tests of the later migrations.
+pub async fn earlier_schema(url: &str, migrations: u32, statements: &[String]) {
+    use sea_orm_migration::MigratorTrait;
+    let old = Database::connect(url).await.expect("database reachable");
+    crate::migration::Migrator::up(&old, Some(migrations)).await.expect("the earlier migrations run");
+    for statement in statements {
+        old.execute_unprepared(statement).await.expect("the statement runs");
+    }
+    old.close().await.ok();
+}

@@ -6,6 +6,11 @@ use calsync_store::{Store, StoreError};
 use chrono::{TimeZone, Utc};
 use serde_json::{Value, json};
 
+/// The instant these tests write at: the store takes its writers' clock.
+fn now() -> chrono::DateTime<Utc> {
+    Utc::now()
+}
+
 /// A fresh store on its own database, removed by `finish`.
 struct TestDb {
     store: Store,
@@ -19,7 +24,7 @@ async fn fresh() -> TestDb {
 
 impl TestDb {
     async fn finish(self) {
-        self.store.connection().clone().close().await.ok();
+        self.store.clone().close().await;
         self.database.finish().await;
     }
 }
@@ -32,7 +37,7 @@ fn slot(schedule: &str, start: &str, end: &str, status: &str) -> Value {
 async fn create_read_and_meta() {
     let db = fresh().await;
     let patient = json!({"resourceType": "Patient", "name": [{"family": "Silva"}]});
-    let created = db.store.create("Patient", patient).await.unwrap();
+    let created = db.store.create("Patient", patient, now()).await.unwrap();
     assert_eq!(created.version_id, 1);
     assert_eq!(created.content["id"], created.id);
     assert_eq!(created.content["meta"]["versionId"], "1");
@@ -48,25 +53,28 @@ async fn create_read_and_meta() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn versions_if_match_and_update_as_create() {
     let db = fresh().await;
-    let (v1, created) =
-        db.store.update("Location", "clinic-1", json!({"resourceType": "Location", "name": "A"}), None).await.unwrap();
+    let (v1, created) = db
+        .store
+        .update("Location", "clinic-1", json!({"resourceType": "Location", "name": "A"}), None, now())
+        .await
+        .unwrap();
     assert!(created);
     assert_eq!(v1.version_id, 1);
     let (v2, created) = db
         .store
-        .update("Location", "clinic-1", json!({"resourceType": "Location", "name": "B"}), Some(1))
+        .update("Location", "clinic-1", json!({"resourceType": "Location", "name": "B"}), Some(1), now())
         .await
         .unwrap();
     assert!(!created);
     assert_eq!(v2.version_id, 2);
     let stale =
-        db.store.update("Location", "clinic-1", json!({"resourceType": "Location", "name": "C"}), Some(1)).await;
+        db.store.update("Location", "clinic-1", json!({"resourceType": "Location", "name": "C"}), Some(1), now()).await;
     assert!(matches!(stale, Err(StoreError::VersionConflict { expected: 1, current: 2 })), "{stale:?}");
     assert_eq!(db.store.read("Location", "clinic-1").await.unwrap().content["name"], "B");
     assert_eq!(db.store.vread("Location", "clinic-1", 1).await.unwrap().content["name"], "A");
     assert!(matches!(db.store.vread("Location", "clinic-1", 9).await, Err(StoreError::NotFound(..))));
     assert!(matches!(
-        db.store.update("Location", "bad id!", json!({"resourceType": "Location"}), None).await,
+        db.store.update("Location", "bad id!", json!({"resourceType": "Location"}), None, now()).await,
         Err(StoreError::Invalid(_))
     ));
     db.finish().await;
@@ -75,13 +83,14 @@ async fn versions_if_match_and_update_as_create() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn delete_then_gone_history_and_recreate() {
     let db = fresh().await;
-    let p = db.store.create("Patient", json!({"resourceType": "Patient"})).await.unwrap();
-    db.store.delete("Patient", &p.id).await.unwrap();
-    db.store.delete("Patient", &p.id).await.unwrap(); // idempotent
+    let p = db.store.create("Patient", json!({"resourceType": "Patient"}), now()).await.unwrap();
+    db.store.delete("Patient", &p.id, now()).await.unwrap();
+    db.store.delete("Patient", &p.id, now()).await.unwrap(); // idempotent
     assert!(matches!(db.store.read("Patient", &p.id).await, Err(StoreError::Gone(..))));
     let history = db.store.history("Patient", &p.id).await.unwrap();
     assert_eq!(history.iter().map(|h| (h.version_id, h.deleted)).collect::<Vec<_>>(), vec![(2, true), (1, false)]);
-    let (again, created) = db.store.update("Patient", &p.id, json!({"resourceType": "Patient"}), None).await.unwrap();
+    let (again, created) =
+        db.store.update("Patient", &p.id, json!({"resourceType": "Patient"}), None, now()).await.unwrap();
     assert!(created);
     assert_eq!(again.version_id, 3);
     db.finish().await;
@@ -94,13 +103,13 @@ async fn delete_many_deletes_as_delete_does_in_one_transaction() {
     let ids: Vec<String> = ["a", "b", "c"].iter().map(|s| s.to_string()).collect();
     for (n, id) in ids.iter().enumerate() {
         let h = 9 + n as u32;
-        db.store.update("Slot", id, slot("Schedule/s", &t(h), &t(h + 1), "busy"), None).await.unwrap();
+        db.store.update("Slot", id, slot("Schedule/s", &t(h), &t(h + 1), "busy"), None, now()).await.unwrap();
     }
-    db.store.update("Slot", "b", slot("Schedule/s", &t(10), &t(11), "busy-tentative"), None).await.unwrap();
+    db.store.update("Slot", "b", slot("Schedule/s", &t(10), &t(11), "busy-tentative"), None, now()).await.unwrap();
     let from = chrono::DateTime::parse_from_rfc3339(&t(0)).unwrap().to_utc();
     let to = from + chrono::TimeDelta::days(1);
     assert_eq!(db.store.slot_windows(&["Schedule/s".to_string()], from, to).await.unwrap().len(), 3);
-    let txn = db.store.begin().await.unwrap();
+    let txn = db.store.begin(now()).await.unwrap();
     // "a" and "b" go; "zz" never existed; "a" twice counts once.
     let asked = vec!["a".to_string(), "b".to_string(), "zz".to_string(), "a".to_string()];
     assert_eq!(txn.delete_many("Slot", &asked).await.unwrap(), 2);
@@ -120,10 +129,11 @@ async fn delete_many_deletes_as_delete_does_in_one_transaction() {
     let rows = db.store.slots_overlapping(Some("Schedule/s"), from, to).await.unwrap();
     assert_eq!(rows.iter().map(|r| r.id.as_str()).collect::<Vec<_>>(), ["c"]);
     // Deleting again changes nothing; a recreated one continues the versions.
-    let txn = db.store.begin().await.unwrap();
+    let txn = db.store.begin(now()).await.unwrap();
     assert_eq!(txn.delete_many("Slot", &asked).await.unwrap(), 0);
     txn.commit().await.unwrap();
-    let (again, created) = db.store.update("Slot", "a", slot("Schedule/s", &t(9), &t(10), "busy"), None).await.unwrap();
+    let (again, created) =
+        db.store.update("Slot", "a", slot("Schedule/s", &t(9), &t(10), "busy"), None, now()).await.unwrap();
     assert!(created);
     assert_eq!(again.version_id, 3);
     db.finish().await;
@@ -134,17 +144,17 @@ async fn slot_range_table_follows_every_write() {
     let db = fresh().await;
     let a = db
         .store
-        .create("Slot", slot("Schedule/1", "2026-12-01T09:00:00Z", "2026-12-01T09:30:00Z", "free"))
+        .create("Slot", slot("Schedule/1", "2026-12-01T09:00:00Z", "2026-12-01T09:30:00Z", "free"), now())
         .await
         .unwrap();
     let b = db
         .store
-        .create("Slot", slot("Schedule/1", "2026-12-01T10:00:00+01:00", "2026-12-01T10:30:00+01:00", "free"))
+        .create("Slot", slot("Schedule/1", "2026-12-01T10:00:00+01:00", "2026-12-01T10:30:00+01:00", "free"), now())
         .await
         .unwrap();
     let c = db
         .store
-        .create("Slot", slot("Schedule/2", "2026-12-01T09:15:00Z", "2026-12-01T17:00:00Z", "busy"))
+        .create("Slot", slot("Schedule/2", "2026-12-01T09:15:00Z", "2026-12-01T17:00:00Z", "busy"), now())
         .await
         .unwrap();
     let at = |h, m| Utc.with_ymd_and_hms(2026, 12, 1, h, m, 0).unwrap();
@@ -161,10 +171,16 @@ async fn slot_range_table_follows_every_write() {
     assert!(db.store.slots_overlapping(None, at(9, 30), at(9, 45)).await.unwrap().iter().all(|r| r.id == c.id));
     // An update moves the row; a delete removes it.
     db.store
-        .update("Slot", &a.id, slot("Schedule/1", "2026-12-02T09:00:00Z", "2026-12-02T09:30:00Z", "busy"), Some(1))
+        .update(
+            "Slot",
+            &a.id,
+            slot("Schedule/1", "2026-12-02T09:00:00Z", "2026-12-02T09:30:00Z", "busy"),
+            Some(1),
+            now(),
+        )
         .await
         .unwrap();
-    db.store.delete("Slot", &b.id).await.unwrap();
+    db.store.delete("Slot", &b.id, now()).await.unwrap();
     assert!(db.store.slots_overlapping(Some("Schedule/1"), at(8, 0), at(12, 0)).await.unwrap().is_empty());
     let moved = db
         .store
@@ -177,7 +193,7 @@ async fn slot_range_table_follows_every_write() {
         .unwrap();
     assert_eq!(moved[0].status, "busy");
     // A Slot without a usable start is refused and nothing is written.
-    let bad = db.store.create("Slot", slot("Schedule/1", "tomorrow", "2026-12-01T09:30:00Z", "free")).await;
+    let bad = db.store.create("Slot", slot("Schedule/1", "tomorrow", "2026-12-01T09:30:00Z", "free"), now()).await;
     assert!(matches!(bad, Err(StoreError::Invalid(_))));
     assert_eq!(db.store.slots_overlapping(None, at(0, 0), at(23, 0)).await.unwrap().len(), 1);
     db.finish().await;
@@ -186,12 +202,14 @@ async fn slot_range_table_follows_every_write() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn concurrent_updates_of_one_version_have_one_winner() {
     let db = fresh().await;
-    db.store.update("Schedule", "s1", json!({"resourceType": "Schedule", "active": true}), None).await.unwrap();
+    db.store.update("Schedule", "s1", json!({"resourceType": "Schedule", "active": true}), None, now()).await.unwrap();
     let mut tasks = Vec::new();
     for i in 0..20 {
         let store = db.store.clone();
         tasks.push(tokio::spawn(async move {
-            store.update("Schedule", "s1", json!({"resourceType": "Schedule", "comment": i.to_string()}), Some(1)).await
+            store
+                .update("Schedule", "s1", json!({"resourceType": "Schedule", "comment": i.to_string()}), Some(1), now())
+                .await
         }));
     }
     let mut wins = 0;
@@ -215,7 +233,7 @@ async fn concurrent_writes_without_if_match_all_land_as_versions_or_conflicts() 
     for i in 0..10 {
         let store = db.store.clone();
         tasks.push(tokio::spawn(async move {
-            store.update("Task", "t1", json!({"resourceType": "Task", "description": i.to_string()}), None).await
+            store.update("Task", "t1", json!({"resourceType": "Task", "description": i.to_string()}), None, now()).await
         }));
     }
     let mut ok = 0;
@@ -266,11 +284,7 @@ fn patients(n: usize) -> Vec<calsync_store::Put> {
 
 /// How many rows `table` has.
 async fn rows_in(store: &Store, table: &str) -> i64 {
-    use sea_orm::ConnectionTrait;
-    let c = store.connection();
-    let count = format!("SELECT COUNT(*) FROM {table}");
-    let row = c.query_one_raw(sea_orm::Statement::from_string(c.get_database_backend(), count)).await;
-    row.unwrap().unwrap().try_get_by_index::<i64>(0).unwrap()
+    calsync_store::testing::number(store, &format!("SELECT COUNT(*) FROM {table}")).await
 }
 
 fn by_family(family: &str) -> calsync_store::search::ResourceSearch {
@@ -288,7 +302,7 @@ async fn the_index_is_rebuilt_when_its_definitions_change() {
     let db = fresh().await;
     // Written before any index existed.
     let silva = json!({"resourceType": "Patient", "name": [{"family": "Silva"}], "birthDate": "1950-03-02"});
-    db.store.update("Patient", "silva", silva, None).await.unwrap();
+    db.store.update("Patient", "silva", silva, None, now()).await.unwrap();
     let order = (SortBy::Id, Direction::Ascending);
     let v1 = family_indexer_v1();
     let store = Store::connect(&db.database.url).await.unwrap().with_indexer(v1);
@@ -313,7 +327,7 @@ async fn the_index_is_rebuilt_when_its_definitions_change() {
     assert_eq!(count(born(DatePrefix::Sa, "1950-03-01")).await, 1);
     assert_eq!(count(born(DatePrefix::Eb, "1950-03-01")).await, 0);
     // Deleted resources leave the index; a new definition rebuilds it.
-    store.delete("Patient", "silva").await.unwrap();
+    store.delete("Patient", "silva", now()).await.unwrap();
     assert_eq!(store.search_resources("Patient", &by_family("silva"), order, None, 10).await.unwrap().total, 0);
     let v2 = calsync_store::Indexer {
         extract: family_index,
@@ -322,7 +336,7 @@ async fn the_index_is_rebuilt_when_its_definitions_change() {
     };
     let store = Store::connect(&db.database.url).await.unwrap().with_indexer(v2);
     assert_eq!(store.reindex_if_stale().await.unwrap(), Some(0));
-    store.connection().clone().close().await.ok();
+    store.clone().close().await;
     db.finish().await;
 }
 
@@ -338,7 +352,7 @@ async fn schedules_by_period_follow_every_slot_write() {
     let put = |id: &'static str, schedule: &'static str, start: chrono::DateTime<Utc>| {
         let store = db.store.clone();
         let body = slot(schedule, &at(start), &at(start + chrono::TimeDelta::minutes(30)), "free");
-        async move { store.update("Slot", id, body, None).await.unwrap() }
+        async move { store.update("Slot", id, body, None, now()).await.unwrap() }
     };
     put("a1", "Schedule/a", monday + chrono::TimeDelta::hours(9)).await;
     put("a2", "Schedule/a", monday + chrono::TimeDelta::days(4)).await;
@@ -357,8 +371,8 @@ async fn schedules_by_period_follow_every_slot_write() {
     // Another process moves a3 to week 1 and deletes b1: both seen at once.
     let other = Store::connect(&db.database.url).await.unwrap();
     let moved = slot("Schedule/a", &at(monday + week + chrono::TimeDelta::hours(1)), &at(monday + week * 2), "busy");
-    other.update("Slot", "a3", moved, None).await.unwrap();
-    other.delete("Slot", "b1").await.unwrap();
+    other.update("Slot", "a3", moved, None, now()).await.unwrap();
+    other.delete("Slot", "b1", now()).await.unwrap();
     assert_eq!(weeks(db.store.clone(), monday).await, named(&[(0, "a"), (1, "a"), (2, "c")]));
     // Other weeks asked: counted from their own start.
     assert_eq!(weeks(db.store.clone(), monday - week).await, named(&[(0, "b"), (1, "a"), (2, "a")]));
@@ -366,7 +380,7 @@ async fn schedules_by_period_follow_every_slot_write() {
     let except = ["Schedule/a".to_string()].into();
     let without_a = db.store.schedules_by_period(monday - week, week, 3, &except).await.unwrap();
     assert_eq!(without_a, named(&[(0, "b")]));
-    other.connection().clone().close().await.ok();
+    other.clone().close().await;
     db.finish().await;
 }
 
@@ -376,7 +390,7 @@ async fn schedules_by_period_follow_every_slot_write() {
 async fn two_processes_starting_together_rebuild_the_index_once() {
     use calsync_store::search::{Direction, SortBy};
     let db = fresh().await;
-    db.store.put_many(patients(1_500)).await.unwrap();
+    db.store.put_many(patients(1_500), now()).await.unwrap();
     let indexer = family_indexer_v1();
     let one = Store::connect(&db.database.url).await.unwrap().with_indexer(indexer);
     let other = Store::connect(&db.database.url).await.unwrap().with_indexer(indexer);
@@ -389,7 +403,7 @@ async fn two_processes_starting_together_rebuild_the_index_once() {
     assert_eq!((found.total, found.resources.len()), (1, 1));
     assert_eq!(rows_in(&one, "search_index").await, 1_500, "each value indexed once");
     for store in [one, other] {
-        store.connection().clone().close().await.ok();
+        store.clone().close().await;
     }
     db.finish().await;
 }
@@ -408,7 +422,7 @@ async fn the_index_is_rebuilt_page_by_page_across_types() {
         "r0".into(),
         json!({"resourceType": "RelatedPerson", "birthDate": "1990-01-02"}),
     ));
-    assert_eq!(db.store.put_many(items).await.unwrap(), 2_504);
+    assert_eq!(db.store.put_many(items, now()).await.unwrap(), 2_504);
     let indexer = family_indexer_v1();
     let store = Store::connect(&db.database.url).await.unwrap().with_indexer(indexer);
     assert_eq!(store.reindex_if_stale().await.unwrap(), Some(2_504));
@@ -425,7 +439,7 @@ async fn the_index_is_rebuilt_page_by_page_across_types() {
         ..Default::default()
     };
     assert_eq!(store.search_resources("RelatedPerson", &born, order, None, 10).await.unwrap().total, 1);
-    store.connection().clone().close().await.ok();
+    store.clone().close().await;
     db.finish().await;
 }
 
@@ -450,7 +464,7 @@ async fn put_many_writes_new_changes_changed_and_keeps_unchanged() {
         ));
         items
     };
-    assert_eq!(store.put_many(batch("2026-12-08T09:00:00Z")).await.unwrap(), 2502);
+    assert_eq!(store.put_many(batch("2026-12-08T09:00:00Z"), now()).await.unwrap(), 2502);
     let from = Utc.with_ymd_and_hms(2026, 12, 1, 0, 0, 0).unwrap();
     let to = Utc.with_ymd_and_hms(2026, 12, 31, 0, 0, 0).unwrap();
     assert_eq!(store.slots_overlapping(Some("Schedule/a"), from, to).await.unwrap().len(), 2500);
@@ -458,7 +472,7 @@ async fn put_many_writes_new_changes_changed_and_keeps_unchanged() {
     let order = (SortBy::Id, Direction::Ascending);
     assert_eq!(store.search_resources("Patient", &by_family("silva"), order, None, 10).await.unwrap().total, 1);
     // Again with one Slot moved: only that one gets a new version.
-    assert_eq!(store.put_many(batch("2026-12-08T09:15:00Z")).await.unwrap(), 1);
+    assert_eq!(store.put_many(batch("2026-12-08T09:15:00Z"), now()).await.unwrap(), 1);
     assert_eq!(store.read("Slot", "s7").await.unwrap().version_id, 1);
     assert_eq!(store.read("Slot", "b").await.unwrap().version_id, 2);
     let b = store.slots_overlapping(Some("Schedule/b"), from, to).await.unwrap();
@@ -470,12 +484,12 @@ async fn put_many_writes_new_changes_changed_and_keeps_unchanged() {
         ("Patient".to_string(), "x".to_string(), json!({"resourceType": "Patient"})),
         ("Patient".to_string(), "x".to_string(), json!({"resourceType": "Patient"})),
     ];
-    assert!(matches!(store.put_many(twice).await, Err(StoreError::Invalid(_))));
+    assert!(matches!(store.put_many(twice, now()).await, Err(StoreError::Invalid(_))));
     assert!(matches!(store.read("Patient", "x").await, Err(StoreError::NotFound(..))));
     let bad = vec![("Patient".to_string(), "no spaces".to_string(), json!({"resourceType": "Patient"}))];
-    assert!(matches!(store.put_many(bad).await, Err(StoreError::Invalid(_))));
+    assert!(matches!(store.put_many(bad, now()).await, Err(StoreError::Invalid(_))));
     let bad_slot = vec![("Slot".to_string(), "bad".to_string(), json!({"resourceType": "Slot", "status": "free"}))];
-    assert!(matches!(store.put_many(bad_slot).await, Err(StoreError::Invalid(_))));
+    assert!(matches!(store.put_many(bad_slot, now()).await, Err(StoreError::Invalid(_))));
     db.finish().await;
 }
 
@@ -496,7 +510,7 @@ async fn remembered_slot_windows_follow_writes_from_another_process() {
                 .await
                 .unwrap()
                 .into_iter()
-                .map(|w| (w.schedule, w.start.to_rfc3339(), w.status))
+                .map(|w| (w.schedule, w.start.to_rfc3339(), w.status.map_or("unknown", calsync_core::SlotStatus::code)))
                 .collect();
             w.sort();
             w
@@ -504,7 +518,7 @@ async fn remembered_slot_windows_follow_writes_from_another_process() {
     };
     assert!(windows(&db.store).await.is_empty());
     let a = worker
-        .create("Slot", slot("Schedule/ana", "2026-12-07T14:00:00Z", "2026-12-07T15:00:00Z", "busy"))
+        .create("Slot", slot("Schedule/ana", "2026-12-07T14:00:00Z", "2026-12-07T15:00:00Z", "busy"), now())
         .await
         .unwrap();
     assert_eq!(windows(&db.store).await, vec![(0, "2026-12-07T14:00:00+00:00".into(), "busy")]);
@@ -513,10 +527,10 @@ async fn remembered_slot_windows_follow_writes_from_another_process() {
     // A change of status, then a move to the other Schedule, then a deletion, each by the worker.
     let mut tentative = a.content.clone();
     tentative["status"] = json!("busy-tentative");
-    worker.update("Slot", &a.id, tentative.clone(), None).await.unwrap();
+    worker.update("Slot", &a.id, tentative.clone(), None, now()).await.unwrap();
     assert_eq!(windows(&db.store).await, vec![(0, "2026-12-07T14:00:00+00:00".into(), "busy-tentative")]);
     tentative["schedule"] = json!({"reference": "Schedule/ben"});
-    worker.update("Slot", &a.id, tentative, None).await.unwrap();
+    worker.update("Slot", &a.id, tentative, None, now()).await.unwrap();
     assert_eq!(windows(&db.store).await, vec![(1, "2026-12-07T14:00:00+00:00".into(), "busy-tentative")]);
     // Bulk writes count too.
     let bulk: Vec<calsync_store::Put> = (1..=3)
@@ -525,15 +539,15 @@ async fn remembered_slot_windows_follow_writes_from_another_process() {
             ("Slot".to_string(), format!("bulk-{d}"), slot("Schedule/ana", &start, &end, "busy"))
         })
         .collect();
-    worker.put_many(bulk).await.unwrap();
+    worker.put_many(bulk, now()).await.unwrap();
     assert_eq!(windows(&db.store).await.len(), 4);
-    worker.delete("Slot", &a.id).await.unwrap();
+    worker.delete("Slot", &a.id, now()).await.unwrap();
     assert_eq!(windows(&db.store).await.iter().filter(|w| w.0 == 1).count(), 0);
     // Only windows overlapping the range come back.
     let early =
         db.store.slot_windows(&schedules, from, Utc.with_ymd_and_hms(2026, 12, 2, 0, 0, 0).unwrap()).await.unwrap();
     assert_eq!(early.len(), 1);
-    worker.connection().clone().close().await.ok();
+    worker.clone().close().await;
     db.finish().await;
 }
 
@@ -594,8 +608,8 @@ async fn slots_stream_by_start_in_whole_chunks_each_once() {
         "before".into(),
         slot("Schedule/a", "2026-12-06T23:00:00Z", "2026-12-07T01:00:00Z", "free"),
     ));
-    store.put_many(items).await.unwrap();
-    store.delete("Slot", "s2").await.unwrap();
+    store.put_many(items, now()).await.unwrap();
+    store.delete("Slot", "s2", now()).await.unwrap();
     let week =
         (Utc.with_ymd_and_hms(2026, 12, 7, 0, 0, 0).unwrap(), Utc.with_ymd_and_hms(2026, 12, 14, 0, 0, 0).unwrap());
 
@@ -632,7 +646,7 @@ async fn slots_stream_by_start_in_whole_chunks_each_once() {
     let since = Utc::now();
     tokio::time::sleep(std::time::Duration::from_millis(5)).await;
     let moved = slot("Schedule/a", "2026-12-09T12:00:00Z", "2026-12-09T12:30:00Z", "busy");
-    store.update("Slot", "s4", moved, None).await.unwrap();
+    store.update("Slot", "s4", moved, None, now()).await.unwrap();
     assert_eq!(read(Some(since)).await.0, vec!["s4".to_string()]);
     db.finish().await;
 }
@@ -647,14 +661,14 @@ async fn free_slots_in_a_window_include_long_ones_that_began_before_it() {
     for d in [9, 10] {
         let short =
             slot("Schedule/1", &format!("2026-12-{d:02}T09:00:00Z"), &format!("2026-12-{d:02}T09:30:00Z"), "free");
-        db.store.update("Slot", &format!("short-{d}"), short, None).await.unwrap();
+        db.store.update("Slot", &format!("short-{d}"), short, None, now()).await.unwrap();
     }
     // Five days, created.
     let created = slot("Schedule/2", "2026-12-06T00:00:00Z", "2026-12-11T00:00:00Z", "free");
-    db.store.update("Slot", "created", created, None).await.unwrap();
+    db.store.update("Slot", "created", created, None, now()).await.unwrap();
     // Ten days, busy, then free.
     let freed = |status| slot("Schedule/3", "2026-12-01T00:00:00Z", "2026-12-11T00:00:00Z", status);
-    db.store.update("Slot", "freed", freed("busy"), None).await.unwrap();
+    db.store.update("Slot", "freed", freed("busy"), None, now()).await.unwrap();
     // Three days, ingested.
     let item = calsync_store::Ingest {
         resource_type: "Slot".into(),
@@ -663,7 +677,7 @@ async fn free_slots_in_a_window_include_long_ones_that_began_before_it() {
         content: slot("Schedule/4", "2026-12-08T00:00:00Z", "2026-12-11T00:00:00Z", "free"),
     };
     let items = vec![db.store.prepare_ingest(item, Utc::now()).unwrap()];
-    db.store.ingest("p1", 1, items, |_, _| {}).await.unwrap();
+    db.store.ingest("p1", 1, items, |_, _| {}, now()).await.unwrap();
     let free = |schedules: &'static [&'static str]| {
         let store = &db.store;
         async move {
@@ -673,7 +687,7 @@ async fn free_slots_in_a_window_include_long_ones_that_began_before_it() {
         }
     };
     assert_eq!(free(&[]).await, ["created", "p1.ingested", "short-10"]);
-    db.store.update("Slot", "freed", freed("free"), Some(1)).await.unwrap();
+    db.store.update("Slot", "freed", freed("free"), Some(1), now()).await.unwrap();
     assert_eq!(free(&[]).await, ["freed", "created", "p1.ingested", "short-10"]);
     assert_eq!(free(&["Schedule/1", "Schedule/3"]).await, ["freed", "short-10"]);
     assert_eq!(free(&["Schedule/1"]).await, ["short-10"]);
@@ -685,18 +699,13 @@ async fn free_slots_in_a_window_include_long_ones_that_began_before_it() {
 /// Slot in no range, an ingested resource still its publisher's, unchanged on the next poll.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_store_of_the_earlier_schema_keeps_its_slots_and_origins() {
-    use calsync_store::migration::Migrator;
-    use sea_orm::ConnectionTrait;
-    use sea_orm_migration::MigratorTrait;
     let database = TestDatabase::create().await;
-    let old = sea_orm::Database::connect(database.url.as_str()).await.unwrap();
-    Migrator::up(&old, Some(11)).await.unwrap();
     let slot_json = |id: &str, start: &str, end: &str, status: &str| {
         json!({"resourceType": "Slot", "id": id, "meta": {"versionId": "1", "lastUpdated": "2026-11-24T10:00:00.000Z"},
             "schedule": {"reference": "Schedule/s1"}, "status": status, "start": start, "end": end})
         .to_string()
     };
-    for statement in [
+    let statements = [
         format!(
             "INSERT INTO resource (resource_type, id, version_id, last_updated, deleted, content) VALUES \
              ('Slot', 'a', 1, 1, false, '{}'), ('Slot', 'b', 2, 2, true, '{}'), ('Slot', 'p1.c', 1, 3, false, '{}'), \
@@ -715,10 +724,8 @@ async fn a_store_of_the_earlier_schema_keeps_its_slots_and_origins() {
         "INSERT INTO ingested (resource_type, id, publisher, digest, poll) VALUES \
          ('Slot', 'p1.c', 'p1', 77, 4), ('Location', 'p1.l', 'p1', 78, 4)"
             .to_string(),
-    ] {
-        old.execute_unprepared(&statement).await.unwrap();
-    }
-    old.close().await.unwrap();
+    ];
+    calsync_store::testing::earlier_schema(&database.url, 11, &statements).await;
 
     let store = Store::connect(&database.url).await.unwrap();
     let day =
@@ -756,14 +763,14 @@ async fn a_store_of_the_earlier_schema_keeps_its_slots_and_origins() {
         let item = calsync_store::Ingest { resource_type: t.into(), id: id.into(), digest, content };
         items.push(store.prepare_ingest(item, Utc::now()).unwrap());
     }
-    let tally = store.ingest("p1", 5, items, |_, _| {}).await.unwrap();
+    let tally = store.ingest("p1", 5, items, |_, _| {}, now()).await.unwrap();
     assert_eq!((tally.created, tally.changed, tally.unchanged), (0, 0, 2));
     // A full data set of poll 5 keeps both; one of poll 6 that listed neither removes both.
-    assert_eq!(store.ingest_sweep("p1", &["Slot", "Location"], 5).await.unwrap(), 0);
-    assert_eq!(store.ingest_sweep("p1", &["Slot", "Location"], 6).await.unwrap(), 2);
+    assert_eq!(store.ingest_sweep("p1", &["Slot", "Location"], 5, now()).await.unwrap(), 0);
+    assert_eq!(store.ingest_sweep("p1", &["Slot", "Location"], 6, now()).await.unwrap(), 2);
     let left = store.slots_overlapping(None, day.0, day.1).await.unwrap();
     assert_eq!(left.iter().map(|s| s.id.as_str()).collect::<Vec<_>>(), ["w", "a"]);
-    store.connection().clone().close().await.ok();
+    store.clone().close().await;
     database.finish().await;
 }
 
@@ -782,7 +789,7 @@ async fn an_ingested_slot_without_its_times_is_refused_when_prepared() {
     let good = slot("Schedule/s1", "2026-12-07T09:00:00Z", "2026-12-07T09:30:00Z", "free");
     let item = calsync_store::Ingest { resource_type: "Slot".into(), id: "p1.y".into(), digest: 2, content: good };
     let row = db.store.prepare_ingest(item, Utc::now()).unwrap();
-    let tally = db.store.ingest("p1", 1, vec![row], |_, _| {}).await.unwrap();
+    let tally = db.store.ingest("p1", 1, vec![row], |_, _| {}, now()).await.unwrap();
     assert_eq!((tally.created, tally.changed, tally.unchanged), (1, 0, 0));
     assert!(matches!(db.store.read("Slot", "p1.x").await, Err(StoreError::NotFound(..))));
     let stored = db.store.read("Slot", "p1.y").await.unwrap();
@@ -802,7 +809,7 @@ async fn a_batch_of_new_resources_with_stored_ones_among_them_is_stored_whole() 
         let item = calsync_store::Ingest { resource_type: "Slot".into(), id: id.into(), digest, content };
         db.store.prepare_ingest(item, Utc::now()).unwrap()
     };
-    let first = db.store.ingest("p1", 1, vec![row("p1.b", 1, "free"), row("p1.d", 4, "free")], |_, _| {}).await;
+    let first = db.store.ingest("p1", 1, vec![row("p1.b", 1, "free"), row("p1.d", 4, "free")], |_, _| {}, now()).await;
     assert_eq!(first.unwrap().created, 2);
     let batch = vec![
         row("p1.a", 10, "free"),
@@ -811,7 +818,7 @@ async fn a_batch_of_new_resources_with_stored_ones_among_them_is_stored_whole() 
         row("p1.d", 4, "free"),
         row("p1.e", 5, "free"),
     ];
-    let tally = db.store.ingest("p1", 2, batch, |_, _| {}).await.unwrap();
+    let tally = db.store.ingest("p1", 2, batch, |_, _| {}, now()).await.unwrap();
     assert_eq!((tally.created, tally.changed, tally.unchanged), (3, 1, 1));
     for (id, version, status) in
         [("p1.a", 1, "free"), ("p1.b", 2, "busy"), ("p1.c", 1, "free"), ("p1.d", 1, "free"), ("p1.e", 1, "free")]
@@ -820,17 +827,17 @@ async fn a_batch_of_new_resources_with_stored_ones_among_them_is_stored_whole() 
         assert_eq!((stored.version_id, stored.content["status"].as_str()), (version, Some(status)), "{id}");
     }
     // PostgreSQL notes the unchanged one as seen rather than writing its row again.
-    let postgres = db.store.connection().get_database_backend() == sea_orm::DbBackend::Postgres;
+    let postgres = db.store.backend() == calsync_store::Backend::Postgres;
     assert_eq!(rows_in(&db.store, "ingest_seen").await, i64::from(postgres));
     // All five were seen by poll 2: a full data set of poll 2 removes none of them, and what was
     // noted as seen is forgotten.
-    assert_eq!(db.store.ingest_sweep("p1", &["Slot"], 2).await.unwrap(), 0);
+    assert_eq!(db.store.ingest_sweep("p1", &["Slot"], 2, now()).await.unwrap(), 0);
     assert_eq!(rows_in(&db.store, "ingest_seen").await, 0);
     // The next full data set lists only a, c and e: b and d go.
     let next = vec![row("p1.a", 10, "free"), row("p1.c", 3, "free"), row("p1.e", 5, "free")];
-    let tally = db.store.ingest("p1", 3, next, |_, _| {}).await.unwrap();
+    let tally = db.store.ingest("p1", 3, next, |_, _| {}, now()).await.unwrap();
     assert_eq!((tally.created, tally.changed, tally.unchanged), (0, 0, 3));
-    assert_eq!(db.store.ingest_sweep("p1", &["Slot"], 3).await.unwrap(), 2);
+    assert_eq!(db.store.ingest_sweep("p1", &["Slot"], 3, now()).await.unwrap(), 2);
     for (id, live) in [("p1.a", true), ("p1.b", false), ("p1.c", true), ("p1.d", false), ("p1.e", true)] {
         assert_eq!(db.store.read("Slot", id).await.is_ok(), live, "{id}");
     }
@@ -848,19 +855,19 @@ async fn a_sweep_removes_exactly_what_a_full_data_set_did_not_list_across_pages(
             calsync_store::Ingest { resource_type: "Slot".into(), id: format!("p1.s{i:04}"), digest: 7, content };
         db.store.prepare_ingest(item, Utc::now()).unwrap()
     };
-    let first = db.store.ingest("p1", 1, (0..2_500).map(row).collect(), |_, _| {}).await.unwrap();
+    let first = db.store.ingest("p1", 1, (0..2_500).map(row).collect(), |_, _| {}, now()).await.unwrap();
     assert_eq!(first.created, 2_500);
     let listed: Vec<usize> = (0..2_500).filter(|i| i % 2 == 0).collect();
-    let again = db.store.ingest("p1", 2, listed.iter().map(|i| row(*i)).collect(), |_, _| {}).await.unwrap();
+    let again = db.store.ingest("p1", 2, listed.iter().map(|i| row(*i)).collect(), |_, _| {}, now()).await.unwrap();
     assert_eq!((again.created, again.changed, again.unchanged), (0, 0, 1_250));
-    assert_eq!(db.store.ingest_sweep("p1", &["Slot"], 2).await.unwrap(), 1_250);
+    assert_eq!(db.store.ingest_sweep("p1", &["Slot"], 2, now()).await.unwrap(), 1_250);
     for i in [0, 1, 998, 999, 1_000, 1_001, 1_998, 1_999, 2_000, 2_498, 2_499] {
         assert_eq!(db.store.read("Slot", &format!("p1.s{i:04}")).await.is_ok(), i % 2 == 0, "s{i}");
     }
     // The next full data set lists the same: all unchanged, nothing removed.
-    let third = db.store.ingest("p1", 3, listed.iter().map(|i| row(*i)).collect(), |_, _| {}).await.unwrap();
+    let third = db.store.ingest("p1", 3, listed.iter().map(|i| row(*i)).collect(), |_, _| {}, now()).await.unwrap();
     assert_eq!(third.unchanged, 1_250);
-    assert_eq!(db.store.ingest_sweep("p1", &["Slot"], 3).await.unwrap(), 0);
+    assert_eq!(db.store.ingest_sweep("p1", &["Slot"], 3, now()).await.unwrap(), 0);
     db.finish().await;
 }
 
@@ -868,16 +875,8 @@ async fn a_sweep_removes_exactly_what_a_full_data_set_did_not_list_across_pages(
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_new_sqlite_file_has_pages_of_8_kb() {
     let db = fresh().await;
-    if db.store.connection().get_database_backend() == sea_orm::DbBackend::Sqlite {
-        use sea_orm::ConnectionTrait;
-        let row = db
-            .store
-            .connection()
-            .query_one_raw(sea_orm::Statement::from_string(sea_orm::DbBackend::Sqlite, "PRAGMA page_size"))
-            .await
-            .unwrap()
-            .unwrap();
-        assert_eq!(row.try_get_by_index::<i64>(0).unwrap(), 8192);
+    if db.store.backend() == calsync_store::Backend::Sqlite {
+        assert_eq!(calsync_store::testing::number(&db.store, "PRAGMA page_size").await, 8192);
     }
     db.finish().await;
 }
@@ -892,7 +891,7 @@ async fn ids_sort_by_their_bytes_whatever_the_database_collation() {
     let store = Store::connect(&database.url).await.unwrap();
     // A linguistic order would put "Ab" among the "a"s and "a-b" after "a0"... not first.
     for id in ["ab", "b", "a0", "Ab", "a.b", "aB", "a-b"] {
-        store.update("Location", id, json!({"resourceType": "Location", "name": id}), None).await.unwrap();
+        store.update("Location", id, json!({"resourceType": "Location", "name": id}), None, now()).await.unwrap();
     }
     let mut ids = Vec::new();
     let mut after: Option<Cursor> = None;
@@ -914,7 +913,7 @@ async fn ids_sort_by_their_bytes_whatever_the_database_collation() {
         }
     }
     assert_eq!(ids, ["Ab", "a-b", "a.b", "a0", "aB", "ab", "b"]);
-    store.connection().clone().close().await.ok();
+    store.clone().close().await;
     database.finish().await;
 }
 
@@ -928,12 +927,12 @@ async fn processes_starting_together_on_a_fresh_database_all_come_up() {
     let opened = tokio::join!(Store::connect(url), Store::connect(url), Store::connect(url), Store::connect(url));
     let stores: Vec<Store> =
         [opened.0, opened.1, opened.2, opened.3].into_iter().map(|s| s.expect("every process comes up")).collect();
-    let created = stores[0].create("Patient", json!({"resourceType": "Patient"})).await.unwrap();
+    let created = stores[0].create("Patient", json!({"resourceType": "Patient"}), now()).await.unwrap();
     for store in &stores {
         assert_eq!(store.read("Patient", &created.id).await.unwrap().version_id, 1);
     }
     for store in stores {
-        store.connection().clone().close().await.ok();
+        store.clone().close().await;
     }
     database.finish().await;
 }

@@ -146,7 +146,7 @@ pub async fn sync_connection(
     let horizon = Interval::new(now - TimeDelta::days(1), now + settings.horizon);
     let source = source_of(&c.id);
     if let Decision::Refused(reason) = calendar_sync(&consents_of(store, &c.participant).await?, &c.participant, now) {
-        return withdraw(store, c, &reason).await;
+        return withdraw(store, c, &reason, now).await;
     }
     let Some(sealed) = c.secret.clone() else {
         c.state = "needs-reconnect".into();
@@ -171,7 +171,7 @@ pub async fn sync_connection(
     c.secret = Some(settings.key.seal(&secret.to_string(), &c.id));
     match fetched {
         Ok(Fetched::Busy { busy, validator, .. }) => {
-            crate::apply(store, &c.schedule, &source, &busy, horizon).await?;
+            crate::apply(store, &c.schedule, &source, &busy, horizon, now).await?;
             c.validator = Some(json!({"etag": validator.etag, "last_modified": validator.last_modified}).to_string());
             succeeded(&mut c, settings, now);
         }
@@ -200,8 +200,13 @@ pub async fn sync_connection(
 }
 
 /// Consent no longer permits the connection: its busy Slots and credentials go, and it says so.
-async fn withdraw(store: &Store, mut c: CalendarConnection, reason: &str) -> Result<CalendarConnection, SyncError> {
-    let purged = crate::purge(store, &c.schedule, &source_of(&c.id)).await?;
+async fn withdraw(
+    store: &Store,
+    mut c: CalendarConnection,
+    reason: &str,
+    now: DateTime<Utc>,
+) -> Result<CalendarConnection, SyncError> {
+    let purged = crate::purge(store, &c.schedule, &source_of(&c.id), now).await?;
     c.secret = None;
     c.validator = None;
     c.state = "consent-withdrawn".into();
@@ -228,7 +233,7 @@ pub async fn enforce_consent(
         }
         if let Decision::Refused(reason) = calendar_sync(&consents_of(store, participant).await?, participant, now) {
             for c in connections.into_iter().filter(|c| c.state != "consent-withdrawn") {
-                withdrawn.push(withdraw(store, c, &reason).await?);
+                withdrawn.push(withdraw(store, c, &reason, now).await?);
             }
         }
     }

@@ -84,23 +84,29 @@ pub fn slot_prefix(source: &str, key: &str) -> String {
 
 /// Removes every busy Slot `source` put on participant Schedule `schedule_id`, whenever it is
 /// (a connection deleted, or its consent withdrawn).
-pub async fn purge(store: &Store, schedule_id: &str, source: &str) -> Result<Applied, SyncError> {
+pub async fn purge(
+    store: &Store,
+    schedule_id: &str,
+    source: &str,
+    now: chrono::DateTime<chrono::Utc>,
+) -> Result<Applied, SyncError> {
     let all_time = Interval::new(
         chrono::DateTime::<chrono::Utc>::MIN_UTC + TimeDelta::days(3651),
         chrono::DateTime::<chrono::Utc>::MAX_UTC - TimeDelta::days(3651),
     );
-    apply(store, schedule_id, source, &[], all_time).await
+    apply(store, schedule_id, source, &[], all_time, now).await
 }
 
 /// Replaces the busy Slots `source` put on participant Schedule `schedule_id` with `busy`
 /// (windows reported over `horizon`; earlier Slots of the source anywhere in time go), in one
-/// transaction. Same window, same Slot id: an unchanged report changes nothing.
+/// transaction written at `now`. Same window, same Slot id: an unchanged report changes nothing.
 pub async fn apply(
     store: &Store,
     schedule_id: &str,
     source: &str,
     busy: &[BusyInterval],
     horizon: Interval,
+    now: chrono::DateTime<chrono::Utc>,
 ) -> Result<Applied, SyncError> {
     if source.is_empty() || source.len() > 20 || !source.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit()) {
         return Err(SyncError::BadSource(source.into()));
@@ -124,7 +130,7 @@ pub async fn apply(
             (id, slot)
         })
         .collect();
-    let txn = store.begin().await?;
+    let txn = store.begin(now).await?;
     let far = TimeDelta::days(3650);
     let existing = txn.slots_overlapping(Some(&key), horizon.start - far, horizon.end + far).await?;
     let mut applied = Applied { busy: wanted.len(), ..Applied::default() };

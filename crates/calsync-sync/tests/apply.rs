@@ -23,9 +23,9 @@ async fn store_with_maria() -> (Store, TestDatabase) {
     let database = TestDatabase::create().await;
     let store = Store::connect(&database.url).await.unwrap();
     let schedule = json!({"resourceType": "Schedule", "active": true, "actor": [{"reference": "Patient/maria"}]});
-    store.update("Schedule", "maria-calendar", schedule, None).await.unwrap();
+    store.update("Schedule", "maria-calendar", schedule, None, chrono::Utc::now()).await.unwrap();
     let clinic = json!({"resourceType": "Schedule", "active": true, "actor": [{"reference": "Location/clinic"}]});
-    store.update("Schedule", "clinic", clinic, None).await.unwrap();
+    store.update("Schedule", "clinic", clinic, None, chrono::Utc::now()).await.unwrap();
     (store, database)
 }
 
@@ -50,25 +50,25 @@ async fn each_source_replaces_only_its_own_slots_and_unchanged_ones_keep_their_v
     let google = [busy(1, 9, BusyStatus::Busy), busy(2, 9, BusyStatus::Busy)];
     let ics = [busy(3, 14, BusyStatus::BusyTentative)];
     assert_eq!(
-        apply(&store, "maria-calendar", "google", &google, march()).await.unwrap(),
+        apply(&store, "maria-calendar", "google", &google, march(), chrono::Utc::now()).await.unwrap(),
         Applied { busy: 2, added: 2, removed: 0 }
     );
     assert_eq!(
-        apply(&store, "maria-calendar", "ics", &ics, march()).await.unwrap(),
+        apply(&store, "maria-calendar", "ics", &ics, march(), chrono::Utc::now()).await.unwrap(),
         Applied { busy: 1, added: 1, removed: 0 }
     );
     let before = slots(&store).await;
     assert_eq!(before.len(), 3);
     // The same report again changes nothing: same ids, same versions.
     assert_eq!(
-        apply(&store, "maria-calendar", "google", &google, march()).await.unwrap(),
+        apply(&store, "maria-calendar", "google", &google, march(), chrono::Utc::now()).await.unwrap(),
         Applied { busy: 2, added: 0, removed: 0 }
     );
     assert_eq!(slots(&store).await, before);
     // Google now: the 1st became tentative, the 2nd is gone, the 4th is new; the ICS Slot stays.
     let changed = [busy(1, 9, BusyStatus::BusyTentative), busy(4, 9, BusyStatus::Busy)];
     assert_eq!(
-        apply(&store, "maria-calendar", "google", &changed, march()).await.unwrap(),
+        apply(&store, "maria-calendar", "google", &changed, march(), chrono::Utc::now()).await.unwrap(),
         Applied { busy: 2, added: 2, removed: 1 }
     );
     let after = slots(&store).await;
@@ -83,14 +83,14 @@ async fn each_source_replaces_only_its_own_slots_and_unchanged_ones_keep_their_v
         && *v == 1
         && s == "busy-tentative"));
     // An empty report removes that source's Slots only; a duplicated window is one Slot.
-    assert_eq!(apply(&store, "maria-calendar", "google", &[], march()).await.unwrap().removed, 2);
+    assert_eq!(apply(&store, "maria-calendar", "google", &[], march(), chrono::Utc::now()).await.unwrap().removed, 2);
     let twice = [busy(5, 9, BusyStatus::Busy), busy(5, 9, BusyStatus::Busy)];
     assert_eq!(
-        apply(&store, "maria-calendar", "ics", &twice, march()).await.unwrap(),
+        apply(&store, "maria-calendar", "ics", &twice, march(), chrono::Utc::now()).await.unwrap(),
         Applied { busy: 1, added: 1, removed: 1 }
     );
     assert_eq!(slots(&store).await.len(), 1);
-    store.connection().clone().close().await.ok();
+    store.clone().close().await;
     database.finish().await;
 }
 
@@ -98,15 +98,24 @@ async fn each_source_replaces_only_its_own_slots_and_unchanged_ones_keep_their_v
 async fn only_participants_schedules_take_busy_windows_from_sources_with_plain_names() {
     let (store, database) = store_with_maria().await;
     let one = [busy(1, 9, BusyStatus::Busy)];
-    assert!(matches!(apply(&store, "clinic", "google", &one, march()).await, Err(SyncError::NotParticipant(_))));
+    assert!(matches!(
+        apply(&store, "clinic", "google", &one, march(), chrono::Utc::now()).await,
+        Err(SyncError::NotParticipant(_))
+    ));
     for bad in ["", "Google", "a-b", "x".repeat(21).as_str()] {
         assert!(
-            matches!(apply(&store, "maria-calendar", bad, &one, march()).await, Err(SyncError::BadSource(_))),
+            matches!(
+                apply(&store, "maria-calendar", bad, &one, march(), chrono::Utc::now()).await,
+                Err(SyncError::BadSource(_))
+            ),
             "{bad:?}"
         );
     }
-    assert!(matches!(apply(&store, "nobody", "google", &one, march()).await, Err(SyncError::Store(_))));
+    assert!(matches!(
+        apply(&store, "nobody", "google", &one, march(), chrono::Utc::now()).await,
+        Err(SyncError::Store(_))
+    ));
     assert!(slots(&store).await.is_empty(), "nothing was written");
-    store.connection().clone().close().await.ok();
+    store.clone().close().await;
     database.finish().await;
 }

@@ -88,9 +88,9 @@ async fn world() -> World {
     let database = TestDatabase::create().await;
     let store = Store::connect(&database.url).await.unwrap().with_indexer(calsync_sync::INDEXER);
     let schedule = json!({"resourceType": "Schedule", "active": true, "actor": [{"reference": "Patient/maria"}]});
-    store.update("Schedule", "maria-calendar", schedule, None).await.unwrap();
+    store.update("Schedule", "maria-calendar", schedule, None, chrono::Utc::now()).await.unwrap();
     let consent = calsync_fhir::consent::permit("Patient/maria", "Patient/maria");
-    store.update("Consent", "maria-sync", consent, None).await.unwrap();
+    store.update("Consent", "maria-sync", consent, None, chrono::Utc::now()).await.unwrap();
     let google = calsync_emulators::google::State::new("calsync", "secret");
     let microsoft = calsync_emulators::microsoft::State::new("calsync", "secret");
     let (g, m) = (google.clone(), microsoft.clone());
@@ -191,7 +191,7 @@ impl World {
     }
 
     async fn finish(self) {
-        self.store.connection().clone().close().await.ok();
+        self.store.clone().close().await;
         self.database.finish().await;
     }
 }
@@ -246,7 +246,7 @@ async fn an_ics_connection_syncs_keeps_nothing_private_survives_a_bad_feed_and_i
     // Consent withdrawn: the next sync deletes the busy Slots and the credentials.
     let mut consent = w.store.read("Consent", "maria-sync").await.unwrap().content;
     consent["status"] = json!("inactive");
-    w.store.update("Consent", "maria-sync", consent, None).await.unwrap();
+    w.store.update("Consent", "maria-sync", consent, None, chrono::Utc::now()).await.unwrap();
     let c = w.sync("c1").await;
     assert_eq!(c.state, "consent-withdrawn");
     assert!(c.secret.is_none() && c.reason.as_deref().unwrap().contains("2 busy windows"), "{:?}", c.reason);

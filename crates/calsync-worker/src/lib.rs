@@ -26,7 +26,7 @@ use apalis::prelude::*;
 use apalis_postgres::PostgresStorage;
 use apalis_sqlite::SqliteStorage;
 use calsync_connect::egress::{Egress, EgressClient};
-use calsync_store::Store;
+use calsync_store::{QueueDatabase, Store};
 use calsync_sync::connection::{SyncSettings, sync_connection};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
@@ -158,13 +158,11 @@ impl std::fmt::Debug for Queue {
 impl Queue {
     /// The queue in `store`'s database, its tables created or migrated.
     pub async fn open(store: &Store, heartbeat: Duration) -> Result<Self, WorkerError> {
-        let db = store.connection();
-        match db.get_database_backend() {
-            calsync_store::Backend::Sqlite => {
+        match store.queue_database() {
+            QueueDatabase::Sqlite(options) => {
                 // Its own connections, which wait as long as a sync's transaction may hold the
                 // write lock: apalis takes a failed poll for a dead worker.
-                let options =
-                    (*db.get_sqlite_connection_pool().connect_options()).clone().busy_timeout(QUEUE_BUSY_TIMEOUT);
+                let options = options.busy_timeout(QUEUE_BUSY_TIMEOUT);
                 let pool = &apalis_sqlite::SqlitePool::connect_with(options).await.map_err(queue_error)?;
                 SqliteStorage::setup(pool).await.map_err(queue_error)?;
                 let config = apalis_sqlite::Config::default()
@@ -174,17 +172,15 @@ impl Queue {
                     .batch_size(32);
                 Ok(Queue::Sqlite(SqliteStorage::new(pool).with_config(config)))
             }
-            calsync_store::Backend::Postgres => {
-                let pool = db.get_postgres_connection_pool();
-                PostgresStorage::setup(pool).await.map_err(queue_error)?;
+            QueueDatabase::Postgres(pool) => {
+                PostgresStorage::setup(&pool).await.map_err(queue_error)?;
                 let config = apalis_postgres::Config::default()
                     .queue(QUEUE)
                     .heartbeat_interval(heartbeat)
                     .missed_heartbeats(3)
                     .batch_size(32);
-                Ok(Queue::Postgres(PostgresStorage::new(pool).with_config(config)))
+                Ok(Queue::Postgres(PostgresStorage::new(&pool).with_config(config)))
             }
-            other => Err(WorkerError::Queue(format!("no job queue on {other:?}"))),
         }
     }
 

@@ -71,9 +71,9 @@ fn serve(feeds: web::Data<Feeds>) -> String {
 
 async fn participant(store: &Store) {
     let schedule = json!({"resourceType": "Schedule", "active": true, "actor": [{"reference": "Patient/maria"}]});
-    store.update("Schedule", "maria-calendar", schedule, None).await.unwrap();
+    store.update("Schedule", "maria-calendar", schedule, None, chrono::Utc::now()).await.unwrap();
     let consent = calsync_fhir::consent::permit("Patient/maria", "Patient/maria");
-    store.update("Consent", "maria-sync", consent, None).await.unwrap();
+    store.update("Consent", "maria-sync", consent, None, chrono::Utc::now()).await.unwrap();
 }
 
 async fn connect(store: &Store, key: &SecretKey, id: &str, url: &str) {
@@ -235,7 +235,7 @@ async fn the_worker_syncs_what_is_due_within_provider_limits_retries_and_syncs_a
 
     stop.send(()).unwrap();
     worker.await.unwrap().unwrap();
-    store.connection().clone().close().await.ok();
+    store.clone().close().await;
     database.finish().await;
 }
 
@@ -287,7 +287,7 @@ async fn a_worker_without_a_secret_key_polls_publishers_only() {
     assert_eq!(feeds.requests.load(Ordering::SeqCst), 1);
     stop.send(()).unwrap();
     worker.await.unwrap().unwrap();
-    store.connection().clone().close().await.ok();
+    store.clone().close().await;
     database.finish().await;
 }
 
@@ -308,12 +308,12 @@ async fn a_sweep_queues_what_is_new_beside_what_is_queued_already() {
     connect(&store, &key, "second", "http://127.0.0.1:9/second").await;
     assert_eq!(queue.sweep(&store, now).await.unwrap(), 2, "both due; the sweep does not fail on the queued one");
     assert_eq!(queue.sweep(&store, now).await.unwrap(), 2, "and again");
-    if store.connection().get_database_backend() == calsync_store::Backend::Postgres {
+    if store.backend() == calsync_store::Backend::Postgres {
         let keys: Vec<String> =
             store.connections_due(now, 10).await.unwrap().into_iter().map(|(id, due)| format!("{id}@{due}")).collect();
         let queued = store.queued_job_keys("calsync-sync", &keys).await.unwrap();
         assert_eq!(queued.len(), 2, "both queued: {queued:?}");
     }
-    store.connection().clone().close().await.ok();
+    store.clone().close().await;
     database.finish().await;
 }

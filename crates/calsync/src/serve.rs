@@ -68,7 +68,7 @@ pub fn run(args: ServeArgs) -> Result<(), String> {
         let emulated = crate::emulate::start(&args.emulate_calendar, &mut settings, now)?;
         let app = Application::build(&settings).await?;
         for file in &args.load {
-            load(&app, file).await?;
+            load(&app, file, now).await?;
         }
         for pair in &args.import_ics {
             let (schedule, file) =
@@ -115,7 +115,7 @@ const LOAD_BATCH: usize = 5000;
 
 /// Writes every resource of an NDJSON file under its own id, in bulk transactions of
 /// [`LOAD_BATCH`] (idempotent across restarts: unchanged resources keep their version).
-async fn load(app: &Application, file: &PathBuf) -> Result<(), String> {
+async fn load(app: &Application, file: &PathBuf, now: chrono::DateTime<chrono::Utc>) -> Result<(), String> {
     use std::io::BufRead;
     let name = file.display().to_string();
     let reader =
@@ -138,10 +138,11 @@ async fn load(app: &Application, file: &PathBuf) -> Result<(), String> {
         batch.push((t.to_string(), id.to_string(), value));
         count += 1;
         if batch.len() == LOAD_BATCH {
-            written += app.store().put_many(std::mem::take(&mut batch)).await.map_err(|e| format!("{name}: {e}"))?;
+            written +=
+                app.store().put_many(std::mem::take(&mut batch), now).await.map_err(|e| format!("{name}: {e}"))?;
         }
     }
-    written += app.store().put_many(batch).await.map_err(|e| format!("{name}: {e}"))?;
+    written += app.store().put_many(batch, now).await.map_err(|e| format!("{name}: {e}"))?;
     let secs = started.elapsed().as_secs_f64();
     println!("loaded {count} resources from {name} ({written} new or changed) in {secs:.1} s");
     Ok(())

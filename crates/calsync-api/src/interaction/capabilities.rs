@@ -53,7 +53,7 @@ pub async fn handle(req: HttpRequest, cx: RequestContext) -> Result<HttpResponse
     let statement = json!({
         "resourceType": "CapabilityStatement",
         "status": "active",
-        "date": chrono::Utc::now().format("%Y-%m-%d").to_string(),
+        "date": cx.now.format("%Y-%m-%d").to_string(),
         "kind": "instance",
         "software": {"name": "calsync", "version": env!("CARGO_PKG_VERSION")},
         "implementation": {"description": "calsync FHIR R4 facade", "url": cx.base},

@@ -24,7 +24,7 @@ pub async fn handle(
     // Conditional create: nothing new when exactly one resource already matches.
     if let Some(criteria) = req.headers().get("If-None-Exist") {
         let criteria = criteria.to_str().map_err(|_| ApiError::BadRequest("If-None-Exist is not text".into()))?;
-        let existing = super::search::matching(&store, t, criteria, 2).await?;
+        let existing = super::search::matching(&store, t, criteria, 2, cx.now).await?;
         match existing.resources.as_slice() {
             [] => {}
             [one] => return Ok(media::resource_response(HttpResponse::Ok(), &req, one)),
@@ -40,7 +40,7 @@ pub async fn handle(
     if let Some(map) = value.as_object_mut() {
         map.remove("id");
     }
-    let stored = store.create(t, value).await?;
+    let stored = store.create(t, value, cx.now).await?;
     if t == "Consent" {
         // A new Consent can deny (a nested deny, or a status other than active).
         super::consent_changed(&store, None, Some(&stored.content), cx.now).await;

@@ -20,7 +20,7 @@ pub async fn handle(
         "Consent" => store.read(t, id).await.ok().map(|r| r.content),
         _ => None,
     };
-    store.delete(t, id).await?;
+    store.delete(t, id, cx.now).await?;
     if before.is_some() {
         super::consent_changed(&store, before.as_ref(), None, cx.now).await;
     }

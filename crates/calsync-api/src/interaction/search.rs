@@ -134,7 +134,7 @@ async fn search(
 ) -> Result<HttpResponse, ApiError> {
     media::negotiate(req)?;
     let t = resource_type(type_name)?;
-    let parsed = parse(t, pairs, strict(req))?;
+    let parsed = parse(t, pairs, strict(req), cx.now)?;
     let mut page = run(store, t, &parsed).await?;
     if parsed.summary_count {
         page.resources.clear();
@@ -216,12 +216,18 @@ async fn run(store: &Store, t: &str, parsed: &Parsed) -> Result<Page<StoredText>
 
 /// Resources of type `t` matching `criteria` (a query string such as `If-None-Exist` carries),
 /// at most `limit`. Criteria are read strictly: ignoring one would match too much.
-pub async fn matching(store: &Store, t: &str, criteria: &str, limit: u64) -> Result<Page, ApiError> {
+pub async fn matching(
+    store: &Store,
+    t: &str,
+    criteria: &str,
+    limit: u64,
+    now: DateTime<Utc>,
+) -> Result<Page, ApiError> {
     let pairs = media::query_pairs(criteria, false)?;
     if pairs.is_empty() {
         return Err(ApiError::BadRequest("conditional criteria are empty".into()));
     }
-    let mut parsed = parse(t, &pairs, true)?;
+    let mut parsed = parse(t, &pairs, true, now)?;
     parsed.count = limit;
     let page = run(store, t, &parsed).await?;
     let resources = page.resources.into_iter().map(StoredText::parse).collect::<Result<_, _>>()?;
@@ -351,7 +357,8 @@ fn parse_cursor(token: &str) -> Result<Cursor, ApiError> {
     }
 }
 
-fn parse(t: &str, pairs: &[(String, String)], strict: bool) -> Result<Parsed, ApiError> {
+/// Reads the search parameters; `now` is the request's, for `ap` (approximately) dates.
+fn parse(t: &str, pairs: &[(String, String)], strict: bool, now: DateTime<Utc>) -> Result<Parsed, ApiError> {
     let mut p = Parsed {
         kept: Vec::new(),
         elements: None,
@@ -413,8 +420,7 @@ fn parse(t: &str, pairs: &[(String, String)], strict: bool) -> Result<Parsed, Ap
                 if modifier.is_some() {
                     return Err(bad_modifier());
                 }
-                let bound =
-                    date_bound(value, Utc::now()).map_err(|m| ApiError::BadRequest(format!("_lastUpdated: {m}")))?;
+                let bound = date_bound(value, now).map_err(|m| ApiError::BadRequest(format!("_lastUpdated: {m}")))?;
                 p.resource.updated.push(bound);
                 p.slot.updated.push(bound);
                 p.kept.push((key.clone(), value.clone()));
@@ -481,7 +487,7 @@ fn parse(t: &str, pairs: &[(String, String)], strict: bool) -> Result<Parsed, Ap
                 if modifier.is_some() {
                     return Err(bad_modifier());
                 }
-                let bound = date_bound(value, Utc::now()).map_err(|m| ApiError::BadRequest(format!("{name}: {m}")))?;
+                let bound = date_bound(value, now).map_err(|m| ApiError::BadRequest(format!("{name}: {m}")))?;
                 if name == "start" {
                     p.slot.start.push(bound)
                 } else {
@@ -493,7 +499,6 @@ fn parse(t: &str, pairs: &[(String, String)], strict: bool) -> Result<Parsed, Ap
                 if modifier.is_some() {
                     return Err(bad_modifier());
                 }
-                let now = Utc::now();
                 let any = split(value)
                     .iter()
                     .map(|v| date_value(v, now).map_err(|m| ApiError::BadRequest(format!("{name}: {m}"))))

@@ -33,7 +33,7 @@ pub async fn handle(
         "Consent" => store.read(t, &id).await.ok().map(|r| r.content),
         _ => None,
     };
-    let (stored, created) = store.update(t, &id, value, expected).await?;
+    let (stored, created) = store.update(t, &id, value, expected, cx.now).await?;
     if t == "Consent" {
         super::consent_changed(&store, before.as_ref(), Some(&stored.content), cx.now).await;
     }

@@ -77,7 +77,7 @@ pub async fn handle(
         schedule_ids.push(id);
     }
 
-    let txn = store.begin().await?;
+    let txn = store.begin(now).await?;
     if let Some((id, version)) = &existing
         && read_for_booking(&txn, "Appointment", id).await?.version_id != *version
     {

@@ -104,7 +104,7 @@ pub async fn link(
         "for": {"reference": people[0]}, "focus": {"reference": format!("Appointment/{appointment_id}")},
         "authoredOn": text(cx.now),
         "input": [{"type": {"text": "booking-deep-link"}, "valueUrl": portal}]});
-    let txn = store.begin().await?;
+    let txn = store.begin(cx.now).await?;
     txn.update("Appointment", &appointment_id, appointment, None).await.map_err(conflict)?;
     let task = txn.create("Task", task).await.map_err(conflict)?;
     txn.commit().await.map_err(conflict)?;
@@ -175,11 +175,11 @@ pub async fn finish(
     let mut schedules = Vec::new();
     if outcome == "booked" {
         for p in &people {
-            schedules.push(participant::derived_schedule(&store, p).await?);
+            schedules.push(participant::derived_schedule(&store, p, cx.now).await?);
         }
     }
 
-    let txn = store.begin().await?;
+    let txn = store.begin(cx.now).await?;
     let task = read_for_booking(&txn, "Task", &task.id).await?;
     if task.content["status"] != "requested" {
         return Err(ApiError::Conflict("this booking hand-off was completed already".into()));

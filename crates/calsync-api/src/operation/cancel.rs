@@ -19,7 +19,7 @@ pub async fn handle(
 ) -> Result<HttpResponse, ApiError> {
     media::negotiate(&req)?;
     let id = crate::interaction::resource_id("Appointment", &path)?.to_string();
-    let txn = store.begin().await?;
+    let txn = store.begin(cx.now).await?;
     let appointment = txn.read("Appointment", &id).await?;
     if appointment.content["status"] == "cancelled" {
         return Ok(HttpResponse::Ok().content_type(FHIR_JSON).body(media::body(&req, &appointment.content)));

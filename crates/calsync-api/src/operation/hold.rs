@@ -44,7 +44,7 @@ pub async fn handle(
     let offer = Offer::read(&appointment)?;
     let now = cx.now;
     let expires = now + policy.duration;
-    let txn = store.begin().await?;
+    let txn = store.begin(now).await?;
     let slot = read_for_booking(&txn, "Slot", &offer.slot).await?;
     let (start, end) = (slot.content["start"].as_str().unwrap_or(""), slot.content["end"].as_str().unwrap_or(""));
     let inside = chrono::DateTime::parse_from_rfc3339(start).is_ok_and(|s| s.to_utc() <= offer.interval.start)
@@ -94,7 +94,7 @@ pub async fn sweep_expired_holds(
             continue;
         }
         let Ok(offer) = Offer::read(&appointment.content) else { continue };
-        let txn = store.begin().await?;
+        let txn = store.begin(now).await?;
         let current = txn.read("Appointment", &appointment.id).await?;
         if current.content["status"] != "pending" {
             continue;

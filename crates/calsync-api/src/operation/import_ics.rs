@@ -70,6 +70,6 @@ pub async fn import_calendar(
     let expansion = calsync_ical::Calendar::parse(text)
         .and_then(|c| c.expand(horizon, zone.unwrap_or(chrono_tz::UTC)))
         .map_err(|e| ApiError::BadRequest(format!("the calendar cannot be read: {e}")))?;
-    let applied = calsync_sync::apply(store, id, "ics", &expansion.busy(), horizon).await?;
+    let applied = calsync_sync::apply(store, id, "ics", &expansion.busy(), horizon, now).await?;
     Ok(Imported { busy: applied.busy, added: applied.added, removed: applied.removed })
 }

@@ -1,7 +1,7 @@
 //! Participants (Patients and RelatedPersons) as the matching core sees them: their derived
 //! Schedules' busy Slots, zone and constraints.
 
-use calsync_core::{Attendance, BusyInterval, BusyStatus, Interval, Participant};
+use calsync_core::{Attendance, BusyInterval, Interval, Participant};
 use calsync_fhir::availability::{is_participant_schedule, participant_constraints};
 use calsync_store::search::{IndexFilter, ResourceSearch};
 use calsync_store::{Store, StoreError, StoredResource};
@@ -24,25 +24,19 @@ pub(crate) fn new_schedule_id(reference: &str) -> String {
 
 /// The id of the participant's derived Schedule, created (with the participant as its only
 /// actor) if they have none yet.
-pub(crate) async fn derived_schedule(store: &Store, reference: &str) -> Result<String, ApiError> {
+pub(crate) async fn derived_schedule(
+    store: &Store,
+    reference: &str,
+    now: chrono::DateTime<chrono::Utc>,
+) -> Result<String, ApiError> {
     if let Some(s) = derived_schedules(store, reference).await?.into_iter().next() {
         return Ok(s.id);
     }
     let id = new_schedule_id(reference);
     let content =
         serde_json::json!({"resourceType": "Schedule", "id": id, "active": true, "actor": [{"reference": reference}]});
-    store.update("Schedule", &id, content, None).await?;
+    store.update("Schedule", &id, content, None, now).await?;
     Ok(id)
-}
-
-/// Maps a Slot status of a derived Schedule to a busy status (free Slots do not block).
-pub(crate) fn busy_status(code: &str) -> Option<BusyStatus> {
-    match code {
-        "busy" => Some(BusyStatus::Busy),
-        "busy-tentative" => Some(BusyStatus::BusyTentative),
-        "busy-unavailable" => Some(BusyStatus::BusyUnavailable),
-        _ => None,
-    }
 }
 
 /// The participants for the core, in the order asked (`(reference, attendance)`), with busy
@@ -112,7 +106,7 @@ pub(crate) async fn load_all(
     }
     let (from, to) = (horizon.start - TimeDelta::days(1), horizon.end + TimeDelta::days(1));
     for window in store.slot_windows(&keys, from, to).await? {
-        let Some(status) = busy_status(window.status) else { continue };
+        let Some(status) = window.status.and_then(calsync_core::SlotStatus::busy) else { continue };
         for &n in owners.get(window.schedule).into_iter().flatten() {
             participants[n].busy.push(BusyInterval { interval: Interval::new(window.start, window.end), status });
         }

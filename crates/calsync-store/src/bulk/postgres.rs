@@ -14,7 +14,7 @@ use crate::ingest::{Carry, IngestRow, IngestTally};
 use crate::{Indexed, Indexer, SlotRange, StoreError, Touched};
 
 fn failed(e: sqlx::Error) -> StoreError {
-    StoreError::Database(sea_orm::DbErr::Custom(format!("postgres bulk write: {e}")))
+    StoreError::from(sea_orm::DbErr::Custom(format!("postgres bulk write: {e}")))
 }
 
 /// A resource to write, stamped, as its JSON text, with its range and search values.

@@ -16,7 +16,7 @@ use crate::{Indexed, Indexer, StoreError, Touched};
 use rusqlite::{OptionalExtension, TransactionBehavior, params};
 
 fn failed(e: impl std::fmt::Display) -> StoreError {
-    StoreError::Database(sea_orm::DbErr::Custom(format!("sqlite bulk write: {e}")))
+    StoreError::from(sea_orm::DbErr::Custom(format!("sqlite bulk write: {e}")))
 }
 
 /// WAL pages this connection's commits leave before one of them copies them into the database
