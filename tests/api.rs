@@ -2205,3 +2205,40 @@ async fn a_booking_handed_off_to_the_publishers_portal_completes_its_task_on_ret
     assert_eq!(s2["status"], "free", "nothing was taken");
     app.database.finish().await;
 }
+
+/// A server started with `--clock-start` has one clock: what it writes is stamped by it, date
+/// searches read `ap` (approximately) against it, `$find` offers nothing before it, and the
+/// CapabilityStatement is dated by it.
+#[tokio::test]
+async fn under_clock_start_searches_writes_and_find_read_the_same_clock() {
+    let start = chrono::DateTime::parse_from_rfc3339("2016-12-07T12:00:00Z").unwrap().to_utc();
+    let app = spawn_app_with(|s| s.clock_start = Some(start)).await;
+    let schedule = json!({"resourceType": "Schedule", "id": "dr-okafor", "active": true,
+        "actor": [{"reference": "Practitioner/okafor"}]});
+    assert!(app.put("/Schedule/dr-okafor", &schedule, None).await.status().is_success());
+    let slots = [
+        ("december", "2016-12-07T14:00:00Z", "2016-12-07T14:30:00Z"),
+        ("june", "2016-06-07T14:00:00Z", "2016-06-07T14:30:00Z"),
+        ("morning", "2016-12-07T10:00:00Z", "2016-12-07T10:30:00Z"),
+    ];
+    for (id, start, end) in slots {
+        let slot = json!({"resourceType": "Slot", "id": id, "schedule": {"reference": "Schedule/dr-okafor"},
+            "status": "free", "start": start, "end": end});
+        let resp = app.put(&format!("/Slot/{id}"), &slot, None).await;
+        assert_eq!(resp.status(), 201, "{id}");
+        let written: Value = resp.json().await.unwrap();
+        assert!(written["meta"]["lastUpdated"].as_str().unwrap().starts_with("2016-12-07T12:"), "{written}");
+    }
+    // `ap` widens by a tenth of the distance to now (at least a day): on the server's clock the
+    // June Slot is half a year from the December day; on the real clock ten years would widen it.
+    let near = ids(&bundle(&app, "start=ap2016-12-07").await);
+    assert_eq!(near, ["morning", "december"]);
+    // Written at the server's now, found by it.
+    assert_eq!(ids(&bundle(&app, "_lastUpdated=ap2016-12-07").await).len(), 3);
+    // $find offers the day's times from the server's now on: not the morning one.
+    let found = proposals(&app, "/Appointment/$find?start=2016-12-07&end=2016-12-07&duration=30").await;
+    assert_eq!(starts(&found), ["14:00"]);
+    let cs: Value = app.get("/metadata").await.json().await.unwrap();
+    assert_eq!(cs["date"], "2016-12-07");
+    app.database.finish().await;
+}
