@@ -50,7 +50,7 @@ test-ical-corpus: build
 ## The store and HTTP API tests again on PostgreSQL (each test creates and drops its own database).
 CALSYNC_TEST_POSTGRES_URL ?= postgres://root@127.0.0.1:5432/test
 test-postgres: nextest
-	CALSYNC_TEST_POSTGRES_URL=$(CALSYNC_TEST_POSTGRES_URL) $(CARGO) nextest run --workspace --no-fail-fast -E 'package(calsync-store) | package(calsync-api) | package(calsync-sync) | package(calsync-worker) | package(calsync-links)'
+	CALSYNC_TEST_POSTGRES_URL=$(CALSYNC_TEST_POSTGRES_URL) $(CARGO) nextest run --workspace --no-fail-fast -E 'package(calsync-store) | package(calsync-system) | package(calsync-sync) | package(calsync-worker) | package(calsync-links)'
 
 ## The README's demo story against `make run`'s data: find, hold, book, iCalendar, cancel.
 test-demo: build

@@ -1,8 +1,8 @@
 //! Black-box tests of the FHIR facade: the real server on a random port, a fresh database
 //! (SQLite, or PostgreSQL when CALSYNC_TEST_POSTGRES_URL is set), real HTTP.
 
-use calsync_api::{Application, Settings};
 use calsync_store::testing::TestDatabase;
+use calsync_system::{Application, Settings};
 use chrono::Datelike;
 use reqwest::{Client, Response, StatusCode};
 use serde_json::{Value, json};
@@ -1618,14 +1618,14 @@ async fn google_and_microsoft_calendars_connect_through_oauth_with_pkce_and_leas
     let (gb, mb) = (google_base.clone(), graph_base.clone());
     let app = spawn_app_with(move |s| {
         s.secret_key = Some("q83vEjRWeJq83vEjRWeJq83vEjRWeJq83vEjRWeJq80=".into());
-        s.google = Some(calsync_api::OAuthProvider {
+        s.google = Some(calsync_system::OAuthProvider {
             client_id: "calsync-google".into(),
             client_secret: "g-secret".into(),
             authorize_url: format!("{gb}/o/oauth2/v2/auth"),
             token_url: format!("{gb}/token"),
             api_url: format!("{gb}/"),
         });
-        s.microsoft = Some(calsync_api::OAuthProvider {
+        s.microsoft = Some(calsync_system::OAuthProvider {
             client_id: "calsync-ms".into(),
             client_secret: "m-secret".into(),
             authorize_url: format!("{mb}/common/oauth2/v2.0/authorize"),
@@ -1948,7 +1948,7 @@ async fn addresses_on_private_networks_are_refused_unless_the_configuration_allo
     load_published_clinic(&a).await;
     let key = "q83vEjRWeJq83vEjRWeJq83vEjRWeJq83vEjRWeJq80=";
     let b = spawn_app_with(|s| {
-        s.egress = calsync_api::EgressConfig::default();
+        s.egress = calsync_system::EgressConfig::default();
         s.secret_key = Some(key.into());
     })
     .await;
@@ -1983,7 +1983,7 @@ async fn addresses_on_private_networks_are_refused_unless_the_configuration_allo
 
     // Allowed by address: the same publisher registers and is read.
     let c = spawn_app_with(|s| {
-        s.egress = calsync_api::EgressConfig { private_networks: false, allow: vec!["127.0.0.1".into()] }
+        s.egress = calsync_system::EgressConfig { private_networks: false, allow: vec!["127.0.0.1".into()] }
     })
     .await;
     let created = c.post("/publishers", &json!({"manifest": a.url("/$bulk-publish")})).await;

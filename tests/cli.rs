@@ -311,7 +311,7 @@ async fn a_database_calsync_ingest_filled_is_not_indexed_again() {
     let db = std::env::temp_dir().join(format!("calsync-cli-ingest-{}.db", std::process::id()));
     let url = format!("sqlite://{}?mode=rwc", db.display());
     let ingested = calsync(&["ingest", &fixture("ssl-v1"), "--database", &url]);
-    let store = calsync_store::Store::connect(&url).await.unwrap().with_indexer(calsync_sync::INDEXER);
+    let store = calsync_store::Store::connect(&url).await.unwrap().with_indexer(calsync_system::INDEXER);
     let reindexed = store.reindex_if_stale().await;
     let order = (calsync_store::search::SortBy::Id, calsync_store::search::Direction::Ascending);
     let everything = calsync_store::search::ResourceSearch::default();

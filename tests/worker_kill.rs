@@ -121,7 +121,7 @@ async fn a_worker_killed_while_it_syncs_leaves_the_old_or_the_new_set_and_the_jo
     let log = dir.join("calsync.log");
 
     // The participant, the consent, and a connection to a feed of 20,000 events.
-    let store = Store::connect(&url).await.unwrap().with_indexer(calsync_sync::INDEXER);
+    let store = Store::connect(&url).await.unwrap().with_indexer(calsync_system::INDEXER);
     let schedule = json!({"resourceType": "Schedule", "active": true, "actor": [{"reference": "Patient/big"}]});
     store.update("Schedule", "big-calendar", schedule, None, chrono::Utc::now()).await.unwrap();
     let consent = calsync_fhir::consent::permit("Patient/big", "Patient/big");

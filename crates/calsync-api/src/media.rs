@@ -2,61 +2,18 @@
 
 use actix_web::http::header::{self, HeaderMap};
 use actix_web::{HttpRequest, HttpResponse, HttpResponseBuilder};
-use calsync_store::StoredResource;
+use calsync_usecase::StoredResource;
 
 use crate::outcome::ApiError;
-
-/// The FHIR JSON media type.
-pub const FHIR_JSON: &str = "application/fhir+json";
+pub use crate::outcome::FHIR_JSON;
 
 /// Largest request body accepted.
 pub const MAX_BODY: usize = 1024 * 1024;
 
-/// Splits a query string into percent-decoded name/value pairs. In a URL's query a `+` is a
-/// plus sign (as in a `+01:00` zone offset); in a form body (`form`) it stands for a space.
-pub fn query_pairs(query: &str, form: bool) -> Result<Vec<(String, String)>, ApiError> {
-    query
-        .split('&')
-        .filter(|p| !p.is_empty())
-        .map(|p| {
-            let (k, v) = p.split_once('=').unwrap_or((p, ""));
-            Ok((decode(k, form)?, decode(v, form)?))
-        })
-        .collect()
-}
+pub use calsync_usecase::search::query_pairs;
 
-fn decode(s: &str, form: bool) -> Result<String, ApiError> {
-    let bad = || ApiError::BadRequest(format!("{s:?} is not valid percent-encoded UTF-8"));
-    let bytes = s.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        match bytes[i] {
-            b'%' => {
-                let hex = s.get(i + 1..i + 3).filter(|h| h.bytes().all(|b| b.is_ascii_hexdigit())).ok_or_else(bad)?;
-                out.push(u8::from_str_radix(hex, 16).map_err(|_| bad())?);
-                i += 3;
-            }
-            b'+' if form => {
-                out.push(b' ');
-                i += 1;
-            }
-            b => {
-                out.push(b);
-                i += 1;
-            }
-        }
-    }
-    String::from_utf8(out).map_err(|_| bad())
-}
-
-/// The decoded value of URL query parameter `name`, if present and readable.
-/// The first value of a query parameter.
+/// The first value of URL query parameter `name`, if present and readable.
 pub fn query_value(req: &HttpRequest, name: &str) -> Option<String> {
-    query_param(req, name)
-}
-
-fn query_param(req: &HttpRequest, name: &str) -> Option<String> {
     query_pairs(req.query_string(), false).ok()?.into_iter().find(|(k, _)| k == name).map(|(_, v)| v)
 }
 
@@ -72,7 +29,7 @@ fn is_json(media: &str) -> bool {
 
 /// Refuses requests that want something other than JSON (406): `_format` wins over `Accept`.
 pub fn negotiate(req: &HttpRequest) -> Result<(), ApiError> {
-    if let Some(format) = query_param(req, "_format") {
+    if let Some(format) = query_value(req, "_format") {
         return if is_json(&format) {
             Ok(())
         } else {
@@ -107,7 +64,7 @@ pub fn if_match(headers: &HeaderMap) -> Result<Option<i64>, ApiError> {
 
 /// True when the request asks for `_pretty=true`.
 pub fn pretty(req: &HttpRequest) -> bool {
-    query_param(req, "_pretty").as_deref() == Some("true")
+    query_value(req, "_pretty").as_deref() == Some("true")
 }
 
 /// A JSON body, pretty when `_pretty=true`.

@@ -6,11 +6,11 @@ use actix_web::http::StatusCode;
 use actix_web::http::header::{CONTENT_TYPE, HeaderValue};
 use actix_web::middleware::ErrorHandlerResponse;
 use actix_web::{HttpResponse, ResponseError};
-use calsync_fhir::validate::Invalid;
-use calsync_store::StoreError;
+use calsync_usecase::UseCaseError;
 use serde_json::json;
 
-use crate::media::FHIR_JSON;
+/// The FHIR JSON media type, of every answer and of every error.
+pub const FHIR_JSON: &str = "application/fhir+json";
 
 /// Everything a request can fail with.
 #[derive(Debug, thiserror::Error)]
@@ -69,6 +69,11 @@ impl ApiError {
     }
 }
 
+/// The answer on a known path to a method it does not take: 405.
+pub(crate) async fn method_not_allowed(req: actix_web::HttpRequest) -> Result<HttpResponse, ApiError> {
+    Err(ApiError::MethodNotAllowed(format!("{} is not supported on {}", req.method(), req.path())))
+}
+
 /// An OperationOutcome with one issue.
 pub fn operation_outcome(severity: &str, code: &str, diagnostics: &str, expression: Option<&str>) -> serde_json::Value {
     let mut issue = json!({"severity": severity, "code": code, "diagnostics": diagnostics});
@@ -106,43 +111,17 @@ impl ResponseError for ApiError {
     }
 }
 
-impl From<calsync_sync::SyncError> for ApiError {
-    fn from(e: calsync_sync::SyncError) -> Self {
-        use calsync_sync::SyncError;
+impl From<UseCaseError> for ApiError {
+    fn from(e: UseCaseError) -> Self {
         match e {
-            SyncError::Store(e) => e.into(),
-            SyncError::NotParticipant(_) => {
-                ApiError::Unprocessable { message: e.to_string(), expression: Some("Schedule.actor".into()) }
-            }
-            SyncError::Credentials(_) => ApiError::Conflict(e.to_string()),
-            SyncError::BadSource(_) => ApiError::Internal(e.to_string()),
-            SyncError::Stopped => ApiError::Unavailable(e.to_string()),
-        }
-    }
-}
-
-impl From<StoreError> for ApiError {
-    fn from(e: StoreError) -> Self {
-        match e {
-            StoreError::NotFound(t, id) => ApiError::NotFound(format!("{t}/{id} is not known")),
-            StoreError::Gone(t, id) => ApiError::Gone(format!("{t}/{id} was deleted")),
-            StoreError::VersionConflict { expected, current } => ApiError::PreconditionFailed(format!(
-                "If-Match names version {expected}, the current version is {current}"
-            )),
-            e @ StoreError::Concurrent(..) => ApiError::Conflict(e.to_string()),
-            StoreError::Invalid(m) => ApiError::Unprocessable { message: m, expression: None },
-            StoreError::Database(e) => ApiError::Internal(e.to_string()),
-        }
-    }
-}
-
-impl From<Invalid> for ApiError {
-    fn from(e: Invalid) -> Self {
-        match e {
-            Invalid::Malformed(m) => ApiError::BadRequest(m),
-            Invalid::Element { expression, message } => {
-                ApiError::Unprocessable { message: format!("{expression}: {message}"), expression: Some(expression) }
-            }
+            UseCaseError::Invalid(m) => ApiError::BadRequest(m),
+            UseCaseError::NotFound(m) => ApiError::NotFound(m),
+            UseCaseError::Gone(m) => ApiError::Gone(m),
+            UseCaseError::Conflict(m) => ApiError::Conflict(m),
+            UseCaseError::VersionMismatch(m) => ApiError::PreconditionFailed(m),
+            UseCaseError::Unprocessable { message, expression } => ApiError::Unprocessable { message, expression },
+            UseCaseError::Unavailable(m) => ApiError::Unavailable(m),
+            UseCaseError::Internal(m) => ApiError::Internal(m),
         }
     }
 }

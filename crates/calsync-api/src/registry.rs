@@ -42,23 +42,5 @@ pub const INTERACTIONS: &[Interaction] = &[
     Interaction::SearchType,
 ];
 
-/// The resource types calsync keeps.
-pub const RESOURCES: &[&str] = &[
-    "Appointment",
-    "Consent",
-    "Device",
-    "HealthcareService",
-    "Location",
-    "Patient",
-    "Practitioner",
-    "PractitionerRole",
-    "RelatedPerson",
-    "Schedule",
-    "Slot",
-    "Task",
-];
-
-/// True when the server keeps this resource type.
-pub fn is_supported(resource_type: &str) -> bool {
-    RESOURCES.contains(&resource_type)
-}
+/// The resource types calsync keeps (the use cases' list).
+pub use calsync_usecase::resources::{RESOURCE_TYPES as RESOURCES, is_kept as is_supported};

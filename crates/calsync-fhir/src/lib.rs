@@ -9,7 +9,7 @@
 //! status proposed, start/end, participants needs-action, `slot` references), with an
 //! OperationOutcome entry that explains an empty answer.
 
-use calsync_core::{Interval, MutualSlot, NoFit, ProviderSlot, SlotStatus};
+use calsync_core::{Interval, MutualSlot, NoFit, ProviderSlot, SearchOutcome, SlotStatus};
 use chrono::{DateTime, SecondsFormat, Utc};
 use fhirbolt::model::r4::Resource;
 use fhirbolt::model::r4::resources as res;
@@ -123,6 +123,10 @@ fn outcome(no_fit: &NoFit) -> res::OperationOutcome {
     }
 }
 
+/// Marks alternatives offered when nothing fits: `without-optional` (a time without the optional
+/// participants) or `after-window` (the nearest times after the window).
+pub const ALTERNATIVE_EXTENSION: &str = "https://calsync.example.org/fhir/StructureDefinition/alternative";
+
 /// A searchset Bundle of proposed Appointments, one per mutual time, in rank order; when there
 /// are none and `no_fit` says why, an OperationOutcome entry (search mode `outcome`) explains it.
 pub fn appointments_bundle(
@@ -131,14 +135,85 @@ pub fn appointments_bundle(
     providers: &ProviderData,
     no_fit: Option<&NoFit>,
 ) -> String {
-    let mut entry: Vec<res::BundleEntry> = found
-        .iter()
-        .map(|m| res::BundleEntry {
-            resource: Some(Resource::Appointment(Box::new(proposed(m, participants, providers)))),
-            search: Some(res::BundleEntrySearch { mode: Some("match".into()), ..Default::default() }),
+    let entry = answer_entries(found, participants, providers, no_fit);
+    serialize_bundle(searchset(found.len(), entry, None))
+}
+
+/// What the answer to `$find` or `$find-mutual` shows.
+#[derive(Debug, Clone, Copy)]
+pub struct FindAnswer<'a> {
+    /// The matching core's options, explanations and alternatives.
+    pub outcome: &'a SearchOutcome,
+    /// The participants, as each option names them.
+    pub people: &'a [AppointmentParticipant],
+    /// The provider Schedules' actors and Locations' names.
+    pub providers: &'a ProviderData,
+    /// Add an OperationOutcome naming who blocks each rejected time (at most 50).
+    pub explain: bool,
+    /// The request's own URL.
+    pub self_url: &'a str,
+}
+
+/// Rejected times an `explain` answer names at most.
+const EXPLAINED: usize = 50;
+
+/// The answer Bundle of `$find` and `$find-mutual`: the options (search mode `match`), why nothing
+/// fits, the alternatives (mode `include`, marked with [`ALTERNATIVE_EXTENSION`]), and with
+/// `explain` who blocks each rejected time (an OperationOutcome, mode `outcome`). Each proposed
+/// Appointment has a stable `urn:uuid` fullUrl made of its Slot and start, so the same option has
+/// the same fullUrl in every answer.
+pub fn find_bundle(answer: &FindAnswer<'_>) -> String {
+    let FindAnswer { outcome, people, providers, explain, self_url } = *answer;
+    let explanation = &outcome.explanation;
+    let mut entry = answer_entries(&outcome.slots, people, providers, explanation.no_fit.as_ref());
+    for (kind, found) in [
+        ("without-optional", &explanation.alternatives.without_optional),
+        ("after-window", &explanation.alternatives.after_window),
+    ] {
+        entry.extend(found.iter().map(|m| {
+            let mut appointment = proposed(m, people, providers);
+            appointment.extension = vec![ty::Extension {
+                url: ALTERNATIVE_EXTENSION.into(),
+                value: Some(ty::ExtensionValue::Code(kind.into())),
+                ..Default::default()
+            }];
+            appointment_entry(appointment, "include")
+        }));
+    }
+    if explain && !explanation.rejected.is_empty() {
+        let issue = explanation.rejected.iter().take(EXPLAINED).map(|r| {
+            let names: std::collections::BTreeSet<&str> = r.blocked_by.iter().map(|b| b.participant.as_str()).collect();
+            let names: Vec<&str> = names.into_iter().collect();
+            res::OperationOutcomeIssue {
+                severity: "information".into(),
+                code: "business-rule".into(),
+                diagnostics: Some(
+                    format!("{} at {} is blocked by {}", r.slot, r.interval.start.to_rfc3339(), names.join(", "))
+                        .into(),
+                ),
+                expression: names.iter().map(|n| (*n).into()).collect(),
+                ..Default::default()
+            }
+        });
+        let why = res::OperationOutcome { issue: issue.collect(), ..Default::default() };
+        entry.push(res::BundleEntry {
+            resource: Some(Resource::OperationOutcome(Box::new(why))),
+            search: Some(res::BundleEntrySearch { mode: Some("outcome".into()), ..Default::default() }),
             ..Default::default()
-        })
-        .collect();
+        });
+    }
+    serialize_bundle(searchset(outcome.slots.len(), entry, Some(self_url)))
+}
+
+/// The entries for `found`, and the OperationOutcome that says why when there are none.
+fn answer_entries(
+    found: &[MutualSlot],
+    participants: &[AppointmentParticipant],
+    providers: &ProviderData,
+    no_fit: Option<&NoFit>,
+) -> Vec<res::BundleEntry> {
+    let mut entry: Vec<res::BundleEntry> =
+        found.iter().map(|m| appointment_entry(proposed(m, participants, providers), "match")).collect();
     if found.is_empty()
         && let Some(why) = no_fit
     {
@@ -148,12 +223,44 @@ pub fn appointments_bundle(
             ..Default::default()
         });
     }
-    let bundle = res::Bundle {
+    entry
+}
+
+/// A proposed Appointment's entry, with its stable fullUrl.
+fn appointment_entry(appointment: res::Appointment, mode: &str) -> res::BundleEntry {
+    let slot = appointment.slot.first().and_then(|s| s.reference.as_ref()).and_then(|r| r.value.as_deref());
+    let start = appointment.start.as_ref().and_then(|s| s.value.as_deref());
+    let full_url = proposal_urn(slot.unwrap_or_default(), start.unwrap_or_default());
+    res::BundleEntry {
+        full_url: Some(full_url.into()),
+        resource: Some(Resource::Appointment(Box::new(appointment))),
+        search: Some(res::BundleEntrySearch { mode: Some(mode.into()), ..Default::default() }),
+        ..Default::default()
+    }
+}
+
+/// A stable `urn:uuid` for the proposal of `slot` (a reference) at `start` (its instant text).
+fn proposal_urn(slot: &str, start: &str) -> String {
+    // The key as the JSON values' text, quotes included: the fullUrls of earlier answers.
+    let key = format!("\"{slot}\"|\"{start}\"");
+    let hex = index::fnv(&key) + &index::fnv(&format!("{key}|2"));
+    format!("urn:uuid:{}-{}-4{}-8{}-{}", &hex[0..8], &hex[8..12], &hex[13..16], &hex[17..20], &hex[20..32])
+}
+
+fn searchset(total: usize, entry: Vec<res::BundleEntry>, self_url: Option<&str>) -> res::Bundle {
+    res::Bundle {
         r#type: "searchset".into(),
-        total: Some(ty::UnsignedInt { value: Some(found.len() as u32), ..Default::default() }),
+        total: Some(ty::UnsignedInt { value: Some(total as u32), ..Default::default() }),
+        link: self_url
+            .map(|url| res::BundleLink { relation: "self".into(), url: url.into(), ..Default::default() })
+            .into_iter()
+            .collect(),
         entry,
         ..Default::default()
-    };
+    }
+}
+
+fn serialize_bundle(bundle: res::Bundle) -> String {
     fhirbolt::json::to_string(&Resource::Bundle(Box::new(bundle)), None)
         .expect("a Bundle built from typed parts serializes")
 }

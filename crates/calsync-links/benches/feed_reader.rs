@@ -49,7 +49,7 @@ fn slot_lines() -> Vec<String> {
 
 fn bench(c: &mut Criterion) {
     let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
-    let store = runtime.block_on(Store::connect("sqlite::memory:")).unwrap().with_indexer(calsync_sync::INDEXER);
+    let store = runtime.block_on(Store::connect("sqlite::memory:")).unwrap().with_indexer(calsync_system::INDEXER);
     let lines = slot_lines();
     let mut group = c.benchmark_group("feed_reader");
     group.throughput(Throughput::Elements(LINES as u64));

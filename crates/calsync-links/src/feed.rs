@@ -766,7 +766,7 @@ mod tests {
     /// whole; lines it cannot be are read whole.
     #[tokio::test]
     async fn a_slot_read_as_members_is_stored_as_when_read_whole() {
-        let store = Store::connect("sqlite::memory:").await.unwrap().with_indexer(calsync_sync::INDEXER);
+        let store = Store::connect("sqlite::memory:").await.unwrap().with_indexer(calsync_system::INDEXER);
         let ssl = calsync_fhir::SSL_EXTENSION_BASE;
         let ext = |rest: &str| format!(r#","extension":[{rest}]"#);
         let capacity = |n: i64| format!(r#"{{"url":"{ssl}slot-capacity","valueInteger":{n}}}"#);

@@ -97,7 +97,7 @@ async fn serve(dir: PathBuf) -> Publishing {
 }
 
 async fn store(db: &TestDatabase) -> Store {
-    Store::connect(&db.url).await.unwrap().with_indexer(calsync_sync::INDEXER)
+    Store::connect(&db.url).await.unwrap().with_indexer(calsync_system::INDEXER)
 }
 
 fn now() -> DateTime<Utc> {

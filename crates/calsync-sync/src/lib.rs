@@ -18,34 +18,6 @@ use calsync_store::{Store, StoreError};
 use chrono::{SecondsFormat, TimeDelta};
 use serde_json::json;
 
-/// The searchable values of a resource, as the store indexes them.
-fn index_rows(resource_type: &str, resource: &serde_json::Value) -> calsync_store::Indexed {
-    use calsync_fhir::index;
-    calsync_store::Indexed {
-        terms: index::entries(resource_type, resource)
-            .into_iter()
-            .map(|e| calsync_store::IndexRow {
-                param: e.param.to_string(),
-                system: e.system,
-                value: e.value,
-                raw: e.raw,
-            })
-            .collect(),
-        dates: index::date_entries(resource_type, resource)
-            .into_iter()
-            .map(|d| calsync_store::DateRow { param: d.param.to_string(), low: d.low, high: d.high })
-            .collect(),
-    }
-}
-
-/// The FHIR search index definitions (calsync-fhir) in the store's terms. Every process that
-/// writes resources (the API, the worker, the CLI) opens its [`Store`] with it.
-pub const INDEXER: calsync_store::Indexer = calsync_store::Indexer {
-    extract: index_rows,
-    fingerprint: calsync_fhir::index::fingerprint,
-    reads: calsync_fhir::index::reads,
-};
-
 /// Why busy windows could not be applied.
 #[derive(Debug, thiserror::Error)]
 pub enum SyncError {

@@ -86,7 +86,7 @@ struct World {
 
 async fn world() -> World {
     let database = TestDatabase::create().await;
-    let store = Store::connect(&database.url).await.unwrap().with_indexer(calsync_sync::INDEXER);
+    let store = Store::connect(&database.url).await.unwrap().with_indexer(calsync_system::INDEXER);
     let schedule = json!({"resourceType": "Schedule", "active": true, "actor": [{"reference": "Patient/maria"}]});
     store.update("Schedule", "maria-calendar", schedule, None, chrono::Utc::now()).await.unwrap();
     let consent = calsync_fhir::consent::permit("Patient/maria", "Patient/maria");

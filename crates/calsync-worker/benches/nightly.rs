@@ -86,7 +86,7 @@ async fn run() {
     std::fs::create_dir_all(&dir).unwrap();
     let url = std::env::var("CALSYNC_BENCH_DATABASE")
         .unwrap_or_else(|_| format!("sqlite://{}?mode=rwc", dir.join("nightly.db").display()));
-    let store = Store::connect(&url).await.unwrap().with_indexer(calsync_sync::INDEXER);
+    let store = Store::connect(&url).await.unwrap().with_indexer(calsync_system::INDEXER);
 
     let (g, m) = (google::State::new("calsync", "secret"), microsoft::State::new("calsync", "secret"));
     let today = Utc::now().date_naive().and_hms_opt(0, 0, 0).unwrap().and_utc();

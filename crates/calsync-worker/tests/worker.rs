@@ -170,7 +170,7 @@ async fn the_worker_syncs_what_is_due_within_provider_limits_retries_and_syncs_a
         .with_test_writer()
         .try_init();
     let database = TestDatabase::create().await;
-    let store = Store::connect(&database.url).await.unwrap().with_indexer(calsync_sync::INDEXER);
+    let store = Store::connect(&database.url).await.unwrap().with_indexer(calsync_system::INDEXER);
     participant(&store).await;
     let feeds = web::Data::new(Feeds { flaky_failures_left: Mutex::new(2), ..Default::default() });
     let base = serve(feeds.clone());
@@ -253,7 +253,7 @@ async fn register_example_feed(store: &Store) -> calsync_store::Publisher {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_worker_without_a_secret_key_polls_publishers_only() {
     let database = TestDatabase::create().await;
-    let store = Store::connect(&database.url).await.unwrap().with_indexer(calsync_sync::INDEXER);
+    let store = Store::connect(&database.url).await.unwrap().with_indexer(calsync_system::INDEXER);
     participant(&store).await;
     let feeds = web::Data::new(Feeds::default());
     let base = serve(feeds.clone());
@@ -297,7 +297,7 @@ async fn a_worker_without_a_secret_key_polls_publishers_only() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_sweep_queues_what_is_new_beside_what_is_queued_already() {
     let database = TestDatabase::create().await;
-    let store = Store::connect(&database.url).await.unwrap().with_indexer(calsync_sync::INDEXER);
+    let store = Store::connect(&database.url).await.unwrap().with_indexer(calsync_system::INDEXER);
     participant(&store).await;
     let key = SecretKey::from_base64(KEY).unwrap();
     let mut queue = Queue::open(&store, Duration::from_secs(1)).await.unwrap();

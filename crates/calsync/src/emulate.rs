@@ -7,9 +7,9 @@
 
 use std::net::TcpListener;
 
-use calsync_api::{OAuthProvider, Settings};
 use calsync_core::{BusyStatus, Interval};
 use calsync_emulators::{google, microsoft};
+use calsync_system::{OAuthProvider, Settings};
 use chrono::{DateTime, TimeDelta, Utc};
 
 /// One `PROVIDER:PARTICIPANT=FILE`.
@@ -105,16 +105,15 @@ pub fn start(specs: &[String], settings: &mut Settings, now: DateTime<Utc>) -> R
 
 impl Emulated {
     /// Connects each participant to its emulated calendar (due at once: the worker syncs it).
-    pub async fn connect(&self, app: &calsync_api::Application, now: DateTime<Utc>) -> Result<(), String> {
+    pub async fn connect(&self, system: &calsync_system::System) -> Result<(), String> {
         for c in &self.calendars {
-            let id = app
-                .connect_calendar(
-                    &c.participant,
-                    &c.provider,
-                    &serde_json::json!({"refresh_token": c.refresh_token}),
-                    now,
-                )
-                .await?;
+            let secret = serde_json::json!({"refresh_token": c.refresh_token});
+            let id = system
+                .use_cases()
+                .connect_calendar_with(&system.operator(), &c.participant, &c.provider, &secret)
+                .await
+                .map_err(|e| e.to_string())?
+                .id;
             println!("connected {} to an emulated {} calendar (connection {id})", c.participant, c.provider);
         }
         Ok(())

@@ -4,7 +4,7 @@
 
 use std::sync::Mutex;
 
-use calsync_links::{Event, Options, Report};
+use calsync_usecase::{IngestEvent as Event, IngestReport as Report, PublisherOptions as Options};
 
 use crate::worker::{Placement, runtime};
 
@@ -34,24 +34,15 @@ pub struct IngestArgs {
 pub fn run(args: IngestArgs) -> Result<(), String> {
     crate::serve::init_logs_quiet();
     runtime()?.block_on(async move {
-        let (settings, store) = args.placement.open().await?;
-        let now = chrono::Utc::now();
+        let system = args.placement.open().await?;
+        let (cases, cx) = (system.use_cases(), system.operator());
         let options = Options { zone: args.zone.clone(), local_times: args.local_times };
-        let mut publisher =
-            calsync_links::register(&store, &args.source, options, now).await.map_err(|e| e.to_string())?;
-        if args.full {
-            publisher.etag = None;
-            publisher.last_modified = None;
-            publisher.since = None;
-            store.save_publisher(&publisher).await.map_err(|e| e.to_string())?;
-        }
         let bar = indicatif::ProgressBar::new_spinner().with_style(
             indicatif::ProgressStyle::with_template("{spinner} {prefix} {msg}  {human_pos} lines  {per_sec}  {elapsed}")
                 .map_err(|e| e.to_string())?,
         );
         bar.enable_steady_tick(std::time::Duration::from_millis(120));
         let files = Mutex::new((0usize, 0usize));
-        let http = calsync_links::http_client(settings.egress.policy()?).map_err(|e| e.to_string())?;
         let progress = |e: Event| match e {
             Event::Manifest { files: n } => {
                 *files.lock().unwrap_or_else(|p| p.into_inner()) = (0, n);
@@ -66,10 +57,13 @@ pub fn run(args: IngestArgs) -> Result<(), String> {
             }
             Event::Read { lines, .. } => bar.inc(lines),
         };
-        let p = calsync_links::poll(&store, &http, &publisher.id, now, &progress).await.map_err(|e| e.to_string())?;
+        let p = cases
+            .ingest_now(&cx, &args.source, options, args.full, &progress)
+            .await
+            .map_err(|e| e.to_string())?;
         bar.finish_and_clear();
         let report: Report = p.report.as_deref().and_then(|r| serde_json::from_str(r).ok()).unwrap_or_default();
-        let secs = (chrono::Utc::now() - now).as_seconds_f64();
+        let secs = (cases.clock().now() - cx.now).as_seconds_f64();
         println!("publisher {} ({}): {} in {secs:.1} s", p.id, p.manifest_url, p.state);
         for (t, c) in &report.types {
             let kept = if c.kept > 0 { format!(" ({} kept at their last good version)", c.kept) } else { String::new() };

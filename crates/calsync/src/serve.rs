@@ -2,7 +2,7 @@
 
 use std::path::PathBuf;
 
-use calsync_api::{Application, Settings};
+use calsync_system::{Application, Settings};
 
 /// Arguments of `calsync serve`.
 #[derive(clap::Args)]
@@ -67,20 +67,21 @@ pub fn run(args: ServeArgs) -> Result<(), String> {
         let now = args.clock_start.unwrap_or_else(chrono::Utc::now);
         let emulated = crate::emulate::start(&args.emulate_calendar, &mut settings, now)?;
         let app = Application::build(&settings).await?;
+        let (system, cases) = (app.system().clone(), app.system().use_cases().clone());
         for file in &args.load {
-            load(&app, file, now).await?;
+            load(&system, file).await?;
         }
         for pair in &args.import_ics {
             let (schedule, file) =
                 pair.split_once('=').ok_or_else(|| format!("--import-ics {pair:?}: expected SCHEDULE=FILE"))?;
             let text = std::fs::read_to_string(file).map_err(|e| format!("cannot read {file}: {e}"))?;
-            let now = args.clock_start.unwrap_or_else(chrono::Utc::now);
-            let imported = calsync_api::operation::import_calendar(app.store(), schedule, &text, now)
+            let imported = cases
+                .import_calendar(&system.operator(), schedule, &text)
                 .await
                 .map_err(|e| format!("--import-ics {pair}: {e}"))?;
             println!("imported {file} into Schedule/{schedule}: {} busy windows", imported.busy);
         }
-        emulated.connect(&app, now).await?;
+        emulated.connect(&system).await?;
         let host = settings.bind.rsplit_once(':').map_or("127.0.0.1", |(h, _)| h).replace("0.0.0.0", "127.0.0.1");
         let base = format!("http://{host}:{}", app.port());
         println!("calsync FHIR server on {base}  (database: {})", redact(&settings.database_url));
@@ -93,18 +94,22 @@ pub fn run(args: ServeArgs) -> Result<(), String> {
         // The embedded default: the worker runs in this process (production runs `calsync worker`).
         let (stop_worker, stopped) = tokio::sync::oneshot::channel::<()>();
         let worker = if settings.sync.worker {
-            let (store, sync, clock) = app.worker_parts();
-            let worker = crate::worker::worker_settings(&settings)?;
-            Some(tokio::spawn(calsync_worker::run(store, sync, worker, clock, async move {
-                let _ = stopped.await;
-            })))
+            let worker = system.worker_settings()?;
+            let system = system.clone();
+            Some(tokio::spawn(async move {
+                system
+                    .run_worker(worker, async move {
+                        let _ = stopped.await;
+                    })
+                    .await
+            }))
         } else {
             None
         };
         let served = app.run().await.map_err(|e| e.to_string());
         let _ = stop_worker.send(());
         if let Some(worker) = worker {
-            worker.await.map_err(|e| e.to_string())?.map_err(|e| e.to_string())?;
+            worker.await.map_err(|e| e.to_string())??;
         }
         served
     })
@@ -115,7 +120,7 @@ const LOAD_BATCH: usize = 5000;
 
 /// Writes every resource of an NDJSON file under its own id, in bulk transactions of
 /// [`LOAD_BATCH`] (idempotent across restarts: unchanged resources keep their version).
-async fn load(app: &Application, file: &PathBuf, now: chrono::DateTime<chrono::Utc>) -> Result<(), String> {
+async fn load(system: &calsync_system::System, file: &PathBuf) -> Result<(), String> {
     use std::io::BufRead;
     let name = file.display().to_string();
     let reader =
@@ -133,16 +138,19 @@ async fn load(app: &Application, file: &PathBuf, now: chrono::DateTime<chrono::U
         let (Some(t), Some(id)) = (head["resourceType"].as_str(), head["id"].as_str()) else {
             return Err(at(&"a loaded resource needs resourceType and id"));
         };
-        // The same checks as a client's write.
+        // The same checks as a client's write, here to name the line.
         let value = calsync_fhir::validate::resource(&line, t).map_err(|e| at(&e))?;
         batch.push((t.to_string(), id.to_string(), value));
         count += 1;
         if batch.len() == LOAD_BATCH {
-            written +=
-                app.store().put_many(std::mem::take(&mut batch), now).await.map_err(|e| format!("{name}: {e}"))?;
+            written += system
+                .use_cases()
+                .put_resources(&system.operator(), std::mem::take(&mut batch))
+                .await
+                .map_err(|e| format!("{name}: {e}"))?;
         }
     }
-    written += app.store().put_many(batch, now).await.map_err(|e| format!("{name}: {e}"))?;
+    written += system.use_cases().put_resources(&system.operator(), batch).await.map_err(|e| format!("{name}: {e}"))?;
     let secs = started.elapsed().as_secs_f64();
     println!("loaded {count} resources from {name} ({written} new or changed) in {secs:.1} s");
     Ok(())

@@ -4,10 +4,7 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-use calsync_api::Settings;
-use calsync_store::Store;
-use calsync_sync::connection::SyncSettings;
-use calsync_worker::{Nightly, Queue, WorkerSettings};
+use calsync_system::{Settings, System};
 
 /// Where the configuration and database are (shared by `worker` and `sync`).
 #[derive(clap::Args)]
@@ -38,39 +35,18 @@ pub struct SyncArgs {
 }
 
 impl Placement {
-    /// The settings and the store, indexed as the server indexes it.
-    pub async fn open(&self) -> Result<(Settings, Store), String> {
+    /// The system these settings describe, its store indexed as the server indexes it.
+    pub async fn open(&self) -> Result<System, String> {
         let mut settings = Settings::from_environment(&self.config)?;
         if let Some(database) = &self.database {
             settings.database_url = database.clone();
         }
-        let store = calsync_api::open_store(&settings.database_url).await?;
-        Ok((settings, store))
+        System::open(&settings).await
     }
 }
 
 /// Why a command that syncs calendars cannot run.
 const NO_SECRET_KEY: &str = "calendar syncs need a secret_key in the configuration (CALSYNC_SECRET_KEY)";
-
-/// The settings, the store and the sync settings (none without a `secret_key`).
-async fn open(placement: &Placement) -> Result<(Settings, Store, Option<SyncSettings>), String> {
-    let (settings, store) = placement.open().await?;
-    let sync = calsync_api::connections::sync_settings(&settings)?;
-    Ok((settings, store, sync))
-}
-
-/// The worker's settings from the configuration.
-pub fn worker_settings(settings: &Settings) -> Result<WorkerSettings, String> {
-    let sync = &settings.sync;
-    Ok(WorkerSettings {
-        concurrency: sync.concurrency.max(1),
-        sweep: Duration::from_secs(sync.sweep_seconds.max(1)),
-        heartbeat: Duration::from_secs(sync.heartbeat_seconds.max(1)),
-        nightly: Some(Nightly::parse(&sync.nightly, &sync.nightly_zone)?),
-        name: calsync_worker::worker_name(),
-        egress: settings.egress.policy()?,
-    })
-}
 
 pub fn runtime() -> Result<tokio::runtime::Runtime, String> {
     tokio::runtime::Builder::new_multi_thread().enable_all().build().map_err(|e| e.to_string())
@@ -97,14 +73,13 @@ pub async fn stop_signal() {
 pub fn run_worker(args: WorkerArgs) -> Result<(), String> {
     crate::serve::init_logs();
     runtime()?.block_on(async move {
-        let (settings, store, sync) = open(&args.placement).await?;
-        let worker = worker_settings(&settings)?;
+        let system = args.placement.open().await?;
+        let worker = system.worker_settings()?;
         tracing::info!(name = %worker.name, concurrency = worker.concurrency, "worker started");
-        if sync.is_none() {
+        if !system.syncs_calendars() {
             tracing::warn!("{NO_SECRET_KEY}: this worker polls publishers only");
         }
-        let clock: calsync_worker::Clock = std::sync::Arc::new(chrono::Utc::now);
-        calsync_worker::run(store, sync, worker, clock, stop_signal()).await.map_err(|e| e.to_string())
+        system.run_worker(worker, stop_signal()).await
     })
 }
 
@@ -114,21 +89,25 @@ pub fn run_sync(args: SyncArgs) -> Result<(), String> {
     }
     crate::serve::init_logs_quiet();
     runtime()?.block_on(async move {
-        let (settings, store, sync) = open(&args.placement).await?;
-        let sync = Some(sync.ok_or(NO_SECRET_KEY)?);
-        let start = chrono::Utc::now();
-        let mut queue = Queue::open(&store, Duration::from_secs(settings.sync.heartbeat_seconds.max(1)))
-            .await
-            .map_err(|e| e.to_string())?;
-        let total = queue.sync_all(&store, start).await.map_err(|e| e.to_string())? as u64;
-        let mut worker = worker_settings(&settings)?;
+        let system = args.placement.open().await?;
+        if !system.syncs_calendars() {
+            return Err(NO_SECRET_KEY.into());
+        }
+        let (cases, cx) = (system.use_cases(), system.operator());
+        let start = cx.now;
+        let total = cases.sync_all_connections(&cx).await.map_err(|e| e.to_string())? as u64;
+        let mut worker = system.worker_settings()?;
         worker.nightly = None;
         worker.sweep = Duration::from_secs(5);
         let (done_tx, done_rx) = tokio::sync::oneshot::channel::<()>();
-        let clock: calsync_worker::Clock = std::sync::Arc::new(chrono::Utc::now);
-        let running = tokio::spawn(calsync_worker::run(store.clone(), sync, worker, clock, async move {
-            let _ = done_rx.await;
-        }));
+        let runner = system.clone();
+        let running = tokio::spawn(async move {
+            runner
+                .run_worker(worker, async move {
+                    let _ = done_rx.await;
+                })
+                .await
+        });
         let bar = indicatif::ProgressBar::new(total).with_style(
             indicatif::ProgressStyle::with_template(
                 "{spinner} syncing [{bar:40}] {pos}/{len} connections  {per_sec}  eta {eta}  {msg}",
@@ -137,7 +116,7 @@ pub fn run_sync(args: SyncArgs) -> Result<(), String> {
             .progress_chars("=> "),
         );
         let tally = loop {
-            let tally = store.connection_tally(start).await.map_err(|e| e.to_string())?;
+            let tally = cases.connection_tally(&cx, start).await.map_err(|e| e.to_string())?;
             bar.set_position(total.saturating_sub(tally.due));
             bar.set_message(format!("{} ok", tally.synced_since));
             if tally.due == 0 || running.is_finished() {
@@ -147,8 +126,8 @@ pub fn run_sync(args: SyncArgs) -> Result<(), String> {
         };
         bar.finish();
         let _ = done_tx.send(());
-        running.await.map_err(|e| e.to_string())?.map_err(|e| e.to_string())?;
-        let secs = (chrono::Utc::now() - start).as_seconds_f64();
+        running.await.map_err(|e| e.to_string())??;
+        let secs = (cases.clock().now() - start).as_seconds_f64();
         let states: Vec<String> = tally.states.iter().map(|(s, n)| format!("{s} {n}")).collect();
         println!(
             "synced {} of {total} connections in {secs:.1} s ({} ok since the start); now: {}",

@@ -4,11 +4,11 @@ use actix_web::{HttpRequest, HttpResponse};
 use serde_json::json;
 
 use crate::context::RequestContext;
-use crate::interaction::search::{END_SEARCH_PARAMETER, SEARCH_PARAMS, includes_from, revincludes_onto};
 use crate::media::{self, FHIR_JSON};
 use crate::operation::definition::{OPERATIONS, canonical};
 use crate::outcome::ApiError;
 use crate::registry::{INTERACTIONS, RESOURCES};
+use calsync_usecase::search::{END_SEARCH_PARAMETER, SEARCH_PARAMS, includes_from, revincludes_onto};
 
 pub async fn handle(req: HttpRequest, cx: RequestContext) -> Result<HttpResponse, ApiError> {
     media::negotiate(&req)?;

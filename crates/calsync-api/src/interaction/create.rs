@@ -1,10 +1,10 @@
-//! `POST /[type]`: validate, store under a server id, answer 201 with `Location`.
+//! `POST /[type]`: validate, store under a server id, answer 201 with `Location`; with
+//! `If-None-Exist`, 200 and the one resource that matches already.
 
 use actix_web::http::header;
 use actix_web::{HttpRequest, HttpResponse, web};
-use calsync_store::Store;
+use calsync_usecase::UseCases;
 
-use super::resource_type;
 use crate::context::RequestContext;
 use crate::media;
 use crate::outcome::ApiError;
@@ -12,41 +12,25 @@ use crate::outcome::ApiError;
 pub async fn handle(
     req: HttpRequest,
     cx: RequestContext,
-    store: web::Data<Store>,
+    cases: web::Data<UseCases>,
     path: web::Path<String>,
     body: web::Bytes,
 ) -> Result<HttpResponse, ApiError> {
     media::negotiate(&req)?;
     media::require_json_body(&req)?;
-    let t = resource_type(&path)?;
+    let t = calsync_usecase::resources::kept_type(&path)?;
     let text = media::body_text(&body)?;
-    let mut value = calsync_fhir::validate::resource(text, t)?;
-    // Conditional create: nothing new when exactly one resource already matches.
-    if let Some(criteria) = req.headers().get("If-None-Exist") {
-        let criteria = criteria.to_str().map_err(|_| ApiError::BadRequest("If-None-Exist is not text".into()))?;
-        let existing = super::search::matching(&store, t, criteria, 2, cx.now).await?;
-        match existing.resources.as_slice() {
-            [] => {}
-            [one] => return Ok(media::resource_response(HttpResponse::Ok(), &req, one)),
-            _ => {
-                return Err(ApiError::PreconditionFailed(format!(
-                    "If-None-Exist {criteria:?} matches {} resources",
-                    existing.total
-                )));
-            }
-        }
-    }
-    // The server assigns the id; a client's id is ignored on create.
-    if let Some(map) = value.as_object_mut() {
-        map.remove("id");
-    }
-    let stored = store.create(t, value, cx.now).await?;
-    if t == "Consent" {
-        // A new Consent can deny (a nested deny, or a status other than active).
-        super::consent_changed(&store, None, Some(&stored.content), cx.now).await;
+    let criteria = match req.headers().get("If-None-Exist") {
+        Some(c) => Some(c.to_str().map_err(|_| ApiError::BadRequest("If-None-Exist is not text".into()))?),
+        None => None,
+    };
+    let created = cases.create(&cx, t, text, criteria).await?;
+    let stored = &created.resource;
+    if !created.new {
+        return Ok(media::resource_response(HttpResponse::Ok(), &req, stored));
     }
     let location = format!("{}/{t}/{}/_history/{}", cx.base, stored.id, stored.version_id);
-    let mut created = HttpResponse::Created();
-    created.insert_header((header::LOCATION, location));
-    Ok(media::resource_response(created, &req, &stored))
+    let mut response = HttpResponse::Created();
+    response.insert_header((header::LOCATION, location));
+    Ok(media::resource_response(response, &req, stored))
 }

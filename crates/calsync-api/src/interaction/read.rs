@@ -1,27 +1,26 @@
-//! `GET /[type]/[id]`: the current version; 410 after a delete.
+//! `GET /[type]/[id]`: the current version; 410 after a delete. An Appointment asked for as
+//! `text/calendar` is its iCalendar confirmation.
 
 use actix_web::{HttpRequest, HttpResponse, web};
-use calsync_store::Store;
+use calsync_usecase::UseCases;
 
-use super::resource_type;
 use crate::context::RequestContext;
 use crate::media;
+use crate::operation::ics;
 use crate::outcome::ApiError;
 
 pub async fn handle(
     req: HttpRequest,
     cx: RequestContext,
-    store: web::Data<Store>,
+    cases: web::Data<UseCases>,
     path: web::Path<(String, String)>,
 ) -> Result<HttpResponse, ApiError> {
     let (t, id) = path.into_inner();
-    let t = resource_type(&t)?;
-    // An Appointment can be asked for as its iCalendar confirmation.
-    if t == "Appointment" && crate::operation::ics::wants_calendar(&req) {
-        let stored = store.read(t, super::resource_id(t, &id)?).await?;
-        return crate::operation::ics::respond(&cx, &store, &stored).await;
+    let t = calsync_usecase::resources::kept_type(&t)?;
+    if t == "Appointment" && ics::wants_calendar(&req) {
+        return ics::respond(&cx, &cases, &id).await;
     }
     media::negotiate(&req)?;
-    let stored = store.read(t, super::resource_id(t, &id)?).await?;
+    let stored = cases.read(&cx, t, &id).await?;
     Ok(media::resource_response(HttpResponse::Ok(), &req, &stored))
 }

@@ -1,103 +1,39 @@
-//! `GET /[type]?…` and `POST /[type]/_search`: a searchset Bundle with keyset paging.
+//! `GET /[type]?…` and `POST /[type]/_search`: a searchset Bundle with keyset paging (see
+//! [`calsync_usecase::search`] for the parameters).
 //!
-//! Supported today: `_id` on every type; `schedule`, `status`, `start` and the custom `end`
-//! on Slot; `_count`, `_format`, `_pretty`. Comma is OR, a repeated parameter is AND.
-//! Anything else is ignored and left out of the `self` link, or refused (400) under
-//! `Prefer: handling=strict`: a search never silently answers zero because of a parameter
-//! it did not understand.
+//! Anything not understood is ignored and left out of the `self` link, or refused (400) under
+//! `Prefer: handling=strict`: a search never silently answers zero because of a parameter it did
+//! not understand.
 
 use actix_web::{HttpRequest, HttpResponse, web};
-use calsync_fhir::index::{self as fhir_index, ParamKind};
-use calsync_store::search::{
-    AnyOf, Bound, Cursor, DateFilter, DatePrefix, Direction, IndexFilter, IndexTerm, Match, Page, ResourceSearch,
-    SlotSearch, SortBy,
-};
-use calsync_store::{Store, StoredResource, StoredText};
-use chrono::{DateTime, Utc};
+use calsync_usecase::UseCases;
+use calsync_usecase::search::{Entry, SearchRequest};
 use serde_json::{Value, json};
 
-use super::resource_type;
 use crate::context::RequestContext;
 use crate::media::{self, FHIR_JSON};
 use crate::outcome::ApiError;
 
-/// Default and largest page size.
-pub const DEFAULT_COUNT: u64 = 50;
-/// `_count` above this is cut to it (or refused under strict handling).
-pub const MAX_COUNT: u64 = 500;
-
-/// Search parameters by resource type, for the CapabilityStatement: (name, type, documentation).
-pub const SEARCH_PARAMS: &[(&str, &str, &str, &str)] = &[
-    ("Slot", "schedule", "reference", "The Schedule the Slot belongs to"),
-    ("Slot", "status", "token", "busy | free | busy-unavailable | busy-tentative | entered-in-error"),
-    ("Slot", "start", "date", "Slot start"),
-    ("Slot", "end", "date", "Slot end (calsync extension: with start, allows overlap queries start=lt..&end=gt..)"),
-];
-
-/// `Slot:schedule` lives in the Slot range columns, not the search index; every other reference
-/// parameter of the index can be followed by `_include` and `_revinclude`.
-const SLOT_SCHEDULE: (&str, &str) = ("Slot", "schedule");
-
-/// Reference parameters `_include` can follow from resources of type `source`.
-pub fn includes_from(source: &str) -> Vec<&'static str> {
-    let slot = (source == SLOT_SCHEDULE.0).then_some(SLOT_SCHEDULE.1);
-    slot.into_iter()
-        .chain(
-            fhir_index::PARAMS
-                .iter()
-                .filter(|p| p.resource_type == source && p.kind == ParamKind::Reference)
-                .map(|p| p.name),
-        )
-        .collect()
-}
-
-/// (source type, parameter) pairs `_revinclude` can add to results of type `target`.
-pub fn revincludes_onto(target: &str) -> Vec<(&'static str, &'static str)> {
-    let slot = (target == "Schedule").then_some(SLOT_SCHEDULE);
-    slot.into_iter()
-        .chain(
-            fhir_index::PARAMS
-                .iter()
-                .filter(|p| p.kind == ParamKind::Reference && p.target.is_none_or(|t| t == target))
-                .map(|p| (p.resource_type, p.name)),
-        )
-        .collect()
-}
-
-/// `Type/id` keys a resource of type `source` refers to through `param`.
-fn referenced(source: &str, param: &str, content: &Value) -> Vec<String> {
-    if (source, param) == SLOT_SCHEDULE {
-        return content["schedule"]["reference"].as_str().and_then(fhir_index::reference_key).into_iter().collect();
-    }
-    fhir_index::param(source, param).map(|def| fhir_index::references(def, content)).unwrap_or_default()
-}
-
-/// Largest number of resources a single `_revinclude` adds to a page.
-const MAX_REVINCLUDED: u64 = 1000;
-
-/// Canonical URL of the custom `end` SearchParameter.
-pub const END_SEARCH_PARAMETER: &str = "https://calsync.example.org/fhir/SearchParameter/Slot-end";
-
 pub async fn get(
     req: HttpRequest,
     cx: RequestContext,
-    store: web::Data<Store>,
+    cases: web::Data<UseCases>,
     path: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
     let pairs = media::query_pairs(req.query_string(), false)?;
-    search(&req, &cx, &store, &path, &pairs).await
+    search(&req, &cx, &cases, &path, &pairs).await
 }
 
 pub async fn post(
     req: HttpRequest,
     cx: RequestContext,
-    store: web::Data<Store>,
+    cases: web::Data<UseCases>,
     path: web::Path<String>,
     body: web::Bytes,
 ) -> Result<HttpResponse, ApiError> {
     let mut pairs = media::query_pairs(req.query_string(), false)?;
     pairs.extend(media::query_pairs(media::body_text(&body)?, true)?);
-    search(&req, &cx, &store, &path, &pairs).await
+    search(&req, &cx, &cases, &path, &pairs).await
 }
 
 fn strict(req: &HttpRequest) -> bool {
@@ -107,70 +43,28 @@ fn strict(req: &HttpRequest) -> bool {
         .any(|v| v.split(',').any(|p| p.trim().eq_ignore_ascii_case("handling=strict")))
 }
 
-/// The parsed request: recognised parameters (kept for links) and what they ask.
-struct Parsed {
-    kept: Vec<(String, String)>,
-    /// `_elements`: top-level elements to keep in matches.
-    elements: Option<Vec<String>>,
-    sort: SortBy,
-    direction: Direction,
-    summary_count: bool,
-    /// (source type, parameter, iterate).
-    includes: Vec<(String, String, bool)>,
-    revincludes: Vec<(String, String)>,
-    slot: SlotSearch,
-    /// The same filters for types other than Slot.
-    resource: ResourceSearch,
-    count: u64,
-    cursor: Option<Cursor>,
-}
-
 async fn search(
     req: &HttpRequest,
     cx: &RequestContext,
-    store: &Store,
+    cases: &UseCases,
     type_name: &str,
     pairs: &[(String, String)],
 ) -> Result<HttpResponse, ApiError> {
     media::negotiate(req)?;
-    let t = resource_type(type_name)?;
-    let parsed = parse(t, pairs, strict(req), cx.now)?;
-    let mut page = run(store, t, &parsed).await?;
-    if parsed.summary_count {
-        page.resources.clear();
-        page.next = None;
-    }
+    let request = SearchRequest::parse(type_name, pairs, strict(req), cx.now)?;
+    let found = cases.search(cx, &request).await?;
+    let t = request.resource_type();
     let link = |extra: Option<String>| {
-        let mut params: Vec<String> = parsed.kept.iter().map(|(k, v)| format!("{k}={}", encode(v))).collect();
-        params.push(format!("_count={}", parsed.count));
+        let mut params: Vec<String> = request.kept().iter().map(|(k, v)| format!("{k}={}", encode(v))).collect();
+        params.push(format!("_count={}", request.count()));
         params.extend(extra);
         format!("{}/{t}?{}", cx.base, params.join("&"))
     };
-    let this_page = parsed.cursor.as_ref().map(|c| format!("_cursor={}", cursor_token(c)));
-    let mut links = vec![json!({"relation": "self", "url": link(this_page)})];
-    if let Some(next) = &page.next {
-        links.push(json!({"relation": "next", "url": link(Some(format!("_cursor={}", cursor_token(next))))}));
+    let mut links = vec![json!({"relation": "self", "url": link(request.cursor().map(|c| format!("_cursor={c}")))})];
+    if let Some(next) = &found.next {
+        links.push(json!({"relation": "next", "url": link(Some(format!("_cursor={next}")))}));
     }
-    // Matches stay the text the store holds unless something must look inside them.
-    let needs_content = parsed.elements.is_some() || !parsed.includes.is_empty();
-    let mut matches = Vec::with_capacity(page.resources.len());
-    let mut parsed_matches = Vec::new();
-    for m in page.resources {
-        if needs_content {
-            let mut r = m.parse()?;
-            if let Some(keep) = &parsed.elements {
-                subset(&mut r.content, keep);
-            }
-            matches.push((r.resource_type.clone(), r.id.clone(), r.content.to_string()));
-            parsed_matches.push(r);
-        } else {
-            matches.push((m.resource_type, m.id, m.json));
-        }
-    }
-    let ids: Vec<(String, String)> = matches.iter().map(|(t, id, _)| (t.clone(), id.clone())).collect();
-    let included = includes(store, &parsed, &ids, &parsed_matches).await?;
-    let included = included.into_iter().map(|r| (r.resource_type, r.id, r.content.to_string()));
-    let text = searchset(&cx.base, page.total, &Value::Array(links), matches, included);
+    let text = searchset(&cx.base, found.total, &Value::Array(links), found.matches, found.included);
     let body = if media::pretty(req) {
         let value: Value = serde_json::from_str(&text).map_err(|e| ApiError::Internal(e.to_string()))?;
         serde_json::to_string_pretty(&value).unwrap_or(text)
@@ -180,19 +74,13 @@ async fn search(
     Ok(HttpResponse::Ok().content_type(FHIR_JSON).body(body))
 }
 
-/// A searchset Bundle written around resources that are already JSON text: (type, id, JSON).
-fn searchset(
-    base: &str,
-    total: u64,
-    links: &Value,
-    matches: impl IntoIterator<Item = (String, String, String)>,
-    included: impl IntoIterator<Item = (String, String, String)>,
-) -> String {
+/// A searchset Bundle written around resources that are already JSON text.
+fn searchset(base: &str, total: u64, links: &Value, matches: Vec<Entry>, included: Vec<Entry>) -> String {
     use std::fmt::Write;
     let mut out = String::with_capacity(4096);
     let _ = write!(out, r#"{{"resourceType":"Bundle","type":"searchset","total":{total},"link":{links},"entry":["#);
     let tagged = matches.into_iter().map(|m| (m, "match")).chain(included.into_iter().map(|m| (m, "include")));
-    for (n, ((t, id, json), mode)) in tagged.enumerate() {
+    for (n, (Entry { resource_type: t, id, json }, mode)) in tagged.enumerate() {
         if n > 0 {
             out.push(',');
         }
@@ -201,114 +89,6 @@ fn searchset(
     }
     out.push_str("]}");
     out
-}
-
-async fn run(store: &Store, t: &str, parsed: &Parsed) -> Result<Page<StoredText>, ApiError> {
-    Ok(if t == "Slot" {
-        store.search_slot_texts(&parsed.slot, parsed.direction, parsed.cursor.as_ref(), parsed.count).await?
-    } else {
-        let order = (parsed.sort, parsed.direction);
-        let page = store.search_resources(t, &parsed.resource, order, parsed.cursor.as_ref(), parsed.count).await?;
-        let resources = page.resources.into_iter().map(StoredText::from).collect();
-        Page { resources, total: page.total, next: page.next }
-    })
-}
-
-/// Resources of type `t` matching `criteria` (a query string such as `If-None-Exist` carries),
-/// at most `limit`. Criteria are read strictly: ignoring one would match too much.
-pub async fn matching(
-    store: &Store,
-    t: &str,
-    criteria: &str,
-    limit: u64,
-    now: DateTime<Utc>,
-) -> Result<Page, ApiError> {
-    let pairs = media::query_pairs(criteria, false)?;
-    if pairs.is_empty() {
-        return Err(ApiError::BadRequest("conditional criteria are empty".into()));
-    }
-    let mut parsed = parse(t, &pairs, true, now)?;
-    parsed.count = limit;
-    let page = run(store, t, &parsed).await?;
-    let resources = page.resources.into_iter().map(StoredText::parse).collect::<Result<_, _>>()?;
-    Ok(Page { resources, total: page.total, next: page.next })
-}
-
-/// Keeps only the `keep` elements (and resourceType, id, meta) and tags the resource SUBSETTED.
-fn subset(resource: &mut Value, keep: &[String]) {
-    let Value::Object(map) = resource else { return };
-    map.retain(|k, _| matches!(k.as_str(), "resourceType" | "id" | "meta") || keep.iter().any(|e| e == k));
-    let meta = map.entry("meta").or_insert_with(|| json!({}));
-    let tag = json!({"system": "http://terminology.hl7.org/CodeSystem/v3-ObservationValue", "code": "SUBSETTED"});
-    match meta.get_mut("tag").and_then(Value::as_array_mut) {
-        Some(tags) => tags.push(tag),
-        None => meta["tag"] = json!([tag]),
-    }
-}
-
-/// Resources named by `_include` (following `:iterate` through what was included, three rounds
-/// at most) and `_revinclude`, each once, none of the matches repeated.
-/// `ids` are the matches' (type, id); `matches` their content, needed only for `_include`.
-async fn includes(
-    store: &Store,
-    parsed: &Parsed,
-    ids: &[(String, String)],
-    matches: &[StoredResource],
-) -> Result<Vec<StoredResource>, ApiError> {
-    if parsed.includes.is_empty() && parsed.revincludes.is_empty() {
-        return Ok(Vec::new());
-    }
-    let mut seen: std::collections::HashSet<(String, String)> = ids.iter().cloned().collect();
-    let mut out: Vec<StoredResource> = Vec::new();
-    let mut frontier: Vec<StoredResource> = matches.to_vec();
-    for round in 0..3 {
-        let mut next = Vec::new();
-        for (source, param, iterate) in &parsed.includes {
-            if round > 0 && !iterate {
-                continue;
-            }
-            for r in frontier.iter().filter(|r| &r.resource_type == source) {
-                for key in referenced(source, param, &r.content) {
-                    let Some((t, id)) = key.split_once('/') else { continue };
-                    if !crate::registry::is_supported(t) || !calsync_store::is_valid_id(id) {
-                        continue;
-                    }
-                    if seen.insert((t.to_string(), id.to_string())) {
-                        match store.read(t, id).await {
-                            Ok(found) => next.push(found),
-                            Err(calsync_store::StoreError::NotFound(..) | calsync_store::StoreError::Gone(..)) => {}
-                            Err(e) => return Err(e.into()),
-                        }
-                    }
-                }
-            }
-        }
-        if next.is_empty() {
-            break;
-        }
-        out.extend(next.iter().cloned());
-        frontier = next;
-    }
-    for (source, param) in &parsed.revincludes {
-        let targets: Vec<String> = ids.iter().map(|(t, id)| format!("{t}/{id}")).collect();
-        if targets.is_empty() {
-            continue;
-        }
-        let found = if (source.as_str(), param.as_str()) == SLOT_SCHEDULE {
-            let search = SlotSearch { schedules: vec![AnyOf { values: targets, negate: false }], ..Default::default() };
-            store.search_slots(&search, Direction::Ascending, None, MAX_REVINCLUDED).await?
-        } else {
-            let search = ResourceSearch { index: vec![IndexFilter::any_exact(param, targets)], ..Default::default() };
-            let order = (SortBy::Id, Direction::Ascending);
-            store.search_resources(source, &search, order, None, MAX_REVINCLUDED).await?
-        };
-        for r in found.resources {
-            if seen.insert((r.resource_type.clone(), r.id.clone())) {
-                out.push(r);
-            }
-        }
-    }
-    Ok(out)
 }
 
 fn encode(v: &str) -> String {
@@ -320,395 +100,4 @@ fn encode(v: &str) -> String {
             _ => format!("%{b:02X}"),
         })
         .collect()
-}
-
-/// The opaque `_cursor` of a page: hex of its sort key.
-fn cursor_token(c: &Cursor) -> String {
-    let raw = match c {
-        Cursor::Slot(start, id) => format!("s{start}|{id}"),
-        Cursor::Id(id) => format!("i{id}"),
-        Cursor::Updated(at, id) => format!("u{at}|{id}"),
-    };
-    raw.bytes().map(|b| format!("{b:02x}")).collect()
-}
-
-fn parse_cursor(token: &str) -> Result<Cursor, ApiError> {
-    let bad = || ApiError::BadRequest("_cursor is not one this server issued".into());
-    if !token.len().is_multiple_of(2) || token.len() > 512 {
-        return Err(bad());
-    }
-    let bytes: Vec<u8> = (0..token.len())
-        .step_by(2)
-        .map(|i| u8::from_str_radix(&token[i..i + 2], 16))
-        .collect::<Result<_, _>>()
-        .map_err(|_| bad())?;
-    let raw = String::from_utf8(bytes).map_err(|_| bad())?;
-    match raw.split_at_checked(1) {
-        Some(("s", rest)) => {
-            let (start, id) = rest.split_once('|').ok_or_else(bad)?;
-            Ok(Cursor::Slot(start.parse().map_err(|_| bad())?, id.to_string()))
-        }
-        Some(("i", id)) => Ok(Cursor::Id(id.to_string())),
-        Some(("u", rest)) => {
-            let (at, id) = rest.split_once('|').ok_or_else(bad)?;
-            Ok(Cursor::Updated(at.parse().map_err(|_| bad())?, id.to_string()))
-        }
-        _ => Err(bad()),
-    }
-}
-
-/// Reads the search parameters; `now` is the request's, for `ap` (approximately) dates.
-fn parse(t: &str, pairs: &[(String, String)], strict: bool, now: DateTime<Utc>) -> Result<Parsed, ApiError> {
-    let mut p = Parsed {
-        kept: Vec::new(),
-        elements: None,
-        sort: SortBy::Id,
-        direction: Direction::Ascending,
-        summary_count: false,
-        includes: Vec::new(),
-        revincludes: Vec::new(),
-        slot: SlotSearch::default(),
-        resource: ResourceSearch::default(),
-        count: DEFAULT_COUNT,
-        cursor: None,
-    };
-    for (key, value) in pairs {
-        if key.contains('\0') || value.contains('\0') {
-            return Err(ApiError::BadRequest(format!("search parameter {key:?} contains a NUL character")));
-        }
-        let (name, modifier) = match key.split_once(':') {
-            Some((n, m)) => (n, Some(m)),
-            None => (key.as_str(), None),
-        };
-        let bad_modifier =
-            || ApiError::BadRequest(format!("modifier :{} is not supported on {name}", modifier.unwrap_or("")));
-        match (name, t) {
-            ("_count", _) => {
-                let n: u64 =
-                    value.parse().map_err(|_| ApiError::BadRequest(format!("_count {value:?} is not a number")))?;
-                if n > MAX_COUNT && strict {
-                    return Err(ApiError::BadRequest(format!("_count {n} is above the maximum of {MAX_COUNT}")));
-                }
-                p.count = n.clamp(1, MAX_COUNT);
-            }
-            ("_cursor", _) => p.cursor = Some(parse_cursor(value)?),
-            ("_format" | "_pretty", _) => {}
-            ("_elements", _) => {
-                p.elements.get_or_insert_with(Vec::new).extend(split(value));
-                p.kept.push((key.clone(), value.clone()));
-            }
-            ("_sort", _) => {
-                let (descending, key) = match value.strip_prefix('-') {
-                    Some(k) => (true, k),
-                    None => (false, value.as_str()),
-                };
-                p.sort = match (key, t) {
-                    ("start", "Slot") => SortBy::Id,
-                    ("_id", t) if t != "Slot" => SortBy::Id,
-                    ("_lastUpdated", t) if t != "Slot" => SortBy::LastUpdated,
-                    _ => {
-                        let keys = if t == "Slot" { "start" } else { "_id or _lastUpdated" };
-                        return Err(ApiError::BadRequest(format!(
-                            "_sort={value} is not supported on {t}: use {keys}, with - for descending"
-                        )));
-                    }
-                };
-                p.direction = if descending { Direction::Descending } else { Direction::Ascending };
-                p.kept.push(("_sort".into(), value.clone()));
-            }
-            ("_lastUpdated", _) => {
-                if modifier.is_some() {
-                    return Err(bad_modifier());
-                }
-                let bound = date_bound(value, now).map_err(|m| ApiError::BadRequest(format!("_lastUpdated: {m}")))?;
-                p.resource.updated.push(bound);
-                p.slot.updated.push(bound);
-                p.kept.push((key.clone(), value.clone()));
-            }
-            ("_include", _) => {
-                let iterate = match modifier {
-                    None => false,
-                    Some("iterate") => true,
-                    _ => return Err(bad_modifier()),
-                };
-                match value.split(':').collect::<Vec<_>>().as_slice() {
-                    [source, param] if includes_from(source).contains(param) => {
-                        p.includes.push((source.to_string(), param.to_string(), iterate));
-                        p.kept.push((key.clone(), value.clone()));
-                    }
-                    _ if strict => return Err(ApiError::BadRequest(format!("_include={value} is not supported"))),
-                    _ => {}
-                }
-            }
-            ("_revinclude", _) => match value.split(':').collect::<Vec<_>>().as_slice() {
-                [source, param] if revincludes_onto(t).contains(&(*source, *param)) => {
-                    p.revincludes.push((source.to_string(), param.to_string()));
-                    p.kept.push((key.clone(), value.clone()));
-                }
-                _ if strict => {
-                    return Err(ApiError::BadRequest(format!("_revinclude={value} is not supported on {t}")));
-                }
-                _ => {}
-            },
-            ("_summary", _) if value == "count" => {
-                p.summary_count = true;
-                p.kept.push((key.clone(), value.clone()));
-            }
-            ("_id", _) => {
-                let negate = match modifier {
-                    None => false,
-                    Some("not") => true,
-                    _ => return Err(bad_modifier()),
-                };
-                let v = AnyOf { values: split(value), negate };
-                p.resource.ids.push(v.clone());
-                p.slot.ids.push(v);
-                p.kept.push((key.clone(), value.clone()));
-            }
-            ("schedule", "Slot") => {
-                if modifier.is_some_and(|m| m != "Schedule") {
-                    return Err(bad_modifier());
-                }
-                let values = split(value).iter().map(|v| reference("Schedule", v)).collect::<Result<_, _>>()?;
-                p.slot.schedules.push(AnyOf { values, negate: false });
-                p.kept.push((key.clone(), value.clone()));
-            }
-            ("status", "Slot") => {
-                let negate = match modifier {
-                    None => false,
-                    Some("not") => true,
-                    _ => return Err(bad_modifier()),
-                };
-                let values = split(value).iter().map(|v| v.rsplit('|').next().unwrap_or(v).to_string()).collect();
-                p.slot.statuses.push(AnyOf { values, negate });
-                p.kept.push((key.clone(), value.clone()));
-            }
-            ("start" | "end", "Slot") => {
-                if modifier.is_some() {
-                    return Err(bad_modifier());
-                }
-                let bound = date_bound(value, now).map_err(|m| ApiError::BadRequest(format!("{name}: {m}")))?;
-                if name == "start" {
-                    p.slot.start.push(bound)
-                } else {
-                    p.slot.end.push(bound)
-                }
-                p.kept.push((key.clone(), value.clone()));
-            }
-            (name, t) if fhir_index::param(t, name).is_some_and(|d| d.kind == ParamKind::Date) => {
-                if modifier.is_some() {
-                    return Err(bad_modifier());
-                }
-                let any = split(value)
-                    .iter()
-                    .map(|v| date_value(v, now).map_err(|m| ApiError::BadRequest(format!("{name}: {m}"))))
-                    .collect::<Result<Vec<_>, _>>()?;
-                if any.is_empty() {
-                    return Err(ApiError::BadRequest(format!("{name} needs a value")));
-                }
-                p.resource.dates.push(DateFilter { param: name.to_string(), any });
-                p.kept.push((key.clone(), value.clone()));
-            }
-            (name, t) if fhir_index::param(t, name).is_some() => {
-                let def = fhir_index::param(t, name).expect("checked");
-                let f = index_filter(def, modifier, value)?;
-                p.resource.index.push(f.clone());
-                p.slot.index.push(f);
-                p.kept.push((key.clone(), value.clone()));
-            }
-            _ if strict => {
-                return Err(ApiError::BadRequest(format!("search parameter {key:?} is not supported on {t}")));
-            }
-            _ => {}
-        }
-    }
-    Ok(p)
-}
-
-/// A token, reference or string parameter as an index filter.
-fn index_filter(def: &fhir_index::ParamDef, modifier: Option<&str>, value: &str) -> Result<IndexFilter, ApiError> {
-    let name = def.name;
-    if modifier == Some("missing") {
-        let missing = match value {
-            "true" => true,
-            "false" => false,
-            _ => return Err(ApiError::BadRequest(format!("{name}:missing takes true or false"))),
-        };
-        return Ok(IndexFilter::Missing { param: name.to_string(), missing });
-    }
-    let bad_modifier =
-        || ApiError::BadRequest(format!("modifier :{} is not supported on {name}", modifier.unwrap_or("")));
-    let values = split(value);
-    if values.is_empty() {
-        return Err(ApiError::BadRequest(format!("{name} needs a value")));
-    }
-    let (terms, negate) = match def.kind {
-        ParamKind::Token => {
-            let negate = match modifier {
-                None => false,
-                Some("not") => true,
-                _ => return Err(bad_modifier()),
-            };
-            let terms = values
-                .iter()
-                .map(|v| match v.split_once('|') {
-                    Some((system, code)) => IndexTerm {
-                        system: Some(system.to_string()),
-                        value: (!code.is_empty()).then(|| code.to_string()),
-                        how: Match::Exact,
-                    },
-                    None => IndexTerm { system: None, value: Some(v.clone()), how: Match::Exact },
-                })
-                .collect();
-            (terms, negate)
-        }
-        ParamKind::Reference => {
-            let terms = values
-                .iter()
-                .map(|v| {
-                    let key = match (fhir_index::reference_key(v), modifier, def.target) {
-                        (Some(k), None, _) => k,
-                        (None, Some(t), _) | (None, None, Some(t)) => format!("{t}/{v}"),
-                        (Some(k), Some(t), _) if k.starts_with(&format!("{t}/")) => k,
-                        _ => {
-                            return Err(ApiError::BadRequest(format!(
-                                "{name}={v}: give a reference as Type/id (or use {name}:Type=id)"
-                            )));
-                        }
-                    };
-                    Ok(IndexTerm { system: None, value: Some(key), how: Match::Exact })
-                })
-                .collect::<Result<_, _>>()?;
-            (terms, false)
-        }
-        ParamKind::Date => unreachable!("date parameters are parsed as DateFilter"),
-        ParamKind::Text => {
-            let how = match modifier {
-                None => Match::Prefix,
-                Some("exact") => Match::Written,
-                Some("contains") => Match::Contains,
-                _ => return Err(bad_modifier()),
-            };
-            let terms = values
-                .iter()
-                .map(|v| IndexTerm {
-                    system: None,
-                    value: Some(if how == Match::Written { v.clone() } else { fhir_index::normalize(v) }),
-                    how,
-                })
-                .collect();
-            (terms, false)
-        }
-    };
-    Ok(IndexFilter::Matches { param: name.to_string(), terms, negate })
-}
-
-fn split(value: &str) -> Vec<String> {
-    value.split(',').map(|v| v.trim().to_string()).filter(|v| !v.is_empty()).collect()
-}
-
-/// `Schedule/1`, `1` or `http://host/fhir/Schedule/1` → `Schedule/1`.
-fn reference(kind: &str, v: &str) -> Result<String, ApiError> {
-    let parts: Vec<&str> = v.trim_end_matches('/').split('/').collect();
-    match parts.as_slice() {
-        [id] => Ok(format!("{kind}/{id}")),
-        [.., k, id] if *k == kind => Ok(format!("{kind}/{id}")),
-        _ => Err(ApiError::BadRequest(format!("{v:?} is not a reference to a {kind}"))),
-    }
-}
-
-/// A date search value: its prefix and the range of time it stands for (the whole range of its
-/// precision: a year, month, day, minute, second), as UTC milliseconds `[lo, hi)`. For `ap` the
-/// range is widened by 10% of its distance to now (at least its own length).
-pub fn date_value(value: &str, now: DateTime<Utc>) -> Result<(DatePrefix, i64, i64), String> {
-    let (prefix, rest) = match value.get(..2) {
-        Some("eq") => (DatePrefix::Eq, &value[2..]),
-        Some("ne") => (DatePrefix::Ne, &value[2..]),
-        Some("gt") => (DatePrefix::Gt, &value[2..]),
-        Some("lt") => (DatePrefix::Lt, &value[2..]),
-        Some("ge") => (DatePrefix::Ge, &value[2..]),
-        Some("le") => (DatePrefix::Le, &value[2..]),
-        Some("sa") => (DatePrefix::Sa, &value[2..]),
-        Some("eb") => (DatePrefix::Eb, &value[2..]),
-        Some("ap") => (DatePrefix::Ap, &value[2..]),
-        _ => (DatePrefix::Eq, value),
-    };
-    let (lo, hi) = fhir_index::precision_range(rest)
-        .ok_or_else(|| format!("{value:?} is not a FHIR date, dateTime or instant"))?;
-    let (lo, hi) = (lo.timestamp_millis(), hi.timestamp_millis());
-    if prefix == DatePrefix::Ap {
-        let slack = ((now.timestamp_millis() - lo).abs() / 10).max(hi - lo);
-        return Ok((prefix, lo - slack, hi + slack));
-    }
-    Ok((prefix, lo, hi))
-}
-
-/// A date search value as a range of UTC milliseconds over a point in time (a Slot's start or
-/// end, a last update).
-pub fn date_bound(value: &str, now: DateTime<Utc>) -> Result<Bound, String> {
-    let (prefix, lo, hi) = date_value(value, now)?;
-    let (lo, hi, negate) = match prefix {
-        DatePrefix::Eq | DatePrefix::Ap => (Some(lo), Some(hi), false),
-        DatePrefix::Ne => (Some(lo), Some(hi), true),
-        DatePrefix::Gt | DatePrefix::Sa => (Some(hi), None, false),
-        DatePrefix::Lt | DatePrefix::Eb => (None, Some(lo), false),
-        DatePrefix::Ge => (Some(lo), None, false),
-        DatePrefix::Le => (None, Some(hi), false),
-    };
-    Ok(Bound { lo, hi, negate })
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use chrono::TimeZone;
-
-    fn ms(y: i32, m: u32, d: u32, h: u32, min: u32) -> i64 {
-        Utc.with_ymd_and_hms(y, m, d, h, min, 0).unwrap().timestamp_millis()
-    }
-
-    #[test]
-    fn prefixes_over_precision_ranges() {
-        let now = Utc.with_ymd_and_hms(2026, 11, 24, 0, 0, 0).unwrap();
-        let day = (Some(ms(2026, 12, 7, 0, 0)), Some(ms(2026, 12, 8, 0, 0)));
-        let b = |v| date_bound(v, now).unwrap();
-        assert_eq!((b("2026-12-07").lo, b("2026-12-07").hi), day);
-        assert!(b("ne2026-12-07").negate);
-        assert_eq!(b("gt2026-12-07"), Bound { lo: day.1, hi: None, negate: false });
-        assert_eq!(b("sa2026-12-07"), b("gt2026-12-07"));
-        assert_eq!(b("lt2026-12-07"), Bound { lo: None, hi: day.0, negate: false });
-        assert_eq!(b("eb2026-12-07"), b("lt2026-12-07"));
-        assert_eq!(b("ge2026-12-07"), Bound { lo: day.0, hi: None, negate: false });
-        assert_eq!(b("le2026-12-07"), Bound { lo: None, hi: day.1, negate: false });
-        assert_eq!((b("2026").lo, b("2026").hi), (Some(ms(2026, 1, 1, 0, 0)), Some(ms(2027, 1, 1, 0, 0))));
-        assert_eq!((b("2026-02").lo, b("2026-02").hi), (Some(ms(2026, 2, 1, 0, 0)), Some(ms(2026, 3, 1, 0, 0))));
-        assert_eq!(
-            (b("2026-12-07T09:30").lo, b("2026-12-07T09:30").hi),
-            (Some(ms(2026, 12, 7, 9, 30)), Some(ms(2026, 12, 7, 9, 31)))
-        );
-        assert_eq!(b("ge2026-12-07T10:30:00+01:00").lo, Some(ms(2026, 12, 7, 9, 30)));
-        let ap = b("ap2026-12-07");
-        assert!(ap.lo.unwrap() < day.0.unwrap() && ap.hi.unwrap() > day.1.unwrap());
-        for bad in ["tomorrow", "2026-13-01", "ge", "2026-12-07T25:00", "xx2026"] {
-            assert!(date_bound(bad, now).is_err(), "{bad}");
-        }
-    }
-
-    #[test]
-    fn references_in_three_forms() {
-        assert_eq!(reference("Schedule", "Schedule/1").unwrap(), "Schedule/1");
-        assert_eq!(reference("Schedule", "1").unwrap(), "Schedule/1");
-        assert_eq!(reference("Schedule", "http://example.org/fhir/Schedule/1").unwrap(), "Schedule/1");
-        assert!(reference("Schedule", "Location/1").is_err());
-    }
-
-    #[test]
-    fn cursors_round_trip_and_forgeries_are_refused() {
-        for c in [Cursor::Slot(1_790_000_000_000, "a-1".into()), Cursor::Id("x.y".into())] {
-            assert_eq!(parse_cursor(&cursor_token(&c)).unwrap(), c);
-        }
-        for bad in ["zz", "7", "78", &"00".repeat(300)] {
-            assert!(parse_cursor(bad).is_err(), "{bad}");
-        }
-    }
 }

@@ -4,9 +4,9 @@
 use actix_web::{HttpRequest, HttpResponse, web};
 use serde_json::{Value, json};
 
-use crate::interaction::search::END_SEARCH_PARAMETER;
 use crate::media::{self, FHIR_JSON};
 use crate::outcome::ApiError;
+use calsync_usecase::search::END_SEARCH_PARAMETER;
 
 /// The SearchParameter resources calsync publishes, by id.
 pub fn definitions() -> Vec<Value> {

@@ -3,10 +3,10 @@
 //! own busy time (their derived Schedule) still counts. Held Slots are never offered.
 
 use actix_web::{HttpRequest, HttpResponse, web};
-use calsync_store::Store;
+use calsync_usecase::UseCases;
 
-use super::Inputs;
-use super::find_mutual::{Request, respond};
+use super::find_mutual::{read, respond};
+use super::inputs::Inputs;
 use crate::context::RequestContext;
 use crate::media;
 use crate::outcome::ApiError;
@@ -14,11 +14,12 @@ use crate::outcome::ApiError;
 pub async fn handle(
     req: HttpRequest,
     cx: RequestContext,
-    store: web::Data<Store>,
+    cases: web::Data<UseCases>,
     body: web::Bytes,
 ) -> Result<HttpResponse, ApiError> {
     media::negotiate(&req)?;
     let inputs = Inputs::read(&req, &body)?;
-    let request = Request::read(&inputs, false, cx.now)?;
-    respond(&req, &cx, &store, &request).await
+    let query = read(&inputs, false, cx.now)?;
+    let found = cases.find(&cx, &query).await?;
+    Ok(respond(&req, &cx, &found, false))
 }

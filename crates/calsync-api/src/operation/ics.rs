@@ -1,12 +1,8 @@
 //! The confirmation of an appointment as iCalendar: `GET /Appointment/{id}/$ics`, or
-//! `GET /Appointment/{id}` with `Accept: text/calendar`. Time, place and provider only: the
-//! participants' names and anything else in the Appointment stay out of it.
+//! `GET /Appointment/{id}` with `Accept: text/calendar`. Time, place and provider only.
 
 use actix_web::{HttpRequest, HttpResponse, http::header, web};
-use calsync_ical::{Invitation, InvitationStatus};
-use calsync_store::{Store, StoreError, StoredResource};
-use chrono::{DateTime, Utc};
-use serde_json::Value;
+use calsync_usecase::UseCases;
 
 use crate::context::RequestContext;
 use crate::outcome::ApiError;
@@ -24,53 +20,16 @@ pub fn wants_calendar(req: &HttpRequest) -> bool {
 }
 
 pub async fn handle(
-    _req: HttpRequest,
     cx: RequestContext,
-    store: web::Data<Store>,
+    cases: web::Data<UseCases>,
     path: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
-    let id = crate::interaction::resource_id("Appointment", &path)?;
-    let appointment = store.read("Appointment", id).await?;
-    respond(&cx, &store, &appointment).await
+    respond(&cx, &cases, &path).await
 }
 
-/// The invitation for a stored Appointment.
-pub(crate) async fn respond(
-    cx: &RequestContext,
-    store: &Store,
-    appointment: &StoredResource,
-) -> Result<HttpResponse, ApiError> {
-    let a = &appointment.content;
-    let at = |name: &str| -> Result<DateTime<Utc>, ApiError> {
-        a[name].as_str().and_then(|t| DateTime::parse_from_rfc3339(t).ok()).map(|t| t.to_utc()).ok_or_else(|| {
-            ApiError::Unprocessable {
-                message: format!("the Appointment has no {name} time to put in a calendar"),
-                expression: Some(format!("Appointment.{name}")),
-            }
-        })
-    };
-    let status = match a["status"].as_str() {
-        Some("booked" | "arrived" | "fulfilled" | "checked-in") => InvitationStatus::Confirmed,
-        Some("cancelled" | "noshow" | "entered-in-error") => InvitationStatus::Cancelled,
-        _ => InvitationStatus::Tentative,
-    };
-    let (provider, place) = provider_and_place(store, a).await?;
-    let summary = match (&provider, &place) {
-        (Some(who), _) => format!("Appointment with {who}"),
-        (None, Some(place)) => format!("Appointment at {}", place.split(", ").next().unwrap_or(place)),
-        (None, None) => "Appointment".to_string(),
-    };
-    let host = cx.base.split("://").nth(1).unwrap_or(&cx.base).split('/').next().unwrap_or("calsync").to_string();
-    let invitation = Invitation {
-        uid: format!("{}@{host}", appointment.id),
-        sequence: appointment.version_id - 1,
-        stamp: appointment.last_updated,
-        start: at("start")?,
-        end: at("end")?,
-        status,
-        summary,
-        location: place,
-    };
+/// The invitation for Appointment `id`.
+pub(crate) async fn respond(cx: &RequestContext, cases: &UseCases, id: &str) -> Result<HttpResponse, ApiError> {
+    let (invitation, appointment) = cases.invitation(cx, id).await?;
     Ok(HttpResponse::Ok()
         .content_type(TEXT_CALENDAR)
         .insert_header((
@@ -79,106 +38,4 @@ pub(crate) async fn respond(
         ))
         .insert_header((header::ETAG, format!("W/\"{}\"", appointment.version_id)))
         .body(invitation.to_ics()))
-}
-
-/// The provider's name and the place, from the Appointment's actors and else its Slot's
-/// Schedule's actors.
-async fn provider_and_place(store: &Store, a: &Value) -> Result<(Option<String>, Option<String>), ApiError> {
-    let mut actors: Vec<(String, Option<String>)> = a["participant"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .filter_map(|p| {
-            Some((p["actor"]["reference"].as_str()?.to_string(), p["actor"]["display"].as_str().map(String::from)))
-        })
-        .collect();
-    let is_provider = |r: &str| {
-        ["Practitioner/", "PractitionerRole/", "HealthcareService/", "Location/"].iter().any(|t| r.starts_with(t))
-    };
-    actors.retain(|(r, _)| is_provider(r));
-    if actors.is_empty()
-        && let Some(slot) = a["slot"][0]["reference"].as_str().and_then(|r| r.strip_prefix("Slot/"))
-        && let Some(slot) = found(store.read("Slot", slot).await)?
-        && let Some(schedule) = slot.content["schedule"]["reference"].as_str().and_then(|r| r.strip_prefix("Schedule/"))
-        && let Some(schedule) = found(store.read("Schedule", schedule).await)?
-    {
-        actors = schedule.content["actor"]
-            .as_array()
-            .into_iter()
-            .flatten()
-            .filter_map(|r| Some((r["reference"].as_str()?.to_string(), r["display"].as_str().map(String::from))))
-            .collect();
-    }
-    let (mut provider, mut place) = (None, None);
-    for (reference, display) in actors {
-        let Some((t, id)) = reference.split_once('/') else { continue };
-        let resource = if crate::registry::is_supported(t) && calsync_store::is_valid_id(id) {
-            found(store.read(t, id).await)?.map(|r| r.content)
-        } else {
-            None
-        };
-        match t {
-            "Location" if place.is_none() => place = resource.as_ref().and_then(place_of).or(display),
-            "Practitioner" | "PractitionerRole" | "HealthcareService" if provider.is_none() => {
-                provider = match (t, &resource) {
-                    ("PractitionerRole", Some(role)) => {
-                        let practitioner =
-                            role["practitioner"]["reference"].as_str().and_then(|r| r.strip_prefix("Practitioner/"));
-                        match practitioner {
-                            Some(p) if calsync_store::is_valid_id(p) => {
-                                found(store.read("Practitioner", p).await)?.and_then(|p| person_name(&p.content))
-                            }
-                            _ => None,
-                        }
-                        .or_else(|| role["practitioner"]["display"].as_str().map(String::from))
-                    }
-                    ("Practitioner", Some(p)) => person_name(p),
-                    (_, Some(service)) => service["name"].as_str().map(String::from),
-                    _ => None,
-                }
-                .or(display);
-            }
-            _ => {}
-        }
-    }
-    Ok((provider, place))
-}
-
-fn found(r: Result<StoredResource, StoreError>) -> Result<Option<StoredResource>, ApiError> {
-    match r {
-        Ok(r) => Ok(Some(r)),
-        Err(StoreError::NotFound(..) | StoreError::Gone(..)) => Ok(None),
-        Err(e) => Err(e.into()),
-    }
-}
-
-/// "Dr. Ada Okafor" from a Practitioner's first name.
-fn person_name(p: &Value) -> Option<String> {
-    let name = p["name"].as_array()?.first()?;
-    if let Some(text) = name["text"].as_str() {
-        return Some(text.to_string());
-    }
-    let words = |k: &str| {
-        name[k].as_array().into_iter().flatten().filter_map(Value::as_str).map(String::from).collect::<Vec<_>>()
-    };
-    let mut parts = words("prefix");
-    parts.extend(words("given"));
-    parts.extend(name["family"].as_str().map(String::from));
-    (!parts.is_empty()).then(|| parts.join(" "))
-}
-
-/// "Riverside Clinic, 12 River St, Boston, MA 02101" from a Location.
-fn place_of(l: &Value) -> Option<String> {
-    let mut parts: Vec<String> = l["name"].as_str().map(String::from).into_iter().collect();
-    let address = &l["address"];
-    parts.extend(address["line"].as_array().into_iter().flatten().filter_map(Value::as_str).map(String::from));
-    let city_line = [address["city"].as_str(), address["state"].as_str(), address["postalCode"].as_str()]
-        .into_iter()
-        .flatten()
-        .collect::<Vec<_>>()
-        .join(" ");
-    if !city_line.is_empty() {
-        parts.push(city_line);
-    }
-    (!parts.is_empty()).then(|| parts.join(", "))
 }

@@ -1,15 +1,12 @@
 //! The scheduling operations, one module each: `Appointment/$find` (IHE ITI-115),
 //! `Appointment/$find-mutual`, `Appointment/$hold`, `Appointment/$book`,
-//! `Appointment/{id}/$cancel`, `Appointment/{id}/$ics` and `Schedule/{id}/$import-ics`. Each has an OperationDefinition
-//! ([`definition`]) served at `/OperationDefinition/{id}` and listed in the CapabilityStatement.
+//! `Appointment/{id}/$cancel`, `Appointment/{id}/$ics`, `Schedule/{id}/$import-ics`,
+//! `Slot/{id}/$booking-link` and `$bulk-publish`. Each reads its parameters ([`inputs`]), calls
+//! one use case and renders the answer; each has an OperationDefinition ([`definition`]) served
+//! at `/OperationDefinition/{id}` and listed in the CapabilityStatement.
 
-use actix_web::{HttpRequest, web};
-use serde_json::Value;
+use actix_web::web;
 
-use crate::media;
-use crate::outcome::ApiError;
-
-mod appointment;
 mod book;
 mod booking_link;
 mod bulk_publish;
@@ -20,16 +17,11 @@ mod find_mutual;
 mod hold;
 pub(crate) mod ics;
 mod import_ics;
-mod participant;
-
-pub use bulk_publish::PublishedPlaces;
-pub use hold::{HoldPolicy, sweep_expired_holds};
-pub use import_ics::{Imported, import_calendar};
-pub(crate) use participant::derived_schedule;
+mod inputs;
 
 /// Mounts the operations (before the REST interactions, whose `/{type}/{id}` would match them).
 pub fn routes(cfg: &mut web::ServiceConfig) {
-    let not_allowed = || web::route().to(super::interaction::method_not_allowed);
+    let not_allowed = || web::route().to(crate::outcome::method_not_allowed);
     cfg.service(
         web::resource("/Appointment/$find")
             .route(web::get().to(find::handle))
@@ -75,106 +67,4 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
             .route(web::get().to(definition::read))
             .default_service(not_allowed()),
     );
-}
-
-/// An operation's input: from the query string and, for POST, a Parameters resource.
-#[derive(Debug, Default)]
-pub(crate) struct Inputs {
-    /// Primitive values as text (references as their `reference`), by parameter name.
-    pub values: Vec<(String, String)>,
-    /// Resource parameters, by name.
-    pub resources: Vec<(String, Value)>,
-}
-
-impl Inputs {
-    /// Reads the query string and a Parameters body (empty body allowed).
-    pub fn read(req: &HttpRequest, body: &[u8]) -> Result<Self, ApiError> {
-        let mut inputs = Inputs { values: media::query_pairs(req.query_string(), false)?, resources: Vec::new() };
-        if body.iter().all(u8::is_ascii_whitespace) {
-            return Ok(inputs);
-        }
-        media::require_json_body(req)?;
-        let v: Value =
-            serde_json::from_slice(body).map_err(|e| ApiError::BadRequest(format!("the body is not JSON: {e}")))?;
-        match v["resourceType"].as_str() {
-            Some("Parameters") => {}
-            // A bare resource is the operation's main input.
-            Some(_) => {
-                inputs.resources.push(("resource".into(), v));
-                return Ok(inputs);
-            }
-            None => return Err(ApiError::BadRequest("the body must be a FHIR resource (Parameters)".into())),
-        }
-        for p in v["parameter"].as_array().into_iter().flatten() {
-            let name = p["name"].as_str().ok_or_else(|| ApiError::BadRequest("a parameter without name".into()))?;
-            if let Some(r) = p.get("resource") {
-                inputs.resources.push((name.to_string(), r.clone()));
-                continue;
-            }
-            let Some((key, value)) = p.as_object().and_then(|o| o.iter().find(|(k, _)| k.starts_with("value"))) else {
-                return Err(ApiError::BadRequest(format!("parameter {name:?} has no value")));
-            };
-            let text = match (key.as_str(), value) {
-                (_, Value::String(s)) => s.clone(),
-                (_, Value::Bool(b)) => b.to_string(),
-                (_, Value::Number(n)) => n.to_string(),
-                ("valueReference", r) => r["reference"].as_str().unwrap_or_default().to_string(),
-                ("valueDuration" | "valueQuantity", q) => {
-                    let n = q["value"].as_f64().unwrap_or(0.0);
-                    match q["code"].as_str().or(q["unit"].as_str()).unwrap_or("min") {
-                        "h" => format!("{}", (n * 60.0).round()),
-                        "d" => format!("{}", (n * 1440.0).round()),
-                        _ => format!("{}", n.round()),
-                    }
-                }
-                _ => return Err(ApiError::BadRequest(format!("parameter {name:?}: {key} is not supported"))),
-            };
-            inputs.values.push((name.to_string(), text));
-        }
-        Ok(inputs)
-    }
-
-    /// Every value of `name` (comma-separated values split).
-    pub fn all(&self, name: &str) -> Vec<String> {
-        self.values
-            .iter()
-            .filter(|(k, _)| k == name)
-            .flat_map(|(_, v)| v.split(',').map(|x| x.trim().to_string()).filter(|x| !x.is_empty()))
-            .collect()
-    }
-
-    /// The single value of `name`, if given.
-    pub fn one(&self, name: &str) -> Result<Option<String>, ApiError> {
-        let mut all = self.values.iter().filter(|(k, _)| k == name);
-        let first = all.next().map(|(_, v)| v.clone());
-        if all.next().is_some() {
-            return Err(ApiError::BadRequest(format!("{name} may be given once")));
-        }
-        Ok(first)
-    }
-
-    /// A boolean flag (`true`/`false`), false when absent.
-    pub fn flag(&self, name: &str) -> Result<bool, ApiError> {
-        match self.one(name)?.as_deref() {
-            None | Some("false") => Ok(false),
-            Some("true") => Ok(true),
-            Some(other) => Err(ApiError::BadRequest(format!("{name}={other:?}: use true or false"))),
-        }
-    }
-
-    /// The resource parameter `name`.
-    pub fn resource(&self, name: &str) -> Option<&Value> {
-        self.resources.iter().find(|(k, _)| k == name).map(|(_, v)| v)
-    }
-}
-
-/// A `Type/id` reference to one of `types`, from `Type/id` or an absolute URL.
-pub(crate) fn typed_reference(value: &str, types: &[&str], what: &str) -> Result<(String, String), ApiError> {
-    let key = calsync_fhir::index::reference_key(value)
-        .ok_or_else(|| ApiError::BadRequest(format!("{what} {value:?} is not a reference (Type/id)")))?;
-    let (t, id) = key.split_once('/').expect("reference_key gives Type/id");
-    if !types.contains(&t) || !calsync_store::is_valid_id(id) {
-        return Err(ApiError::BadRequest(format!("{what} {value:?} must refer to {}", types.join(" or "))));
-    }
-    Ok((t.to_string(), id.to_string()))
 }

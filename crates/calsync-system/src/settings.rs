@@ -9,7 +9,146 @@ use std::path::Path;
 
 use config::{Config, Environment, File};
 
-use crate::{EgressConfig, OAuthProvider, Settings, SyncConfig};
+/// What the server needs to start.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    /// Address to bind, e.g. `127.0.0.1:8080` (`127.0.0.1:0` for any free port).
+    pub bind: String,
+    /// Database URL: `sqlite://calsync.db?mode=rwc` or `postgres://...`.
+    pub database_url: String,
+    /// How long `$hold` keeps a Slot, in seconds (default 600).
+    pub hold_seconds: u32,
+    /// Start the server's clock at this instant instead of now (the demo's fixed week).
+    pub clock_start: Option<chrono::DateTime<chrono::Utc>>,
+    /// The key that seals calendar connections' credentials (32 bytes, base64); without it the
+    /// connections API answers 503.
+    pub secret_key: Option<String>,
+    /// The server's address as browsers reach it (`https://calsync.example.org`), for OAuth
+    /// redirect URIs; the request's own address when unset.
+    pub public_url: Option<String>,
+    /// Calendar syncs and the worker.
+    pub sync: SyncConfig,
+    /// Google Calendar's OAuth client and endpoints (none: Google is not offered).
+    pub google: Option<OAuthProvider>,
+    /// Microsoft Graph's OAuth client and endpoints (none: Outlook is not offered).
+    pub microsoft: Option<OAuthProvider>,
+    /// What addresses given from outside (calendars, publishers) may reach.
+    pub egress: EgressConfig,
+}
+
+/// What addresses given from outside may reach (`[egress]` in the configuration): patients' ICS
+/// and CalDAV calendars, publishers' manifests and files. Public addresses only unless set
+/// otherwise; see [`calsync_connect::egress`].
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Deserialize)]
+#[serde(default)]
+pub struct EgressConfig {
+    /// Every address, loopback and private networks included (a developer's machine).
+    pub private_networks: bool,
+    /// Networks (`10.20.0.0/16`) or addresses (`192.168.1.7`) reached although not public: a
+    /// hospital's own CalDAV server or publisher.
+    pub allow: Vec<String>,
+}
+
+impl EgressConfig {
+    /// The policy these settings describe.
+    pub fn policy(&self) -> Result<calsync_connect::egress::Egress, String> {
+        calsync_connect::egress::Egress::new(self.private_networks, &self.allow)
+    }
+}
+
+/// Calendar syncs and the worker (`[sync]` in the configuration).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Deserialize)]
+#[serde(default)]
+pub struct SyncConfig {
+    /// `calsync serve` runs the worker in its own process (the embedded default); production
+    /// runs `calsync worker` in its own container and sets this to false.
+    pub worker: bool,
+    /// Syncs at once per worker process.
+    pub concurrency: usize,
+    /// Syncs at once per provider and process.
+    pub limit_ics: usize,
+    /// CalDAV servers are often small ones.
+    pub limit_caldav: usize,
+    /// Google allows about 600 requests a minute per user.
+    pub limit_google: usize,
+    /// Graph throttles at 4 concurrent requests per mailbox.
+    pub limit_microsoft: usize,
+    /// How often due connections are queued, in seconds.
+    pub sweep_seconds: u64,
+    /// How often a worker reports it is alive, in seconds (three missed: its jobs move on).
+    pub heartbeat_seconds: u64,
+    /// When every connection syncs: cron `sec min hour day-of-month month day-of-week`.
+    pub nightly: String,
+    /// The IANA zone the nightly schedule is read in.
+    pub nightly_zone: String,
+    /// How far ahead busy time is read, in days.
+    pub horizon_days: i64,
+    /// The next regular sync after a good one, in hours.
+    pub interval_hours: i64,
+}
+
+impl Default for SyncConfig {
+    fn default() -> Self {
+        Self {
+            worker: true,
+            concurrency: 16,
+            limit_ics: 8,
+            limit_caldav: 4,
+            limit_google: 8,
+            limit_microsoft: 4,
+            sweep_seconds: 60,
+            heartbeat_seconds: 30,
+            nightly: "0 0 2 * * *".into(),
+            nightly_zone: "UTC".into(),
+            horizon_days: 90,
+            interval_hours: 24,
+        }
+    }
+}
+
+/// An OAuth provider's client registration and endpoints (`[google]`, `[microsoft]`).
+#[derive(Clone, PartialEq, Eq, serde::Deserialize)]
+pub struct OAuthProvider {
+    /// The client id registered with the provider.
+    pub client_id: String,
+    /// The client secret (from the environment: `CALSYNC_GOOGLE__CLIENT_SECRET`).
+    pub client_secret: String,
+    /// Where the participant's browser is sent to consent.
+    pub authorize_url: String,
+    /// Where codes and refresh tokens are exchanged.
+    pub token_url: String,
+    /// The calendar API's base (`https://www.googleapis.com/`, `https://graph.microsoft.com/`).
+    pub api_url: String,
+}
+
+impl std::fmt::Debug for OAuthProvider {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("OAuthProvider")
+            .field("client_id", &self.client_id)
+            .field("authorize_url", &self.authorize_url)
+            .field("token_url", &self.token_url)
+            .field("api_url", &self.api_url)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Settings {
+    /// Settings for `bind` and `database_url`, defaults otherwise.
+    pub fn new(bind: impl Into<String>, database_url: impl Into<String>) -> Self {
+        Settings {
+            bind: bind.into(),
+            database_url: database_url.into(),
+            hold_seconds: 600,
+            clock_start: None,
+            secret_key: None,
+            public_url: None,
+            sync: SyncConfig::default(),
+            google: None,
+            microsoft: None,
+            egress: EgressConfig::default(),
+        }
+    }
+}
 
 impl Settings {
     /// Loads the layers from `dir` for environment `env`, reading variables from `vars`.

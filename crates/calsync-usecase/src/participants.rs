@@ -1,5 +1,5 @@
-//! Participants (Patients and RelatedPersons) as the matching core sees them: their derived
-//! Schedules' busy Slots, zone and constraints.
+//! Participants (Patients and RelatedPersons): their derived Schedules, and the participants as
+//! the matching core sees them (busy Slots, zone and constraints).
 
 use calsync_core::{Attendance, BusyInterval, Interval, Participant};
 use calsync_fhir::availability::{is_participant_schedule, participant_constraints};
@@ -7,10 +7,10 @@ use calsync_store::search::{IndexFilter, ResourceSearch};
 use calsync_store::{Store, StoreError, StoredResource};
 use chrono::TimeDelta;
 
-use crate::outcome::ApiError;
+use crate::UseCaseError;
 
 /// The derived Schedules of a participant (`Patient/1`).
-pub(crate) async fn derived_schedules(store: &Store, reference: &str) -> Result<Vec<StoredResource>, ApiError> {
+pub(crate) async fn derived_schedules(store: &Store, reference: &str) -> Result<Vec<StoredResource>, UseCaseError> {
     let actor = IndexFilter::any_exact("actor", [reference.to_string()]);
     let search = ResourceSearch { index: vec![actor], ..Default::default() };
     let found = store.find_resources("Schedule", &search, 100).await?;
@@ -28,7 +28,7 @@ pub(crate) async fn derived_schedule(
     store: &Store,
     reference: &str,
     now: chrono::DateTime<chrono::Utc>,
-) -> Result<String, ApiError> {
+) -> Result<String, UseCaseError> {
     if let Some(s) = derived_schedules(store, reference).await?.into_iter().next() {
         return Ok(s.id);
     }
@@ -48,7 +48,7 @@ pub(crate) async fn load_all(
     wanted: &[(String, Attendance)],
     horizon: Interval,
     default_zone: chrono_tz::Tz,
-) -> Result<Vec<Participant>, ApiError> {
+) -> Result<Vec<Participant>, UseCaseError> {
     let references: Vec<String> = wanted.iter().map(|(r, _)| r.clone()).collect();
     let search = ResourceSearch { index: vec![IndexFilter::any_exact("actor", references)], ..Default::default() };
     let schedules: Vec<StoredResource> = store
@@ -74,18 +74,20 @@ pub(crate) async fn load_all(
         participant.attendance = *attendance;
         let theirs: Vec<&StoredResource> = schedules.iter().filter(|s| actors(s).contains(reference)).collect();
         if theirs.is_empty() {
-            let (t, id) = reference.split_once('/').expect("checked reference");
+            let Some((t, id)) = reference.split_once('/') else {
+                return Err(UseCaseError::Invalid(format!("participant {reference} is not a reference")));
+            };
             match store.read(t, id).await {
                 Ok(_) => {}
                 Err(StoreError::NotFound(..) | StoreError::Gone(..)) => {
-                    return Err(ApiError::BadRequest(format!("participant {reference} is not known")));
+                    return Err(UseCaseError::Invalid(format!("participant {reference} is not known")));
                 }
                 Err(e) => return Err(e.into()),
             }
         }
         for schedule in theirs {
             let (zone, constraints) =
-                participant_constraints(&schedule.content).map_err(|m| ApiError::Unprocessable {
+                participant_constraints(&schedule.content).map_err(|m| UseCaseError::Unprocessable {
                     message: format!("Schedule/{}: {m}", schedule.id),
                     expression: Some("Schedule.extension".into()),
                 })?;
@@ -112,4 +114,16 @@ pub(crate) async fn load_all(
         }
     }
     Ok(participants)
+}
+
+/// `Patient/1` or `RelatedPerson/2`, known to the store.
+pub(crate) async fn known_participant(store: &Store, reference: &str) -> Result<String, UseCaseError> {
+    let (t, id) = crate::typed_reference(reference, &["Patient", "RelatedPerson"], "participant")?;
+    match store.read(&t, &id).await {
+        Ok(_) => Ok(format!("{t}/{id}")),
+        Err(StoreError::NotFound(..) | StoreError::Gone(..)) => {
+            Err(UseCaseError::Invalid(format!("participant {t}/{id} is not known")))
+        }
+        Err(e) => Err(e.into()),
+    }
 }

@@ -1,4 +1,4 @@
-//! What `$hold`, `$book` and `$cancel` share: reading the Appointment on offer, the hold marks on
+//! What holding, booking and cancelling share: reading the Appointment on offer, the hold marks on
 //! a Slot, and the participants' busy Slots an appointment owns.
 
 use calsync_core::Interval;
@@ -8,7 +8,7 @@ use serde_json::Value;
 
 pub(crate) use calsync_fhir::booking::Units;
 
-use crate::outcome::ApiError;
+use crate::UseCaseError;
 
 /// An appointment on offer: the provider Slot, its time, and who takes part.
 #[derive(Debug, Clone)]
@@ -19,12 +19,12 @@ pub(crate) struct Offer {
     pub people: Vec<(String, bool)>,
 }
 
-fn instant(v: &Value, name: &str) -> Result<DateTime<Utc>, ApiError> {
-    let text = v[name].as_str().ok_or_else(|| ApiError::Unprocessable {
+fn instant(v: &Value, name: &str) -> Result<DateTime<Utc>, UseCaseError> {
+    let text = v[name].as_str().ok_or_else(|| UseCaseError::Unprocessable {
         message: format!("Appointment.{name} is required"),
         expression: Some(format!("Appointment.{name}")),
     })?;
-    DateTime::parse_from_rfc3339(text).map(|t| t.to_utc()).map_err(|_| ApiError::Unprocessable {
+    DateTime::parse_from_rfc3339(text).map(|t| t.to_utc()).map_err(|_| UseCaseError::Unprocessable {
         message: format!("Appointment.{name} {text:?} is not an instant"),
         expression: Some(format!("Appointment.{name}")),
     })
@@ -32,22 +32,22 @@ fn instant(v: &Value, name: &str) -> Result<DateTime<Utc>, ApiError> {
 
 impl Offer {
     /// Reads a proposed (or held) Appointment.
-    pub fn read(appointment: &Value) -> Result<Offer, ApiError> {
+    pub fn read(appointment: &Value) -> Result<Offer, UseCaseError> {
         if appointment["resourceType"] != "Appointment" {
-            return Err(ApiError::BadRequest("the appointment parameter must be an Appointment".into()));
+            return Err(UseCaseError::Invalid("the appointment parameter must be an Appointment".into()));
         }
         let slots: Vec<&str> =
             appointment["slot"].as_array().into_iter().flatten().filter_map(|s| s["reference"].as_str()).collect();
         let [slot] = slots.as_slice() else {
-            return Err(ApiError::Unprocessable {
+            return Err(UseCaseError::Unprocessable {
                 message: "the Appointment must name exactly one Slot".into(),
                 expression: Some("Appointment.slot".into()),
             });
         };
-        let (_, slot) = super::typed_reference(slot, &["Slot"], "Appointment.slot")?;
+        let (_, slot) = crate::typed_reference(slot, &["Slot"], "Appointment.slot")?;
         let interval = Interval::new(instant(appointment, "start")?, instant(appointment, "end")?);
         if interval.is_empty() {
-            return Err(ApiError::Unprocessable {
+            return Err(UseCaseError::Unprocessable {
                 message: "Appointment.end must be after Appointment.start".into(),
                 expression: Some("Appointment.end".into()),
             });
@@ -79,10 +79,10 @@ pub(crate) fn participant_slot_id(appointment_id: &str, n: usize) -> String {
 
 /// A conflict of the store inside a booking is the client's 409: someone else changed the same
 /// Slot or participant at the same time.
-pub(crate) fn conflict(e: StoreError) -> ApiError {
+pub(crate) fn conflict(e: StoreError) -> UseCaseError {
     match e {
         StoreError::Concurrent(..) | StoreError::VersionConflict { .. } => {
-            ApiError::Conflict("the Slot or a participant's Schedule changed at the same time; search again".into())
+            UseCaseError::Conflict("the Slot or a participant's Schedule changed at the same time; search again".into())
         }
         other => other.into(),
     }
@@ -93,11 +93,11 @@ pub(crate) async fn read_for_booking(
     txn: &StoreTxn<'_>,
     t: &str,
     id: &str,
-) -> Result<calsync_store::StoredResource, ApiError> {
+) -> Result<calsync_store::StoredResource, UseCaseError> {
     match txn.read(t, id).await {
         Ok(r) => Ok(r),
         Err(StoreError::NotFound(..) | StoreError::Gone(..)) => {
-            Err(ApiError::Conflict(format!("{t}/{id} no longer exists")))
+            Err(UseCaseError::Conflict(format!("{t}/{id} no longer exists")))
         }
         Err(e) => Err(e.into()),
     }

@@ -1,0 +1,328 @@
+//! `$find` (IHE ITI-115 Find Potential Appointments) and `$find-mutual`: times when a provider
+//! Slot is free and every participant is, from the store, through the matching core.
+//!
+//! The window's free Slots are read first; the 14 days after it only when nothing in it fits
+//! (they serve the `after-window` alternatives alone). Participants' busy time comes from their
+//! derived Schedules, three queries for any number of them.
+
+use std::collections::BTreeSet;
+
+use calsync_core::{
+    Attendance, Interval, MutualQuery, Preference, ProviderSlot, SearchOutcome, SlotBook, SlotStatus, find_mutual,
+};
+use calsync_fhir::availability::is_participant_schedule;
+use calsync_fhir::{AppointmentParticipant, ProviderData, ScheduleInfo};
+use calsync_store::Store;
+use calsync_store::search::{Cursor, Direction, IndexFilter, IndexTerm, Match, ResourceSearch, SortBy};
+use chrono::TimeDelta;
+
+use crate::{Context, Outcome, UseCaseError, UseCases, participants};
+
+/// Largest search window.
+pub const MAX_WINDOW_DAYS: i64 = 92;
+/// Largest number of options; more asked for are cut to it.
+pub const MAX_COUNT: usize = 100;
+/// Options when the caller names no number.
+pub const DEFAULT_COUNT: usize = 10;
+/// Shortest and longest appointment, in minutes.
+pub const DURATION_MINUTES: std::ops::RangeInclusive<i64> = 5..=480;
+/// How far after the window the `after-window` alternatives are looked for.
+const LOOKAHEAD: TimeDelta = TimeDelta::days(14);
+
+/// A token as FHIR search writes it: `system|code`, or a code in any system.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Token {
+    /// The code system, if named.
+    pub system: Option<String>,
+    /// The code.
+    pub code: String,
+}
+
+impl Token {
+    /// `system|code` or `code`.
+    pub fn parse(text: &str) -> Token {
+        match text.split_once('|') {
+            Some((s, c)) => Token { system: Some(s.into()), code: c.into() },
+            None => Token { system: None, code: text.into() },
+        }
+    }
+}
+
+/// Which provider Schedules a search may use: each list given narrows them (none: every
+/// provider Schedule).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Providers {
+    /// `Practitioner/…` or `PractitionerRole/…` among a Schedule's actors.
+    pub practitioners: Vec<String>,
+    /// `Location/…` among a Schedule's actors.
+    pub locations: Vec<String>,
+    /// A Schedule's specialty.
+    pub specialties: Vec<Token>,
+    /// A Schedule's service type (IHE's `visit-type` too).
+    pub service_types: Vec<Token>,
+    /// `Organization/…` managing a Schedule's Location, PractitionerRole or HealthcareService.
+    pub organizations: Vec<String>,
+    /// Texts each found in the name or address of a Schedule's Location.
+    pub places: Vec<String>,
+    /// Only these Schedules (ids).
+    pub schedules: Vec<String>,
+}
+
+impl Providers {
+    /// True when the search names no provider: every provider Schedule counts.
+    fn is_any(&self) -> bool {
+        self == &Providers::default()
+    }
+
+    /// The index filters on Schedules that the actors and tokens make.
+    fn schedule_filters(&self) -> Vec<IndexFilter> {
+        let mut filters = Vec::new();
+        for refs in [&self.practitioners, &self.locations] {
+            if !refs.is_empty() {
+                filters.push(IndexFilter::any_exact("actor", refs.clone()));
+            }
+        }
+        for (param, tokens) in [("specialty", &self.specialties), ("service-type", &self.service_types)] {
+            if tokens.is_empty() {
+                continue;
+            }
+            let terms = tokens
+                .iter()
+                .map(|t| IndexTerm { system: t.system.clone(), value: Some(t.code.clone()), how: Match::Exact })
+                .collect();
+            filters.push(IndexFilter::Matches { param: param.into(), terms, negate: false });
+        }
+        filters
+    }
+}
+
+/// A search for times: `$find` names at most the patient, `$find-mutual` every participant.
+#[derive(Debug, Clone, PartialEq)]
+pub struct FindQuery {
+    /// When the appointment may be.
+    pub window: Interval,
+    /// How long it is (none: the length of the shortest free Slot).
+    pub duration: Option<TimeDelta>,
+    /// Patients and RelatedPersons (`Patient/1`), each required or not, in the order asked.
+    pub participants: Vec<(String, bool)>,
+    /// Which providers.
+    pub providers: Providers,
+    /// Ranking preferences (mornings, weekdays, …).
+    pub preferences: Vec<Preference>,
+    /// Options on distinct days.
+    pub spread: bool,
+    /// Say who blocks each rejected time.
+    pub explain: bool,
+    /// How many options (cut to 1 to [`MAX_COUNT`]).
+    pub limit: usize,
+    /// The zone of days and preferences (none: the first participant's).
+    pub zone: Option<chrono_tz::Tz>,
+}
+
+impl FindQuery {
+    /// A search over `window` with the defaults: any provider, no participant, ten options.
+    pub fn new(window: Interval) -> Self {
+        FindQuery {
+            window,
+            duration: None,
+            participants: Vec::new(),
+            providers: Providers::default(),
+            preferences: Vec::new(),
+            spread: false,
+            explain: false,
+            limit: DEFAULT_COUNT,
+            zone: None,
+        }
+    }
+
+    /// What no search may ask: an empty or too long window, a duration out of range, a
+    /// participant named twice.
+    fn check(&self) -> Outcome<()> {
+        if self.window.is_empty() {
+            return Err(UseCaseError::Invalid("end must be after start".into()));
+        }
+        if self.window.end - self.window.start > TimeDelta::days(MAX_WINDOW_DAYS) {
+            return Err(UseCaseError::Invalid(format!("the window may span at most {MAX_WINDOW_DAYS} days")));
+        }
+        if let Some(d) = self.duration
+            && !DURATION_MINUTES.contains(&d.num_minutes())
+        {
+            return Err(UseCaseError::Invalid(format!(
+                "duration must be {} to {} minutes",
+                DURATION_MINUTES.start(),
+                DURATION_MINUTES.end()
+            )));
+        }
+        for (n, (reference, _)) in self.participants.iter().enumerate() {
+            if self.participants[..n].iter().any(|(r, _)| r == reference) {
+                return Err(UseCaseError::Invalid(format!("{reference} is named twice")));
+            }
+        }
+        if self.providers.places.iter().any(|p| p.trim().is_empty()) {
+            return Err(UseCaseError::Invalid("location-string is empty".into()));
+        }
+        Ok(())
+    }
+}
+
+/// The answer to a [`FindQuery`]: the matching core's outcome (options, explanations,
+/// alternatives) and what it takes to show them.
+#[derive(Debug, Clone)]
+pub struct Found {
+    /// Options, rejections, why nothing fits, alternatives.
+    pub outcome: SearchOutcome,
+    /// The provider Schedules searched, their actors and Locations' names.
+    pub providers: ProviderData,
+    /// The participants as each option names them.
+    pub people: Vec<AppointmentParticipant>,
+}
+
+impl UseCases {
+    /// Finds times when a provider Slot is free and every required participant is.
+    pub async fn find(&self, cx: &Context, query: &FindQuery) -> Outcome<Found> {
+        query.check()?;
+        let store = &self.store;
+        let providers = provider_schedules(store, query).await?;
+        // Only the chosen Schedules' free Slots are read, unless the request names no provider.
+        let chosen: Vec<String> = providers.schedules.keys().cloned().collect();
+        let chosen = (!query.providers.is_any()).then_some(chosen.as_slice());
+        let provider_slots = |rows: Vec<calsync_store::SlotRow>| -> Vec<ProviderSlot> {
+            rows.into_iter()
+                .filter(|r| providers.schedules.contains_key(&r.schedule))
+                .map(|r| ProviderSlot {
+                    id: format!("Slot/{}", r.id),
+                    schedule: r.schedule,
+                    interval: Interval::new(r.start, r.end),
+                    status: SlotStatus::Free,
+                    capacity: None,
+                })
+                .collect()
+        };
+        // The window's Slots first; the 14 days after it only when nothing in it fits (they
+        // serve the `after-window` alternatives alone). Over a million Slots that is 24,000 rows
+        // read instead of 424,000 (docs/benchmarks.md, "`Appointment/$find` naming no provider").
+        let slots = provider_slots(store.free_slots(chosen, query.window.start, query.window.end).await?);
+        // Without a duration asked for: the shortest free Slot in the window (or, with none
+        // there, in the days after it, for the alternatives).
+        let shortest = |slots: &[ProviderSlot]| slots.iter().map(|s| s.interval.end - s.interval.start).min();
+        let duration = query.duration.or_else(|| shortest(&slots));
+        let horizon = Interval::new(query.window.start, query.window.end + LOOKAHEAD);
+        let wanted: Vec<(String, Attendance)> = query
+            .participants
+            .iter()
+            .map(|(r, required)| (r.clone(), if *required { Attendance::Required } else { Attendance::Optional }))
+            .collect();
+        let default_zone = query.zone.unwrap_or(chrono_tz::UTC);
+        let participants = participants::load_all(store, &wanted, horizon, default_zone).await?;
+        let mut mutual = MutualQuery::new(query.window, duration.unwrap_or(TimeDelta::minutes(30)), cx.now);
+        mutual.limit = query.limit.clamp(1, MAX_COUNT);
+        mutual.spread = query.spread;
+        mutual.preferences = query.preferences.clone();
+        mutual.explain = query.explain;
+        mutual.lookahead = TimeDelta::zero();
+        mutual.zone = query.zone.or_else(|| participants.first().map(|p| p.zone)).unwrap_or(chrono_tz::UTC);
+        let searched = |slots: Vec<ProviderSlot>, mutual: &MutualQuery| {
+            find_mutual(&SlotBook::new(slots), &participants, mutual).map_err(|e| UseCaseError::Invalid(e.to_string()))
+        };
+        let mut outcome = searched(slots, &mutual)?;
+        if outcome.slots.is_empty() {
+            // Nothing fits in the window: the nearest times in the days after it, searched as a
+            // window of their own (what the matching core's `lookahead` does over one book).
+            let after = Interval::new(query.window.end, query.window.end + LOOKAHEAD);
+            let later = provider_slots(store.free_slots(chosen, after.start, after.end).await?);
+            let duration = duration.or_else(|| shortest(&later)).unwrap_or(mutual.duration);
+            let after_query = MutualQuery { window: after, duration, explain: false, ..mutual.clone() };
+            outcome.explanation.alternatives.after_window = searched(later, &after_query)?.slots;
+        }
+        let people = query
+            .participants
+            .iter()
+            .map(|(r, required)| AppointmentParticipant {
+                reference: r.clone(),
+                display: r.clone(),
+                required: *required,
+            })
+            .collect();
+        Ok(Found { outcome, providers, people })
+    }
+}
+
+/// Provider Schedules the request may use, with their actors.
+async fn provider_schedules(store: &Store, request: &FindQuery) -> Outcome<ProviderData> {
+    let mut search = ResourceSearch { index: request.providers.schedule_filters(), ..Default::default() };
+    // organization and location-string name actors; each given one narrows the Schedules.
+    if !request.providers.organizations.is_empty() {
+        let mut actors = Vec::new();
+        for t in ["Location", "PractitionerRole", "HealthcareService"] {
+            let by = IndexFilter::any_exact("organization", request.providers.organizations.clone());
+            actors.extend(references_of(store, t, vec![by]).await?);
+        }
+        search.index.push(IndexFilter::any_exact("actor", actors));
+    }
+    for place in &request.providers.places {
+        let mut actors = Vec::new();
+        for param in ["name", "address"] {
+            let text = calsync_fhir::index::normalize(place.trim());
+            let term = IndexTerm { system: None, value: Some(text), how: Match::Contains };
+            let by = IndexFilter::Matches { param: param.into(), terms: vec![term], negate: false };
+            actors.extend(references_of(store, "Location", vec![by]).await?);
+        }
+        search.index.push(IndexFilter::any_exact("actor", actors));
+    }
+    if search.index.iter().any(|f| matches!(f, IndexFilter::Matches { terms, .. } if terms.is_empty())) {
+        return Ok(ProviderData::default());
+    }
+    if !request.providers.schedules.is_empty() {
+        search.ids.push(calsync_store::search::AnyOf { values: request.providers.schedules.clone(), negate: false });
+    }
+    let mut data = ProviderData::default();
+    let mut cursor: Option<Cursor> = None;
+    loop {
+        let page = store
+            .search_resources("Schedule", &search, (SortBy::Id, Direction::Ascending), cursor.as_ref(), 500)
+            .await?;
+        for s in page.resources.iter().filter(|s| !is_participant_schedule(&s.content)) {
+            let actors = s.content["actor"]
+                .as_array()
+                .map(|a| a.iter().filter_map(|r| r["reference"].as_str()).map(String::from).collect())
+                .unwrap_or_default();
+            data.schedules.insert(format!("Schedule/{}", s.id), ScheduleInfo { actors });
+        }
+        match page.next {
+            Some(next) => cursor = Some(next),
+            None => break,
+        }
+    }
+    let locations: BTreeSet<String> =
+        data.schedules.values().flat_map(|i| i.actors.iter().filter(|a| a.starts_with("Location/")).cloned()).collect();
+    // Read 500 at a time, not one by one: naming no provider, every published Location is here.
+    let ids: Vec<String> = locations.iter().map(|l| l["Location/".len()..].to_string()).collect();
+    for chunk in ids.chunks(500) {
+        let search = ResourceSearch {
+            ids: vec![calsync_store::search::AnyOf { values: chunk.to_vec(), negate: false }],
+            ..Default::default()
+        };
+        let page = store.search_resources("Location", &search, (SortBy::Id, Direction::Ascending), None, 500).await?;
+        for found in page.resources {
+            if let Some(name) = found.content["name"].as_str() {
+                data.locations.insert(format!("Location/{}", found.id), name.to_string());
+            }
+        }
+    }
+    Ok(data)
+}
+
+/// References (`Location/x`) of every live resource of type `t` matching `filters`.
+async fn references_of(store: &Store, t: &str, filters: Vec<IndexFilter>) -> Outcome<Vec<String>> {
+    let search = ResourceSearch { index: filters, ..Default::default() };
+    let mut found = Vec::new();
+    let mut cursor: Option<Cursor> = None;
+    loop {
+        let page = store.search_resources(t, &search, (SortBy::Id, Direction::Ascending), cursor.as_ref(), 500).await?;
+        found.extend(page.resources.iter().map(|r| format!("{t}/{}", r.id)));
+        match page.next {
+            Some(next) => cursor = Some(next),
+            None => return Ok(found),
+        }
+    }
+}

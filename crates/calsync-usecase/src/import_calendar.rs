@@ -1,0 +1,48 @@
+//! A participant's uploaded calendar (`$import-ics`): its busy windows over the next 180 days
+//! replace the busy Slots an earlier upload put on their derived Schedule. Only start, end and
+//! status are kept; a file that cannot be read is an error and the previous Slots stay.
+
+use calsync_core::Interval;
+use calsync_fhir::availability::{is_participant_schedule, participant_constraints};
+use chrono::TimeDelta;
+
+use crate::{Context, Outcome, UseCaseError, UseCases};
+
+/// How far ahead an imported calendar is expanded.
+const HORIZON_DAYS: i64 = 180;
+
+/// What an import changed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Imported {
+    /// Busy windows in the calendar over the horizon.
+    pub busy: usize,
+    /// Busy Slots written (new or changed status).
+    pub added: usize,
+    /// Busy Slots of an earlier import that are gone.
+    pub removed: usize,
+}
+
+impl UseCases {
+    /// Replaces the busy Slots an earlier import put on participant Schedule `id` with those of
+    /// the iCalendar `text`, in one transaction. A calendar that cannot be read changes nothing.
+    pub async fn import_calendar(&self, cx: &Context, id: &str, text: &str) -> Outcome<Imported> {
+        let (store, now) = (&self.store, cx.now);
+        let schedule = store.read("Schedule", id).await?;
+        if !is_participant_schedule(&schedule.content) {
+            return Err(UseCaseError::Unprocessable {
+                message: format!(
+                    "Schedule/{id} is not a participant's Schedule (its actors must be Patients or RelatedPersons)"
+                ),
+                expression: Some("Schedule.actor".into()),
+            });
+        }
+        let (zone, _) = participant_constraints(&schedule.content)
+            .map_err(|m| UseCaseError::Unprocessable { message: m, expression: Some("Schedule.extension".into()) })?;
+        let horizon = Interval::new(now - TimeDelta::days(1), now + TimeDelta::days(HORIZON_DAYS));
+        let expansion = calsync_ical::Calendar::parse(text)
+            .and_then(|c| c.expand(horizon, zone.unwrap_or(chrono_tz::UTC)))
+            .map_err(|e| UseCaseError::Invalid(format!("the calendar cannot be read: {e}")))?;
+        let applied = calsync_sync::apply(store, id, "ics", &expansion.busy(), horizon, now).await?;
+        Ok(Imported { busy: applied.busy, added: applied.added, removed: applied.removed })
+    }
+}

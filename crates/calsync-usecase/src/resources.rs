@@ -1,0 +1,177 @@
+//! FHIR resources: read, vread, create (conditional with `If-None-Exist`), update (with
+//! `If-Match`), delete. Writes are validated as FHIR first; a Consent write re-checks the
+//! consent of everyone the Consent names and purges withdrawn calendar connections at once.
+
+use calsync_store::StoredResource;
+use serde_json::Value;
+
+use crate::{Context, Outcome, UseCaseError, UseCases};
+
+/// The resource types calsync keeps; the router and the CapabilityStatement are built from it.
+pub const RESOURCE_TYPES: &[&str] = &[
+    "Appointment",
+    "Consent",
+    "Device",
+    "HealthcareService",
+    "Location",
+    "Patient",
+    "Practitioner",
+    "PractitionerRole",
+    "RelatedPerson",
+    "Schedule",
+    "Slot",
+    "Task",
+];
+
+/// True when calsync keeps this resource type.
+pub fn is_kept(resource_type: &str) -> bool {
+    RESOURCE_TYPES.contains(&resource_type)
+}
+
+/// The resource type, if calsync keeps it.
+pub fn kept_type(name: &str) -> Outcome<&str> {
+    if is_kept(name) {
+        Ok(name)
+    } else {
+        Err(UseCaseError::NotFound(format!("resource type {name:?} is not supported")))
+    }
+}
+
+/// The id, if FHIR allows it: no resource can have another (not found, and the database never
+/// sees it).
+pub fn valid_id<'a>(resource_type: &str, id: &'a str) -> Outcome<&'a str> {
+    if calsync_store::is_valid_id(id) {
+        Ok(id)
+    } else {
+        Err(UseCaseError::NotFound(format!("{resource_type}/{id:?} is not known: ids are 1-64 of A-Z a-z 0-9 - .")))
+    }
+}
+
+/// What a create did.
+#[derive(Debug, Clone)]
+pub struct Created {
+    /// The resource as stored.
+    pub resource: StoredResource,
+    /// False when a conditional create found it already there.
+    pub new: bool,
+}
+
+impl UseCases {
+    /// The current version of `t/id`.
+    pub async fn read(&self, _cx: &Context, t: &str, id: &str) -> Outcome<StoredResource> {
+        let t = kept_type(t)?;
+        Ok(self.store.read(t, valid_id(t, id)?).await?)
+    }
+
+    /// Version `version` of `t/id`; the version that records a deletion is gone.
+    pub async fn vread(&self, _cx: &Context, t: &str, id: &str, version: i64) -> Outcome<StoredResource> {
+        let t = kept_type(t)?;
+        let stored = self.store.vread(t, valid_id(t, id)?, version).await?;
+        if stored.deleted {
+            return Err(UseCaseError::Gone(format!("{t}/{id} version {version} records its deletion")));
+        }
+        Ok(stored)
+    }
+
+    /// Validates and stores a new resource under a server id. With `if_none_exist` (search
+    /// criteria), nothing new when exactly one resource already matches.
+    pub async fn create(&self, cx: &Context, t: &str, text: &str, if_none_exist: Option<&str>) -> Outcome<Created> {
+        let t = kept_type(t)?;
+        let mut value = calsync_fhir::validate::resource(text, t)?;
+        if let Some(criteria) = if_none_exist {
+            let (existing, total) = self.matching(cx, t, criteria, 2).await?;
+            match existing.as_slice() {
+                [] => {}
+                [one] => return Ok(Created { resource: one.clone(), new: false }),
+                _ => {
+                    return Err(UseCaseError::VersionMismatch(format!(
+                        "If-None-Exist {criteria:?} matches {total} resources"
+                    )));
+                }
+            }
+        }
+        // The server assigns the id; a client's id is ignored on create.
+        if let Some(map) = value.as_object_mut() {
+            map.remove("id");
+        }
+        let stored = self.store.create(t, value, cx.now).await?;
+        if t == "Consent" {
+            // A new Consent can deny (a nested deny, or a status other than active).
+            self.consent_changed(cx, None, Some(&stored.content)).await;
+        }
+        Ok(Created { resource: stored, new: true })
+    }
+
+    /// Validates and writes a new version of `t/id` (the first, if unknown or deleted); with
+    /// `if_match`, only over that version. Returns it and whether it was created.
+    pub async fn update(
+        &self,
+        cx: &Context,
+        t: &str,
+        id: &str,
+        text: &str,
+        if_match: Option<i64>,
+    ) -> Outcome<(StoredResource, bool)> {
+        let t = kept_type(t)?;
+        let value = calsync_fhir::validate::resource(text, t)?;
+        match value.get("id").and_then(Value::as_str) {
+            Some(body_id) if body_id == id => {}
+            Some(body_id) => {
+                return Err(UseCaseError::Invalid(format!("body id {body_id:?} does not match the URL id {id:?}")));
+            }
+            None => return Err(UseCaseError::Invalid("an update must carry the resource id".into())),
+        }
+        let before = match t {
+            "Consent" => self.store.read(t, id).await.ok().map(|r| r.content),
+            _ => None,
+        };
+        let (stored, created) = self.store.update(t, id, value, if_match, cx.now).await?;
+        if t == "Consent" {
+            self.consent_changed(cx, before.as_ref(), Some(&stored.content)).await;
+        }
+        Ok((stored, created))
+    }
+
+    /// Deletes `t/id`; reads answer gone afterwards. Deleting what is not there changes nothing.
+    pub async fn delete(&self, cx: &Context, t: &str, id: &str) -> Outcome<()> {
+        let t = kept_type(t)?;
+        let id = valid_id(t, id)?;
+        let before = match t {
+            "Consent" => self.store.read(t, id).await.ok().map(|r| r.content),
+            _ => None,
+        };
+        self.store.delete(t, id, cx.now).await?;
+        if before.is_some() {
+            self.consent_changed(cx, before.as_ref(), None).await;
+        }
+        Ok(())
+    }
+
+    /// Writes resources under their own ids in one transaction (`(type, id, resource)`, each
+    /// validated first): new ones become version 1, changed ones get a new version, unchanged
+    /// ones keep theirs. How many were written. For loading a directory or a demo.
+    pub async fn put_resources(&self, cx: &Context, resources: Vec<(String, String, Value)>) -> Outcome<u64> {
+        for (t, id, value) in &resources {
+            kept_type(t)?;
+            valid_id(t, id)?;
+            calsync_fhir::validate::resource(&value.to_string(), t)?;
+        }
+        Ok(self.store.put_many(resources, cx.now).await?)
+    }
+
+    /// After a Consent was written or deleted (`before` and `after` its versions): every
+    /// participant either version names has their calendar connections re-checked, and those no
+    /// longer permitted are purged at once. A failure here is logged; the next sync purges anyway.
+    async fn consent_changed(&self, cx: &Context, before: Option<&Value>, after: Option<&Value>) {
+        let mut named: Vec<&str> = before.into_iter().chain(after).flat_map(calsync_fhir::consent::named).collect();
+        named.sort_unstable();
+        named.dedup();
+        match calsync_sync::connection::enforce_consent(&self.store, &named, cx.now).await {
+            Ok(withdrawn) if !withdrawn.is_empty() => {
+                tracing::info!(connections = withdrawn.len(), "consent withdrawn: connections purged")
+            }
+            Ok(_) => {}
+            Err(e) => tracing::warn!(error = %e, "re-checking consent after a Consent write failed"),
+        }
+    }
+}
