@@ -4,7 +4,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::interval::Interval;
 use crate::participant::Blocker;
-use crate::search::MutualSlot;
+use crate::provider::MutualSlot;
 
 /// Everything a search can say beyond its results.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]

@@ -91,3 +91,19 @@ impl ProviderSlot {
         self.status == SlotStatus::Free && self.capacity != Some(0)
     }
 }
+
+/// A time that works: a provider Slot and a start inside it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MutualSlot {
+    /// The provider Slot's id.
+    pub slot: String,
+    /// The provider Schedule.
+    pub schedule: String,
+    /// The appointment itself: a start inside the Slot, and the requested duration.
+    pub interval: Interval,
+    /// How many preferences it meets.
+    pub score: u32,
+    /// Optional participants who cannot attend it (only in alternatives).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub absent: Vec<String>,
+}

@@ -18,6 +18,7 @@ use crate::explain::{Alternatives, Explanation, NoFit, ParticipantBlockers, Reje
 use crate::interval::{Instant, Interval, IntervalSet};
 use crate::participant::Participant;
 use crate::preference::Preference;
+pub use crate::provider::MutualSlot;
 use crate::provider::ProviderSlot;
 use crate::zone;
 
@@ -93,22 +94,6 @@ pub enum QueryError {
     /// A length or count that must be positive is not.
     #[error("{0} must be positive")]
     NonPositive(&'static str),
-}
-
-/// A time that works: a provider Slot and a start inside it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct MutualSlot {
-    /// The provider Slot's id.
-    pub slot: String,
-    /// The provider Schedule.
-    pub schedule: String,
-    /// The appointment itself: a start inside the Slot, and the requested duration.
-    pub interval: Interval,
-    /// How many preferences it meets.
-    pub score: u32,
-    /// Optional participants who cannot attend it (only in alternatives).
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub absent: Vec<String>,
 }
 
 /// The answer to a [`MutualQuery`].

@@ -8,8 +8,7 @@ use sea_orm::{ActiveValue::Set, ColumnTrait, ConnectionTrait, EntityTrait, Query
 use serde_json::Value;
 
 use crate::entity::{date_index, resource, search_index, store_meta};
-use crate::versions::insert_batched;
-use crate::{BATCH_ROWS, Store, StoreError};
+use crate::{BATCH_ROWS, Store, StoreError, insert_batched};
 
 /// One value of a resource for search: what an [`Indexer`] returns.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -13,6 +13,7 @@ use std::borrow::Cow;
 use serde_json::Value;
 use serde_json::value::RawValue;
 
+pub use crate::bulk::{Carry, IngestRow, IngestTally};
 use crate::entity::{publisher, resource};
 use crate::{BATCH_ROWS, Indexed, SlotRange, Store, StoreError, delete_many_in, millis, stamp};
 
@@ -56,23 +57,6 @@ pub struct IngestMembers<'a> {
     pub synced_ms: Option<i64>,
 }
 
-/// An [`Ingest`] made ready to store on the caller's thread by [`Store::prepare_ingest`]: the
-/// resource stamped as a first version, as its JSON text, with its Slot range and its search
-/// values. A new resource is written as it is, so the work of a write is done off the single
-/// writer; one already stored is parsed again from the text and compared.
-#[derive(Debug, Clone)]
-pub struct IngestRow {
-    pub(crate) resource_type: String,
-    pub(crate) id: String,
-    pub(crate) digest: i64,
-    pub(crate) text: String,
-    pub(crate) last_updated: i64,
-    pub(crate) range: SlotRange,
-    pub(crate) index: Option<Indexed>,
-    /// See [`IngestMembers::synced_ms`].
-    pub(crate) synced_ms: Option<i64>,
-}
-
 /// Rows per ingest transaction on SQLite ([`Store::ingest_batching`]).
 const SQLITE_INGEST_ROWS: usize = 25_000;
 
@@ -84,46 +68,6 @@ pub struct IngestBatching {
     /// Calls that may be under way at once, on batches that share no id.
     pub concurrent: usize,
 }
-
-impl IngestRow {
-    /// The id it is stored under.
-    pub fn id(&self) -> &str {
-        &self.id
-    }
-
-    /// The JSON text it is stored as.
-    pub fn text(&self) -> &str {
-        &self.text
-    }
-
-    /// See [`IngestMembers::synced_ms`].
-    pub fn synced_ms(&self) -> Option<i64> {
-        self.synced_ms
-    }
-}
-
-/// What an [`Store::ingest`] did.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct IngestTally {
-    /// New resources.
-    pub created: u64,
-    /// Resources written as a new version.
-    pub changed: u64,
-    /// Resources whose digest (or content) was the same as stored.
-    pub unchanged: u64,
-}
-
-impl std::ops::AddAssign for IngestTally {
-    fn add_assign(&mut self, o: Self) {
-        self.created += o.created;
-        self.changed += o.changed;
-        self.unchanged += o.unchanged;
-    }
-}
-
-/// Carries what calsync itself recorded on a stored resource (holds and bookings of a Slot's
-/// places) into the publisher's new version of it, before the two are compared.
-pub type Carry = fn(stored: &Value, incoming: &mut Value);
 
 impl Store {
     /// Writes a publisher (new or changed) as it is.

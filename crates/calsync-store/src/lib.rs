@@ -23,7 +23,7 @@
 
 use chrono::{DateTime, Utc};
 use entity::resource;
-use sea_orm::{ConnectOptions, ConnectionTrait, Database, DatabaseConnection, DbErr, TransactionTrait};
+use sea_orm::{ConnectOptions, ConnectionTrait, Database, DatabaseConnection, DbErr, EntityTrait, TransactionTrait};
 use std::sync::Arc;
 use tokio::sync::Mutex;
 
@@ -280,4 +280,18 @@ impl Store {
         let rows = self.db.query_all(page).await?.iter().map(T::from_sea_orm).collect::<Result<_, DbErr>>()?;
         Ok((total, rows))
     }
+}
+
+/// Inserts `rows` [`BATCH_ROWS`] at a time.
+pub(crate) async fn insert_batched<C, A>(txn: &C, rows: std::vec::IntoIter<A>) -> Result<(), StoreError>
+where
+    C: ConnectionTrait,
+    A: sea_orm::ActiveModelTrait,
+{
+    let mut rows = rows.peekable();
+    while rows.peek().is_some() {
+        let chunk: Vec<A> = rows.by_ref().take(BATCH_ROWS).collect();
+        A::Entity::insert_many(chunk).exec_without_returning(txn).await?;
+    }
+    Ok(())
 }

@@ -12,7 +12,9 @@ use std::sync::Arc;
 use crate::entity::{resource, resource_history};
 use crate::index::{Indexed, Indexer, forget_index, insert_index};
 use crate::slots::{SlotRange, SlotRow, Touched, bump_generations, slots_overlapping};
-use crate::{BATCH_ROWS, RESOURCE_COLUMNS, Store, StoreError, from_millis, is_valid_id, millis, origin, reader};
+use crate::{
+    BATCH_ROWS, RESOURCE_COLUMNS, Store, StoreError, from_millis, insert_batched, is_valid_id, millis, origin, reader,
+};
 
 /// One version of a resource as stored.
 #[derive(Debug, Clone, PartialEq)]
@@ -541,20 +543,6 @@ pub(crate) fn same_content(a: &Value, b: &Value) -> bool {
     a.iter().filter(|(k, _)| !stamped(k)).count() == b.iter().filter(|(k, _)| !stamped(k)).count()
         && a.iter().filter(|(k, _)| !stamped(k)).all(|(k, v)| b.get(k) == Some(v))
         && meta(a.get("meta")) == meta(b.get("meta"))
-}
-
-/// Inserts `rows` [`BATCH_ROWS`] at a time.
-pub(crate) async fn insert_batched<C, A>(txn: &C, rows: std::vec::IntoIter<A>) -> Result<(), StoreError>
-where
-    C: ConnectionTrait,
-    A: sea_orm::ActiveModelTrait,
-{
-    let mut rows = rows.peekable();
-    while rows.peek().is_some() {
-        let chunk: Vec<A> = rows.by_ref().take(BATCH_ROWS).collect();
-        A::Entity::insert_many(chunk).exec_without_returning(txn).await?;
-    }
-    Ok(())
 }
 
 /// Copies version `version` of a resource from `resource` to the history, if it is the current

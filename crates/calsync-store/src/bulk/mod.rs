@@ -20,8 +20,64 @@ pub(crate) mod sqlite;
 use chrono::{DateTime, Utc};
 use serde_json::Value;
 
-use crate::ingest::{Carry, IngestRow};
 use crate::{Indexed, Indexer, SlotRange, StoreError, same_content, stamp};
+
+/// An [`crate::Ingest`] made ready to store on the caller's thread by [`crate::Store::prepare_ingest`]: the
+/// resource stamped as a first version, as its JSON text, with its Slot range and its search
+/// values. A new resource is written as it is, so the work of a write is done off the single
+/// writer; one already stored is parsed again from the text and compared.
+#[derive(Debug, Clone)]
+pub struct IngestRow {
+    pub(crate) resource_type: String,
+    pub(crate) id: String,
+    pub(crate) digest: i64,
+    pub(crate) text: String,
+    pub(crate) last_updated: i64,
+    pub(crate) range: SlotRange,
+    pub(crate) index: Option<Indexed>,
+    /// See [`crate::IngestMembers::synced_ms`].
+    pub(crate) synced_ms: Option<i64>,
+}
+
+impl IngestRow {
+    /// The id it is stored under.
+    pub fn id(&self) -> &str {
+        &self.id
+    }
+
+    /// The JSON text it is stored as.
+    pub fn text(&self) -> &str {
+        &self.text
+    }
+
+    /// See [`crate::IngestMembers::synced_ms`].
+    pub fn synced_ms(&self) -> Option<i64> {
+        self.synced_ms
+    }
+}
+
+/// What an [`crate::Store::ingest`] did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct IngestTally {
+    /// New resources.
+    pub created: u64,
+    /// Resources written as a new version.
+    pub changed: u64,
+    /// Resources whose digest (or content) was the same as stored.
+    pub unchanged: u64,
+}
+
+impl std::ops::AddAssign for IngestTally {
+    fn add_assign(&mut self, o: Self) {
+        self.created += o.created;
+        self.changed += o.changed;
+        self.unchanged += o.unchanged;
+    }
+}
+
+/// Carries what calsync itself recorded on a stored resource (holds and bookings of a Slot's
+/// places) into the publisher's new version of it, before the two are compared.
+pub type Carry = fn(stored: &Value, incoming: &mut Value);
 
 /// A stored resource's next version, made from an incoming row.
 pub(crate) struct Rewritten {

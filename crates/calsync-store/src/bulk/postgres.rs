@@ -9,8 +9,8 @@ use std::collections::{BTreeMap, HashMap};
 
 use sea_orm::sqlx::{self, PgPool, Postgres, Transaction};
 
+use super::{Carry, IngestRow, IngestTally};
 use super::{Rewritten, rewrite};
-use crate::ingest::{Carry, IngestRow, IngestTally};
 use crate::{Indexed, Indexer, SlotRange, StoreError, Touched};
 
 fn failed(e: sqlx::Error) -> StoreError {

@@ -10,8 +10,8 @@
 
 use std::sync::Mutex;
 
+use super::{Carry, IngestRow, IngestTally};
 use super::{Rewritten, rewrite};
-use crate::ingest::{Carry, IngestRow, IngestTally};
 use crate::{Indexed, Indexer, StoreError, Touched};
 use rusqlite::{OptionalExtension, TransactionBehavior, params};
 
