@@ -27,7 +27,7 @@ async fn start(
     path: web::Path<String>,
     query: Query,
 ) -> Result<HttpResponse, ApiError> {
-    let participant = query.get("participant").ok_or_else(|| ApiError::BadRequest("participant is required".into()))?;
+    let participant = query.get("participant").ok_or_else(|| ApiError::bad_request("participant is required"))?;
     let consent_page = cases.start_authorization(&cx, &path, participant).await?;
     Ok(HttpResponse::Found()
         .insert_header(("Location", consent_page))

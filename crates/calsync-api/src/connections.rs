@@ -39,12 +39,12 @@ fn text(body: &Value, name: &str) -> Result<String, ApiError> {
         .as_str()
         .filter(|s| !s.trim().is_empty())
         .map(String::from)
-        .ok_or_else(|| ApiError::BadRequest(format!("{name} is required")))
+        .ok_or_else(|| ApiError::bad_request(format!("{name} is required")))
 }
 
 async fn create(cx: RequestContext, cases: web::Data<UseCases>, body: web::Bytes) -> Result<HttpResponse, ApiError> {
     let body: Value =
-        serde_json::from_slice(&body).map_err(|e| ApiError::BadRequest(format!("the body is not JSON: {e}")))?;
+        serde_json::from_slice(&body).map_err(|e| ApiError::bad_request(format!("the body is not JSON: {e}")))?;
     let new = NewConnection {
         participant: text(&body, "participant")?,
         kind: text(&body, "kind")?,
@@ -61,7 +61,7 @@ async fn list(
     cases: web::Data<UseCases>,
     query: web::Query<std::collections::HashMap<String, String>>,
 ) -> Result<HttpResponse, ApiError> {
-    let participant = query.get("participant").ok_or_else(|| ApiError::BadRequest("participant is required".into()))?;
+    let participant = query.get("participant").ok_or_else(|| ApiError::bad_request("participant is required"))?;
     let found = cases.connections_of(&cx, participant).await?;
     Ok(HttpResponse::Ok().json(json!({"connections": found.iter().map(view).collect::<Vec<_>>()})))
 }

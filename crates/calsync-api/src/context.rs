@@ -36,3 +36,30 @@ impl FromRequest for RequestContext {
         })
     }
 }
+
+/// A request as a handler starts from it: the HTTP request, its [`RequestContext`], and the use
+/// cases.
+pub struct Incoming {
+    /// The HTTP request.
+    pub req: HttpRequest,
+    /// Who asks, and when.
+    pub cx: RequestContext,
+    /// The use cases.
+    pub cases: web::Data<UseCases>,
+}
+
+impl FromRequest for Incoming {
+    type Error = actix_web::Error;
+    type Future = Ready<Result<Self, Self::Error>>;
+
+    fn from_request(req: &HttpRequest, payload: &mut Payload) -> Self::Future {
+        let cx = match RequestContext::from_request(req, payload).into_inner() {
+            Ok(cx) => cx,
+            Err(e) => return ready(Err(e)),
+        };
+        ready(match req.app_data::<web::Data<UseCases>>() {
+            Some(cases) => Ok(Incoming { req: req.clone(), cx, cases: cases.clone() }),
+            None => Err(actix_web::error::ErrorInternalServerError("the server has no use cases")),
+        })
+    }
+}

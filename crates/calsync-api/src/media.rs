@@ -19,7 +19,7 @@ pub fn query_value(req: &HttpRequest, name: &str) -> Option<String> {
 
 /// A request body as text (400 when it is not UTF-8).
 pub fn body_text(body: &[u8]) -> Result<&str, ApiError> {
-    std::str::from_utf8(body).map_err(|_| ApiError::BadRequest("body is not UTF-8".into()))
+    std::str::from_utf8(body).map_err(|_| ApiError::bad_request("body is not UTF-8"))
 }
 
 fn is_json(media: &str) -> bool {
@@ -59,7 +59,7 @@ pub fn if_match(headers: &HeaderMap) -> Result<Option<i64>, ApiError> {
     let Some(raw) = headers.get(header::IF_MATCH) else { return Ok(None) };
     let text = raw.to_str().unwrap_or("").trim();
     let inner = text.strip_prefix("W/").unwrap_or(text).trim_matches('"');
-    inner.parse().map(Some).map_err(|_| ApiError::BadRequest(format!("If-Match {text:?} is not an ETag like W/\"1\"")))
+    inner.parse().map(Some).map_err(|_| ApiError::bad_request(format!("If-Match {text:?} is not an ETag like W/\"1\"")))
 }
 
 /// True when the request asks for `_pretty=true`.

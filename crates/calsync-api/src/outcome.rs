@@ -12,59 +12,52 @@ use serde_json::json;
 /// The FHIR JSON media type, of every answer and of every error.
 pub const FHIR_JSON: &str = "application/fhir+json";
 
-/// Everything a request can fail with.
+/// Everything a request can fail with: what HTTP alone can get wrong (a method, a media type),
+/// and what reading the request or a use case found ([`UseCaseError`], 400 for a bad request).
 #[derive(Debug, thiserror::Error)]
 pub enum ApiError {
-    /// 400: the request itself is wrong.
-    #[error("{0}")]
-    BadRequest(String),
-    /// 404: no such resource type or resource.
-    #[error("{0}")]
-    NotFound(String),
     /// 405: the path exists, the method does not.
     #[error("{0}")]
     MethodNotAllowed(String),
     /// 406: we cannot answer in the requested format.
     #[error("{0}")]
     NotAcceptable(String),
-    /// 409: the request conflicts with the current state.
-    #[error("{0}")]
-    Conflict(String),
-    /// 410: the resource was deleted.
-    #[error("{0}")]
-    Gone(String),
-    /// 412: `If-Match` names another version.
-    #[error("{0}")]
-    PreconditionFailed(String),
-    /// 415: the body is not FHIR JSON.
+    /// 415: the body is not of a media type this route takes.
     #[error("{0}")]
     UnsupportedMediaType(String),
-    /// 422: the resource is not valid; `expression` names the element.
-    #[error("{message}")]
-    Unprocessable {
-        /// What is wrong.
-        message: String,
-        /// Where.
-        expression: Option<String>,
-    },
-    /// 503: the server is not configured for this (e.g. no secret key for connections).
-    #[error("{0}")]
-    Unavailable(String),
-    /// 500: our fault. The detail is logged, never sent.
-    #[error("internal error")]
-    Internal(String),
+    /// The request or its use case.
+    #[error(transparent)]
+    Case(#[from] UseCaseError),
 }
 
 impl ApiError {
+    /// 400: the request itself is wrong.
+    pub fn bad_request(message: impl Into<String>) -> Self {
+        ApiError::Case(UseCaseError::Invalid(message.into()))
+    }
+
+    /// 404: no such thing.
+    pub fn not_found(message: impl Into<String>) -> Self {
+        ApiError::Case(UseCaseError::NotFound(message.into()))
+    }
+
+    /// 500: our fault. The detail is logged, never sent.
+    pub fn internal(detail: impl Into<String>) -> Self {
+        ApiError::Case(UseCaseError::Internal(detail.into()))
+    }
+
     fn issue_code(&self) -> &'static str {
         match self {
-            ApiError::BadRequest(_) | ApiError::UnsupportedMediaType(_) | ApiError::NotAcceptable(_) => "invalid",
-            ApiError::NotFound(_) | ApiError::Gone(_) => "not-found",
+            ApiError::UnsupportedMediaType(_) | ApiError::NotAcceptable(_) => "invalid",
             ApiError::MethodNotAllowed(_) => "not-supported",
-            ApiError::Conflict(_) | ApiError::PreconditionFailed(_) => "conflict",
-            ApiError::Unprocessable { .. } => "processing",
-            ApiError::Unavailable(_) => "transient",
-            ApiError::Internal(_) => "exception",
+            ApiError::Case(e) => match e {
+                UseCaseError::Invalid(_) => "invalid",
+                UseCaseError::NotFound(_) | UseCaseError::Gone(_) => "not-found",
+                UseCaseError::Conflict(_) | UseCaseError::VersionMismatch(_) => "conflict",
+                UseCaseError::Unprocessable { .. } => "processing",
+                UseCaseError::Unavailable(_) => "transient",
+                UseCaseError::Internal(_) => "exception",
+            },
         }
     }
 }
@@ -86,43 +79,30 @@ pub fn operation_outcome(severity: &str, code: &str, diagnostics: &str, expressi
 impl ResponseError for ApiError {
     fn status_code(&self) -> StatusCode {
         match self {
-            ApiError::BadRequest(_) => StatusCode::BAD_REQUEST,
-            ApiError::NotFound(_) => StatusCode::NOT_FOUND,
             ApiError::MethodNotAllowed(_) => StatusCode::METHOD_NOT_ALLOWED,
             ApiError::NotAcceptable(_) => StatusCode::NOT_ACCEPTABLE,
-            ApiError::Conflict(_) => StatusCode::CONFLICT,
-            ApiError::Gone(_) => StatusCode::GONE,
-            ApiError::PreconditionFailed(_) => StatusCode::PRECONDITION_FAILED,
             ApiError::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            ApiError::Unprocessable { .. } => StatusCode::UNPROCESSABLE_ENTITY,
-            ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
-            ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+            ApiError::Case(e) => match e {
+                UseCaseError::Invalid(_) => StatusCode::BAD_REQUEST,
+                UseCaseError::NotFound(_) => StatusCode::NOT_FOUND,
+                UseCaseError::Gone(_) => StatusCode::GONE,
+                UseCaseError::Conflict(_) => StatusCode::CONFLICT,
+                UseCaseError::VersionMismatch(_) => StatusCode::PRECONDITION_FAILED,
+                UseCaseError::Unprocessable { .. } => StatusCode::UNPROCESSABLE_ENTITY,
+                UseCaseError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+                UseCaseError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+            },
         }
     }
 
     fn error_response(&self) -> HttpResponse {
         let expression = match self {
-            ApiError::Unprocessable { expression, .. } => expression.as_deref(),
+            ApiError::Case(UseCaseError::Unprocessable { expression, .. }) => expression.as_deref(),
             _ => None,
         };
         let diagnostics = self.to_string();
         let body = operation_outcome("error", self.issue_code(), &diagnostics, expression);
         HttpResponse::build(self.status_code()).content_type(FHIR_JSON).body(body.to_string())
-    }
-}
-
-impl From<UseCaseError> for ApiError {
-    fn from(e: UseCaseError) -> Self {
-        match e {
-            UseCaseError::Invalid(m) => ApiError::BadRequest(m),
-            UseCaseError::NotFound(m) => ApiError::NotFound(m),
-            UseCaseError::Gone(m) => ApiError::Gone(m),
-            UseCaseError::Conflict(m) => ApiError::Conflict(m),
-            UseCaseError::VersionMismatch(m) => ApiError::PreconditionFailed(m),
-            UseCaseError::Unprocessable { message, expression } => ApiError::Unprocessable { message, expression },
-            UseCaseError::Unavailable(m) => ApiError::Unavailable(m),
-            UseCaseError::Internal(m) => ApiError::Internal(m),
-        }
     }
 }
 

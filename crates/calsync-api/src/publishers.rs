@@ -29,11 +29,11 @@ fn view(p: &Publisher) -> Value {
 
 async fn create(cx: RequestContext, cases: web::Data<UseCases>, body: web::Bytes) -> Result<HttpResponse, ApiError> {
     let body: Value =
-        serde_json::from_slice(&body).map_err(|e| ApiError::BadRequest(format!("the body is not JSON: {e}")))?;
+        serde_json::from_slice(&body).map_err(|e| ApiError::bad_request(format!("the body is not JSON: {e}")))?;
     let manifest = body["manifest"]
         .as_str()
         .filter(|s| !s.trim().is_empty())
-        .ok_or_else(|| ApiError::BadRequest("manifest (the publisher's $bulk-publish URL) is required".into()))?;
+        .ok_or_else(|| ApiError::bad_request("manifest (the publisher's $bulk-publish URL) is required"))?;
     let options = PublisherOptions {
         zone: body["zone"].as_str().map(String::from),
         local_times: body["localTimes"].as_bool().unwrap_or(false),

@@ -3,7 +3,7 @@
 //! all, disconnect one (its busy Slots go with it). Credentials are sealed before they are stored
 //! and never handed out.
 
-use calsync_store::{CalendarConnection, ConnectionTally, StoreError};
+use calsync_store::{CalendarConnection, ConnectionTally};
 use calsync_sync::connection::{new_connection, source_of, sync_connection};
 use serde_json::{Value, json};
 
@@ -109,11 +109,7 @@ impl UseCases {
 
     /// One connection.
     pub async fn connection(&self, _cx: &Context, id: &str) -> Outcome<CalendarConnection> {
-        match self.store.calendar_connection(id).await {
-            Ok(c) => Ok(c),
-            Err(StoreError::NotFound(..)) => Err(UseCaseError::NotFound(format!("connection {id} is not known"))),
-            Err(e) => Err(e.into()),
-        }
+        crate::error::known(self.store.calendar_connection(id).await, || format!("connection {id}"))
     }
 
     /// Syncs one connection now, in this process.

@@ -46,6 +46,15 @@ impl UseCaseError {
     }
 }
 
+/// What the store `found`, or that `what` (`connection 7`) is not known.
+pub(crate) fn known<T>(found: Result<T, StoreError>, what: impl FnOnce() -> String) -> Result<T, UseCaseError> {
+    match found {
+        Ok(t) => Ok(t),
+        Err(StoreError::NotFound(..)) => Err(UseCaseError::NotFound(format!("{} is not known", what()))),
+        Err(e) => Err(e.into()),
+    }
+}
+
 impl From<StoreError> for UseCaseError {
     fn from(e: StoreError) -> Self {
         match e {

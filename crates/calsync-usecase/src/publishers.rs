@@ -4,7 +4,7 @@
 //! `calsync-links`).
 
 use calsync_links::{Event, Options};
-use calsync_store::{Publisher, StoreError};
+use calsync_store::Publisher;
 
 use crate::{Caller, Context, Outcome, UseCaseError, UseCases};
 
@@ -57,11 +57,7 @@ impl UseCases {
 
     /// One publisher.
     pub async fn publisher(&self, _cx: &Context, id: &str) -> Outcome<Publisher> {
-        match self.store.publisher(id).await {
-            Ok(p) => Ok(p),
-            Err(StoreError::NotFound(..)) => Err(UseCaseError::NotFound(format!("publisher {id} is not known"))),
-            Err(e) => Err(e.into()),
-        }
+        crate::error::known(self.store.publisher(id).await, || format!("publisher {id}"))
     }
 
     /// Polls a publisher now, in this process.

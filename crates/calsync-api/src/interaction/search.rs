@@ -6,34 +6,22 @@
 //! not understand.
 
 use actix_web::{HttpRequest, HttpResponse, web};
-use calsync_usecase::UseCases;
 use calsync_usecase::search::{Entry, SearchRequest};
 use serde_json::{Value, json};
 
-use crate::context::RequestContext;
+use crate::context::Incoming;
 use crate::media::{self, FHIR_JSON};
 use crate::outcome::ApiError;
 
-pub async fn get(
-    req: HttpRequest,
-    cx: RequestContext,
-    cases: web::Data<UseCases>,
-    path: web::Path<String>,
-) -> Result<HttpResponse, ApiError> {
-    let pairs = media::query_pairs(req.query_string(), false)?;
-    search(&req, &cx, &cases, &path, &pairs).await
+pub async fn get(at: Incoming, path: web::Path<String>) -> Result<HttpResponse, ApiError> {
+    let pairs = media::query_pairs(at.req.query_string(), false)?;
+    search(&at, &path, &pairs).await
 }
 
-pub async fn post(
-    req: HttpRequest,
-    cx: RequestContext,
-    cases: web::Data<UseCases>,
-    path: web::Path<String>,
-    body: web::Bytes,
-) -> Result<HttpResponse, ApiError> {
-    let mut pairs = media::query_pairs(req.query_string(), false)?;
+pub async fn post(at: Incoming, path: web::Path<String>, body: web::Bytes) -> Result<HttpResponse, ApiError> {
+    let mut pairs = media::query_pairs(at.req.query_string(), false)?;
     pairs.extend(media::query_pairs(media::body_text(&body)?, true)?);
-    search(&req, &cx, &cases, &path, &pairs).await
+    search(&at, &path, &pairs).await
 }
 
 fn strict(req: &HttpRequest) -> bool {
@@ -43,13 +31,8 @@ fn strict(req: &HttpRequest) -> bool {
         .any(|v| v.split(',').any(|p| p.trim().eq_ignore_ascii_case("handling=strict")))
 }
 
-async fn search(
-    req: &HttpRequest,
-    cx: &RequestContext,
-    cases: &UseCases,
-    type_name: &str,
-    pairs: &[(String, String)],
-) -> Result<HttpResponse, ApiError> {
+async fn search(at: &Incoming, type_name: &str, pairs: &[(String, String)]) -> Result<HttpResponse, ApiError> {
+    let Incoming { req, cx, cases } = at;
     media::negotiate(req)?;
     let request = SearchRequest::parse(type_name, pairs, strict(req), cx.now)?;
     let found = cases.search(cx, &request).await?;
@@ -66,7 +49,7 @@ async fn search(
     }
     let text = searchset(&cx.base, found.total, &Value::Array(links), found.matches, found.included);
     let body = if media::pretty(req) {
-        let value: Value = serde_json::from_str(&text).map_err(|e| ApiError::Internal(e.to_string()))?;
+        let value: Value = serde_json::from_str(&text).map_err(|e| ApiError::internal(e.to_string()))?;
         serde_json::to_string_pretty(&value).unwrap_or(text)
     } else {
         text

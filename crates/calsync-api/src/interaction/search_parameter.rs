@@ -31,7 +31,7 @@ pub async fn read(req: HttpRequest, path: web::Path<String>) -> Result<HttpRespo
     let found = definitions()
         .into_iter()
         .find(|d| d["id"] == id.as_str())
-        .ok_or_else(|| ApiError::NotFound(format!("SearchParameter/{id} is not known")))?;
+        .ok_or_else(|| ApiError::not_found(format!("SearchParameter/{id} is not known")))?;
     Ok(HttpResponse::Ok().content_type(FHIR_JSON).body(media::body(&req, &found)))
 }
 

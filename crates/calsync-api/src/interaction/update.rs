@@ -1,19 +1,17 @@
 //! `PUT /[type]/[id]`: a new version (or the first), honouring `If-Match`.
 
-use actix_web::{HttpRequest, HttpResponse, web};
-use calsync_usecase::UseCases;
+use actix_web::{HttpResponse, web};
 
-use crate::context::RequestContext;
+use crate::context::Incoming;
 use crate::media;
 use crate::outcome::ApiError;
 
 pub async fn handle(
-    req: HttpRequest,
-    cx: RequestContext,
-    cases: web::Data<UseCases>,
+    at: Incoming,
     path: web::Path<(String, String)>,
     body: web::Bytes,
 ) -> Result<HttpResponse, ApiError> {
+    let Incoming { req, cx, cases } = at;
     media::negotiate(&req)?;
     media::require_json_body(&req)?;
     let (t, id) = path.into_inner();

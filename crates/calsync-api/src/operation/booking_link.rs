@@ -12,22 +12,15 @@ use calsync_usecase::UseCases;
 use calsync_usecase::booking_link::{HandoffRequest, Return};
 use serde_json::json;
 
-use super::inputs::Inputs;
+use super::inputs::Call;
 use crate::context::RequestContext;
 use crate::media::{self, FHIR_JSON};
 use crate::outcome::ApiError;
 
 /// `POST /Slot/{id}/$booking-link`.
-pub async fn link(
-    req: HttpRequest,
-    cx: RequestContext,
-    cases: web::Data<UseCases>,
-    path: web::Path<String>,
-    body: web::Bytes,
-) -> Result<HttpResponse, ApiError> {
-    media::negotiate(&req)?;
-    let inputs = Inputs::read(&req, &body)?;
-    let patient = inputs.one("patient")?.ok_or_else(|| ApiError::BadRequest("patient is required".into()))?;
+pub async fn link(call: Call, path: web::Path<String>) -> Result<HttpResponse, ApiError> {
+    let Call { req, cx, cases, inputs } = call;
+    let patient = inputs.one("patient")?.ok_or_else(|| ApiError::bad_request("patient is required"))?;
     let request = HandoffRequest { slot: path.into_inner(), patient, caregivers: inputs.all("participant") };
     let handoff = cases.booking_link(&cx, &request).await?;
     let out = json!({"resourceType": "Parameters", "parameter": [
@@ -49,8 +42,8 @@ pub async fn finish(
     given.extend(form.map(web::Form::into_inner).unwrap_or_default());
     let value = |name: &str| given.iter().find(|(k, _)| k == name).map(|(_, v)| v.clone()).filter(|v| !v.is_empty());
     let back = Return {
-        state: value("state").ok_or_else(|| ApiError::BadRequest("state is required".into()))?,
-        outcome: value("outcome").ok_or_else(|| ApiError::BadRequest("outcome is required".into()))?,
+        state: value("state").ok_or_else(|| ApiError::bad_request("state is required"))?,
+        outcome: value("outcome").ok_or_else(|| ApiError::bad_request("outcome is required"))?,
         reason: value("reason"),
         booking_ref: value("bookingRef"),
         appointment_ref: value("appointmentRef"),

@@ -182,6 +182,6 @@ pub async fn read(req: HttpRequest, _cx: RequestContext, path: web::Path<String>
     let op = OPERATIONS
         .iter()
         .find(|o| o.id == path.as_str())
-        .ok_or_else(|| ApiError::NotFound(format!("OperationDefinition/{} is not known", path.as_str())))?;
+        .ok_or_else(|| ApiError::not_found(format!("OperationDefinition/{} is not known", path.as_str())))?;
     Ok(HttpResponse::Ok().content_type(FHIR_JSON).body(media::body(&req, &resource(op))))
 }

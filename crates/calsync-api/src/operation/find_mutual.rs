@@ -2,39 +2,32 @@
 //! Reads the parameters into a [`FindQuery`], runs the `find` use case, and renders its answer
 //! with `calsync_fhir::find_bundle`. Parameters and answer: `docs/api.md`.
 
-use actix_web::{HttpRequest, HttpResponse, web};
+use actix_web::{HttpRequest, HttpResponse};
 use calsync_core::{Interval, Preference};
 use calsync_usecase::find::{DEFAULT_COUNT, FindQuery, Found, Providers, Token};
 use calsync_usecase::search::date_value;
-use calsync_usecase::{UseCases, typed_reference};
+use calsync_usecase::typed_reference;
 use chrono::{TimeDelta, Utc};
 
-use super::inputs::Inputs;
+use super::inputs::{Call, Inputs};
 use crate::context::RequestContext;
 use crate::media::{self, FHIR_JSON};
 use crate::outcome::ApiError;
 
-pub async fn handle(
-    req: HttpRequest,
-    cx: RequestContext,
-    cases: web::Data<UseCases>,
-    body: web::Bytes,
-) -> Result<HttpResponse, ApiError> {
-    media::negotiate(&req)?;
-    let inputs = Inputs::read(&req, &body)?;
-    let mut query = read(&inputs, true, cx.now)?;
-    query.explain = inputs.flag("explain")?;
-    let found = cases.find(&cx, &query).await?;
-    Ok(respond(&req, &cx, &found, query.explain))
+pub async fn handle(call: Call) -> Result<HttpResponse, ApiError> {
+    let mut query = read(&call.inputs, true, call.cx.now)?;
+    query.explain = call.inputs.flag("explain")?;
+    let found = call.cases.find(&call.cx, &query).await?;
+    Ok(respond(&call.req, &call.cx, &found, query.explain))
 }
 
 /// Reads the parameters both operations share; `mutual` adds participants and preferences.
 pub(super) fn read(inputs: &Inputs, mutual: bool, now: chrono::DateTime<Utc>) -> Result<FindQuery, ApiError> {
     let instant = |name: &str| -> Result<chrono::DateTime<Utc>, ApiError> {
-        let v = inputs.one(name)?.ok_or_else(|| ApiError::BadRequest(format!("{name} is required")))?;
-        let (_, lo, hi) = date_value(&v, now).map_err(|m| ApiError::BadRequest(format!("{name}: {m}")))?;
+        let v = inputs.one(name)?.ok_or_else(|| ApiError::bad_request(format!("{name} is required")))?;
+        let (_, lo, hi) = date_value(&v, now).map_err(|m| ApiError::bad_request(format!("{name}: {m}")))?;
         let ms = if name == "end" && !v.contains('T') { hi } else { lo };
-        chrono::DateTime::from_timestamp_millis(ms).ok_or_else(|| ApiError::BadRequest(format!("{name} out of range")))
+        chrono::DateTime::from_timestamp_millis(ms).ok_or_else(|| ApiError::bad_request(format!("{name} out of range")))
     };
     let mut query = FindQuery::new(Interval::new(instant("start")?, instant("end")?));
     query.duration = match inputs.one("duration")? {
@@ -43,7 +36,7 @@ pub(super) fn read(inputs: &Inputs, mutual: bool, now: chrono::DateTime<Utc>) ->
             let minutes: i64 = v
                 .trim_end_matches("min")
                 .parse()
-                .map_err(|_| ApiError::BadRequest(format!("duration {v:?} is not a number of minutes")))?;
+                .map_err(|_| ApiError::bad_request(format!("duration {v:?} is not a number of minutes")))?;
             // Out of range: the use case says which range.
             Some(TimeDelta::try_minutes(minutes).unwrap_or(TimeDelta::MAX))
         }
@@ -81,17 +74,17 @@ pub(super) fn read(inputs: &Inputs, mutual: bool, now: chrono::DateTime<Utc>) ->
         query.preferences = inputs
             .all("preference")
             .iter()
-            .map(|p| p.parse::<Preference>().map_err(|e| ApiError::BadRequest(e.to_string())))
+            .map(|p| p.parse::<Preference>().map_err(|e| ApiError::bad_request(e.to_string())))
             .collect::<Result<_, _>>()?;
         query.spread = inputs.flag("spread")?;
     }
     query.limit = match inputs.one("_count")? {
         None => DEFAULT_COUNT,
-        Some(v) => v.parse::<usize>().map_err(|_| ApiError::BadRequest(format!("_count {v:?} is not a number")))?,
+        Some(v) => v.parse::<usize>().map_err(|_| ApiError::bad_request(format!("_count {v:?} is not a number")))?,
     };
     query.zone = match inputs.one("timezone")? {
         None => None,
-        Some(z) => Some(z.parse().map_err(|_| ApiError::BadRequest(format!("timezone {z:?} is not an IANA zone")))?),
+        Some(z) => Some(z.parse().map_err(|_| ApiError::bad_request(format!("timezone {z:?} is not an IANA zone")))?),
     };
     Ok(query)
 }

@@ -1,26 +1,19 @@
 //! `Appointment/$hold`: takes a proposed Appointment, makes it pending and its Slot's unit held
 //! until the hold expires (the `Expires` header).
 
-use actix_web::{HttpRequest, HttpResponse, web};
-use calsync_usecase::UseCases;
+use actix_web::HttpResponse;
 
-use super::inputs::Inputs;
-use crate::context::RequestContext;
+use super::inputs::Call;
 use crate::media::{self, FHIR_JSON};
 use crate::outcome::ApiError;
 
-pub async fn handle(
-    req: HttpRequest,
-    cx: RequestContext,
-    cases: web::Data<UseCases>,
-    body: web::Bytes,
-) -> Result<HttpResponse, ApiError> {
-    media::negotiate(&req)?;
-    let inputs = Inputs::read(&req, &body)?;
-    let appointment =
-        inputs.resource("appointment").or_else(|| inputs.resource("resource")).cloned().ok_or_else(|| {
-            ApiError::BadRequest("$hold takes the proposed Appointment as parameter appointment".into())
-        })?;
+pub async fn handle(call: Call) -> Result<HttpResponse, ApiError> {
+    let Call { req, cx, cases, inputs } = call;
+    let appointment = inputs
+        .resource("appointment")
+        .or_else(|| inputs.resource("resource"))
+        .cloned()
+        .ok_or_else(|| ApiError::bad_request("$hold takes the proposed Appointment as parameter appointment"))?;
     let held = cases.hold(&cx, appointment).await?;
     let stored = &held.appointment;
     Ok(HttpResponse::Created()

@@ -2,22 +2,16 @@
 //! windows of an iCalendar file (body `text/calendar`). A file that cannot be read is a 400 and
 //! the previous Slots stay.
 
-use actix_web::{HttpRequest, HttpResponse, web};
-use calsync_usecase::UseCases;
+use actix_web::{HttpResponse, web};
 use calsync_usecase::import_calendar::Imported;
 use serde_json::json;
 
-use crate::context::RequestContext;
+use crate::context::Incoming;
 use crate::media::{self, FHIR_JSON};
 use crate::outcome::ApiError;
 
-pub async fn handle(
-    req: HttpRequest,
-    cx: RequestContext,
-    cases: web::Data<UseCases>,
-    path: web::Path<String>,
-    body: web::Bytes,
-) -> Result<HttpResponse, ApiError> {
+pub async fn handle(at: Incoming, path: web::Path<String>, body: web::Bytes) -> Result<HttpResponse, ApiError> {
+    let Incoming { req, cx, cases } = at;
     media::negotiate(&req)?;
     let id = calsync_usecase::resources::valid_id("Schedule", &path)?;
     let content_type = req.headers().get("content-type").and_then(|v| v.to_str().ok()).unwrap_or("");

@@ -1,11 +1,48 @@
 //! An operation's input: from the query string and, for POST, a Parameters resource (or a bare
 //! resource, the operation's main input).
 
-use actix_web::HttpRequest;
+use std::future::Future;
+use std::pin::Pin;
+
+use actix_web::dev::Payload;
+use actix_web::{FromRequest, HttpRequest, web};
+use calsync_usecase::UseCases;
 use serde_json::Value;
 
+use crate::context::RequestContext;
 use crate::media;
 use crate::outcome::ApiError;
+
+/// An operation's call, as its handler starts from it: the request (whose answer is FHIR JSON,
+/// negotiated), its context, the use cases, and its parameters, read.
+pub struct Call {
+    /// The request.
+    pub req: HttpRequest,
+    /// Who asks, and when.
+    pub cx: RequestContext,
+    /// The use cases.
+    pub cases: web::Data<UseCases>,
+    /// The parameters.
+    pub inputs: Inputs,
+}
+
+impl FromRequest for Call {
+    type Error = actix_web::Error;
+    type Future = Pin<Box<dyn Future<Output = Result<Self, Self::Error>>>>;
+
+    fn from_request(req: &HttpRequest, payload: &mut Payload) -> Self::Future {
+        let req = req.clone();
+        let body = web::Bytes::from_request(&req, payload);
+        Box::pin(async move {
+            let body = body.await?;
+            let cx = RequestContext::extract(&req).await?;
+            let cases = web::Data::<UseCases>::extract(&req).await?;
+            media::negotiate(&req)?;
+            let inputs = Inputs::read(&req, &body)?;
+            Ok(Call { req, cx, cases, inputs })
+        })
+    }
+}
 
 /// An operation's input: from the query string and, for POST, a Parameters resource.
 #[derive(Debug, Default)]
@@ -25,7 +62,7 @@ impl Inputs {
         }
         media::require_json_body(req)?;
         let v: Value =
-            serde_json::from_slice(body).map_err(|e| ApiError::BadRequest(format!("the body is not JSON: {e}")))?;
+            serde_json::from_slice(body).map_err(|e| ApiError::bad_request(format!("the body is not JSON: {e}")))?;
         match v["resourceType"].as_str() {
             Some("Parameters") => {}
             // A bare resource is the operation's main input.
@@ -33,16 +70,16 @@ impl Inputs {
                 inputs.resources.push(("resource".into(), v));
                 return Ok(inputs);
             }
-            None => return Err(ApiError::BadRequest("the body must be a FHIR resource (Parameters)".into())),
+            None => return Err(ApiError::bad_request("the body must be a FHIR resource (Parameters)")),
         }
         for p in v["parameter"].as_array().into_iter().flatten() {
-            let name = p["name"].as_str().ok_or_else(|| ApiError::BadRequest("a parameter without name".into()))?;
+            let name = p["name"].as_str().ok_or_else(|| ApiError::bad_request("a parameter without name"))?;
             if let Some(r) = p.get("resource") {
                 inputs.resources.push((name.to_string(), r.clone()));
                 continue;
             }
             let Some((key, value)) = p.as_object().and_then(|o| o.iter().find(|(k, _)| k.starts_with("value"))) else {
-                return Err(ApiError::BadRequest(format!("parameter {name:?} has no value")));
+                return Err(ApiError::bad_request(format!("parameter {name:?} has no value")));
             };
             let text = match (key.as_str(), value) {
                 (_, Value::String(s)) => s.clone(),
@@ -57,7 +94,7 @@ impl Inputs {
                         _ => format!("{}", n.round()),
                     }
                 }
-                _ => return Err(ApiError::BadRequest(format!("parameter {name:?}: {key} is not supported"))),
+                _ => return Err(ApiError::bad_request(format!("parameter {name:?}: {key} is not supported"))),
             };
             inputs.values.push((name.to_string(), text));
         }
@@ -78,7 +115,7 @@ impl Inputs {
         let mut all = self.values.iter().filter(|(k, _)| k == name);
         let first = all.next().map(|(_, v)| v.clone());
         if all.next().is_some() {
-            return Err(ApiError::BadRequest(format!("{name} may be given once")));
+            return Err(ApiError::bad_request(format!("{name} may be given once")));
         }
         Ok(first)
     }
@@ -88,7 +125,7 @@ impl Inputs {
         match self.one(name)?.as_deref() {
             None | Some("false") => Ok(false),
             Some("true") => Ok(true),
-            Some(other) => Err(ApiError::BadRequest(format!("{name}={other:?}: use true or false"))),
+            Some(other) => Err(ApiError::bad_request(format!("{name}={other:?}: use true or false"))),
         }
     }
 

@@ -1,20 +1,12 @@
+//! `slot_start (start_ms)` is a prefix of `slot_start_id (start_ms, id)`: every query it served,
+//! the other serves, and each Slot write paid for both (an ingest writes a million).
+
 use sea_orm_migration::prelude::*;
 
 use super::*;
 
-/// `slot_start (start_ms)` is a prefix of `slot_start_id (start_ms, id)`: every query it served,
-/// the other serves, and each Slot write paid for both (an ingest writes a million).
-pub(super) struct DropSlotStart;
+migration!(DropSlotStart, "m20261124_000010_drop_slot_start");
 
-impl MigrationName for DropSlotStart {
-    fn name(&self) -> &str {
-        "m20261124_000010_drop_slot_start"
-    }
-}
-
-#[async_trait::async_trait]
-impl MigrationTrait for DropSlotStart {
-    async fn up(&self, manager: &SchemaManager) -> Result<(), DbErr> {
-        manager.drop_index(Index::drop().if_exists().name("slot_start").table(Slot::Table).to_owned()).await
-    }
+async fn up(manager: &SchemaManager<'_>) -> Result<(), DbErr> {
+    manager.drop_index(Index::drop().if_exists().name("slot_start").table(Slot::Table).to_owned()).await
 }

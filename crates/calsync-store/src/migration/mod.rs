@@ -4,6 +4,38 @@
 use sea_orm::{DatabaseConnection, TransactionTrait};
 use sea_orm_migration::prelude::*;
 
+/// Declares a migration: its struct, its name in `seaql_migrations`, and as its `up` the function
+/// `up` of its module. `all_or_nothing` runs it in a transaction of its own on SQLite too
+/// (sea-orm wraps only PostgreSQL's by default; all of them run inside [`migrate`]'s anyway).
+macro_rules! migration {
+    ($migration:ident, $name:literal) => {
+        migration!($migration, $name, None);
+    };
+    ($migration:ident, $name:literal, all_or_nothing) => {
+        migration!($migration, $name, Some(true));
+    };
+    ($migration:ident, $name:literal, $transaction:expr) => {
+        pub(super) struct $migration;
+
+        impl MigrationName for $migration {
+            fn name(&self) -> &str {
+                $name
+            }
+        }
+
+        #[async_trait::async_trait]
+        impl MigrationTrait for $migration {
+            fn use_transaction(&self) -> Option<bool> {
+                $transaction
+            }
+
+            async fn up(&self, manager: &SchemaManager) -> Result<(), DbErr> {
+                up(manager).await
+            }
+        }
+    };
+}
+
 mod m000001_create_resources;
 mod m000002_create_search_index;
 mod m000003_create_date_index;
@@ -65,6 +97,33 @@ impl MigratorTrait for Migrator {
             Box::new(OriginPerPublisher),
         ]
     }
+}
+
+/// Creates `table`, unless it exists, with the columns and keys `define` adds.
+async fn create_table(
+    manager: &SchemaManager<'_>,
+    table: impl IntoIden,
+    define: impl FnOnce(&mut TableCreateStatement),
+) -> Result<(), DbErr> {
+    let mut statement = Table::create();
+    statement.table(table).if_not_exists();
+    define(&mut statement);
+    manager.create_table(statement).await
+}
+
+/// Creates index `name` over `columns` of `table`, unless it exists.
+async fn create_index<C: IntoIndexColumn>(
+    manager: &SchemaManager<'_>,
+    name: &str,
+    table: impl IntoIden,
+    columns: impl IntoIterator<Item = C>,
+) -> Result<(), DbErr> {
+    let mut index = Index::create();
+    index.if_not_exists().name(name).table(table);
+    for column in columns {
+        index.col(column);
+    }
+    manager.create_index(index).await
 }
 
 /// The PostgreSQL advisory lock the migrations run under ("migrate" in ASCII).
