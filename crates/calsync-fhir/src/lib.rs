@@ -139,6 +139,17 @@ pub fn appointments_bundle(
     serialize_bundle(searchset(found.len(), entry, None))
 }
 
+/// The proposed Appointment for one mutual time, as FHIR JSON text: what `$hold` and `$book`
+/// take back.
+pub fn proposed_appointment(
+    m: &MutualSlot,
+    participants: &[AppointmentParticipant],
+    providers: &ProviderData,
+) -> String {
+    fhirbolt::json::to_string(&Resource::Appointment(Box::new(proposed(m, participants, providers))), None)
+        .expect("an Appointment built from typed parts serializes")
+}
+
 /// What the answer to `$find` or `$find-mutual` shows.
 #[derive(Debug, Clone, Copy)]
 pub struct FindAnswer<'a> {

@@ -177,6 +177,15 @@ pub struct Found {
     pub people: Vec<AppointmentParticipant>,
 }
 
+impl Found {
+    /// Option `n` (from 0, best first) as the proposed Appointment that [`UseCases::hold`] and
+    /// [`UseCases::book`] take.
+    pub fn proposal(&self, n: usize) -> Option<serde_json::Value> {
+        let m = self.outcome.slots.get(n)?;
+        serde_json::from_str(&calsync_fhir::proposed_appointment(m, &self.people, &self.providers)).ok()
+    }
+}
+
 impl UseCases {
     /// Finds times when a provider Slot is free and every required participant is.
     pub async fn find(&self, cx: &Context, query: &FindQuery) -> Outcome<Found> {

@@ -1,0 +1,82 @@
+//! The use cases called directly, as the web page and the assistant will call them: no HTTP,
+//! the system wired as `calsync serve` wires it, on a fresh database.
+
+use calsync_core::Interval;
+use calsync_store::testing::TestDatabase;
+use calsync_system::{Settings, System};
+use calsync_usecase::book::Booking;
+use calsync_usecase::find::FindQuery;
+use calsync_usecase::{Caller, UseCaseError};
+use chrono::{DateTime, Utc};
+use serde_json::json;
+
+fn at(text: &str) -> DateTime<Utc> {
+    DateTime::parse_from_rfc3339(text).unwrap().to_utc()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn find_hold_book_and_cancel_through_the_use_cases_alone() {
+    let database = TestDatabase::create().await;
+    let mut settings = Settings::new("127.0.0.1:0", database.url.clone());
+    settings.clock_start = Some(at("2026-12-01T12:00:00Z"));
+    let system = System::open(&settings).await.expect("the system opens");
+    let cases = system.use_cases();
+    let cx = cases.context(Caller::Anonymous, "http://calsync.test");
+    let slot = |id: &str, start: &str, end: &str| {
+        (
+            "Slot".to_string(),
+            id.to_string(),
+            json!({"resourceType": "Slot", "id": id,
+            "schedule": {"reference": "Schedule/dr"}, "status": "free", "start": start, "end": end}),
+        )
+    };
+    let written = cases
+        .put_resources(
+            &cx,
+            vec![
+                (
+                    "Schedule".into(),
+                    "dr".into(),
+                    json!({"resourceType": "Schedule", "id": "dr", "active": true,
+                    "actor": [{"reference": "Practitioner/okafor"}]}),
+                ),
+                slot("a", "2026-12-07T14:00:00Z", "2026-12-07T14:30:00Z"),
+                slot("b", "2026-12-07T15:00:00Z", "2026-12-07T15:30:00Z"),
+                ("Patient".into(), "maria".into(), json!({"resourceType": "Patient", "id": "maria"})),
+            ],
+        )
+        .await
+        .unwrap();
+    assert_eq!(written, 4);
+
+    let mut query = FindQuery::new(Interval::new(at("2026-12-07T00:00:00Z"), at("2026-12-08T00:00:00Z")));
+    query.participants = vec![("Patient/maria".into(), true)];
+    let found = cases.find(&cx, &query).await.unwrap();
+    let starts: Vec<DateTime<Utc>> = found.outcome.slots.iter().map(|m| m.interval.start).collect();
+    assert_eq!(starts, [at("2026-12-07T14:00:00Z"), at("2026-12-07T15:00:00Z")]);
+
+    let held = cases.hold(&cx, found.proposal(0).expect("a first option")).await.unwrap();
+    assert_eq!(held.appointment.content["status"], "pending");
+    assert_eq!(held.expires, cx.now + chrono::TimeDelta::seconds(i64::from(settings.hold_seconds)));
+    let booked = cases.book(&cx, Booking::Held(held.appointment.id.clone()), None).await.unwrap();
+    assert_eq!(
+        (booked["status"].as_str(), booked["id"].as_str()),
+        (Some("booked"), Some(held.appointment.id.as_str()))
+    );
+
+    // Maria is busy at 14:00 now, and the Slot is taken: 15:00 is what is left.
+    let again = cases.find(&cx, &query).await.unwrap();
+    let left: Vec<DateTime<Utc>> = again.outcome.slots.iter().map(|m| m.interval.start).collect();
+    assert_eq!(left, [at("2026-12-07T15:00:00Z")]);
+    // A second booking of the same option is refused with the reason.
+    match cases.book(&cx, Booking::Proposed(found.proposal(0).unwrap()), None).await {
+        Err(UseCaseError::Conflict(why)) => assert!(why.contains("Slot/a"), "{why}"),
+        other => panic!("expected a conflict, got {other:?}"),
+    }
+    let cancelled = cases.cancel(&cx, &held.appointment.id).await.unwrap();
+    assert_eq!(cancelled["status"], "cancelled");
+    let after = cases.find(&cx, &query).await.unwrap();
+    assert_eq!(after.outcome.slots.len(), 2, "the time is free again");
+    cases.store().clone().close().await;
+    database.finish().await;
+}
