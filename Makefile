@@ -64,7 +64,7 @@ test-conformance: build
 test-clients: build
 	tests/clients/run.sh $(CALSYNC)
 
-## Criterion benchmarks and the HTTP load test (release build); figures in docs/benchmarks.md.
+## Criterion benchmarks and the load tests (release build); figures and goals in docs/benchmarks.md.
 bench: bench-core bench-search bench-find-mutual bench-nightly bench-publish bench-feed-reader bench-ingest
 
 bench-core:

@@ -17,7 +17,7 @@ work="$HOME/.cache/calsync-bench"
 port="${PORT:-18094}"
 postgres="${CALSYNC_BENCH_POSTGRES_URL:-postgres://root@127.0.0.1:5432}"
 # calsync connects through the local socket by default: sqlx 0.9 leaves Nagle's algorithm on
-# for TCP, and a batch's statements then wait on delayed ACKs (docs/benchmarks.md).
+# for TCP, and a batch's statements then wait on delayed ACKs (docs/benchmarks-log.md).
 pg_suffix="${CALSYNC_BENCH_POSTGRES_SUFFIX-?host=/var/run/postgresql}"
 mkdir -p "$work"
 for n in "${sizes[@]}"; do

@@ -2,12 +2,12 @@
 (their rows already made), written again into a fresh file with the same schema for `resource`
 (its table and indexes), 8 KB pages and 25,000 rows per transaction as calsync writes them, with
 no lookups, no JSON and no parsing. Name indexes after the file to leave them out (a variant of
-the schema, docs/benchmarks.md); `--rows N` writes N rows per transaction instead;
+the schema, docs/benchmarks-log.md); `--rows N` writes N rows per transaction instead;
 `--no-origin` writes each row's JSON without `meta.source` and the lastSourceSync extension (what
-a row would hold if the origin were stored once per publisher and poll: docs/benchmarks.md, "The
+a row would hold if the origin were stored once per publisher and poll: docs/benchmarks-log.md, "The
 origin in every row"); `--no-meta` writes it without `meta` (`versionId`, `lastUpdated`);
 `--checkpoint-pages N` checkpoints every N WAL pages, as calsync's ingest connection does (20,000),
-and once more at the end, inside the measured time (docs/benchmarks.md, "The goals, measured at
+and once more at the end, inside the measured time (docs/benchmarks-log.md, "The goals, measured at
 `031fa39`").
 
 Usage: python3 tests/load/ingest_floor.py ~/.cache/calsync-bench/ingest-1000000.db [--rows N] [--no-origin] [--no-meta] [--checkpoint-pages N] [index ...]

@@ -1,7 +1,7 @@
 """How long another process's write waits for SQLite's write lock while an ingest runs: one small
 write (`BEGIN IMMEDIATE`, an insert into a table of its own, `COMMIT`) every 50 ms for SECONDS,
 from when DB exists; prints the waits' percentiles. `tests/load/ingest.sh` runs it beside the first
-ingest into SQLite when WRITE_PROBE=1 (docs/benchmarks.md, "Batches of 25,000 rows on SQLite").
+ingest into SQLite when WRITE_PROBE=1 (docs/benchmarks-log.md, "Batches of 25,000 rows on SQLite").
 
 Usage: python3 tests/load/ingest_write_wait.py DB SECONDS
 """

@@ -1,7 +1,7 @@
 """Slot searches across all Schedules, read straight from a database `tests/load/ingest.sh` filled:
 pages in `(start, id)` order, a count, and the free Slots of a window, each the best of five,
 with SQLite's plan. `--start-only` runs them on a copy whose `slot_start_id (start_ms, id)` is
-replaced by an index on `(start_ms)` alone, the variant of docs/benchmarks.md ("Checkpoints every
+replaced by an index on `(start_ms)` alone, the variant of docs/benchmarks-log.md ("Checkpoints every
 20,000 pages on SQLite"). The times are those of the 1M feed of `calsync generate`.
 
 Usage: python3 tests/load/slot_reads.py ~/.cache/calsync-bench/ingest-1000000.db [--start-only]

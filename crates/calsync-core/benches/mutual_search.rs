@@ -1,6 +1,6 @@
 //! Mutual search at scale: 1,000,000 provider Slots x 3 participants x 5,000 busy windows each.
 //!
-//! Run with `make bench`; figures go to docs/benchmarks.md.
+//! Run with `make bench`; figures go to docs/benchmarks-log.md.
 
 use std::hint::black_box;
 

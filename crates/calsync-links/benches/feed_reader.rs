@@ -1,7 +1,7 @@
 //! The reading half of an ingest (`make bench-feed-reader`): Slot lines as `calsync generate`
 //! writes them, each read and made ready to store ([`Reader::row`]: parsed, checked, namespaced,
 //! stamped with its origin), as the poll does while the batch before is written. No database is
-//! written. Figures go to docs/benchmarks.md.
+//! written. Figures go to docs/benchmarks-log.md.
 
 use std::hint::black_box;
 

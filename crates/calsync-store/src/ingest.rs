@@ -36,7 +36,7 @@ pub struct Ingest {
 
 /// A resource read from a feed as its top-level members, each as the JSON text it was read as
 /// (or rewritten to), in the order written: [`Store::prepare_ingest_members`] makes it ready to
-/// store without building the whole resource as a `Value` (docs/benchmarks.md, "The feed
+/// store without building the whole resource as a `Value` (docs/benchmarks-log.md, "The feed
 /// reader"). It is the same resource as an [`Ingest`] whose `content` has these members, with
 /// `meta` holding `meta_members` as well.
 #[derive(Debug, Clone)]
@@ -60,7 +60,7 @@ pub struct IngestMembers<'a> {
 /// Rows per ingest transaction on SQLite ([`Store::ingest_batching`]).
 const SQLITE_INGEST_ROWS: usize = 25_000;
 
-/// How a feed's rows are best sent to [`Store::ingest`] on a database (docs/benchmarks.md).
+/// How a feed's rows are best sent to [`Store::ingest`] on a database (docs/benchmarks-log.md).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct IngestBatching {
     /// Rows per call (one transaction each).
@@ -142,7 +142,7 @@ impl Store {
     /// anywhere in `slot_start_id`, so a batch dirties most of that index whatever its size, and
     /// fewer, larger batches write it fewer times. 25,000 rows: a quarter faster than 10,000 at
     /// the same memory, while another writer waits at most about a tenth of a second for the
-    /// lock (docs/benchmarks.md, "Batches of 25,000 rows on SQLite"). PostgreSQL writes two
+    /// lock (docs/benchmarks-log.md, "Batches of 25,000 rows on SQLite"). PostgreSQL writes two
     /// batches at once, on two connections, while the next is read.
     pub fn ingest_batching(&self) -> IngestBatching {
         if let Some(batching) = self.ingest_batching {
@@ -329,7 +329,7 @@ impl Store {
     /// The publisher's ids are walked once, a page at a time by the key alone, with the seen ids
     /// of the same range of the key beside them, and compared here: two range reads of a key
     /// per page, whatever the planner knows of the tables (a join of the two was planned as a
-    /// nested loop over all seen rows, docs/benchmarks.md).
+    /// nested loop over all seen rows, docs/benchmarks-log.md).
     pub async fn ingest_sweep(
         &self,
         publisher: &str,

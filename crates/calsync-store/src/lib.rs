@@ -104,7 +104,7 @@ impl From<DbErr> for StoreError {
 }
 
 /// Bytes per page of a SQLite file calsync creates (a file keeps the size it was made with).
-/// Measured against SQLite's 4,096 (docs/benchmarks.md, "SQLite pages of 8 KB"): a first ingest
+/// Measured against SQLite's 4,096 (docs/benchmarks-log.md, "SQLite pages of 8 KB"): a first ingest
 /// of 1,000,000 Slots 13-25 % faster (each index page split and written back less often),
 /// publishing and Slot search no slower.
 const SQLITE_PAGE_SIZE: u32 = 8192;

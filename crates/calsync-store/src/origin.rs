@@ -5,7 +5,7 @@
 //! poll that last changed it). In a Slot's row that was 185 of 436 bytes, the manifest's address
 //! and the extension's URL the same in every row of a publisher. A Slot the feed reader took
 //! whole (no `meta` of its own, an id not repaired) is stored without them, with the instant in
-//! `synced_ms`; a first ingest into SQLite is then a tenth to a fifth faster (docs/benchmarks.md,
+//! `synced_ms`; a first ingest into SQLite is then a tenth to a fifth faster (docs/benchmarks-log.md,
 //! "The origin in every row").
 //!
 //! Invariants:

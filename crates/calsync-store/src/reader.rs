@@ -1,6 +1,6 @@
 //! The read path of Slot searches on SQLite.
 //!
-//! Measured (docs/benchmarks.md): through sqlx-sqlite every row crosses a channel from the
+//! Measured (docs/benchmarks-log.md): through sqlx-sqlite every row crosses a channel from the
 //! connection's worker thread, so a page of 50 Slots cost more in thread hand-offs and
 //! allocation than in SQLite itself (the engine was under 2% of the server's CPU). Here the same
 //! statements, built by sea-query, run on a small pool of rusqlite connections in one blocking
@@ -144,7 +144,7 @@ impl SqliteReader {
 
     /// [`SqliteReader::count_and_rows`] on the calling thread, for statements whose work is
     /// bounded (an indexed range of one Schedule's Slots): the hand-off to a blocking thread
-    /// and back cost more than the query (docs/benchmarks.md).
+    /// and back cost more than the query (docs/benchmarks-log.md).
     pub(crate) fn count_and_rows_here<T>(
         &self,
         count: Option<&SelectStatement>,

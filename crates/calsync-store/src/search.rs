@@ -424,7 +424,7 @@ impl Store {
     ///
     /// On SQLite each half of the range is one statement on a read connection in a blocking
     /// thread (one snapshot per half), rows straight from the cursor into the buffer (a page at a
-    /// time through a search cost a lookup of 2,000 ids per page: docs/benchmarks.md); the
+    /// time through a search cost a lookup of 2,000 ids per page: docs/benchmarks-log.md); the
     /// halves' chunks interleave, so the order is by id within each chunk only. A slow client
     /// holds those snapshots, and so holds back the WAL's checkpoint, until its file is read.
     /// Elsewhere, pages of [`STREAM_PAGE`] by an id cursor, in id order.
@@ -574,7 +574,7 @@ pub const STREAM_PAGE: i64 = 2_000;
 /// The rows' keys from `slot_start_id` (which covers them), sorted by rowid, drive the reads of
 /// the rows (`CROSS JOIN` fixes the order in SQLite): rows written together sit together, and
 /// reads in storage order find their pages cached more often than in start order (measured with
-/// ids as the key: a fifth less time per file; docs/benchmarks.md).
+/// ids as the key: a fifth less time per file; docs/benchmarks-log.md).
 const SLOTS_BY_START_SQLITE: &str = "SELECT r.content, r.id, r.synced_ms FROM \
      (SELECT rowid AS k FROM resource WHERE start_ms >= ?1 AND start_ms < ?2 ORDER BY k LIMIT -1) AS s \
      CROSS JOIN resource AS r WHERE r.rowid = s.k AND r.last_updated >= ?3";

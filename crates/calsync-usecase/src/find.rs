@@ -209,7 +209,7 @@ impl UseCases {
         };
         // The window's Slots first; the 14 days after it only when nothing in it fits (they
         // serve the `after-window` alternatives alone). Over a million Slots that is 24,000 rows
-        // read instead of 424,000 (docs/benchmarks.md, "`Appointment/$find` naming no provider").
+        // read instead of 424,000 (docs/benchmarks-log.md, "`Appointment/$find` naming no provider").
         let slots = provider_slots(store.free_slots(chosen, query.window.start, query.window.end).await?);
         // Without a duration asked for: the shortest free Slot in the window (or, with none
         // there, in the days after it, for the alternatives).

@@ -5,7 +5,7 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 
 // glibc's allocator spent a third of the server's CPU under the search load test
-// (docs/benchmarks.md); mimalloc's thread-local heaps do not.
+// (docs/benchmarks-log.md); mimalloc's thread-local heaps do not.
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 

@@ -2,7 +2,7 @@
 //!
 //! Each database has its own, because the general write path (sea-orm `ActiveModel`s, one
 //! statement per version) spent more time building and binding values than writing them
-//! (docs/benchmarks.md):
+//! (docs/benchmarks-log.md):
 //! - [`sqlite`]: prepared rusqlite statements on one write connection, a row at a time (SQLite
 //!   is in the process: a statement costs no round trip);
 //! - [`postgres`]: a few statements per batch, each carrying every row as arrays (`UNNEST`),

@@ -1,6 +1,6 @@
 //! [`crate::Store::ingest`] on PostgreSQL.
 //!
-//! Measured (docs/benchmarks.md): the general write path sent a statement per changed version
+//! Measured (docs/benchmarks-log.md): the general write path sent a statement per changed version
 //! and multi-row inserts whose every value was a bound parameter, 7,000 Slots a second. Here a
 //! batch is a fixed handful of statements whatever its size: each carries its rows as arrays,
 //! one per column, that PostgreSQL turns back into rows with `UNNEST`.
@@ -183,7 +183,7 @@ pub(crate) async fn ingest(
 /// it on statistics. During a first ingest they describe tables far smaller than they have grown
 /// (autovacuum looks a minute later at the earliest): believing few Slots exist, the planner
 /// walked all of them by the `resource_type` prefix of another index for each batch, slower with
-/// each batch (measured: 50 ms per lookup at 250,000 Slots; docs/benchmarks.md).
+/// each batch (measured: 50 ms per lookup at 250,000 Slots; docs/benchmarks-log.md).
 async fn refresh_statistics(pool: &PgPool) -> Result<(), StoreError> {
     let stale: Vec<(String,)> = sqlx::query_as(
         "SELECT s.relname::text FROM pg_stat_user_tables AS s JOIN pg_class AS c ON c.oid = s.relid \
@@ -196,7 +196,7 @@ async fn refresh_statistics(pool: &PgPool) -> Result<(), StoreError> {
     if !stale.is_empty() {
         // Only what the lookups are planned on (the number of rows, the key's columns), from a
         // small sample: 15-25 ms at 250,000 Slots where a full `ANALYZE` took 300-380 ms, a fifth
-        // of PostgreSQL's time in an ingest (docs/benchmarks.md). Autovacuum gathers the rest.
+        // of PostgreSQL's time in an ingest (docs/benchmarks-log.md). Autovacuum gathers the rest.
         let mut tx = pool.begin().await.map_err(failed)?;
         sqlx::query("SET LOCAL default_statistics_target = 10").execute(&mut *tx).await.map_err(failed)?;
         sqlx::query("ANALYZE resource (resource_type, id)").execute(&mut *tx).await.map_err(failed)?;
@@ -358,7 +358,7 @@ async fn ingest_type(
     let mut tally = IngestTally::default();
     // A first ingest inserts at once, without looking anything up; should an id be taken after
     // all, the batch goes the way of one that is not new. Not `ON CONFLICT DO NOTHING`: checking
-    // every row for a conflict made the insert 40 % slower (docs/benchmarks.md).
+    // every row for a conflict made the insert 40 % slower (docs/benchmarks-log.md).
     if looks_new(tx, t, &items).await? {
         let written: Vec<Written> = items.iter().map(first_version).collect();
         run(tx, "SAVEPOINT new_rows").await?;

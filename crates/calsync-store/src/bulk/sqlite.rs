@@ -1,11 +1,11 @@
 //! [`crate::Store::ingest`] on SQLite.
 //!
-//! Measured (docs/benchmarks.md): through sea-orm a batch of ingested Slots spent most of its
+//! Measured (docs/benchmarks-log.md): through sea-orm a batch of ingested Slots spent most of its
 //! time building, cloning and binding `ActiveModel` values and JSON, 24,000 Slots a second. Here
 //! the same rows are written with prepared statements on one rusqlite connection to the same
 //! file, in a blocking task, inside `BEGIN IMMEDIATE` and the store's write turn, so it is one
 //! writer among the others exactly like a sea-orm transaction. A new resource arrives as its
-//! row, made on the caller's thread, and is one `INSERT` (docs/benchmarks.md, "One row per
+//! row, made on the caller's thread, and is one `INSERT` (docs/benchmarks-log.md, "One row per
 //! resource").
 
 use std::sync::Mutex;
@@ -24,7 +24,7 @@ fn failed(e: impl std::fmt::Display) -> StoreError {
 /// WAL, and a batch dirties most of `slot_start_id`; the checkpoint after it copied all of them
 /// into the file again, batch after batch. Every 20,000 pages (about 160 MB of WAL at 8 KB a page)
 /// a page dirtied by several batches is copied once: the 1M feed's first ingest 10 % faster, the
-/// same memory, and another process's writes waited no longer (docs/benchmarks.md, "Checkpoints
+/// same memory, and another process's writes waited no longer (docs/benchmarks-log.md, "Checkpoints
 /// every 20,000 pages"). The other connections keep the default, so a write after the ingest (the
 /// publisher's state, at the end of a poll) copies what is left.
 const CHECKPOINT_PAGES: i64 = 20_000;

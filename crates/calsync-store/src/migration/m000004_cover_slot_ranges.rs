@@ -1,6 +1,6 @@
 //! The Slot range index covers what overlap queries read (schedule, start, end, status, id), so
 //! walking a Schedule's Slots never visits the table: measured on 1,000,000 Slots, the lookups
-//! of each row in the table were most of the time of a `$find-mutual` (docs/benchmarks.md).
+//! of each row in the table were most of the time of a `$find-mutual` (docs/benchmarks-log.md).
 
 use sea_orm_migration::prelude::*;
 

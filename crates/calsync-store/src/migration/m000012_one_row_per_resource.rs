@@ -4,7 +4,7 @@
 //! `ingested` go. An ingested Slot was three rows in three tables (nine b-trees on SQLite); now
 //! it is one row, and the range indexes are partial (`… WHERE start_ms IS NOT NULL`), so they
 //! hold Slots only. A publisher's rows are found by their ids (`{publisher}.…`), a range of the
-//! primary key: no index of their own (docs/benchmarks.md, "One row per resource").
+//! primary key: no index of their own (docs/benchmarks-log.md, "One row per resource").
 //!
 //! All or nothing on SQLite too: cut off half-way, Slots would have no range columns.
 

@@ -3,7 +3,7 @@
 //! values sort alike on both databases (a page of results, a publisher's range of ids), and every
 //! comparison in those indexes is a `memcmp`, where a locale's collation copies both strings and
 //! calls `strcoll` (a fifth of PostgreSQL's time in an ingest; 9 % more rows a second inserted
-//! into `resource`, docs/benchmarks.md, "Keys in byte order"). Under `C.UTF-8` the order is the
+//! into `resource`, docs/benchmarks-log.md, "Keys in byte order"). Under `C.UTF-8` the order is the
 //! same as before; under a linguistic collation, ids now sort by code point. A no-op on SQLite.
 
 use sea_orm_migration::prelude::*;

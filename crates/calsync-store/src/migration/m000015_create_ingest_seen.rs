@@ -1,7 +1,7 @@
 //! `ingest_seen`: the stored resources a poll found unchanged, until the poll's sweep. On
 //! PostgreSQL a poll used to mark each one seen by writing its row's `poll`, and an update of a
 //! full page writes a whole new row and an entry in each of its indexes (10,000 rows: 385 ms;
-//! into this table: 38 ms; docs/benchmarks.md). Unlogged there: it only matters while a poll
+//! into this table: 38 ms; docs/benchmarks-log.md). Unlogged there: it only matters while a poll
 //! runs, and a poll cut short by a crash is read again. SQLite writes `poll` in place and leaves
 //! the table empty.
 

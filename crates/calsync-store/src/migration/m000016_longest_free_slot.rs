@@ -2,7 +2,7 @@
 //! was (it only grows). The free Slots overlapping a window then start no earlier than the window
 //! less the longest of them, and both databases read a bounded range of `slot_start_id`, where
 //! `start < to AND end > from` read every Slot that starts before the window's end (2.2 s for
-//! `Appointment/$find` naming no provider over a million Slots; docs/benchmarks.md).
+//! `Appointment/$find` naming no provider over a million Slots; docs/benchmarks-log.md).
 
 use sea_orm_migration::prelude::*;
 

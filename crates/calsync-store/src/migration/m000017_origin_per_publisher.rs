@@ -3,7 +3,7 @@
 //! manifest, the Slot's id in it and this instant, added back wherever the row is read
 //! (`crate::origin`). The origin was 185 of the 436 bytes of a Slot's row, the same in every row
 //! of a publisher; without it a first ingest into SQLite is a tenth to a fifth faster
-//! (docs/benchmarks.md, "The origin in every row"). Rows stored before keep their origin in the
+//! (docs/benchmarks-log.md, "The origin in every row"). Rows stored before keep their origin in the
 //! JSON.
 
 use sea_orm_migration::prelude::*;

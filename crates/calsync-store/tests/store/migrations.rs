@@ -88,7 +88,7 @@ async fn a_store_of_the_earlier_schema_keeps_its_slots_and_origins() {
     database.finish().await;
 }
 
-/// A SQLite file calsync creates has 8 KB pages (docs/benchmarks.md, "SQLite pages of 8 KB").
+/// A SQLite file calsync creates has 8 KB pages (docs/benchmarks-log.md, "SQLite pages of 8 KB").
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_new_sqlite_file_has_pages_of_8_kb() {
     let db = fresh().await;

@@ -217,7 +217,7 @@ async fn put_many_writes_new_changes_changed_and_keeps_unchanged() {
 }
 
 /// Ids sort by their bytes on both databases, whatever the database's own collation (migration
-/// 000013 on PostgreSQL; docs/benchmarks.md, "Keys in byte order"): pages of a search by id come
+/// 000013 on PostgreSQL; docs/benchmarks-log.md, "Keys in byte order"): pages of a search by id come
 /// in the same order on SQLite and PostgreSQL, and their cursors neither skip nor repeat.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn ids_sort_by_their_bytes_whatever_the_database_collation() {
