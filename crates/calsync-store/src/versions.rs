@@ -553,10 +553,11 @@ async fn keep_in_history<C: ConnectionTrait>(
     id: &str,
     version: i64,
 ) -> Result<(), StoreError> {
+    use resource::Column as R;
     use sea_orm::sea_query::Query;
-    use {resource::Column as R, resource_history::Column as H};
+    // The history has the current row's columns, under the same names.
     let current = Query::select()
-        .columns([R::ResourceType, R::Id, R::VersionId, R::LastUpdated, R::Deleted, R::Content, R::SyncedMs])
+        .columns(RESOURCE_COLUMNS)
         .from(resource::Entity)
         .and_where(R::ResourceType.eq(resource_type))
         .and_where(R::Id.eq(id))
@@ -564,7 +565,7 @@ async fn keep_in_history<C: ConnectionTrait>(
         .to_owned();
     let copy = Query::insert()
         .into_table(resource_history::Entity)
-        .columns([H::ResourceType, H::Id, H::VersionId, H::LastUpdated, H::Deleted, H::Content, H::SyncedMs])
+        .columns(RESOURCE_COLUMNS.map(|c| sea_orm::sea_query::Alias::new(sea_orm::IdenStatic::as_str(&c))))
         .select_from(current)
         .map_err(|e| StoreError::Invalid(e.to_string()))?
         .on_conflict(OnConflict::new().do_nothing().to_owned())

@@ -1,6 +1,7 @@
 //! `GET /metadata`: the CapabilityStatement, generated from the registry.
 
 use actix_web::{HttpRequest, HttpResponse};
+use calsync_usecase::search::{END_SEARCH_PARAMETER, SEARCH_PARAMS, includes_from, revincludes_onto};
 use serde_json::json;
 
 use crate::context::RequestContext;
@@ -8,7 +9,6 @@ use crate::media::{self, FHIR_JSON};
 use crate::operation::definition::{OPERATIONS, canonical};
 use crate::outcome::ApiError;
 use crate::registry::{INTERACTIONS, RESOURCES};
-use calsync_usecase::search::{END_SEARCH_PARAMETER, SEARCH_PARAMS, includes_from, revincludes_onto};
 
 pub async fn handle(req: HttpRequest, cx: RequestContext) -> Result<HttpResponse, ApiError> {
     media::negotiate(&req)?;

@@ -2,11 +2,11 @@
 //! so clients can read what the CapabilityStatement's `definition` points to.
 
 use actix_web::{HttpRequest, HttpResponse, web};
+use calsync_usecase::search::END_SEARCH_PARAMETER;
 use serde_json::{Value, json};
 
 use crate::media::{self, FHIR_JSON};
 use crate::outcome::ApiError;
-use calsync_usecase::search::END_SEARCH_PARAMETER;
 
 /// The SearchParameter resources calsync publishes, by id.
 pub fn definitions() -> Vec<Value> {
