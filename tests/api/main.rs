@@ -7,4 +7,5 @@ mod finding;
 mod harness;
 mod publishing;
 mod resources;
+mod robustness;
 mod search;

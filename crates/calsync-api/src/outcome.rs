@@ -100,10 +100,24 @@ impl ResponseError for ApiError {
             ApiError::Case(UseCaseError::Unprocessable { expression, .. }) => expression.as_deref(),
             _ => None,
         };
-        let diagnostics = self.to_string();
+        let diagnostics = match self {
+            // Our fault: the cause goes to the log under an id the client can quote, never to the
+            // client.
+            ApiError::Case(UseCaseError::Internal(cause)) => {
+                let id = error_id();
+                tracing::error!(error_id = %id, cause = %cause, "internal error");
+                format!("internal error (error id {id})")
+            }
+            _ => self.to_string(),
+        };
         let body = operation_outcome("error", self.issue_code(), &diagnostics, expression);
         HttpResponse::build(self.status_code()).content_type(FHIR_JSON).body(body.to_string())
     }
+}
+
+/// An id for one internal error, in the log and in the answer.
+fn error_id() -> String {
+    uuid::Uuid::new_v4().simple().to_string()
 }
 
 /// Middleware hook: any error response not already FHIR (unknown route, wrong method, body too
@@ -123,7 +137,11 @@ pub fn as_operation_outcome<B>(res: ServiceResponse<B>) -> actix_web::Result<Err
         StatusCode::NOT_FOUND => ("not-found", "no such resource type or endpoint".to_string()),
         StatusCode::METHOD_NOT_ALLOWED => ("not-supported", "this method is not supported here".to_string()),
         StatusCode::PAYLOAD_TOO_LARGE => ("too-costly", "the request body is too large".to_string()),
-        s if s.is_server_error() => ("exception", "internal error".to_string()),
+        s if s.is_server_error() => {
+            let id = error_id();
+            tracing::error!(error_id = %id, status = s.as_u16(), route = %res.request().match_pattern().unwrap_or_default(), "internal error");
+            ("exception", format!("internal error (error id {id})"))
+        }
         s => ("invalid", s.canonical_reason().unwrap_or("bad request").to_string()),
     };
     let body = operation_outcome("error", code, &text, None).to_string();

@@ -220,6 +220,12 @@ pub struct DateEntry {
 /// (a year, month, day, minute, second or millisecond). A dateTime without zone is read as UTC.
 pub fn precision_range(v: &str) -> Option<(DateTime<Utc>, DateTime<Utc>)> {
     let midnight = |d: NaiveDate| d.and_time(Default::default()).and_utc();
+    // FHIR's years are four digits (0001 to 9999): no sign, no more digits, which chrono would
+    // read, up to where adding the precision overflows.
+    let year = v.get(..4)?;
+    if !year.bytes().all(|b| b.is_ascii_digit()) || v.len() > 4 && v.as_bytes()[4] != b'-' {
+        return None;
+    }
     match v.len() {
         4 => {
             let y: i32 = v.parse().ok()?;
@@ -245,7 +251,7 @@ pub fn precision_range(v: &str) -> Option<(DateTime<Utc>, DateTime<Utc>)> {
                 let with_minutes = DateTime::parse_from_str(v, "%Y-%m-%dT%H:%M%:z").ok()?;
                 (with_minutes.to_utc(), TimeDelta::minutes(1))
             };
-            Some((start, start + precision))
+            Some((start, start.checked_add_signed(precision)?))
         }
     }
 }
@@ -280,6 +286,29 @@ pub fn date_entries(resource_type: &str, resource: &Value) -> Vec<DateEntry> {
         }
     }
     out
+}
+
+/// The first date value of a resource's date search parameters that is not a FHIR date,
+/// dateTime or instant (nor a Period of them), as (element, value): what indexing could not read.
+pub fn unreadable_date(resource_type: &str, resource: &Value) -> Option<(String, String)> {
+    for p in PARAMS.iter().filter(|p| p.resource_type == resource_type && p.kind == Date) {
+        for path in p.paths {
+            let mut found = Vec::new();
+            walk(resource, path, &mut found);
+            let element = format!("{resource_type}.{}", path.join("."));
+            for v in found {
+                let texts: Vec<&str> = match v {
+                    Value::String(s) => vec![s.as_str()],
+                    Value::Object(period) => ["start", "end"].iter().filter_map(|k| period.get(*k)?.as_str()).collect(),
+                    _ => Vec::new(),
+                };
+                if let Some(bad) = texts.into_iter().find(|t| precision_range(t).is_none()) {
+                    return Some((element, bad.to_string()));
+                }
+            }
+        }
+    }
+    None
 }
 
 /// Changes whenever the indexed parameters do (FNV-1a of their definitions).

@@ -36,8 +36,12 @@ pub fn resource(text: &str, expected_type: &str) -> Result<Value, Invalid> {
     if actual != expected_type {
         return Err(Invalid::Malformed(format!("resourceType is {actual} but the URL is for {expected_type}")));
     }
-    // The profile rules first: they name the element precisely; then the whole structure.
+    // The profile rules first: they name the element precisely; then the dates search reads,
+    // then the whole structure.
     profile(expected_type, &value)?;
+    if let Some((expression, raw)) = crate::index::unreadable_date(expected_type, &value) {
+        return Err(element(expression, format!("{raw:?} is not a FHIR date, dateTime or instant")));
+    }
     fhirbolt::json::from_str::<Resource>(text, None).map_err(|e| element(expected_type, e.to_string()))?;
     Ok(value)
 }

@@ -170,7 +170,15 @@ fn ids_with(resource_type: &str, param: &str, terms: Option<&[IndexTerm]>) -> Se
         .add(search_index::Column::Param.eq(param));
     if let Some(terms) = terms {
         let mut any = Condition::any();
-        for t in terms {
+        // Exact values in any system are one `IN` list: an `OR` of each made an expression tree
+        // SQLite refuses past a depth of 1,000 (a page of 500 Slots with the Appointments naming
+        // them, every Location of an organization).
+        let (plain, others): (Vec<&IndexTerm>, Vec<&IndexTerm>) =
+            terms.iter().partition(|t| t.system.is_none() && t.value.is_some() && t.how == Match::Exact);
+        if !plain.is_empty() {
+            any = any.add(search_index::Column::Value.is_in(plain.iter().filter_map(|t| t.value.clone())));
+        }
+        for t in others {
             let mut one = Condition::all();
             if let Some(system) = &t.system {
                 one = one.add(search_index::Column::System.eq(system.clone()));

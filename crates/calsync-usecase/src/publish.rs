@@ -233,9 +233,13 @@ fn week_of(t: DateTime<Utc>) -> String {
 /// Monday 00:00Z of ISO week `name` (`2026-W50`), and the next Monday.
 fn week_range(name: &str) -> Option<(DateTime<Utc>, DateTime<Utc>)> {
     let (year, week) = name.split_once("-W")?;
+    // Four-digit years, as the files are named: no sign, nothing past chrono's range.
+    if year.len() != 4 || !year.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
     let monday = NaiveDate::from_isoywd_opt(year.parse().ok()?, week.parse().ok()?, chrono::Weekday::Mon)?;
     let start = monday.and_hms_opt(0, 0, 0)?.and_utc();
-    Some((start, start + TimeDelta::days(7)))
+    Some((start, start.checked_add_signed(TimeDelta::days(7))?))
 }
 
 /// The version of the Locations and Schedules (each type's count and latest write), and the

@@ -96,6 +96,12 @@ impl UseCases {
 pub const DEFAULT_COUNT: u64 = 50;
 /// `_count` above this is cut to it (or refused under strict handling).
 pub const MAX_COUNT: u64 = 500;
+/// Search parameters in one search at most (each `name=value`, however often a name repeats):
+/// each is a condition of the statement, and thousands of them overflowed the stack that builds
+/// it.
+pub const MAX_PARAMETERS: usize = 100;
+/// Values of one parameter at most (comma-separated: any of them).
+pub const MAX_VALUES: usize = 100;
 
 /// Search parameters by resource type, for the CapabilityStatement: (name, type, documentation).
 pub const SEARCH_PARAMS: &[(&str, &str, &str, &str)] = &[
@@ -284,7 +290,7 @@ fn cursor_token(c: &Cursor) -> String {
 
 fn parse_cursor(token: &str) -> Result<Cursor, UseCaseError> {
     let bad = || UseCaseError::Invalid("_cursor is not one this server issued".into());
-    if !token.len().is_multiple_of(2) || token.len() > 512 {
+    if !token.len().is_multiple_of(2) || token.len() > 512 || !token.bytes().all(|b| b.is_ascii_hexdigit()) {
         return Err(bad());
     }
     let bytes: Vec<u8> = (0..token.len())
@@ -354,7 +360,16 @@ fn parse(t: &str, pairs: &[(String, String)], strict: bool, now: DateTime<Utc>) 
         count: DEFAULT_COUNT,
         cursor: None,
     };
+    if pairs.len() > MAX_PARAMETERS {
+        return Err(UseCaseError::Invalid(format!(
+            "{} search parameters: a search takes at most {MAX_PARAMETERS}",
+            pairs.len()
+        )));
+    }
     for (key, value) in pairs {
+        if value.matches(',').count() >= MAX_VALUES {
+            return Err(UseCaseError::Invalid(format!("{key} takes at most {MAX_VALUES} values")));
+        }
         if key.contains('\0') || value.contains('\0') {
             return Err(UseCaseError::Invalid(format!("search parameter {key:?} contains a NUL character")));
         }

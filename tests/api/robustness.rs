@@ -1,0 +1,100 @@
+//! Requests that once crashed or stalled the server: each gets a clear 4xx OperationOutcome (or
+//! its answer), and the server still answers afterwards.
+
+use reqwest::StatusCode;
+use serde_json::{Value, json};
+
+use crate::harness::*;
+
+/// The server is still up and answering.
+async fn still_answers(app: &TestApp) {
+    assert_eq!(app.get("/metadata").await.status(), 200, "the server answers after it");
+}
+
+/// A search with thousands of repeated parameters, in the URL or a form body, is refused with a
+/// 400 that names the bound: it overflowed the stack and aborted the whole process. (A URL of
+/// 10,000 of them, over 100 KB, is refused by the HTTP layer before calsync reads it.)
+#[tokio::test]
+async fn thousands_of_repeated_search_parameters_are_refused_not_a_crash() {
+    let app = spawn_app().await;
+    for n in [101, 1_000, 5_000, 10_000] {
+        let statuses = vec!["status=free"; n].join("&");
+        if n <= 5_000 {
+            let issue = outcome(app.get(&format!("/Slot?{statuses}")).await, StatusCode::BAD_REQUEST).await;
+            assert!(issue["diagnostics"].as_str().unwrap().contains("at most 100"), "{issue}");
+        }
+        if n <= 1_000 {
+            let nots: Vec<String> = (0..n).map(|i| format!("_id:not=x{i}")).collect();
+            outcome(app.get(&format!("/Location?{}", nots.join("&"))).await, StatusCode::BAD_REQUEST).await;
+        }
+        let form = app
+            .client
+            .post(app.url("/Slot/_search"))
+            .header("Content-Type", "application/x-www-form-urlencoded")
+            .body(statuses.clone())
+            .send()
+            .await
+            .unwrap();
+        outcome(form, StatusCode::BAD_REQUEST).await;
+    }
+    // At the bound, a search runs.
+    assert_eq!(app.get(&format!("/Slot?{}", vec!["status=free"; 100].join("&"))).await.status(), 200);
+    let values: Vec<String> = (0..100).map(|i| format!("x{i}")).collect();
+    assert_eq!(app.get(&format!("/Location?_id={}", values.join(","))).await.status(), 200);
+    let too_many: Vec<String> = (0..101).map(|i| format!("x{i}")).collect();
+    outcome(app.get(&format!("/Location?name={}", too_many.join(","))).await, StatusCode::BAD_REQUEST).await;
+    still_answers(&app).await;
+    app.database.finish().await;
+}
+
+/// A page of 500 Slots with the Appointments that name them answered 500 once it had 497 or
+/// more matches.
+#[tokio::test]
+async fn a_full_page_with_its_revincludes_is_answered() {
+    let app = spawn_app().await;
+    let slots: Vec<Value> = (0..520)
+        .map(|i| {
+            let start = chrono::DateTime::parse_from_rfc3339("2027-01-04T00:00:00Z").unwrap().to_utc()
+                + chrono::TimeDelta::minutes(30 * i);
+            json!({"resourceType": "Slot", "id": format!("s{i}"), "schedule": {"reference": "Schedule/dr"},
+                "status": "free", "start": start.to_rfc3339(), "end": (start + chrono::TimeDelta::minutes(30)).to_rfc3339()})
+        })
+        .collect();
+    for s in &slots {
+        let id = s["id"].as_str().unwrap();
+        assert!(app.put(&format!("/Slot/{id}"), s, None).await.status().is_success());
+    }
+    let resp = app.get("/Slot?_count=500&_revinclude=Appointment:slot").await;
+    assert_eq!(resp.status(), 200);
+    let b: Value = resp.json().await.unwrap();
+    assert_eq!(b["entry"].as_array().unwrap().len(), 500);
+    still_answers(&app).await;
+    app.database.finish().await;
+}
+
+/// Input that once panicked a handler (and dropped the connection): each is a 4xx now.
+#[tokio::test]
+async fn input_at_the_edges_is_a_clear_error_not_a_panic() {
+    let app = spawn_app().await;
+    for path in [
+        "/Slot?_cursor=a%C3%A9a",
+        "/Slot?_cursor=%C3%A9",
+        "/Slot?start=%2B262143-12-31T23:59:59",
+        "/Slot?start=-262143-01-01T00:00:00",
+        "/Slot?_lastUpdated=ap%2B262143-12-31",
+        "/Appointment/$find-mutual?start=%2B262143-12-20T00:00&end=%2B262143-12-21",
+        "/Appointment/$find?start=2027-01-04&end=%2B262143-12-21",
+    ] {
+        let resp = app.get(path).await;
+        assert!(resp.status().is_client_error(), "{path}: {}", resp.status());
+        outcome(resp, StatusCode::BAD_REQUEST).await;
+    }
+    outcome(app.get("/$bulk-publish/slots-262144-W01.ndjson").await, StatusCode::NOT_FOUND).await;
+    outcome(app.get("/$bulk-publish/slots-262143-W52.ndjson").await, StatusCode::NOT_FOUND).await;
+    let task = json!({"resourceType": "Task", "status": "requested", "intent": "order",
+        "authoredOn": "+262143-12-31T23:59:59Z"});
+    let resp = app.post("/Task", &task).await;
+    assert!(resp.status().is_client_error(), "{}", resp.status());
+    still_answers(&app).await;
+    app.database.finish().await;
+}
