@@ -272,3 +272,54 @@ async fn randomized_booking_and_cancelling_keeps_every_invariant() {
     }
     std::sync::Arc::into_inner(app).expect("clients are done").database.finish().await;
 }
+
+/// A write to a booked Slot cannot free it under its appointment: the write that would is
+/// refused naming the appointment, a second booking of its one place still fails, and a write
+/// that leaves its time and status as they are keeps calsync's record of the booking.
+#[tokio::test]
+async fn a_slot_write_cannot_undo_a_booking() {
+    let app = spawn_app().await;
+    load_clinic(&app).await;
+    let found = proposals(&app, &find_path()).await;
+    let resp = post_parameters(&app, "/Appointment/$book", with_appointment(&found[0]), None).await;
+    assert_eq!(resp.status(), 200);
+    let booked: Value = resp.json().await.unwrap();
+    let appointment = format!("Appointment/{}", booked["id"].as_str().unwrap());
+    let slot_id = found[0]["slot"][0]["reference"].as_str().unwrap().strip_prefix("Slot/").unwrap().to_string();
+    let stored: Value = app.get(&format!("/Slot/{slot_id}")).await.json().await.unwrap();
+    assert_eq!(stored["status"], "busy");
+
+    // Freed by a plain write: refused, naming the appointment.
+    let mut freed = stored.clone();
+    freed["status"] = json!("free");
+    freed.as_object_mut().unwrap().remove("extension");
+    let issue = outcome(app.put(&format!("/Slot/{slot_id}"), &freed, None).await, StatusCode::CONFLICT).await;
+    assert!(issue["diagnostics"].as_str().unwrap().contains(&appointment), "{issue}");
+    // Moved: refused too.
+    let mut moved = stored.clone();
+    moved["start"] = json!("2030-01-01T09:00:00Z");
+    moved["end"] = json!("2030-01-01T09:30:00Z");
+    outcome(app.put(&format!("/Slot/{slot_id}"), &moved, None).await, StatusCode::CONFLICT).await;
+    // A comment, with the booking's record left out of the body: written, the record kept.
+    let mut commented = stored.clone();
+    commented["comment"] = json!("room 3");
+    commented.as_object_mut().unwrap().remove("extension");
+    let resp = app.put(&format!("/Slot/{slot_id}"), &commented, None).await;
+    assert_eq!(resp.status(), 200);
+    let written: Value = resp.json().await.unwrap();
+    assert_eq!((written["status"].as_str(), written["comment"].as_str()), (Some("busy"), Some("room 3")));
+    assert!(written["extension"].to_string().contains(&appointment), "{written}");
+    // The one place stays booked once.
+    let again = post_parameters(&app, "/Appointment/$book", with_appointment(&found[0]), None).await;
+    outcome(again, StatusCode::CONFLICT).await;
+    let all: Value = app.get("/Appointment?status=booked").await.json().await.unwrap();
+    assert_eq!(all["total"], 1);
+    // Cancelled, the Slot is the client's to write again.
+    let cancel = app.client.post(app.url(&format!("/{appointment}/$cancel"))).send().await.unwrap();
+    assert_eq!(cancel.status(), 200);
+    let now: Value = app.get(&format!("/Slot/{slot_id}")).await.json().await.unwrap();
+    let mut closed = now.clone();
+    closed["status"] = json!("busy-unavailable");
+    assert_eq!(app.put(&format!("/Slot/{slot_id}"), &closed, None).await.status(), 200);
+    app.database.finish().await;
+}

@@ -9,3 +9,4 @@ mod publishing;
 mod resources;
 mod robustness;
 mod search;
+mod zones;

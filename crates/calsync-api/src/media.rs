@@ -80,3 +80,15 @@ pub fn resource_response(mut builder: HttpResponseBuilder, req: &HttpRequest, st
         .insert_header((header::LAST_MODIFIED, stored.last_updated.format("%a, %d %b %Y %H:%M:%S GMT").to_string()))
         .body(body(req, &stored.content))
 }
+
+/// A value as it may stand in a URL's query (what is not a letter, digit or `-._~,|/:` percent-encoded).
+pub fn encode(v: &str) -> String {
+    v.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' | b',' | b'|' | b'/' | b':' => {
+                (b as char).to_string()
+            }
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}

@@ -2,7 +2,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::interval::Interval;
+use crate::interval::{Instant, Interval};
 use crate::participant::Blocker;
 use crate::provider::MutualSlot;
 
@@ -46,6 +46,11 @@ pub struct ParticipantBlockers {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "reason", rename_all = "kebab-case")]
 pub enum NoFit {
+    /// The window ends before now: nothing in it can be offered any more.
+    WindowPassed {
+        /// From when times can be offered: now.
+        from: Instant,
+    },
     /// No bookable provider Slot in the window fits the duration.
     NoProviderAvailability,
     /// These participants are not free at any time the provider is.
@@ -61,6 +66,10 @@ impl NoFit {
     /// A sentence for people.
     pub fn describe(&self) -> String {
         match self {
+            NoFit::WindowPassed { from } => format!(
+                "the window is over: times can be offered from {}",
+                from.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+            ),
             NoFit::NoProviderAvailability => {
                 "the provider has no bookable time in the window that is long enough".to_string()
             }

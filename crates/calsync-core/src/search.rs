@@ -442,19 +442,24 @@ fn rejections(book: &SlotBook, group: &[&Participant], query: &MutualQuery) -> V
 /// Why nothing fits: no provider time at all, some participants never free when the provider is,
 /// or no time at which all are free together.
 fn no_fit(book: &SlotBook, group: &[&Participant], query: &MutualQuery) -> NoFit {
+    // What is left of the window from now on: the past is never offered.
+    let window = Interval::new(query.window.start.max(query.now), query.window.end);
+    if window.is_empty() {
+        return NoFit::WindowPassed { from: query.now };
+    }
     let fits = |free: &IntervalSet| {
         let mut any = false;
-        scan(book, free, query.window, query, |_, _| {
+        scan(book, free, window, query, |_, _| {
             any = true;
             false
         });
         any
     };
-    if !fits(&IntervalSet::single(query.window)) {
+    if !fits(&IntervalSet::single(window)) {
         return NoFit::NoProviderAvailability;
     }
     let unavailable: Vec<String> =
-        group.iter().filter(|p| !fits(&p.free_time(query.window, query.now))).map(|p| p.id.clone()).collect();
+        group.iter().filter(|p| !fits(&p.free_time(window, query.now))).map(|p| p.id.clone()).collect();
     if unavailable.is_empty() {
         NoFit::NoCommonTime
     } else {

@@ -88,6 +88,17 @@ impl Units {
         Units { holds, booked, left, counted, status }
     }
 
+    /// The appointments that hold a unit at `now` or booked one.
+    pub fn takers(&self, now: DateTime<Utc>) -> Vec<String> {
+        let held = self.holds.iter().filter(|(_, until)| *until > now).map(|(by, _)| by.clone());
+        held.chain(self.booked.iter().cloned()).collect()
+    }
+
+    /// The units the Slot says it has left, when it counts them (`slot-capacity`).
+    pub fn capacity(&self) -> Option<i64> {
+        self.counted.then_some(self.left)
+    }
+
     /// True when `appointment` holds or booked a unit.
     #[cfg(test)]
     fn has(&self, appointment: &str) -> bool {

@@ -63,6 +63,14 @@ fn instant(t: DateTime<Utc>) -> ty::Instant {
     t.to_rfc3339_opts(SecondsFormat::Secs, true).into()
 }
 
+/// An instant as text with `zone`'s offset there and then (the same instant), else in UTC.
+fn instant_in(t: DateTime<Utc>, zone: Option<chrono_tz::Tz>) -> ty::Instant {
+    match zone {
+        Some(zone) => t.with_timezone(&zone).to_rfc3339_opts(SecondsFormat::Secs, true).into(),
+        None => instant(t),
+    }
+}
+
 fn reference(r: &str, display: Option<&str>) -> Box<ty::Reference> {
     Box::new(ty::Reference { reference: Some(r.into()), display: display.map(Into::into), ..Default::default() })
 }
@@ -71,8 +79,13 @@ fn qualified(kind: &str, id: &str) -> String {
     if id.contains('/') { id.to_string() } else { format!("{kind}/{id}") }
 }
 
-/// A proposed Appointment for one mutual time.
-fn proposed(m: &MutualSlot, participants: &[AppointmentParticipant], providers: &ProviderData) -> res::Appointment {
+/// A proposed Appointment for one mutual time, its start and end shown in `zone` if given.
+fn proposed(
+    m: &MutualSlot,
+    participants: &[AppointmentParticipant],
+    providers: &ProviderData,
+    zone: Option<chrono_tz::Tz>,
+) -> res::Appointment {
     let mut people: Vec<res::AppointmentParticipant> = participants
         .iter()
         .filter(|p| !m.absent.contains(&p.display) && !m.absent.contains(&p.reference))
@@ -98,8 +111,8 @@ fn proposed(m: &MutualSlot, participants: &[AppointmentParticipant], providers: 
     let minutes = (m.interval.end - m.interval.start).num_minutes();
     res::Appointment {
         status: "proposed".into(),
-        start: Some(instant(m.interval.start)),
-        end: Some(instant(m.interval.end)),
+        start: Some(instant_in(m.interval.start, zone)),
+        end: Some(instant_in(m.interval.end, zone)),
         minutes_duration: u32::try_from(minutes)
             .ok()
             .filter(|n| *n > 0)
@@ -135,8 +148,8 @@ pub fn appointments_bundle(
     providers: &ProviderData,
     no_fit: Option<&NoFit>,
 ) -> String {
-    let entry = answer_entries(found, participants, providers, no_fit);
-    serialize_bundle(searchset(found.len(), entry, None))
+    let entry = answer_entries(found, participants, providers, no_fit, None);
+    serialize_bundle(searchset(Some(found.len()), entry, &[]))
 }
 
 /// The proposed Appointment for one mutual time, as FHIR JSON text: what `$hold` and `$book`
@@ -145,8 +158,9 @@ pub fn proposed_appointment(
     m: &MutualSlot,
     participants: &[AppointmentParticipant],
     providers: &ProviderData,
+    zone: Option<chrono_tz::Tz>,
 ) -> String {
-    fhirbolt::json::to_string(&Resource::Appointment(Box::new(proposed(m, participants, providers))), None)
+    fhirbolt::json::to_string(&Resource::Appointment(Box::new(proposed(m, participants, providers, zone))), None)
         .expect("an Appointment built from typed parts serializes")
 }
 
@@ -161,8 +175,14 @@ pub struct FindAnswer<'a> {
     pub providers: &'a ProviderData,
     /// Add an OperationOutcome naming who blocks each rejected time (at most 50).
     pub explain: bool,
+    /// The zone the times are shown in (none: UTC).
+    pub zone: Option<chrono_tz::Tz>,
+    /// How many options there are in all: given only when this answer ends them.
+    pub total: Option<usize>,
     /// The request's own URL.
     pub self_url: &'a str,
+    /// The next page's URL, when there are more options.
+    pub next_url: Option<&'a str>,
 }
 
 /// Rejected times an `explain` answer names at most.
@@ -174,21 +194,21 @@ const EXPLAINED: usize = 50;
 /// Appointment has a stable `urn:uuid` fullUrl made of its Slot and start, so the same option has
 /// the same fullUrl in every answer.
 pub fn find_bundle(answer: &FindAnswer<'_>) -> String {
-    let FindAnswer { outcome, people, providers, explain, self_url } = *answer;
+    let FindAnswer { outcome, people, providers, explain, zone, total, self_url, next_url } = *answer;
     let explanation = &outcome.explanation;
-    let mut entry = answer_entries(&outcome.slots, people, providers, explanation.no_fit.as_ref());
+    let mut entry = answer_entries(&outcome.slots, people, providers, explanation.no_fit.as_ref(), zone);
     for (kind, found) in [
         ("without-optional", &explanation.alternatives.without_optional),
         ("after-window", &explanation.alternatives.after_window),
     ] {
         entry.extend(found.iter().map(|m| {
-            let mut appointment = proposed(m, people, providers);
+            let mut appointment = proposed(m, people, providers, zone);
             appointment.extension = vec![ty::Extension {
                 url: ALTERNATIVE_EXTENSION.into(),
                 value: Some(ty::ExtensionValue::Code(kind.into())),
                 ..Default::default()
             }];
-            appointment_entry(appointment, "include")
+            appointment_entry(m, appointment, "include")
         }));
     }
     if explain && !explanation.rejected.is_empty() {
@@ -213,7 +233,8 @@ pub fn find_bundle(answer: &FindAnswer<'_>) -> String {
             ..Default::default()
         });
     }
-    serialize_bundle(searchset(outcome.slots.len(), entry, Some(self_url)))
+    let links = [("self", Some(self_url)), ("next", next_url)];
+    serialize_bundle(searchset(total, entry, &links))
 }
 
 /// The entries for `found`, and the OperationOutcome that says why when there are none.
@@ -222,9 +243,10 @@ fn answer_entries(
     participants: &[AppointmentParticipant],
     providers: &ProviderData,
     no_fit: Option<&NoFit>,
+    zone: Option<chrono_tz::Tz>,
 ) -> Vec<res::BundleEntry> {
     let mut entry: Vec<res::BundleEntry> =
-        found.iter().map(|m| appointment_entry(proposed(m, participants, providers), "match")).collect();
+        found.iter().map(|m| appointment_entry(m, proposed(m, participants, providers, zone), "match")).collect();
     if found.is_empty()
         && let Some(why) = no_fit
     {
@@ -237,11 +259,11 @@ fn answer_entries(
     entry
 }
 
-/// A proposed Appointment's entry, with its stable fullUrl.
-fn appointment_entry(appointment: res::Appointment, mode: &str) -> res::BundleEntry {
-    let slot = appointment.slot.first().and_then(|s| s.reference.as_ref()).and_then(|r| r.value.as_deref());
-    let start = appointment.start.as_ref().and_then(|s| s.value.as_deref());
-    let full_url = proposal_urn(slot.unwrap_or_default(), start.unwrap_or_default());
+/// The entry of `m`'s proposed Appointment, with its stable fullUrl (made of its Slot and UTC
+/// start, whatever zone it is shown in).
+fn appointment_entry(m: &MutualSlot, appointment: res::Appointment, mode: &str) -> res::BundleEntry {
+    let start = m.interval.start.to_rfc3339_opts(SecondsFormat::Secs, true);
+    let full_url = proposal_urn(&qualified("Slot", &m.slot), &start);
     res::BundleEntry {
         full_url: Some(full_url.into()),
         resource: Some(Resource::Appointment(Box::new(appointment))),
@@ -258,13 +280,15 @@ fn proposal_urn(slot: &str, start: &str) -> String {
     format!("urn:uuid:{}-{}-4{}-8{}-{}", &hex[0..8], &hex[8..12], &hex[13..16], &hex[17..20], &hex[20..32])
 }
 
-fn searchset(total: usize, entry: Vec<res::BundleEntry>, self_url: Option<&str>) -> res::Bundle {
+fn searchset(total: Option<usize>, entry: Vec<res::BundleEntry>, links: &[(&str, Option<&str>)]) -> res::Bundle {
     res::Bundle {
         r#type: "searchset".into(),
-        total: Some(ty::UnsignedInt { value: Some(total as u32), ..Default::default() }),
-        link: self_url
-            .map(|url| res::BundleLink { relation: "self".into(), url: url.into(), ..Default::default() })
-            .into_iter()
+        total: total.map(|n| ty::UnsignedInt { value: Some(n as u32), ..Default::default() }),
+        link: links
+            .iter()
+            .filter_map(|(relation, url)| {
+                Some(res::BundleLink { relation: (*relation).into(), url: (*url)?.into(), ..Default::default() })
+            })
             .collect(),
         entry,
         ..Default::default()

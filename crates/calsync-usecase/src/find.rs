@@ -15,6 +15,7 @@ use calsync_fhir::{AppointmentParticipant, ProviderData, ScheduleInfo};
 use calsync_store::Store;
 use calsync_store::search::{Cursor, Direction, IndexFilter, IndexTerm, Match, ResourceSearch, SortBy};
 use chrono::TimeDelta;
+use chrono::{DateTime, NaiveDate, Utc};
 
 use crate::{Context, Outcome, UseCaseError, UseCases, participants};
 
@@ -24,6 +25,10 @@ pub const MAX_WINDOW_DAYS: i64 = 92;
 pub const MAX_COUNT: usize = 100;
 /// Options when the caller names no number.
 pub const DEFAULT_COUNT: usize = 10;
+/// The options a search ranks at most, over all its pages (`offset` + `limit`).
+pub const MAX_OPTIONS: usize = 500;
+/// Participants of one search at most.
+pub const MAX_PARTICIPANTS: usize = 20;
 /// Shortest and longest appointment, in minutes.
 pub const DURATION_MINUTES: std::ops::RangeInclusive<i64> = 5..=480;
 /// How far after the window the `after-window` alternatives are looked for.
@@ -96,11 +101,52 @@ impl Providers {
     }
 }
 
+/// One end of a search window: an instant, or whole days read in the search's zone.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Edge {
+    /// An instant.
+    Instant(DateTime<Utc>),
+    /// From the first of these days through the last, in the search's zone: a date is that day,
+    /// a month (`2027-03`) its days.
+    Days(NaiveDate, NaiveDate),
+}
+
+/// When an appointment may be: from `start` to `end`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Window {
+    /// From (days: from the first one's start).
+    pub start: Edge,
+    /// To (days: through the last one's end).
+    pub end: Edge,
+}
+
+impl Window {
+    /// The instants the window spans when its days are read in `zone`: each day from its local
+    /// midnight to the next (23 or 25 hours across a DST change).
+    pub fn in_zone(&self, zone: chrono_tz::Tz) -> Interval {
+        let start = match self.start {
+            Edge::Instant(t) => t,
+            Edge::Days(first, _) => calsync_core::zone::local_day(zone, first).start,
+        };
+        let end = match self.end {
+            Edge::Instant(t) => t,
+            Edge::Days(_, last) => calsync_core::zone::local_day(zone, last).end,
+        };
+        Interval::new(start, end)
+    }
+}
+
+impl From<Interval> for Window {
+    fn from(i: Interval) -> Self {
+        Window { start: Edge::Instant(i.start), end: Edge::Instant(i.end) }
+    }
+}
+
 /// A search for times: `$find` names at most the patient, `$find-mutual` every participant.
 #[derive(Debug, Clone, PartialEq)]
 pub struct FindQuery {
     /// When the appointment may be.
-    pub window: Interval,
+    pub window: Window,
     /// How long it is (none: the length of the shortest free Slot).
     pub duration: Option<TimeDelta>,
     /// Patients and RelatedPersons (`Patient/1`), each required or not, in the order asked.
@@ -115,15 +161,19 @@ pub struct FindQuery {
     pub explain: bool,
     /// How many options (cut to 1 to [`MAX_COUNT`]).
     pub limit: usize,
-    /// The zone of days and preferences (none: the first participant's).
+    /// How many of the best options to pass over: the page after the first (at most
+    /// [`MAX_OPTIONS`] with `limit`).
+    pub offset: usize,
+    /// The zone of the window's days, of preferences, and of the times shown (none: days and
+    /// preferences in the first participant's zone, times in UTC).
     pub zone: Option<chrono_tz::Tz>,
 }
 
 impl FindQuery {
     /// A search over `window` with the defaults: any provider, no participant, ten options.
-    pub fn new(window: Interval) -> Self {
+    pub fn new(window: impl Into<Window>) -> Self {
         FindQuery {
-            window,
+            window: window.into(),
             duration: None,
             participants: Vec::new(),
             providers: Providers::default(),
@@ -131,18 +181,28 @@ impl FindQuery {
             spread: false,
             explain: false,
             limit: DEFAULT_COUNT,
+            offset: 0,
             zone: None,
         }
     }
 
-    /// What no search may ask: an empty or too long window, a duration out of range, a
-    /// participant named twice.
-    fn check(&self) -> Outcome<()> {
-        if self.window.is_empty() {
+    /// What no search may ask: an empty or too long window (read in `zone`), a duration out
+    /// of range, too many participants or one named twice, too many options.
+    fn check(&self, zone: chrono_tz::Tz) -> Outcome<Interval> {
+        let window = self.window.in_zone(zone);
+        if window.is_empty() {
             return Err(UseCaseError::Invalid("end must be after start".into()));
         }
-        if self.window.end - self.window.start > TimeDelta::days(MAX_WINDOW_DAYS) {
+        if window.end - window.start > TimeDelta::days(MAX_WINDOW_DAYS) {
             return Err(UseCaseError::Invalid(format!("the window may span at most {MAX_WINDOW_DAYS} days")));
+        }
+        if self.participants.len() > MAX_PARTICIPANTS {
+            return Err(UseCaseError::Invalid(format!("a search takes at most {MAX_PARTICIPANTS} participants")));
+        }
+        if self.offset + self.limit.clamp(1, MAX_COUNT) > MAX_OPTIONS {
+            return Err(UseCaseError::Invalid(format!(
+                "the options of a search stop at the {MAX_OPTIONS}th: ask for an earlier page"
+            )));
         }
         if let Some(d) = self.duration
             && !DURATION_MINUTES.contains(&d.num_minutes())
@@ -161,7 +221,7 @@ impl FindQuery {
         if self.providers.places.iter().any(|p| p.trim().is_empty()) {
             return Err(UseCaseError::Invalid("location-string is empty".into()));
         }
-        Ok(())
+        Ok(window)
     }
 }
 
@@ -175,6 +235,12 @@ pub struct Found {
     pub providers: ProviderData,
     /// The participants as each option names them.
     pub people: Vec<AppointmentParticipant>,
+    /// The zone the caller named: times are shown in it.
+    pub zone: Option<chrono_tz::Tz>,
+    /// How many better options this page passed over.
+    pub offset: usize,
+    /// True when there are options after this page.
+    pub more: bool,
 }
 
 impl Found {
@@ -182,15 +248,29 @@ impl Found {
     /// [`UseCases::book`] take.
     pub fn proposal(&self, n: usize) -> Option<serde_json::Value> {
         let m = self.outcome.slots.get(n)?;
-        serde_json::from_str(&calsync_fhir::proposed_appointment(m, &self.people, &self.providers)).ok()
+        serde_json::from_str(&calsync_fhir::proposed_appointment(m, &self.people, &self.providers, self.zone)).ok()
     }
 }
 
 impl UseCases {
-    /// Finds times when a provider Slot is free and every required participant is.
+    /// Finds times when a provider Slot is free and every required participant is. The window's
+    /// days are read in the named zone, else in the first participant's, else in UTC.
     pub async fn find(&self, cx: &Context, query: &FindQuery) -> Outcome<Found> {
-        query.check()?;
         let store = &self.store;
+        // The window as far as it can be known before the participants' zone: a zone moves it
+        // by at most 14 hours, inside the day their busy time is read beyond it.
+        let provisional = query.check(query.zone.unwrap_or(chrono_tz::UTC))?;
+        let wanted: Vec<(String, Attendance)> = query
+            .participants
+            .iter()
+            .map(|(r, required)| (r.clone(), if *required { Attendance::Required } else { Attendance::Optional }))
+            .collect();
+        let default_zone = query.zone.unwrap_or(chrono_tz::UTC);
+        let horizon =
+            Interval::new(provisional.start - TimeDelta::days(1), provisional.end + LOOKAHEAD + TimeDelta::days(1));
+        let participants = participants::load_all(store, &wanted, horizon, default_zone).await?;
+        let zone = query.zone.or_else(|| participants.first().map(|p| p.zone)).unwrap_or(chrono_tz::UTC);
+        let window = query.check(zone)?;
         let providers = provider_schedules(store, query).await?;
         // Only the chosen Schedules' free Slots are read, unless the request names no provider.
         let chosen: Vec<String> = providers.schedules.keys().cloned().collect();
@@ -210,37 +290,34 @@ impl UseCases {
         // The window's Slots first; the 14 days after it only when nothing in it fits (they
         // serve the `after-window` alternatives alone). Over a million Slots that is 24,000 rows
         // read instead of 424,000 (docs/benchmarks-log.md, "`Appointment/$find` naming no provider").
-        let slots = provider_slots(store.free_slots(chosen, query.window.start, query.window.end).await?);
+        let slots = provider_slots(store.free_slots(chosen, window.start, window.end).await?);
         // Without a duration asked for: the shortest free Slot in the window (or, with none
         // there, in the days after it, for the alternatives).
         let shortest = |slots: &[ProviderSlot]| slots.iter().map(|s| s.interval.end - s.interval.start).min();
         let duration = query.duration.or_else(|| shortest(&slots));
-        let horizon = Interval::new(query.window.start, query.window.end + LOOKAHEAD);
-        let wanted: Vec<(String, Attendance)> = query
-            .participants
-            .iter()
-            .map(|(r, required)| (r.clone(), if *required { Attendance::Required } else { Attendance::Optional }))
-            .collect();
-        let default_zone = query.zone.unwrap_or(chrono_tz::UTC);
-        let participants = participants::load_all(store, &wanted, horizon, default_zone).await?;
-        let mut mutual = MutualQuery::new(query.window, duration.unwrap_or(TimeDelta::minutes(30)), cx.now);
-        mutual.limit = query.limit.clamp(1, MAX_COUNT);
+        let count = query.limit.clamp(1, MAX_COUNT);
+        let mut mutual = MutualQuery::new(window, duration.unwrap_or(TimeDelta::minutes(30)), cx.now);
+        // One more than this page: whether there is a next one.
+        mutual.limit = query.offset + count + 1;
         mutual.spread = query.spread;
         mutual.preferences = query.preferences.clone();
         mutual.explain = query.explain;
         mutual.lookahead = TimeDelta::zero();
-        mutual.zone = query.zone.or_else(|| participants.first().map(|p| p.zone)).unwrap_or(chrono_tz::UTC);
+        mutual.zone = zone;
         let searched = |slots: Vec<ProviderSlot>, mutual: &MutualQuery| {
             find_mutual(&SlotBook::new(slots), &participants, mutual).map_err(|e| UseCaseError::Invalid(e.to_string()))
         };
         let mut outcome = searched(slots, &mutual)?;
-        if outcome.slots.is_empty() {
+        let more = outcome.slots.len() > query.offset + count;
+        outcome.slots = outcome.slots.into_iter().skip(query.offset).take(count).collect();
+        outcome.explanation.alternatives.without_optional.truncate(count);
+        if outcome.slots.is_empty() && query.offset == 0 {
             // Nothing fits in the window: the nearest times in the days after it, searched as a
             // window of their own (what the matching core's `lookahead` does over one book).
-            let after = Interval::new(query.window.end, query.window.end + LOOKAHEAD);
+            let after = Interval::new(window.end, window.end + LOOKAHEAD);
             let later = provider_slots(store.free_slots(chosen, after.start, after.end).await?);
             let duration = duration.or_else(|| shortest(&later)).unwrap_or(mutual.duration);
-            let after_query = MutualQuery { window: after, duration, explain: false, ..mutual.clone() };
+            let after_query = MutualQuery { window: after, duration, explain: false, limit: count, ..mutual.clone() };
             outcome.explanation.alternatives.after_window = searched(later, &after_query)?.slots;
         }
         let people = query
@@ -252,7 +329,7 @@ impl UseCases {
                 required: *required,
             })
             .collect();
-        Ok(Found { outcome, providers, people })
+        Ok(Found { outcome, providers, people, zone: query.zone, offset: query.offset, more })
     }
 }
 

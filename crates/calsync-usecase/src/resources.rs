@@ -2,6 +2,7 @@
 //! `If-Match`), delete. Writes are validated as FHIR first; a Consent write re-checks the
 //! consent of everyone the Consent names and purges withdrawn calendar connections at once.
 
+use calsync_fhir::booking::Units;
 use calsync_store::StoredResource;
 use serde_json::Value;
 
@@ -121,6 +122,9 @@ impl UseCases {
             }
             None => return Err(UseCaseError::Invalid("an update must carry the resource id".into())),
         }
+        if t == "Slot" {
+            return self.update_slot(cx, id, value, if_match).await;
+        }
         let before = match t {
             "Consent" => self.store.read(t, id).await.ok().map(|r| r.content),
             _ => None,
@@ -130,6 +134,60 @@ impl UseCases {
             self.consent_changed(cx, before.as_ref(), Some(&stored.content)).await;
         }
         Ok((stored, created))
+    }
+
+    /// A write of a Slot keeps what calsync holds or booked on it: while an appointment holds or
+    /// booked a place, the Slot's time, Schedule, status and capacity stand (a write changing one
+    /// is refused, naming the appointments), and its records of them carry over, so its status
+    /// always follows its places whoever writes. One transaction, conditional on the version read.
+    async fn update_slot(
+        &self,
+        cx: &Context,
+        id: &str,
+        mut value: Value,
+        if_match: Option<i64>,
+    ) -> Outcome<(StoredResource, bool)> {
+        let txn = self.store.begin(cx.now).await?;
+        let current = match txn.read("Slot", id).await {
+            Ok(current) => Some(current),
+            Err(calsync_store::StoreError::NotFound(..) | calsync_store::StoreError::Gone(..)) => None,
+            Err(e) => return Err(e.into()),
+        };
+        let mut expected = if_match;
+        if let Some(current) = &current {
+            let units = Units::of(&current.content);
+            let takers = units.takers(cx.now);
+            if !takers.is_empty() {
+                let stands = ["start", "end", "schedule", "status"].iter().all(|k| value[k] == current.content[k])
+                    && Units::of(&value).capacity() == units.capacity();
+                if !stands {
+                    return Err(UseCaseError::Conflict(format!(
+                        "Slot/{id} has places held or booked by {}: its time, Schedule, status and capacity stand \
+                         until they are cancelled",
+                        takers.join(", ")
+                    )));
+                }
+                units.write(&mut value);
+            }
+            expected = Some(if_match.unwrap_or(current.version_id));
+            if let Some(asked) = if_match
+                && asked != current.version_id
+            {
+                return Err(UseCaseError::VersionMismatch(format!(
+                    "If-Match names version {asked}, the current version is {}",
+                    current.version_id
+                )));
+            }
+        }
+        let written = match txn.update("Slot", id, value, expected).await {
+            // The version read changed under this write, though the caller named none.
+            Err(calsync_store::StoreError::VersionConflict { .. }) if if_match.is_none() => {
+                return Err(UseCaseError::Conflict(format!("Slot/{id} changed at the same time; try again")));
+            }
+            other => other?,
+        };
+        txn.commit().await?;
+        Ok(written)
     }
 
     /// Deletes `t/id`; reads answer gone afterwards. Deleting what is not there changes nothing.

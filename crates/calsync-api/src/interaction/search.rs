@@ -38,7 +38,7 @@ async fn search(at: &Incoming, type_name: &str, pairs: &[(String, String)]) -> R
     let found = cases.search(cx, &request).await?;
     let t = request.resource_type();
     let link = |extra: Option<String>| {
-        let mut params: Vec<String> = request.kept().iter().map(|(k, v)| format!("{k}={}", encode(v))).collect();
+        let mut params: Vec<String> = request.kept().iter().map(|(k, v)| format!("{k}={}", media::encode(v))).collect();
         params.push(format!("_count={}", request.count()));
         params.extend(extra);
         format!("{}/{t}?{}", cx.base, params.join("&"))
@@ -72,15 +72,4 @@ fn searchset(base: &str, total: u64, links: &Value, matches: Vec<Entry>, include
     }
     out.push_str("]}");
     out
-}
-
-fn encode(v: &str) -> String {
-    v.bytes()
-        .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' | b',' | b'|' | b'/' | b':' => {
-                (b as char).to_string()
-            }
-            _ => format!("%{b:02X}"),
-        })
-        .collect()
 }

@@ -11,5 +11,5 @@ use crate::outcome::ApiError;
 pub async fn handle(call: Call) -> Result<HttpResponse, ApiError> {
     let query = read(&call.inputs, false, call.cx.now)?;
     let found = call.cases.find(&call.cx, &query).await?;
-    Ok(respond(&call.req, &call.cx, &found, false))
+    Ok(respond(&call, &found, false))
 }

@@ -2,15 +2,14 @@
 //! Reads the parameters into a [`FindQuery`], runs the `find` use case, and renders its answer
 //! with `calsync_fhir::find_bundle`. Parameters and answer: `docs/api.md`.
 
-use actix_web::{HttpRequest, HttpResponse};
-use calsync_core::{Interval, Preference};
-use calsync_usecase::find::{DEFAULT_COUNT, FindQuery, Found, Providers, Token};
+use actix_web::HttpResponse;
+use calsync_core::Preference;
+use calsync_usecase::find::{DEFAULT_COUNT, Edge, FindQuery, Found, Providers, Token, Window};
 use calsync_usecase::search::date_value;
 use calsync_usecase::typed_reference;
 use chrono::{TimeDelta, Utc};
 
 use super::inputs::{Call, Inputs};
-use crate::context::RequestContext;
 use crate::media::{self, FHIR_JSON};
 use crate::outcome::ApiError;
 
@@ -18,18 +17,28 @@ pub async fn handle(call: Call) -> Result<HttpResponse, ApiError> {
     let mut query = read(&call.inputs, true, call.cx.now)?;
     query.explain = call.inputs.flag("explain")?;
     let found = call.cases.find(&call.cx, &query).await?;
-    Ok(respond(&call.req, &call.cx, &found, query.explain))
+    Ok(respond(&call, &found, query.explain))
 }
 
 /// Reads the parameters both operations share; `mutual` adds participants and preferences.
 pub(super) fn read(inputs: &Inputs, mutual: bool, now: chrono::DateTime<Utc>) -> Result<FindQuery, ApiError> {
-    let instant = |name: &str| -> Result<chrono::DateTime<Utc>, ApiError> {
+    // A date (or a month, a year) is whole days, read in the search's zone by the use case; a
+    // time is an instant.
+    let edge = |name: &str| -> Result<Edge, ApiError> {
         let v = inputs.one(name)?.ok_or_else(|| ApiError::bad_request(format!("{name} is required")))?;
         let (_, lo, hi) = date_value(&v, now).map_err(|m| ApiError::bad_request(format!("{name}: {m}")))?;
-        let ms = if name == "end" && !v.contains('T') { hi } else { lo };
-        chrono::DateTime::from_timestamp_millis(ms).ok_or_else(|| ApiError::bad_request(format!("{name} out of range")))
+        let at = |ms: i64| {
+            chrono::DateTime::from_timestamp_millis(ms)
+                .ok_or_else(|| ApiError::bad_request(format!("{name} out of range")))
+        };
+        if v.contains('T') {
+            return Ok(Edge::Instant(at(lo)?));
+        }
+        // The days from `lo` (a UTC midnight) up to `hi` (the midnight after the last).
+        let (first, after) = (at(lo)?.date_naive(), at(hi)?.date_naive());
+        Ok(Edge::Days(first, after.pred_opt().unwrap_or(first)))
     };
-    let mut query = FindQuery::new(Interval::new(instant("start")?, instant("end")?));
+    let mut query = FindQuery::new(Window { start: edge("start")?, end: edge("end")? });
     query.duration = match inputs.one("duration")? {
         None => None,
         Some(v) => {
@@ -78,10 +87,14 @@ pub(super) fn read(inputs: &Inputs, mutual: bool, now: chrono::DateTime<Utc>) ->
             .collect::<Result<_, _>>()?;
         query.spread = inputs.flag("spread")?;
     }
-    query.limit = match inputs.one("_count")? {
-        None => DEFAULT_COUNT,
-        Some(v) => v.parse::<usize>().map_err(|_| ApiError::bad_request(format!("_count {v:?} is not a number")))?,
+    let number = |name: &str, default: usize| -> Result<usize, ApiError> {
+        match inputs.one(name)? {
+            None => Ok(default),
+            Some(v) => v.parse::<usize>().map_err(|_| ApiError::bad_request(format!("{name} {v:?} is not a number"))),
+        }
     };
+    query.limit = number("_count", DEFAULT_COUNT)?;
+    query.offset = number("_offset", 0)?;
     query.zone = match inputs.one("timezone")? {
         None => None,
         Some(z) => Some(z.parse().map_err(|_| ApiError::bad_request(format!("timezone {z:?} is not an IANA zone")))?),
@@ -89,15 +102,33 @@ pub(super) fn read(inputs: &Inputs, mutual: bool, now: chrono::DateTime<Utc>) ->
     Ok(query)
 }
 
-/// The answer Bundle of a search.
-pub(super) fn respond(req: &HttpRequest, cx: &RequestContext, found: &Found, explain: bool) -> HttpResponse {
+/// The answer Bundle of a search: `total` only when this page ends the options, a `next` link
+/// (the same parameters, from the query string or a Parameters body, and `_offset`) when it does
+/// not.
+pub(super) fn respond(call: &Call, found: &Found, explain: bool) -> HttpResponse {
+    let (req, cx) = (&call.req, &call.cx);
     let self_url = format!("{}{}", cx.base, req.uri());
+    let shown = found.outcome.slots.len();
+    let next_url = found.more.then(|| {
+        let mut params: Vec<String> = call
+            .inputs
+            .values
+            .iter()
+            .filter(|(k, _)| k != "_offset")
+            .map(|(k, v)| format!("{}={}", media::encode(k), media::encode(v)))
+            .collect();
+        params.push(format!("_offset={}", found.offset + shown));
+        format!("{}{}?{}", cx.base, req.path(), params.join("&"))
+    });
     let answer = calsync_fhir::FindAnswer {
         outcome: &found.outcome,
         people: &found.people,
         providers: &found.providers,
         explain,
+        zone: found.zone,
+        total: (!found.more).then_some(found.offset + shown),
         self_url: &self_url,
+        next_url: next_url.as_deref(),
     };
     let text = calsync_fhir::find_bundle(&answer);
     let body = if media::pretty(req) {
