@@ -59,7 +59,7 @@ if [ "$scenario" = slot-search ]; then
 else
   people="participant=Patient/p-0&participant=RelatedPerson/p-1&participant=RelatedPerson/p-2"
   curl -sf "$base/Appointment/\$find-mutual?start=2027-01-11&end=2027-01-24&duration=30&$people&location-reference=Location/loc-7" \
-    | python3 -c 'import json,sys; b=json.load(sys.stdin); print("sample $find-mutual: options", b["total"])'
+    | python3 -c 'import json,sys; b=json.load(sys.stdin); print("sample $find-mutual: options", sum(e["search"]["mode"] == "match" for e in b.get("entry", [])))'
 fi
 echo "wrk -t2 -c$connections -d$duration --latency -s $script $base"
 wrk -t2 -c"$connections" -d"$duration" --latency -s "$script" "$base" | tee "$work/wrk.txt"
