@@ -323,3 +323,31 @@ async fn a_slot_write_cannot_undo_a_booking() {
     assert_eq!(app.put(&format!("/Slot/{slot_id}"), &closed, None).await.status(), 200);
     app.database.finish().await;
 }
+
+/// An offered Appointment is checked as a create is: `$hold` and `$book` refuse one that is not
+/// FHIR, and a 422 names the element and says what is wrong in words.
+#[tokio::test]
+async fn an_offer_that_is_not_fhir_is_refused_naming_the_element() {
+    let app = spawn_app().await;
+    load_clinic(&app).await;
+    let found = proposals(&app, &find_path()).await;
+    let mut negative = found[0].clone();
+    negative["minutesDuration"] = json!(-30);
+    for op in ["$hold", "$book"] {
+        let resp = post_parameters(&app, &format!("/Appointment/{op}"), with_appointment(&negative), None).await;
+        let issue = outcome(resp, StatusCode::UNPROCESSABLE_ENTITY).await;
+        assert_eq!(issue["expression"][0], "Appointment.minutesDuration", "{op}: {issue}");
+        assert!(issue["diagnostics"].as_str().unwrap().contains("-30 is not a value this element can have"), "{issue}");
+    }
+    let all: Value = app.get("/Appointment").await.json().await.unwrap();
+    assert_eq!(all["total"], 0, "nothing was stored");
+    let mut create = negative.clone();
+    create.as_object_mut().unwrap().remove("id");
+    let issue = outcome(app.post("/Appointment", &create).await, StatusCode::UNPROCESSABLE_ENTITY).await;
+    assert_eq!(issue["expression"][0], "Appointment.minutesDuration");
+    let mut required = found[0].clone();
+    required["participant"][0]["required"] = json!(5);
+    let issue = outcome(app.post("/Appointment", &required).await, StatusCode::UNPROCESSABLE_ENTITY).await;
+    assert_eq!(issue["expression"][0], "Appointment.participant.required", "{issue}");
+    app.database.finish().await;
+}

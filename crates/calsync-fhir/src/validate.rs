@@ -42,8 +42,75 @@ pub fn resource(text: &str, expected_type: &str) -> Result<Value, Invalid> {
     if let Some((expression, raw)) = crate::index::unreadable_date(expected_type, &value) {
         return Err(element(expression, format!("{raw:?} is not a FHIR date, dateTime or instant")));
     }
-    fhirbolt::json::from_str::<Resource>(text, None).map_err(|e| element(expected_type, e.to_string()))?;
+    if let Err(e) = fhirbolt::json::from_str::<Resource>(text, None) {
+        return Err(match locate(&value) {
+            Some((path, found)) => {
+                element(format!("{expected_type}.{path}"), format!("{found} {} ({e})", in_words(&e.to_string())))
+            }
+            None => element(expected_type, in_words(&e.to_string())),
+        });
+    }
     Ok(value)
+}
+
+/// True when FHIR R4 reads `value` as a resource.
+fn parses(value: &Value) -> bool {
+    fhirbolt::json::from_str::<Resource>(&value.to_string(), None).is_ok()
+}
+
+/// Where a resource FHIR does not read is wrong, found by leaving members out: the first
+/// top-level member without which it reads, then the first of that member's own members
+/// (in every item of a list) without which it reads. The path and the value found there.
+fn locate(value: &Value) -> Option<(String, String)> {
+    let object = value.as_object()?;
+    let outer = object.keys().filter(|k| *k != "resourceType").find(|k| {
+        let mut without = value.clone();
+        without.as_object_mut().map(|o| o.remove(k.as_str()));
+        parses(&without)
+    })?;
+    let member = &object[outer];
+    let items: Vec<&Value> = match member {
+        Value::Array(list) => list.iter().collect(),
+        other => vec![other],
+    };
+    let inner_keys: Vec<&String> = items.iter().filter_map(|i| i.as_object()).flat_map(|o| o.keys()).collect();
+    let inner = inner_keys.into_iter().find(|k| {
+        let mut without = value.clone();
+        match &mut without[outer.as_str()] {
+            Value::Array(list) => list.iter_mut().for_each(|i| {
+                i.as_object_mut().map(|o| o.remove(k.as_str()));
+            }),
+            Value::Object(o) => {
+                o.remove(k.as_str());
+            }
+            _ => {}
+        }
+        parses(&without)
+    });
+    Some(match inner {
+        Some(k) => {
+            let found = items.iter().find_map(|i| i.get(k.as_str())).map(Value::to_string).unwrap_or_default();
+            (format!("{outer}.{k}"), found)
+        }
+        None => (outer.clone(), member.to_string().chars().take(100).collect()),
+    })
+}
+
+/// What the FHIR reader's complaint means, in words.
+fn in_words(complaint: &str) -> &'static str {
+    if complaint.contains("untagged enum") {
+        "is not a value this element can have"
+    } else if complaint.contains("ParseIntError") {
+        "is not a whole number in this element's range"
+    } else if complaint.contains("ParseFloatError") {
+        "is not a number"
+    } else if complaint.contains("invalid type") {
+        "is not of this element's type"
+    } else if complaint.contains("unknown field") {
+        "is not an element of this resource"
+    } else {
+        "is not valid FHIR R4 here"
+    }
 }
 
 fn text<'a>(v: &'a Value, key: &str) -> Option<&'a str> {

@@ -50,7 +50,11 @@ impl UseCases {
                 let held = store.read("Appointment", &id).await?;
                 (Some((id, held.version_id)), held.content)
             }
-            Booking::Proposed(a) if a["status"] == "proposed" => (None, a),
+            Booking::Proposed(a) if a["status"] == "proposed" => {
+                // What is stored must be FHIR, as any write's.
+                calsync_fhir::validate::resource(&a.to_string(), "Appointment")?;
+                (None, a)
+            }
             Booking::Proposed(_) => {
                 return Err(UseCaseError::element(
                     "Appointment.status",

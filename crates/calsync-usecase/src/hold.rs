@@ -26,6 +26,8 @@ impl UseCases {
         if appointment["status"] != "proposed" {
             return Err(UseCaseError::element("Appointment.status", "only a proposed Appointment can be held"));
         }
+        // What is stored must be FHIR, as any write's.
+        calsync_fhir::validate::resource(&appointment.to_string(), "Appointment")?;
         let offer = Offer::read(&appointment)?;
         let now = cx.now;
         let expires = now + self.hold;
