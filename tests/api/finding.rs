@@ -272,6 +272,20 @@ async fn find_narrows_by_organization_and_location_text() {
         StatusCode::BAD_REQUEST,
     )
     .await;
+    // IHE's `practitioner` names a Practitioner: their roles' Schedules count too.
+    let role = json!({"resourceType": "PractitionerRole", "id": "lee-at-hillside", "active": true,
+        "practitioner": {"reference": "Practitioner/lee"}, "location": [{"reference": "Location/hillside"}]});
+    assert!(app.put("/PractitionerRole/lee-at-hillside", &role, None).await.status().is_success());
+    let by_role = json!({"resourceType": "Schedule", "id": "lee", "active": true,
+        "actor": [{"reference": "PractitionerRole/lee-at-hillside"}]});
+    assert!(app.put("/Schedule/lee", &by_role, None).await.status().is_success());
+    let slot = json!({"resourceType": "Slot", "id": "l0", "schedule": {"reference": "Schedule/lee"}, "status": "free",
+        "start": format!("{d}T17:00:00Z"), "end": format!("{d}T17:30:00Z")});
+    assert!(app.put("/Slot/l0", &slot, None).await.status().is_success());
+    assert_eq!(slots_of("practitioner=Practitioner/lee").await, vec!["Slot/l0"]);
+    assert_eq!(slots_of("practitioner=PractitionerRole/lee-at-hillside").await, vec!["Slot/l0"]);
+    assert_eq!(slots_of("practitioner=Practitioner/okafor").await.len(), 4, "named as a Practitioner directly");
+    assert!(slots_of("practitioner=Practitioner/nobody").await.is_empty());
     app.database.finish().await;
 }
 

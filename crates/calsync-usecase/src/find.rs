@@ -82,10 +82,8 @@ impl Providers {
     /// The index filters on Schedules that the actors and tokens make.
     fn schedule_filters(&self) -> Vec<IndexFilter> {
         let mut filters = Vec::new();
-        for refs in [&self.practitioners, &self.locations] {
-            if !refs.is_empty() {
-                filters.push(IndexFilter::any_exact("actor", refs.clone()));
-            }
+        if !self.locations.is_empty() {
+            filters.push(IndexFilter::any_exact("actor", self.locations.clone()));
         }
         for (param, tokens) in [("specialty", &self.specialties), ("service-type", &self.service_types)] {
             if tokens.is_empty() {
@@ -336,6 +334,17 @@ impl UseCases {
 /// Provider Schedules the request may use, with their actors.
 async fn provider_schedules(store: &Store, request: &FindQuery) -> Outcome<ProviderData> {
     let mut search = ResourceSearch { index: request.providers.schedule_filters(), ..Default::default() };
+    // A practitioner is a Schedule's actor as themselves or through a role of theirs (IHE's
+    // `practitioner` names the Practitioner; Schedules often name the PractitionerRole).
+    if !request.providers.practitioners.is_empty() {
+        let mut actors = request.providers.practitioners.clone();
+        let people: Vec<String> = actors.iter().filter(|r| r.starts_with("Practitioner/")).cloned().collect();
+        if !people.is_empty() {
+            let by = IndexFilter::any_exact("practitioner", people);
+            actors.extend(references_of(store, "PractitionerRole", vec![by]).await?);
+        }
+        search.index.push(IndexFilter::any_exact("actor", actors));
+    }
     // organization and location-string name actors; each given one narrows the Schedules.
     if !request.providers.organizations.is_empty() {
         let mut actors = Vec::new();
