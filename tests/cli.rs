@@ -324,3 +324,46 @@ async fn a_database_calsync_ingest_filled_is_not_indexed_again() {
     assert_eq!(locations.unwrap(), 10, "the example set's Locations");
     assert_eq!(reindexed.unwrap(), None, "indexed with the current definitions already");
 }
+
+/// `make run` started again on its database keeps one emulated calendar per caregiver: each
+/// start connected another (the son had seven).
+#[test]
+fn the_demo_started_again_keeps_one_emulated_calendar_each() {
+    use std::io::{BufRead, BufReader, Read, Write};
+    let db = std::env::temp_dir().join(format!("calsync-cli-restart-{}.db", std::process::id()));
+    let connections_of_son = || {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_calsync"))
+            .args(["serve", "--bind", "127.0.0.1:0", "--database", &format!("sqlite://{}?mode=rwc", db.display())])
+            .args(["--config", &format!("{}/../../config", env!("CARGO_MANIFEST_DIR"))])
+            .args(["--load", &fixture("demo/directory.ndjson"), "--load", &fixture("demo/participants.ndjson")])
+            .args(["--emulate-calendar", &format!("google:RelatedPerson/son={}", fixture("demo/son.ics"))])
+            .args(["--clock-start", "2026-12-01T12:00:00Z"])
+            .env("CALSYNC_LOG", "warn")
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        // Read on until the banner, and kept open: the server prints after it.
+        let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+        let banner = lines.by_ref().map(Result::unwrap).find(|l| l.starts_with("calsync FHIR server on")).unwrap();
+        let base = banner.split_whitespace().find(|w| w.starts_with("http://")).unwrap().to_string();
+        let addr = base.trim_start_matches("http://").to_string();
+        let mut stream = std::net::TcpStream::connect(&addr).unwrap();
+        write!(
+            stream,
+            "GET /connections?participant=RelatedPerson/son HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
+        )
+        .unwrap();
+        let mut response = String::new();
+        stream.read_to_string(&mut response).unwrap();
+        child.kill().ok();
+        child.wait().ok();
+        drop(lines);
+        let body: Value = serde_json::from_str(response.split("\r\n\r\n").nth(1).unwrap()).unwrap();
+        body["connections"].as_array().unwrap().len()
+    };
+    let (first, second) = (connections_of_son(), connections_of_son());
+    for suffix in ["", "-wal", "-shm"] {
+        std::fs::remove_file(format!("{}{suffix}", db.display())).ok();
+    }
+    assert_eq!((first, second), (1, 1));
+}

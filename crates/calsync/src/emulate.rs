@@ -104,13 +104,20 @@ pub fn start(specs: &[String], settings: &mut Settings, now: DateTime<Utc>) -> R
 }
 
 impl Emulated {
-    /// Connects each participant to its emulated calendar (due at once: the worker syncs it).
+    /// Connects each participant to its emulated calendar (due at once: the worker syncs it),
+    /// in place of the emulated calendar of that provider an earlier start connected (whose
+    /// emulator is gone with that process).
     pub async fn connect(&self, system: &calsync_system::System) -> Result<(), String> {
+        let (cases, cx) = (system.use_cases(), system.operator());
         for c in &self.calendars {
+            for earlier in cases.connections_of(&cx, &c.participant).await.map_err(|e| e.to_string())? {
+                if earlier.kind == c.provider {
+                    cases.disconnect_calendar(&cx, &earlier.id).await.map_err(|e| e.to_string())?;
+                }
+            }
             let secret = serde_json::json!({"refresh_token": c.refresh_token});
-            let id = system
-                .use_cases()
-                .connect_calendar_with(&system.operator(), &c.participant, &c.provider, &secret)
+            let id = cases
+                .connect_calendar_with(&cx, &c.participant, &c.provider, &secret)
                 .await
                 .map_err(|e| e.to_string())?
                 .id;
