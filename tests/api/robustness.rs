@@ -98,3 +98,22 @@ async fn input_at_the_edges_is_a_clear_error_not_a_panic() {
     still_answers(&app).await;
     app.database.finish().await;
 }
+
+/// `HEAD` on reads and searches answers as `GET` does, without a body (it answered 405).
+#[tokio::test]
+async fn head_answers_as_get_without_a_body() {
+    let app = spawn_app().await;
+    let created: Value = app.post("/Slot", &slot()).await.json().await.unwrap();
+    let id = created["id"].as_str().unwrap();
+    for path in
+        [format!("/Slot/{id}"), format!("/Slot/{id}/_history/1"), "/Slot?status=free".into(), "/metadata".into()]
+    {
+        let resp = app.client.head(app.url(&path)).send().await.unwrap();
+        assert_eq!(resp.status(), 200, "{path}");
+        assert!(resp.headers()["content-type"].to_str().unwrap().starts_with("application/fhir+json"), "{path}");
+        assert!(resp.bytes().await.unwrap().is_empty(), "{path}");
+    }
+    let missing = app.client.head(app.url("/Slot/nope")).send().await.unwrap();
+    assert_eq!(missing.status(), 404);
+    app.database.finish().await;
+}
