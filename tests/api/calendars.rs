@@ -217,3 +217,97 @@ async fn google_and_microsoft_calendars_connect_through_oauth_with_pkce_and_leas
     assert_eq!(listed["connections"][0]["state"], "ok");
     app.database.finish().await;
 }
+
+/// How many busy Slots Ana's Schedule holds.
+async fn ana_busy_slots(app: &TestApp) -> u64 {
+    let bundle: Value = app.get("/Slot?schedule=ana-busy&_count=1000").await.json().await.unwrap();
+    bundle["total"].as_u64().unwrap()
+}
+
+/// A calendar app's export of `events` one-hour events, one every six hours from 500 days ago,
+/// each with the title, description, attendees and location real exports carry.
+fn realistic_export(events: usize) -> String {
+    let first = chrono::Utc::now().date_naive().and_hms_opt(9, 0, 0).unwrap().and_utc() - chrono::TimeDelta::days(500);
+    let mut ics = String::from("BEGIN:VCALENDAR\r\nVERSION:2.0\r\nPRODID:-//Example Corp.//Calendar 16.0//EN\r\n");
+    for k in 0..events {
+        let start = first + chrono::TimeDelta::hours(6 * k as i64);
+        let stamp = |t: chrono::DateTime<chrono::Utc>| t.format("%Y%m%dT%H%M%SZ").to_string();
+        ics.push_str(&format!(
+            "BEGIN:VEVENT\r\nUID:{k}-9f1c2e7a-3b4d-4e5f-8a9b-0c1d2e3f4a5b@example.com\r\nDTSTAMP:20260101T000000Z\r\n\
+             DTSTART:{}\r\nDTEND:{}\r\nSUMMARY:Physiotherapy follow-up with the care team\r\n\
+             DESCRIPTION:Bring the exercise diary and the list of medicines. Parking is behind the main \r\n \
+             building\\, entrance B. Call the front desk if you are more than ten minutes late. Lorem ipsum \r\n \
+             dolor sit amet\\, consectetur adipiscing elit\\, sed do eiusmod tempor incididunt ut labore.\r\n\
+             LOCATION:Riverside Clinic\\, 12 River Road\\, Springfield\r\n\
+             ATTENDEE;CN=Maria Lopez;ROLE=REQ-PARTICIPANT;PARTSTAT=ACCEPTED:mailto:maria@example.com\r\n\
+             ATTENDEE;CN=Ana Lopez;ROLE=OPT-PARTICIPANT;PARTSTAT=TENTATIVE:mailto:ana@example.com\r\n\
+             ORGANIZER;CN=Front Desk:mailto:desk@example.com\r\nSEQUENCE:0\r\nSTATUS:CONFIRMED\r\nEND:VEVENT\r\n",
+            stamp(start),
+            stamp(start + chrono::TimeDelta::hours(1)),
+        ));
+    }
+    ics.push_str("END:VCALENDAR\r\n");
+    ics
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn uploaded_calendars_are_bounded_and_real_exports_fit() {
+    let app = spawn_app().await;
+    load_clinic(&app).await;
+    assert_eq!(import_ics(&app, "ana-busy", &busy_at("1400", "1500")).await.status(), 200);
+    assert_eq!(ana_busy_slots(&app).await, 1);
+
+    // A rule repeating every second, one repeating every minute of every hour, a zone 99 hours
+    // ahead: each refused, naming the limit and the line; the earlier upload stays.
+    let event = |lines: &str| {
+        format!("BEGIN:VCALENDAR\r\nVERSION:2.0\r\nBEGIN:VEVENT\r\nUID:1\r\n{lines}\r\nEND:VEVENT\r\nEND:VCALENDAR\r\n")
+    };
+    let minutes: Vec<String> = (0..60).map(|m| m.to_string()).collect();
+    let hours: Vec<String> = (0..24).map(|h| h.to_string()).collect();
+    let hostile = [
+        (event("DTSTART:20261205T000000Z\r\nDURATION:PT1S\r\nRRULE:FREQ=SECONDLY;INTERVAL=2"), "line 7", "limit per calendar"),
+        (
+            event(&format!(
+                "DTSTART:20261205T000000Z\r\nDURATION:PT30S\r\nRRULE:FREQ=DAILY;BYHOUR={};BYMINUTE={}",
+                hours.join(","),
+                minutes.join(",")
+            )),
+            "line 1",
+            "busy windows",
+        ),
+        (
+            "BEGIN:VCALENDAR\r\nBEGIN:VTIMEZONE\r\nTZID:X\r\nBEGIN:STANDARD\r\nDTSTART:16010101T000000\r\n\
+             TZOFFSETFROM:+9999\r\nTZOFFSETTO:+9999\r\nRRULE:FREQ=DAILY\r\nEND:STANDARD\r\nEND:VTIMEZONE\r\n\
+             BEGIN:VEVENT\r\nUID:1\r\nDTSTART;TZID=X:20261205T000000\r\nDURATION:PT1H\r\nEND:VEVENT\r\nEND:VCALENDAR\r\n"
+                .to_string(),
+            "line 6",
+            "out of range",
+        ),
+    ];
+    for (ics, line, limit) in hostile {
+        let issue = outcome(import_ics(&app, "ana-busy", &ics).await, StatusCode::BAD_REQUEST).await;
+        let said = issue["diagnostics"].as_str().unwrap();
+        assert!(said.contains(line) && said.contains(limit), "{said}");
+        assert_eq!(ana_busy_slots(&app).await, 1, "the earlier upload stays");
+    }
+
+    // A 2.2 MB export of 3,000 events is read: four events a day from yesterday to 180 days ahead.
+    let export = realistic_export(3_000);
+    assert!(export.len() > 2_200_000, "{}", export.len());
+    let resp = import_ics(&app, "ana-busy", &export).await;
+    assert_eq!(resp.status(), 200);
+    let busy = ana_busy_slots(&app).await;
+    assert!((723..=725).contains(&busy), "{busy}");
+
+    // Over the limit of 20 MiB: 413, saying the limit; nothing changes.
+    let mut huge = realistic_export(3_000);
+    while huge.len() <= calsync_usecase::import_calendar::MAX_BYTES {
+        huge.push_str(&export);
+    }
+    let issue = outcome(import_ics(&app, "ana-busy", &huge).await, StatusCode::PAYLOAD_TOO_LARGE).await;
+    assert_eq!(issue["code"], "too-costly");
+    let said = issue["diagnostics"].as_str().unwrap();
+    assert!(said.contains(&calsync_usecase::import_calendar::MAX_BYTES.to_string()), "{said}");
+    assert_eq!(ana_busy_slots(&app).await, busy);
+    app.database.finish().await;
+}

@@ -7,8 +7,13 @@ use calsync_usecase::StoredResource;
 use crate::outcome::ApiError;
 pub use crate::outcome::FHIR_JSON;
 
-/// Largest request body accepted.
+/// Largest request body accepted, but for calendar uploads.
 pub const MAX_BODY: usize = 1024 * 1024;
+
+/// The largest body the route `pattern` accepts: calendar files are larger than resources.
+pub fn body_limit(pattern: &str) -> usize {
+    if pattern.ends_with("$import-ics") { calsync_usecase::import_calendar::MAX_BYTES } else { MAX_BODY }
+}
 
 pub use calsync_usecase::search::query_pairs;
 

@@ -9,6 +9,8 @@ use actix_web::{HttpResponse, ResponseError};
 use calsync_usecase::UseCaseError;
 use serde_json::json;
 
+use crate::media;
+
 /// The FHIR JSON media type, of every answer and of every error.
 pub const FHIR_JSON: &str = "application/fhir+json";
 
@@ -136,7 +138,13 @@ pub fn as_operation_outcome<B>(res: ServiceResponse<B>) -> actix_web::Result<Err
     let (code, text) = match status {
         StatusCode::NOT_FOUND => ("not-found", "no such resource type or endpoint".to_string()),
         StatusCode::METHOD_NOT_ALLOWED => ("not-supported", "this method is not supported here".to_string()),
-        StatusCode::PAYLOAD_TOO_LARGE => ("too-costly", "the request body is too large".to_string()),
+        StatusCode::PAYLOAD_TOO_LARGE => {
+            let pattern = res.request().match_pattern().unwrap_or_default();
+            (
+                "too-costly",
+                format!("the request body is larger than {} bytes, the limit here", media::body_limit(&pattern)),
+            )
+        }
         s if s.is_server_error() => {
             let id = error_id();
             tracing::error!(error_id = %id, status = s.as_u16(), route = %res.request().match_pattern().unwrap_or_default(), "internal error");

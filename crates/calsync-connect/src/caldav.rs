@@ -86,8 +86,7 @@ impl CalDav {
         if !status.is_success() {
             return Err(status_error(status, &reqwest::header::HeaderMap::new(), &host));
         }
-        let (busy, _) = calsync_ical::busy_intervals(&text, horizon, zone)
-            .map_err(|e| ConnectorError::Invalid(format!("{host} sent free/busy that cannot be read: {e}")))?;
+        let (busy, _) = crate::read_calendars(vec![text], horizon, zone, format!("the free/busy {host} sent")).await?;
         Ok(Some(busy))
     }
 
@@ -107,15 +106,9 @@ impl CalDav {
         if !status.is_success() {
             return Err(status_error(status, &reqwest::header::HeaderMap::new(), &host));
         }
-        let mut busy = Vec::new();
-        for calendar in calendar_data(&text)
-            .map_err(|e| ConnectorError::Invalid(format!("{host} sent a multistatus that cannot be read: {e}")))?
-        {
-            let (mut windows, _) = calsync_ical::busy_intervals(&calendar, horizon, zone)
-                .map_err(|e| ConnectorError::Invalid(format!("{host} sent an event that cannot be read: {e}")))?;
-            busy.append(&mut windows);
-        }
-        busy.sort_by_key(|b| (b.interval.start, b.interval.end));
+        let calendars = calendar_data(&text)
+            .map_err(|e| ConnectorError::Invalid(format!("{host} sent a multistatus that cannot be read: {e}")))?;
+        let (busy, _) = crate::read_calendars(calendars, horizon, zone, format!("the events {host} sent")).await?;
         Ok(busy)
     }
 

@@ -59,8 +59,7 @@ impl IcsFeed {
             |name: header::HeaderName| response.headers().get(name).and_then(|v| v.to_str().ok()).map(String::from);
         let validator = Validator { etag: text(header::ETAG), last_modified: text(header::LAST_MODIFIED) };
         let body = crate::calendar_text(response, &host).await?;
-        let (busy, warnings) = calsync_ical::busy_intervals(&body, horizon, zone)
-            .map_err(|e| ConnectorError::Invalid(format!("the feed at {host} cannot be read: {e}")))?;
+        let (busy, warnings) = crate::read_calendars(vec![body], horizon, zone, format!("the feed at {host}")).await?;
         Ok(Fetched::Busy { busy, validator, warnings: warnings.iter().map(ToString::to_string).collect() })
     }
 }

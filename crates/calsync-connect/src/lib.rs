@@ -25,7 +25,8 @@ pub mod secret;
 
 use std::time::Duration;
 
-use calsync_core::BusyInterval;
+use calsync_core::{BusyInterval, Interval};
+use chrono_tz::Tz;
 
 /// What a server said about the version of a calendar, for the next conditional request.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -149,8 +150,8 @@ pub(crate) fn status_error(
 }
 
 /// A calendar's answer (an ICS feed, a CalDAV report) larger than this is refused as unreadable,
-/// not read into memory: a year of a busy person's events takes a few megabytes.
-pub const MAX_CALENDAR_BYTES: usize = 20 * 1024 * 1024;
+/// not read into memory: the iCalendar engine's limit.
+pub const MAX_CALENDAR_BYTES: usize = calsync_ical::budget::MAX_BYTES;
 
 /// The text of `response` from `host`, at most [`MAX_CALENDAR_BYTES`] of UTF-8.
 pub(crate) async fn calendar_text(mut response: reqwest::Response, host: &str) -> Result<String, ConnectorError> {
@@ -164,6 +165,23 @@ pub(crate) async fn calendar_text(mut response: reqwest::Response, host: &str) -
         body.extend_from_slice(&chunk);
     }
     String::from_utf8(body).map_err(|_| ConnectorError::Invalid(format!("the answer of {host} is not UTF-8 text")))
+}
+
+/// The busy windows of one person's calendars (`texts`) over `horizon`, read on a blocking
+/// thread: expansion is CPU work (bounded by [`calsync_ical::budget`]) that must not hold up the
+/// async workers. `what` says what was sent, for the error.
+pub(crate) async fn read_calendars(
+    texts: Vec<String>,
+    horizon: Interval,
+    zone: Tz,
+    what: String,
+) -> Result<(Vec<BusyInterval>, Vec<calsync_ical::Warning>), ConnectorError> {
+    let read = tokio::task::spawn_blocking(move || {
+        calsync_ical::busy_intervals_of(texts.iter().map(String::as_str), horizon, zone)
+    })
+    .await
+    .map_err(|_| ConnectorError::Invalid(format!("{what} could not be read")))?;
+    read.map_err(|e| ConnectorError::Invalid(format!("{what} cannot be read: {e}")))
 }
 
 /// Classifies a failure to get an answer at all.

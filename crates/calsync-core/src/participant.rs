@@ -40,6 +40,25 @@ pub struct BusyInterval {
     pub status: BusyStatus,
 }
 
+impl BusyInterval {
+    /// `windows` sorted, with windows of one status that overlap or touch made one.
+    pub fn merged(windows: &[BusyInterval]) -> Vec<BusyInterval> {
+        let mut all = windows.to_vec();
+        all.sort_by_key(|b| (b.status, b.interval.start, b.interval.end));
+        let mut out: Vec<BusyInterval> = Vec::with_capacity(all.len());
+        for b in all {
+            match out.last_mut() {
+                Some(last) if last.status == b.status && b.interval.start <= last.interval.end => {
+                    last.interval = Interval::new(last.interval.start, last.interval.end.max(b.interval.end));
+                }
+                _ => out.push(b),
+            }
+        }
+        out.sort();
+        out
+    }
+}
+
 /// Whether a participant must be able to attend.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]

@@ -1,12 +1,13 @@
 //! Parsed calendars (time properties only) and their expansion into occurrences.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
-use chrono::{NaiveDateTime, TimeDelta};
+use chrono::{NaiveDate, NaiveDateTime, TimeDelta};
 use chrono_tz::Tz;
 
 use calsync_core::{BusyInterval, BusyStatus, Instant, Interval};
 
+use crate::budget::{Budget, MAX_BUSY_WINDOWS};
 use crate::lexer::{self, Component, Property};
 use crate::recur;
 use crate::tz::{Zone, ZoneResolver};
@@ -105,6 +106,22 @@ pub struct Expansion {
 }
 
 impl Expansion {
+    /// The expansion, if its busy windows over `horizon`, merged as they are stored
+    /// ([`BusyInterval::merged`]), are no more than [`MAX_BUSY_WINDOWS`].
+    pub(crate) fn within_limits(self, horizon: Interval) -> Result<Self, ParseError> {
+        if BusyInterval::merged(&self.busy()).len() > MAX_BUSY_WINDOWS {
+            return Err(ParseError::new(
+                1,
+                format!(
+                    "the calendar has more than {MAX_BUSY_WINDOWS} busy windows over the next {} days, after \
+                     merging overlapping ones (the limit per calendar)",
+                    (horizon.end - horizon.start).num_days()
+                ),
+            ));
+        }
+        Ok(self)
+    }
+
     /// The busy windows: event occurrences that block, and VFREEBUSY busy periods, sorted.
     pub fn busy(&self) -> Vec<BusyInterval> {
         let mut out: Vec<BusyInterval> =
@@ -139,11 +156,18 @@ impl Calendar {
     }
 
     /// Every occurrence overlapping `horizon`. Dates and floating times are read in `zone`
-    /// (floating ones in the calendar's X-WR-TIMEZONE when it names a zone).
+    /// (floating ones in the calendar's X-WR-TIMEZONE when it names a zone). The work is bounded
+    /// by a fresh [`Budget`], and so are the busy windows ([`MAX_BUSY_WINDOWS`]).
     pub fn expand(&self, horizon: Interval, zone: Tz) -> Result<Expansion, ParseError> {
+        self.expand_within(horizon, zone, &mut Budget::default())
+    }
+
+    /// [`Calendar::expand`], paying from `budget`: several calendars of one person (the objects
+    /// of a CalDAV collection) share one.
+    pub fn expand_within(&self, horizon: Interval, zone: Tz, budget: &mut Budget) -> Result<Expansion, ParseError> {
         let until = horizon.end.naive_utc() + TimeDelta::days(400);
         let refs: Vec<&Component> = self.vtimezones.iter().collect();
-        let mut resolver = ZoneResolver::new(&refs, until)?;
+        let mut resolver = ZoneResolver::new(&refs, until, budget)?;
         let mut warnings = Vec::new();
         let floating = match &self.calendar_zone {
             Some(name) => resolver.resolve(name).unwrap_or(Zone::Iana(zone)),
@@ -177,7 +201,7 @@ impl Calendar {
                 continue;
             }
             let ovr = overrides.get(&i).map(Vec::as_slice).unwrap_or_default();
-            occurrences.extend(instances(e, ovr, horizon, &mut clocks)?);
+            occurrences.extend(instances(e, ovr, horizon, &mut clocks, budget)?);
         }
         for e in standalone {
             let (start, end) = clocks.span(e, &e.start);
@@ -198,7 +222,7 @@ impl Calendar {
                 fb.push(BusyInterval { interval, status: f.status });
             }
         }
-        Ok(Expansion { occurrences, freebusy: fb, warnings })
+        Expansion { occurrences, freebusy: fb, warnings }.within_limits(horizon)
     }
 }
 
@@ -325,35 +349,41 @@ struct Instance {
     occurrence: Occurrence,
 }
 
+/// How far past the horizon a series is expanded to find the instance an override names: an
+/// override of an instance later than this is dropped, as one naming no instance is.
+const OVERRIDE_REACH: TimeDelta = TimeDelta::days(366);
+
 fn instances(
     e: &Event,
     overrides: &[&Event],
     horizon: Interval,
     clocks: &mut Clocks<'_>,
+    budget: &mut Budget,
 ) -> Result<Vec<Occurrence>, ParseError> {
     let zone = clocks.zone(&e.start, e.start_line);
     let length = clocks.length(e);
     let start_local = e.start.local();
     // Expand far enough to see every instance an override names, so unmatched overrides can be told apart.
     let latest_override = overrides.iter().filter_map(|o| o.recurrence_id.as_ref()).map(|(rid, _)| rid.local()).max();
-    let horizon_end = (zone.to_local(horizon.end) + TimeDelta::days(2)).max(latest_override.unwrap_or(start_local));
+    let horizon_end = zone.to_local(horizon.end) + TimeDelta::days(2);
+    let horizon_end = horizon_end.max(latest_override.unwrap_or(start_local).min(horizon_end + OVERRIDE_REACH));
 
     let mut starts: Vec<(NaiveDateTime, Option<Instant>)> =
         if e.rrules.is_empty() { vec![(start_local, None)] } else { Vec::new() };
     for rule in &e.rrules {
         let zone_for_until = zone.clone();
-        let expanded = recur::expand(rule, e.rrules.len() == 1, start_local, horizon_end, move |u| {
-            zone_for_until.to_local(u.and_utc())
-        })?;
-        if expanded.truncated {
-            clocks.warnings.push(Warning {
-                line: rule.line,
-                message: format!("RRULE stopped after {} occurrences", recur::MAX_OCCURRENCES),
-            });
-        }
-        starts.extend(expanded.occurrences.into_iter().map(|t| (t, None)));
+        let expanded = recur::expand(
+            rule,
+            e.rrules.len() == 1,
+            start_local,
+            horizon_end,
+            move |u| zone_for_until.to_local(u.and_utc()),
+            budget,
+        )?;
+        starts.extend(expanded.into_iter().map(|t| (t, None)));
     }
     for (m, period_end, line) in &e.rdates {
+        budget.spend(1, *line)?;
         let local = match m {
             Moment::DateTime(_, Clock::Zone(_) | Clock::Utc) => zone.to_local(clocks.instant(m, *line)),
             _ => m.local(),
@@ -369,11 +399,19 @@ fn instances(
     starts.dedup_by_key(|(t, _)| *t);
 
     let all_day = e.start.is_date();
-    let exdates: Vec<(Moment, Instant)> =
-        e.exdates.iter().map(|(m, line)| (m.clone(), clocks.instant(m, *line))).collect();
+    // EXDATEs as `same_instance` reads them: a day, or an instant.
+    let (mut excluded_days, mut excluded_instants) = (HashSet::new(), HashSet::new());
+    for (m, line) in &e.exdates {
+        match instance_key(m, clocks.instant(m, *line), all_day) {
+            InstanceKey::Day(d) => excluded_days.insert(d),
+            InstanceKey::At(at) => excluded_instants.insert(at),
+        };
+    }
     let mut list: Vec<Instance> = starts
         .into_iter()
-        .filter(|(local, _)| !exdates.iter().any(|(m, at)| same_instance(m, *at, *local, &zone, all_day)))
+        .filter(|(local, _)| {
+            !excluded_days.contains(&local.date()) && !excluded_instants.contains(&zone.to_utc(*local))
+        })
         .map(|(local, explicit_end)| {
             let (start, end) = match explicit_end {
                 Some(end) => (zone.to_utc(local), end.max(zone.to_utc(local))),
@@ -397,9 +435,16 @@ fn instances(
         })
         .collect();
     ordered.sort_by_key(|(_, _, at, range)| (!*range, *at));
+    // The first instance of each local day and at each original instant, for single overrides.
+    let (mut by_day, mut by_instant) = (HashMap::new(), HashMap::new());
+    for (k, inst) in list.iter().enumerate() {
+        by_day.entry(inst.local.date()).or_insert(k);
+        by_instant.entry(inst.original).or_insert(k);
+    }
     for (o, rid, at, this_and_future) in ordered {
         let (new_start, new_end) = clocks.span(o, &o.start);
         if this_and_future {
+            budget.spend(list.len(), o.line)?;
             let shift = new_start - at;
             let length = new_end - new_start;
             for inst in list.iter_mut().filter(|i| i.original >= at || same_instance(&rid, at, i.local, &zone, all_day))
@@ -411,22 +456,40 @@ fn instances(
         } else {
             let replaced = Occurrence { start: new_start, end: new_end, status: o.status, transparent: o.transparent };
             // An override naming no instance of its series (one deleted or cut off since) is dropped.
-            if let Some(inst) = list.iter_mut().find(|i| same_instance(&rid, at, i.local, &zone, all_day)) {
-                inst.occurrence = replaced;
+            let named = match instance_key(&rid, at, all_day) {
+                InstanceKey::Day(d) => by_day.get(&d),
+                InstanceKey::At(at) => by_instant.get(&at),
+            };
+            if let Some(&k) = named {
+                list[k].occurrence = replaced;
             }
         }
     }
     Ok(list.into_iter().map(|i| i.occurrence).collect())
 }
 
-/// True when an EXDATE or RECURRENCE-ID written as `m` (at instant `at`) names the occurrence
-/// that the rule put at wall-clock `local` on `zone`. A DATE names the whole local day, and so does
-/// any value naming an instance of an all-day series (Outlook writes those with a TZID).
-fn same_instance(m: &Moment, at: Instant, local: NaiveDateTime, zone: &Zone, all_day: bool) -> bool {
+/// What an EXDATE or RECURRENCE-ID written as `m` (at instant `at`) names: every instance on a
+/// local day (a DATE, and any value naming an instance of an all-day series, as Outlook writes
+/// them with a TZID), or the one the rule put at an instant.
+enum InstanceKey {
+    Day(NaiveDate),
+    At(Instant),
+}
+
+fn instance_key(m: &Moment, at: Instant, all_day: bool) -> InstanceKey {
     match m {
-        Moment::Date(d) => *d == local.date(),
-        Moment::DateTime(written, _) if all_day => written.date() == local.date(),
-        Moment::DateTime(..) => zone.to_utc(local) == at,
+        Moment::Date(d) => InstanceKey::Day(*d),
+        Moment::DateTime(written, _) if all_day => InstanceKey::Day(written.date()),
+        Moment::DateTime(..) => InstanceKey::At(at),
+    }
+}
+
+/// True when an EXDATE or RECURRENCE-ID written as `m` (at instant `at`) names the occurrence
+/// that the rule put at wall-clock `local` on `zone`.
+fn same_instance(m: &Moment, at: Instant, local: NaiveDateTime, zone: &Zone, all_day: bool) -> bool {
+    match instance_key(m, at, all_day) {
+        InstanceKey::Day(d) => d == local.date(),
+        InstanceKey::At(at) => zone.to_utc(local) == at,
     }
 }
 

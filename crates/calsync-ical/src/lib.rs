@@ -28,6 +28,7 @@ use std::fmt;
 use calsync_core::{BusyInterval, Interval};
 use chrono_tz::Tz;
 
+pub mod budget;
 pub mod calendar;
 pub mod invitation;
 pub mod lexer;
@@ -35,10 +36,12 @@ pub mod recur;
 pub mod tz;
 pub mod value;
 
+pub use budget::Budget;
 pub use calendar::{Calendar, EventStatus, Expansion, Occurrence};
 pub use invitation::{Invitation, InvitationStatus};
 
-/// A calendar that cannot be read, and the line where reading stopped.
+/// A calendar that cannot be read, or not within the [`budget`] limits, and the line where
+/// reading stopped.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("line {line}: {message}")]
 pub struct ParseError {
@@ -70,12 +73,30 @@ impl fmt::Display for Warning {
 }
 
 /// The busy windows of an iCalendar stream over `horizon`, with dates and floating times read
-/// in `zone` (the participant's zone).
+/// in `zone` (the participant's zone), within the limits of [`budget`].
 pub fn busy_intervals(
     input: &str,
     horizon: Interval,
     zone: Tz,
 ) -> Result<(Vec<BusyInterval>, Vec<Warning>), ParseError> {
-    let expansion = Calendar::parse(input)?.expand(horizon, zone)?;
-    Ok((expansion.busy(), expansion.warnings))
+    busy_intervals_of([input], horizon, zone)
+}
+
+/// The busy windows of several iCalendar streams of one person (the objects of a CalDAV
+/// collection) merged, the streams sharing one [`Budget`] and the limit on busy windows.
+pub fn busy_intervals_of<'a>(
+    inputs: impl IntoIterator<Item = &'a str>,
+    horizon: Interval,
+    zone: Tz,
+) -> Result<(Vec<BusyInterval>, Vec<Warning>), ParseError> {
+    let mut budget = Budget::default();
+    let mut all = Expansion::default();
+    for input in inputs {
+        let mut one = Calendar::parse(input)?.expand_within(horizon, zone, &mut budget)?;
+        all.occurrences.append(&mut one.occurrences);
+        all.freebusy.append(&mut one.freebusy);
+        all.warnings.append(&mut one.warnings);
+    }
+    let all = all.within_limits(horizon)?;
+    Ok((all.busy(), all.warnings))
 }

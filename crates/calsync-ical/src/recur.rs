@@ -9,19 +9,8 @@ use chrono::{NaiveDateTime, NaiveTime, TimeZone};
 use rrule::{RRule, Tz as RuleClock, Unvalidated};
 
 use crate::ParseError;
+use crate::budget::Budget;
 use crate::lexer::Property;
-
-/// Occurrences of a rule, never past the horizon.
-#[derive(Debug, Clone, Default)]
-pub struct Expanded {
-    /// Wall-clock start times, in order, DTSTART first.
-    pub occurrences: Vec<NaiveDateTime>,
-    /// True when the expansion stopped at [`MAX_OCCURRENCES`] before the horizon.
-    pub truncated: bool,
-}
-
-/// A bound on occurrences per rule, so a `FREQ=SECONDLY` rule cannot exhaust memory.
-pub const MAX_OCCURRENCES: usize = 200_000;
 
 const PARTS: &[&str] = &[
     "FREQ",
@@ -45,16 +34,19 @@ const PARTS: &[&str] = &[
 /// DTSTART has no occurrences at all (Google writes those for "delete this and following").
 /// `sole_rule` says the rule is its event's only RRULE: then an off-rule DTSTART is the first of
 /// COUNT occurrences (RFC 5545 §3.8.5.3); with several rules each COUNT bounds its own rule.
+/// Every occurrence generated is paid from `budget`; a rule that would overspend it is an error.
+/// The returned wall-clock start times are in order, DTSTART first.
 pub fn expand(
     rule: &Property,
     sole_rule: bool,
     dtstart: NaiveDateTime,
     horizon_end: NaiveDateTime,
     utc_to_local: impl Fn(NaiveDateTime) -> NaiveDateTime,
-) -> Result<Expanded, ParseError> {
+    budget: &mut Budget,
+) -> Result<Vec<NaiveDateTime>, ParseError> {
     let err = |m: String| ParseError::new(rule.line, format!("RRULE: {m}"));
     if rule.value.trim().is_empty() {
-        return Ok(Expanded { occurrences: vec![dtstart], truncated: false });
+        return Ok(vec![dtstart]);
     }
     let mut kept = Vec::new();
     let mut until = None;
@@ -80,30 +72,29 @@ pub fn expand(
     let mut parsed: RRule<Unvalidated> = kept.join(";").parse().map_err(|e| err(format!("{e}")))?;
     if let Some(u) = until {
         if u < dtstart {
-            return Ok(Expanded::default());
+            return Ok(Vec::new());
         }
         parsed = parsed.until(clock(u));
     }
     let set = parsed.build(clock(dtstart)).map_err(|e| err(format!("{e}")))?.limit();
     // DTSTART is always the first occurrence (RFC 5545 §3.8.5.3), even when the rule would skip it.
-    let mut out = Expanded { occurrences: vec![dtstart], truncated: false };
+    let mut out = vec![dtstart];
+    // DTSTART counts as the first of COUNT occurrences, even when the rule itself skips it.
+    let wanted = match (count, sole_rule) {
+        (Some(n), true) => n.max(1),
+        _ => usize::MAX,
+    };
+    budget.in_time(rule.line)?;
     for t in &set {
         let t = t.naive_utc();
-        if t > horizon_end {
+        if t > horizon_end || out.len() >= wanted {
             break;
         }
         if t == dtstart {
             continue;
         }
-        if out.occurrences.len() == MAX_OCCURRENCES {
-            out.truncated = true;
-            break;
-        }
-        out.occurrences.push(t);
-    }
-    // DTSTART counts as the first of COUNT occurrences, even when the rule itself skips it.
-    if let (Some(n), true) = (count, sole_rule) {
-        out.occurrences.truncate(n.max(1));
+        budget.spend(1, rule.line)?;
+        out.push(t);
     }
     Ok(out)
 }

@@ -12,6 +12,7 @@ use chrono_tz::Tz;
 use calsync_core::Instant;
 
 use crate::ParseError;
+use crate::budget::Budget;
 use crate::lexer::Component;
 use crate::recur;
 use crate::value;
@@ -76,7 +77,7 @@ impl DefinedZone {
     }
 
     /// Builds the zone from a VTIMEZONE's STANDARD and DAYLIGHT observances, up to `until`.
-    fn from_component(c: &Component, until: NaiveDateTime) -> Result<Self, ParseError> {
+    fn from_component(c: &Component, until: NaiveDateTime, budget: &mut Budget) -> Result<Self, ParseError> {
         let mut transitions = Vec::new();
         let mut earliest: Option<(NaiveDateTime, TimeDelta)> = None;
         for obs in c.children.iter().filter(|o| o.name == "STANDARD" || o.name == "DAYLIGHT") {
@@ -89,10 +90,11 @@ impl DefinedZone {
             let start = value::moment(dtstart, &dtstart.value)?.local();
             let mut onsets = vec![start];
             for rule in obs.all("RRULE") {
-                onsets.extend(recur::expand(rule, true, start, until, |u| u + from)?.occurrences);
+                onsets.extend(recur::expand(rule, true, start, until, |u| u + from, budget)?);
             }
             for rdate in obs.all("RDATE") {
                 for v in rdate.value.split(',') {
+                    budget.spend(1, rdate.line)?;
                     onsets.push(value::moment(rdate, v)?.local());
                 }
             }
@@ -120,15 +122,17 @@ pub struct ZoneResolver {
 }
 
 impl ZoneResolver {
-    /// Reads the file's VTIMEZONEs, expanding their rules up to `until`.
-    pub fn new(vtimezones: &[&Component], until: NaiveDateTime) -> Result<Self, ParseError> {
+    /// Reads the file's VTIMEZONEs, expanding their rules up to `until` within `budget`.
+    pub fn new(vtimezones: &[&Component], until: NaiveDateTime, budget: &mut Budget) -> Result<Self, ParseError> {
         let mut defined = HashMap::new();
         for c in vtimezones {
             let Some(tzid) = c.property("TZID") else {
                 return Err(ParseError::new(c.line, "VTIMEZONE without TZID"));
             };
-            defined
-                .insert(tzid.value.trim().to_string(), Zone::Defined(Arc::new(DefinedZone::from_component(c, until)?)));
+            defined.insert(
+                tzid.value.trim().to_string(),
+                Zone::Defined(Arc::new(DefinedZone::from_component(c, until, budget)?)),
+            );
         }
         Ok(Self { defined, cache: HashMap::new() })
     }

@@ -178,8 +178,15 @@ pub fn utc_offset(prop: &Property) -> Result<TimeDelta, ParseError> {
         return Err(bad());
     }
     let n = |r: std::ops::Range<usize>| digits[r].parse::<i64>().map_err(|_| bad());
-    let secs = n(0..2)? * 3600 + n(2..4)? * 60 + if digits.len() == 6 { n(4..6)? } else { 0 };
-    Ok(TimeDelta::seconds(sign * secs))
+    let (hours, minutes, seconds) = (n(0..2)?, n(2..4)?, if digits.len() == 6 { n(4..6)? } else { 0 });
+    // RFC 5545 §3.3.14: hours 00-23, minutes and seconds 00-59.
+    if hours > 23 || minutes > 59 || seconds > 59 {
+        return Err(ParseError::new(
+            prop.line,
+            format!("{}: UTC offset {t:?} is out of range (at most 23 hours 59 minutes)", prop.name),
+        ));
+    }
+    Ok(TimeDelta::seconds(sign * (hours * 3600 + minutes * 60 + seconds)))
 }
 
 #[cfg(test)]

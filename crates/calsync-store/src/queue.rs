@@ -11,7 +11,7 @@ use crate::{Backend, Store, StoreError};
 pub enum QueueDatabase {
     /// SQLite: the options the store's connections were opened with (the queue opens its own,
     /// which wait longer for the write lock).
-    Sqlite(sea_orm::sqlx::sqlite::SqliteConnectOptions),
+    Sqlite(Box<sea_orm::sqlx::sqlite::SqliteConnectOptions>),
     /// PostgreSQL: the store's pool.
     Postgres(sea_orm::sqlx::PgPool),
 }
@@ -20,7 +20,9 @@ impl Store {
     /// The database the job queue shares with the store.
     pub fn queue_database(&self) -> QueueDatabase {
         match self.backend() {
-            Backend::Sqlite => QueueDatabase::Sqlite((*self.db.get_sqlite_connection_pool().connect_options()).clone()),
+            Backend::Sqlite => {
+                QueueDatabase::Sqlite(Box::new((*self.db.get_sqlite_connection_pool().connect_options()).clone()))
+            }
             Backend::Postgres => QueueDatabase::Postgres(self.db.get_postgres_connection_pool().clone()),
         }
     }

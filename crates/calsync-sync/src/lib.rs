@@ -3,6 +3,7 @@
 //! A participant's derived Schedule holds busy Slots from several sources: each calendar
 //! connection, an uploaded calendar (`$import-ics`), and booked appointments. [`apply`] replaces
 //! the Slots of one source with what that source reports now, in one transaction, as a diff:
+//! - windows of one status that overlap or touch are one Slot;
 //! - unchanged windows keep their Slot ids and versions;
 //! - other sources' Slots are never touched.
 //!
@@ -90,8 +91,9 @@ pub async fn apply(
     let key = format!("Schedule/{schedule_id}");
     let prefix = slot_prefix(source, &key);
     let stamp = |t: chrono::DateTime<chrono::Utc>| t.to_rfc3339_opts(SecondsFormat::Secs, true);
-    // Keyed by id: two identical windows (a duplicated event) are one Slot.
-    let wanted: BTreeMap<String, serde_json::Value> = busy
+    // Windows of one status that overlap or touch are one Slot (so a duplicated event is one),
+    // keyed by id.
+    let wanted: BTreeMap<String, serde_json::Value> = BusyInterval::merged(busy)
         .iter()
         .filter(|b| b.interval.overlaps(&horizon))
         .map(|b| {

@@ -8,6 +8,9 @@ use chrono::TimeDelta;
 
 use crate::{Context, Outcome, UseCaseError, UseCases};
 
+/// The largest calendar file accepted, as for calendars calsync fetches.
+pub const MAX_BYTES: usize = calsync_ical::budget::MAX_BYTES;
+
 /// How far ahead an imported calendar is expanded.
 const HORIZON_DAYS: i64 = 180;
 
@@ -39,10 +42,14 @@ impl UseCases {
         let (zone, _) = participant_constraints(&schedule.content)
             .map_err(|m| UseCaseError::Unprocessable { message: m, expression: Some("Schedule.extension".into()) })?;
         let horizon = Interval::new(now - TimeDelta::days(1), now + TimeDelta::days(HORIZON_DAYS));
-        let expansion = calsync_ical::Calendar::parse(text)
-            .and_then(|c| c.expand(horizon, zone.unwrap_or(chrono_tz::UTC)))
+        // Expansion is CPU work, bounded by `calsync_ical::budget`: it runs off the request threads.
+        let text = text.to_string();
+        let zone = zone.unwrap_or(chrono_tz::UTC);
+        let (busy, _) = tokio::task::spawn_blocking(move || calsync_ical::busy_intervals(&text, horizon, zone))
+            .await
+            .map_err(|e| UseCaseError::Internal(format!("reading the calendar stopped: {e}")))?
             .map_err(|e| UseCaseError::Invalid(format!("the calendar cannot be read: {e}")))?;
-        let applied = calsync_sync::apply(store, id, "ics", &expansion.busy(), horizon, now).await?;
+        let applied = calsync_sync::apply(store, id, "ics", &busy, horizon, now).await?;
         Ok(Imported { busy: applied.busy, added: applied.added, removed: applied.removed })
     }
 }

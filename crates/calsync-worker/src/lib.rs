@@ -162,7 +162,7 @@ impl Queue {
             QueueDatabase::Sqlite(options) => {
                 // Its own connections, which wait as long as a sync's transaction may hold the
                 // write lock: apalis takes a failed poll for a dead worker.
-                let options = options.busy_timeout(QUEUE_BUSY_TIMEOUT);
+                let options = (*options).busy_timeout(QUEUE_BUSY_TIMEOUT);
                 let pool = &apalis_sqlite::SqlitePool::connect_with(options).await.map_err(queue_error)?;
                 SqliteStorage::setup(pool).await.map_err(queue_error)?;
                 let config = apalis_sqlite::Config::default()

@@ -59,6 +59,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
     .service(web::resource("/Appointment/{id}/$ics").route(web::get().to(ics::handle)).default_service(not_allowed()))
     .service(
         web::resource("/Schedule/{id}/$import-ics")
+            .app_data(web::PayloadConfig::new(calsync_usecase::import_calendar::MAX_BYTES))
             .route(web::post().to(import_ics::handle))
             .default_service(not_allowed()),
     )
