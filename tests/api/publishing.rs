@@ -281,7 +281,8 @@ async fn one_instance_ingests_what_another_publishes_then_only_what_changed() {
     // A publishes a clinic; B registers A's manifest through its API and polls it.
     let a = spawn_app().await;
     load_published_clinic(&a).await;
-    let b = spawn_app().await;
+    // B polls by hand three times within a second: at test speed, not the production minute.
+    let b = spawn_app_with(|s| s.publishers.min_poll_seconds = 0).await;
 
     // Bad registrations are OperationOutcomes.
     outcome(b.post("/publishers", &json!({})).await, StatusCode::BAD_REQUEST).await;
@@ -484,4 +485,36 @@ async fn a_booking_handed_off_to_the_publishers_portal_completes_its_task_on_ret
     let s2: Value = app.get("/Slot/s2").await.json().await.unwrap();
     assert_eq!(s2["status"], "free", "nothing was taken");
     app.database.finish().await;
+}
+
+#[tokio::test]
+async fn a_publisher_is_polled_by_hand_at_most_once_a_minute() {
+    let a = spawn_app().await;
+    load_published_clinic(&a).await;
+    let b = spawn_app().await;
+    let created: Value =
+        b.post("/publishers", &json!({"manifest": a.url("/$bulk-publish")})).await.json().await.unwrap();
+    let poll = format!("/publishers/{}/$poll", created["id"].as_str().unwrap());
+    let polled: Value = b.post(&poll, &json!({})).await.json().await.unwrap();
+    assert_eq!((polled["state"].as_str(), polled["polls"].as_u64()), (Some("ok"), Some(1)), "{polled}");
+    // Asked again at once, and ten times at the same moment: 429 with Retry-After, and the
+    // publisher is not fetched again.
+    let again = b.post(&poll, &json!({})).await;
+    let wait: u64 = again.headers()["retry-after"].to_str().unwrap().parse().unwrap();
+    assert!((1..=60).contains(&wait), "{wait}");
+    let issue = outcome(again, StatusCode::TOO_MANY_REQUESTS).await;
+    assert_eq!(issue["code"], "throttled");
+    assert!(issue["diagnostics"].as_str().unwrap().contains("at most once every 60 s"), "{issue}");
+    let burst: Vec<_> = (0..10)
+        .map(|_| {
+            tokio::spawn(b.client.post(b.url(&poll)).header("Content-Type", "application/fhir+json").body("{}").send())
+        })
+        .collect();
+    for request in burst {
+        assert_eq!(request.await.unwrap().unwrap().status(), StatusCode::TOO_MANY_REQUESTS);
+    }
+    let status: Value = b.get(poll.trim_end_matches("/$poll")).await.json().await.unwrap();
+    assert_eq!(status["polls"], 1, "{status}");
+    a.database.finish().await;
+    b.database.finish().await;
 }

@@ -117,3 +117,57 @@ async fn head_answers_as_get_without_a_body() {
     assert_eq!(missing.status(), 404);
     app.database.finish().await;
 }
+
+/// Work a caller could multiply is bounded: a repeated `_include` or `_revinclude` is one,
+/// `:contains` terms are counted, and a `_revinclude` past its bound says so in the Bundle.
+#[tokio::test]
+async fn work_a_caller_could_multiply_is_bounded_and_said() {
+    let app = spawn_app().await;
+    load_clinic(&app).await;
+    // 1,001 busy windows on Ana's Schedule, from one calendar upload.
+    let mut ics = String::from("BEGIN:VCALENDAR\r\nVERSION:2.0\r\n");
+    let first = chrono::Utc::now().date_naive().and_hms_opt(9, 0, 0).unwrap().and_utc() + chrono::TimeDelta::days(1);
+    for k in 0..1_001 {
+        let start = first + chrono::TimeDelta::hours(2 * k);
+        let stamp = |t: chrono::DateTime<chrono::Utc>| t.format("%Y%m%dT%H%M%SZ").to_string();
+        ics.push_str(&format!(
+            "BEGIN:VEVENT\r\nUID:{k}\r\nDTSTART:{}\r\nDTEND:{}\r\nEND:VEVENT\r\n",
+            stamp(start),
+            stamp(start + chrono::TimeDelta::hours(1))
+        ));
+    }
+    ics.push_str("END:VCALENDAR\r\n");
+    assert_eq!(import_ics(&app, "ana-busy", &ics).await.status(), 200);
+
+    // Asked fifty times, the Slots are added once, and the Bundle says where it stopped.
+    let repeated = vec!["_revinclude=Slot:schedule"; 50].join("&");
+    let resp = app.get(&format!("/Schedule?_id=ana-busy&{repeated}")).await;
+    assert_eq!(resp.status(), 200);
+    let bundle: Value = resp.json().await.unwrap();
+    let self_link = bundle["link"][0]["url"].as_str().unwrap();
+    assert_eq!(self_link.matches("_revinclude").count(), 1, "{self_link}");
+    let entries = bundle["entry"].as_array().unwrap();
+    let mode = |m: &str| entries.iter().filter(|e| e["search"]["mode"] == m).count();
+    assert_eq!((mode("match"), mode("include"), mode("outcome")), (1, 1_000, 1));
+    let warning = &entries.last().unwrap()["resource"];
+    assert_eq!(warning["resourceType"], "OperationOutcome");
+    assert_eq!(warning["issue"][0]["severity"], "warning");
+    let said = warning["issue"][0]["diagnostics"].as_str().unwrap();
+    assert!(said.contains("_revinclude=Slot:schedule stopped at 1000"), "{said}");
+
+    let included =
+        app.get(&format!("/Slot?schedule=ana-busy&_count=5&{}", vec!["_include=Slot:schedule"; 30].join("&"))).await;
+    let bundle: Value = included.json().await.unwrap();
+    assert_eq!(bundle["link"][0]["url"].as_str().unwrap().matches("_include").count(), 1);
+    assert_eq!(bundle["entry"].as_array().unwrap().iter().filter(|e| e["search"]["mode"] == "include").count(), 1);
+
+    // Ten :contains terms are a search; eleven are refused, saying the bound.
+    let contains = |n: usize| (0..n).map(|k| format!("name:contains=r{k}")).collect::<Vec<_>>().join("&");
+    assert_eq!(app.get(&format!("/Location?{}", contains(10))).await.status(), 200);
+    let issue = outcome(app.get(&format!("/Location?{}", contains(11))).await, StatusCode::BAD_REQUEST).await;
+    assert!(issue["diagnostics"].as_str().unwrap().contains("at most 10"), "{issue}");
+    let issue = outcome(app.get("/Location?name:contains=a,b,c,d,e,f,g,h,i,j,k").await, StatusCode::BAD_REQUEST).await;
+    assert!(issue["diagnostics"].as_str().unwrap().contains(":contains"), "{issue}");
+    still_answers(&app).await;
+    app.database.finish().await;
+}

@@ -58,6 +58,7 @@ impl ApiError {
                 UseCaseError::Conflict(_) | UseCaseError::VersionMismatch(_) => "conflict",
                 UseCaseError::Unprocessable { .. } => "processing",
                 UseCaseError::Unavailable(_) => "transient",
+                UseCaseError::TooSoon { .. } => "throttled",
                 UseCaseError::Internal(_) => "exception",
             },
         }
@@ -92,6 +93,7 @@ impl ResponseError for ApiError {
                 UseCaseError::VersionMismatch(_) => StatusCode::PRECONDITION_FAILED,
                 UseCaseError::Unprocessable { .. } => StatusCode::UNPROCESSABLE_ENTITY,
                 UseCaseError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+                UseCaseError::TooSoon { .. } => StatusCode::TOO_MANY_REQUESTS,
                 UseCaseError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
             },
         }
@@ -113,7 +115,11 @@ impl ResponseError for ApiError {
             _ => self.to_string(),
         };
         let body = operation_outcome("error", self.issue_code(), &diagnostics, expression);
-        HttpResponse::build(self.status_code()).content_type(FHIR_JSON).body(body.to_string())
+        let mut response = HttpResponse::build(self.status_code());
+        if let ApiError::Case(UseCaseError::TooSoon { retry_after, .. }) = self {
+            response.insert_header((actix_web::http::header::RETRY_AFTER, retry_after.as_secs().max(1).to_string()));
+        }
+        response.content_type(FHIR_JSON).body(body.to_string())
     }
 }
 

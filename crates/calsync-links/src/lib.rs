@@ -29,7 +29,7 @@ mod zone;
 
 pub use feed::{INGESTED_TYPES, LAST_SOURCE_SYNC, Namespace, Note, Options, Reader};
 pub use manifest::{Manifest, Output, read as read_manifest};
-pub use poll::{Event, LinksError, Problem, Report, TypeCount, poll, register};
+pub use poll::{Event, LinksError, MIN_INTERVAL, PollLimits, Problem, Report, TypeCount, poll, poll_within, register};
 
 /// The HTTP client publishers are read with (the worker's, the API's and the command's): it
 /// reaches only what `egress` permits, for the manifest and every file it lists.

@@ -22,7 +22,7 @@ const LISTED_REPAIRS: usize = 20;
 
 /// The shortest time between two polls of a publisher (the specification: no file more than
 /// once a minute).
-const MIN_INTERVAL: TimeDelta = TimeDelta::minutes(1);
+pub const MIN_INTERVAL: TimeDelta = TimeDelta::minutes(1);
 
 /// Between polls when the publisher does not say (`Cache-Control`).
 const DEFAULT_INTERVAL: TimeDelta = TimeDelta::minutes(5);
@@ -42,6 +42,24 @@ const STALL_TIMEOUT: Duration = Duration::from_secs(60);
 /// A manifest longer than this is refused (the poll fails), not read into memory: a manifest
 /// lists files, and a few hundred outputs take kilobytes.
 const MAX_MANIFEST_BYTES: usize = 8 * 1024 * 1024;
+
+/// What one poll may take, whatever the publisher sends: bytes over all its files, and time.
+/// A poll over either stops as a failed fetch does: what was read is kept, nothing is removed,
+/// and the next poll asks for the same changes again.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PollLimits {
+    /// Bytes of the manifest and its files together.
+    pub bytes: u64,
+    /// From the request for the manifest to the last line stored.
+    pub time: Duration,
+}
+
+impl Default for PollLimits {
+    /// 2 GiB (a state-wide feed of three million Slots takes about one) and 30 minutes.
+    fn default() -> Self {
+        PollLimits { bytes: 2 * 1024 * 1024 * 1024, time: Duration::from_secs(30 * 60) }
+    }
+}
 
 /// A line of an NDJSON file longer than this is a bad line, skipped without being held in
 /// memory: one Location, Schedule or Slot takes a few kilobytes.
@@ -133,6 +151,9 @@ pub struct Report {
     pub problem_count: u64,
     /// The first repairs, with file and line (all are counted in `repairs`).
     pub repaired: Vec<Problem>,
+    /// Bytes read: the manifest and every file.
+    #[serde(default)]
+    pub bytes: u64,
 }
 
 impl Report {
@@ -327,13 +348,26 @@ fn output_url(manifest: &Url, output: &Output) -> Result<Url, String> {
 }
 
 /// Polls publisher `id` once at `now` and records the outcome on it (state, report, next due
-/// time). Problems with the feed are on the returned publisher, not an error.
+/// time), within the default [`PollLimits`]. Problems with the feed are on the returned
+/// publisher, not an error.
 pub async fn poll(
     store: &Store,
     http: &EgressClient,
     id: &str,
     now: DateTime<Utc>,
     progress: &(dyn Fn(Event) + Send + Sync),
+) -> Result<Publisher, LinksError> {
+    poll_within(store, http, id, now, progress, PollLimits::default()).await
+}
+
+/// [`poll`] within `limits`.
+pub async fn poll_within(
+    store: &Store,
+    http: &EgressClient,
+    id: &str,
+    now: DateTime<Utc>,
+    progress: &(dyn Fn(Event) + Send + Sync),
+    limits: PollLimits,
 ) -> Result<Publisher, LinksError> {
     let clock = PollClock::starting_at(now);
     let mut p = store.publisher(id).await?;
@@ -382,7 +416,10 @@ pub async fn poll(
     };
     let interval = interval(max_age);
     let text = match body.text(MAX_MANIFEST_BYTES).await {
-        Ok(t) => t,
+        Ok(t) => {
+            report.bytes += t.len() as u64;
+            t
+        }
         Err(e) => {
             let p = failed(p, report, format!("the manifest: {e}"));
             store.save_publisher(&p).await?;
@@ -435,9 +472,8 @@ pub async fn poll(
                 break;
             }
         };
-        if let Err(e) =
-            read_file(store, http, &p, &url, &output.resource_type, &mut reader, &mut report, progress, clock).await
-        {
+        let file = FileRead { url: &url, resource_type: &output.resource_type, limits, clock };
+        if let Err(e) = read_file(store, http, &p, file, &mut reader, &mut report, progress).await {
             match e {
                 FileError::Store(e) => return Err(e.into()),
                 FileError::Fetch(e) => {
@@ -495,18 +531,23 @@ enum FileError {
     Store(StoreError),
 }
 
+/// One file of a poll: where, of what type, and what the poll may still take.
+struct FileRead<'a> {
+    url: &'a Url,
+    resource_type: &'a str,
+    limits: PollLimits,
+    clock: PollClock,
+}
+
 /// Reads one file line by line and stores its resources in batches.
-#[allow(clippy::too_many_arguments)]
 async fn read_file(
     store: &Store,
     http: &EgressClient,
     p: &Publisher,
-    url: &Url,
-    resource_type: &str,
+    FileRead { url, resource_type, limits, clock }: FileRead<'_>,
     reader: &mut Reader,
     report: &mut Report,
     progress: &(dyn Fn(Event) + Send + Sync),
-    clock: PollClock,
 ) -> Result<(), FileError> {
     let Fetched::Body { mut body, length, .. } = fetch(http, url, None).await.map_err(FileError::Fetch)? else {
         return Ok(());
@@ -532,6 +573,19 @@ async fn read_file(
     while !done {
         let chunk = body.chunk().await.map_err(|e| FileError::Fetch(format!("{url}: {e}")))?;
         let bytes = chunk.as_ref().map_or(0, |c| c.len() as u64);
+        report.bytes += bytes;
+        if report.bytes > limits.bytes {
+            return Err(FileError::Fetch(format!(
+                "{url}: the feed is larger than {} bytes, the limit of one poll: stopped there",
+                limits.bytes
+            )));
+        }
+        if clock.started.elapsed() > limits.time {
+            return Err(FileError::Fetch(format!(
+                "{url}: the poll took longer than {} s, the limit of one poll: stopped there",
+                limits.time.as_secs()
+            )));
+        }
         match chunk {
             Some(c) if overlong => {
                 if let Some(end) = memchr::memchr(b'\n', &c) {

@@ -98,6 +98,30 @@ impl Store {
         Ok(())
     }
 
+    /// Takes the turn to poll publisher `id` at `now` when its last poll started `gap` or more
+    /// before (or never): the turn is recorded at once, so of two callers at the same moment one
+    /// gets it. Otherwise the start of the last poll.
+    pub async fn claim_publisher_poll(
+        &self,
+        id: &str,
+        now: DateTime<Utc>,
+        gap: chrono::TimeDelta,
+    ) -> Result<Result<(), DateTime<Utc>>, StoreError> {
+        use publisher::Column as C;
+        let _turn = self.write_turn().await;
+        let claimed = publisher::Entity::update_many()
+            .col_expr(C::LastPollMs, Expr::value(millis(now)))
+            .filter(C::Id.eq(id))
+            .filter(C::LastPollMs.is_null().or(C::LastPollMs.lte(millis(now - gap))))
+            .exec(&self.db)
+            .await?;
+        if claimed.rows_affected == 1 {
+            return Ok(Ok(()));
+        }
+        let last = self.publisher(id).await?.last_poll_ms.unwrap_or_default();
+        Ok(Err(DateTime::from_timestamp_millis(last).unwrap_or(now)))
+    }
+
     /// A publisher by id.
     pub async fn publisher(&self, id: &str) -> Result<Publisher, StoreError> {
         publisher::Entity::find_by_id(id.to_string())

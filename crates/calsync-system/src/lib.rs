@@ -22,7 +22,7 @@ mod server;
 mod settings;
 
 pub use server::Application;
-pub use settings::{EgressConfig, OAuthProvider, Settings, SyncConfig};
+pub use settings::{EgressConfig, OAuthProvider, PublishersConfig, Settings, SyncConfig};
 
 /// The searchable values of a resource, as the store indexes them.
 fn index_rows(resource_type: &str, resource: &serde_json::Value) -> calsync_store::Indexed {
@@ -100,6 +100,7 @@ impl System {
             egress,
             http,
             authorizers: connectors::authorizers(settings)?,
+            min_poll: chrono::TimeDelta::seconds(i64::from(settings.publishers.min_poll_seconds)),
         });
         Ok(System { settings: settings.clone(), cases, sync })
     }

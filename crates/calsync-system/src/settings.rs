@@ -34,6 +34,23 @@ pub struct Settings {
     pub microsoft: Option<OAuthProvider>,
     /// What addresses given from outside (calendars, publishers) may reach.
     pub egress: EgressConfig,
+    /// Publishers calsync ingests.
+    pub publishers: PublishersConfig,
+}
+
+/// Publishers calsync ingests (`[publishers]` in the configuration).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Deserialize)]
+#[serde(default)]
+pub struct PublishersConfig {
+    /// The shortest time between two polls of a publisher asked for by hand (`$poll`), in
+    /// seconds: the specification asks clients not to fetch a file more than once a minute.
+    pub min_poll_seconds: u32,
+}
+
+impl Default for PublishersConfig {
+    fn default() -> Self {
+        PublishersConfig { min_poll_seconds: 60 }
+    }
 }
 
 /// What addresses given from outside may reach (`[egress]` in the configuration): patients' ICS
@@ -146,6 +163,7 @@ impl Settings {
             google: None,
             microsoft: None,
             egress: EgressConfig::default(),
+            publishers: PublishersConfig::default(),
         }
     }
 }
@@ -166,6 +184,8 @@ impl Settings {
             microsoft: Option<OAuthProvider>,
             #[serde(default)]
             egress: EgressConfig,
+            #[serde(default)]
+            publishers: PublishersConfig,
         }
         let layered: Layered = Config::builder()
             .set_default("bind", "127.0.0.1:8080")
@@ -189,6 +209,7 @@ impl Settings {
             google: layered.google,
             microsoft: layered.microsoft,
             egress: layered.egress,
+            publishers: layered.publishers,
         })
     }
 

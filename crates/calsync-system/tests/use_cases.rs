@@ -80,3 +80,47 @@ async fn find_hold_book_and_cancel_through_the_use_cases_alone() {
     cases.store().clone().close().await;
     database.finish().await;
 }
+
+/// `_include` reads what a page names one query per type and round, and adds at most 1,000
+/// resources to a page, saying so when it stops there.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_page_includes_at_most_a_thousand_resources_and_says_when_it_stops() {
+    use calsync_usecase::search::SearchRequest;
+    let database = TestDatabase::create().await;
+    let system = System::open(&Settings::new("127.0.0.1:0", database.url.clone())).await.expect("the system opens");
+    let cases = system.use_cases();
+    let cx = cases.context(Caller::Operator, "http://calsync.test");
+    let appointment = |id: &str, people: usize| {
+        let participant: Vec<_> = (0..people)
+            .map(|k| json!({"actor": {"reference": format!("Practitioner/p{k}")}, "status": "accepted"}))
+            .collect();
+        (
+            "Appointment".to_string(),
+            id.to_string(),
+            json!({"resourceType": "Appointment", "id": id,
+            "status": "proposed", "start": "2026-12-07T14:00:00Z", "end": "2026-12-07T14:30:00Z",
+            "participant": participant}),
+        )
+    };
+    let mut resources: Vec<(String, String, serde_json::Value)> = (0..1_100)
+        .map(|k| {
+            ("Practitioner".into(), format!("p{k}"), json!({"resourceType": "Practitioner", "id": format!("p{k}")}))
+        })
+        .collect();
+    resources.push(appointment("many", 1_100));
+    resources.push(appointment("some", 999));
+    cases.put_resources(&cx, resources).await.unwrap();
+
+    let search = |id: &str| {
+        let pairs =
+            vec![("_id".to_string(), id.to_string()), ("_include".to_string(), "Appointment:actor".to_string())];
+        SearchRequest::parse("Appointment", &pairs, true, cx.now).unwrap()
+    };
+    let some = cases.search(&cx, &search("some")).await.unwrap();
+    assert_eq!((some.included.len(), some.warnings.len()), (999, 0), "{:?}", some.warnings);
+    let many = cases.search(&cx, &search("many")).await.unwrap();
+    assert_eq!(many.included.len(), 1_000);
+    assert_eq!(many.warnings, ["_include stopped at 1000 resources, the most a page includes"]);
+    cases.store().clone().close().await;
+    database.finish().await;
+}

@@ -34,6 +34,14 @@ pub enum UseCaseError {
     /// it needs is away.
     #[error("{0}")]
     Unavailable(String),
+    /// Asked again too soon: the same request is welcome after `retry_after`.
+    #[error("{message}")]
+    TooSoon {
+        /// What may not be done so often.
+        message: String,
+        /// When to ask again.
+        retry_after: std::time::Duration,
+    },
     /// Our fault. The detail is for the log, never for the caller.
     #[error("internal error")]
     Internal(String),

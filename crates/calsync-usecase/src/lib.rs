@@ -82,6 +82,7 @@ pub struct UseCases {
     egress: Egress,
     http: EgressClient,
     authorizers: Authorizers,
+    min_poll: TimeDelta,
     places: std::sync::Arc<publish::PublishedPlaces>,
 }
 
@@ -109,13 +110,15 @@ pub struct Parts {
     pub http: EgressClient,
     /// Google's and Microsoft's OAuth clients, and this server's public address.
     pub authorizers: Authorizers,
+    /// The shortest time between two polls of a publisher asked for by hand.
+    pub min_poll: TimeDelta,
 }
 
 impl UseCases {
     /// The use cases over `parts`.
     pub fn new(parts: Parts) -> Self {
-        let Parts { store, clock, hold, sync, jobs, egress, http, authorizers } = parts;
-        UseCases { store, clock, hold, sync, jobs, egress, http, authorizers, places: Default::default() }
+        let Parts { store, clock, hold, sync, jobs, egress, http, authorizers, min_poll } = parts;
+        UseCases { store, clock, hold, sync, jobs, egress, http, authorizers, min_poll, places: Default::default() }
     }
 
     /// The system's clock.

@@ -60,9 +60,23 @@ impl UseCases {
         crate::error::known(self.store.publisher(id).await, || format!("publisher {id}"))
     }
 
-    /// Polls a publisher now, in this process.
+    /// Polls a publisher now, in this process, unless a poll of it started less than the minimum
+    /// interval ago (`publishers.min_poll_seconds`, a minute by default, as the specification
+    /// asks of clients): asking again cannot make calsync hammer a publisher.
     pub async fn poll_publisher_now(&self, cx: &Context, id: &str) -> Outcome<Publisher> {
         let id = self.publisher(cx, id).await?.id;
+        if let Err(last) = self.store.claim_publisher_poll(&id, cx.now, self.min_poll).await? {
+            let wait = (last + self.min_poll - cx.now).max(chrono::TimeDelta::seconds(1));
+            return Err(UseCaseError::TooSoon {
+                message: format!(
+                    "publisher {id} was polled at {}: it is polled at most once every {} s; ask again in {} s",
+                    last.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+                    self.min_poll.num_seconds(),
+                    wait.num_seconds().max(1)
+                ),
+                retry_after: wait.to_std().unwrap_or_default(),
+            });
+        }
         Ok(calsync_links::poll(&self.store, &self.http, &id, cx.now, &|_| {}).await?)
     }
 

@@ -38,6 +38,8 @@ pub struct Searched {
     pub included: Vec<Entry>,
     /// The `_cursor` of the next page, if there is one.
     pub next: Option<String>,
+    /// What the page leaves out (an `_include` or `_revinclude` cut at its bound).
+    pub warnings: Vec<String>,
 }
 
 impl UseCases {
@@ -70,12 +72,12 @@ impl UseCases {
             }
         }
         let ids: Vec<(String, String)> = matches.iter().map(|m| (m.resource_type.clone(), m.id.clone())).collect();
-        let included = includes(store, request, &ids, &parsed_matches)
-            .await?
+        let (included, warnings) = includes(store, request, &ids, &parsed_matches).await?;
+        let included = included
             .into_iter()
             .map(|r| Entry { json: r.content.to_string(), resource_type: r.resource_type, id: r.id })
             .collect();
-        Ok(Searched { total: page.total, matches, included, next: page.next.as_ref().map(cursor_token) })
+        Ok(Searched { total: page.total, matches, included, next: page.next.as_ref().map(cursor_token), warnings })
     }
 
     /// Resources of type `t` matching `criteria` (a query string such as `If-None-Exist`
@@ -102,6 +104,8 @@ pub const MAX_COUNT: u64 = 500;
 pub const MAX_PARAMETERS: usize = 100;
 /// Values of one parameter at most (comma-separated: any of them).
 pub const MAX_VALUES: usize = 100;
+/// `:contains` terms in one search at most: each reads every value of its parameter.
+pub const MAX_CONTAINS: usize = 10;
 
 /// Search parameters by resource type, for the CapabilityStatement: (name, type, documentation).
 pub const SEARCH_PARAMS: &[(&str, &str, &str, &str)] = &[
@@ -151,6 +155,9 @@ fn referenced(source: &str, param: &str, content: &Value) -> Vec<String> {
 
 /// Largest number of resources a single `_revinclude` adds to a page.
 const MAX_REVINCLUDED: u64 = 1000;
+
+/// Largest number of resources `_include` adds to a page, over every round of `:iterate`.
+const MAX_INCLUDED: usize = 1000;
 
 /// Canonical URL of the custom `end` SearchParameter.
 pub const END_SEARCH_PARAMETER: &str = "https://calsync.example.org/fhir/SearchParameter/Slot-end";
@@ -214,22 +221,26 @@ fn subset(resource: &mut Value, keep: &[String]) {
 }
 
 /// Resources named by `_include` (following `:iterate` through what was included, three rounds
-/// at most) and `_revinclude`, each once, none of the matches repeated.
+/// at most, [`MAX_INCLUDED`] in all, read with one query per type and round) and `_revinclude`,
+/// each once, none of the matches repeated; and what was left out at a bound.
 /// `ids` are the matches' (type, id); `matches` their content, needed only for `_include`.
 async fn includes(
     store: &Store,
     parsed: &SearchRequest,
     ids: &[(String, String)],
     matches: &[StoredResource],
-) -> Result<Vec<StoredResource>, UseCaseError> {
+) -> Result<(Vec<StoredResource>, Vec<String>), UseCaseError> {
+    let mut warnings = Vec::new();
     if parsed.includes.is_empty() && parsed.revincludes.is_empty() {
-        return Ok(Vec::new());
+        return Ok((Vec::new(), warnings));
     }
     let mut seen: std::collections::HashSet<(String, String)> = ids.iter().cloned().collect();
     let mut out: Vec<StoredResource> = Vec::new();
     let mut frontier: Vec<StoredResource> = matches.to_vec();
+    let (mut included, mut cut) = (0, false);
     for round in 0..3 {
-        let mut next = Vec::new();
+        // What this round names, by type, each once.
+        let mut named: std::collections::BTreeMap<String, Vec<String>> = Default::default();
         for (source, param, iterate) in &parsed.includes {
             if round > 0 && !iterate {
                 continue;
@@ -241,20 +252,28 @@ async fn includes(
                         continue;
                     }
                     if seen.insert((t.to_string(), id.to_string())) {
-                        match store.read(t, id).await {
-                            Ok(found) => next.push(found),
-                            Err(calsync_store::StoreError::NotFound(..) | calsync_store::StoreError::Gone(..)) => {}
-                            Err(e) => return Err(e.into()),
+                        if included == MAX_INCLUDED {
+                            cut = true;
+                            continue;
                         }
+                        included += 1;
+                        named.entry(t.to_string()).or_default().push(id.to_string());
                     }
                 }
             }
+        }
+        let mut next = Vec::new();
+        for (t, ids) in named {
+            next.extend(read_all(store, &t, ids).await?);
         }
         if next.is_empty() {
             break;
         }
         out.extend(next.iter().cloned());
         frontier = next;
+    }
+    if cut {
+        warnings.push(format!("_include stopped at {MAX_INCLUDED} resources, the most a page includes"));
     }
     for (source, param) in &parsed.revincludes {
         let targets: Vec<String> = ids.iter().map(|(t, id)| format!("{t}/{id}")).collect();
@@ -269,13 +288,31 @@ async fn includes(
             let order = (SortBy::Id, Direction::Ascending);
             store.search_resources(source, &search, order, None, MAX_REVINCLUDED).await?
         };
+        if found.next.is_some() {
+            warnings.push(format!(
+                "_revinclude={source}:{param} stopped at {MAX_REVINCLUDED} resources, the most one adds to a page"
+            ));
+        }
         for r in found.resources {
             if seen.insert((r.resource_type.clone(), r.id.clone())) {
                 out.push(r);
             }
         }
     }
-    Ok(out)
+    Ok((out, warnings))
+}
+
+/// The resources of type `t` with `ids` that exist, in one query.
+async fn read_all(store: &Store, t: &str, ids: Vec<String>) -> Result<Vec<StoredResource>, UseCaseError> {
+    let n = ids.len() as u64;
+    let ids = vec![AnyOf { values: ids, negate: false }];
+    let page = if t == "Slot" {
+        store.search_slots(&SlotSearch { ids, ..Default::default() }, Direction::Ascending, None, n).await?
+    } else {
+        let order = (SortBy::Id, Direction::Ascending);
+        store.search_resources(t, &ResourceSearch { ids, ..Default::default() }, order, None, n).await?
+    };
+    Ok(page.resources)
 }
 
 /// The opaque `_cursor` of a page: hex of its sort key.
@@ -366,6 +403,13 @@ fn parse(t: &str, pairs: &[(String, String)], strict: bool, now: DateTime<Utc>) 
             pairs.len()
         )));
     }
+    let contains: usize =
+        pairs.iter().filter(|(k, _)| k.ends_with(":contains")).map(|(_, v)| v.matches(',').count() + 1).sum();
+    if contains > MAX_CONTAINS {
+        return Err(UseCaseError::Invalid(format!(
+            "{contains} :contains terms: a search takes at most {MAX_CONTAINS} (each reads every value of its parameter)"
+        )));
+    }
     for (key, value) in pairs {
         if value.matches(',').count() >= MAX_VALUES {
             return Err(UseCaseError::Invalid(format!("{key} takes at most {MAX_VALUES} values")));
@@ -430,8 +474,12 @@ fn parse(t: &str, pairs: &[(String, String)], strict: bool, now: DateTime<Utc>) 
                 };
                 match value.split(':').collect::<Vec<_>>().as_slice() {
                     [source, param] if includes_from(source).contains(param) => {
-                        p.includes.push((source.to_string(), param.to_string(), iterate));
-                        p.kept.push((key.clone(), value.clone()));
+                        // A repeated one adds nothing (and no work).
+                        let include = (source.to_string(), param.to_string(), iterate);
+                        if !p.includes.contains(&include) {
+                            p.includes.push(include);
+                            p.kept.push((key.clone(), value.clone()));
+                        }
                     }
                     _ if strict => return Err(UseCaseError::Invalid(format!("_include={value} is not supported"))),
                     _ => {}
@@ -439,8 +487,11 @@ fn parse(t: &str, pairs: &[(String, String)], strict: bool, now: DateTime<Utc>) 
             }
             ("_revinclude", _) => match value.split(':').collect::<Vec<_>>().as_slice() {
                 [source, param] if revincludes_onto(t).contains(&(*source, *param)) => {
-                    p.revincludes.push((source.to_string(), param.to_string()));
-                    p.kept.push((key.clone(), value.clone()));
+                    let revinclude = (source.to_string(), param.to_string());
+                    if !p.revincludes.contains(&revinclude) {
+                        p.revincludes.push(revinclude);
+                        p.kept.push((key.clone(), value.clone()));
+                    }
                 }
                 _ if strict => {
                     return Err(UseCaseError::Invalid(format!("_revinclude={value} is not supported on {t}")));

@@ -300,6 +300,10 @@ async fn poll_publisher(runner: &Runner, id: &str) -> Result<(), BoxDynError> {
     if p.next_run_ms.is_none_or(|due| due > now.timestamp_millis()) {
         return Ok(());
     }
+    // Polled by hand a moment ago (a `$poll` racing this job): that poll is this one.
+    if runner.store.claim_publisher_poll(id, now, calsync_links::MIN_INTERVAL).await?.is_err() {
+        return Ok(());
+    }
     tracing::info!(publisher = %p.id, "poll started");
     calsync_links::poll(&runner.store, &runner.http, id, now, &|_| {}).await?;
     Ok(())

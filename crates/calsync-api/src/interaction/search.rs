@@ -47,7 +47,7 @@ async fn search(at: &Incoming, type_name: &str, pairs: &[(String, String)]) -> R
     if let Some(next) = &found.next {
         links.push(json!({"relation": "next", "url": link(Some(format!("_cursor={next}")))}));
     }
-    let text = searchset(&cx.base, found.total, &Value::Array(links), found.matches, found.included);
+    let text = searchset(&cx.base, found.total, &Value::Array(links), found.matches, found.included, &found.warnings);
     let body = if media::pretty(req) {
         let value: Value = serde_json::from_str(&text).map_err(|e| ApiError::internal(e.to_string()))?;
         serde_json::to_string_pretty(&value).unwrap_or(text)
@@ -57,8 +57,16 @@ async fn search(at: &Incoming, type_name: &str, pairs: &[(String, String)]) -> R
     Ok(HttpResponse::Ok().content_type(FHIR_JSON).body(body))
 }
 
-/// A searchset Bundle written around resources that are already JSON text.
-fn searchset(base: &str, total: u64, links: &Value, matches: Vec<Entry>, included: Vec<Entry>) -> String {
+/// A searchset Bundle written around resources that are already JSON text; `warnings`, if any,
+/// in an OperationOutcome entry (search mode `outcome`).
+fn searchset(
+    base: &str,
+    total: u64,
+    links: &Value,
+    matches: Vec<Entry>,
+    included: Vec<Entry>,
+    warnings: &[String],
+) -> String {
     use std::fmt::Write;
     let mut out = String::with_capacity(4096);
     let _ = write!(out, r#"{{"resourceType":"Bundle","type":"searchset","total":{total},"link":{links},"entry":["#);
@@ -69,6 +77,15 @@ fn searchset(base: &str, total: u64, links: &Value, matches: Vec<Entry>, include
         }
         let full_url = Value::String(format!("{base}/{t}/{id}"));
         let _ = write!(out, r#"{{"fullUrl":{full_url},"resource":{json},"search":{{"mode":"{mode}"}}}}"#);
+    }
+    if !warnings.is_empty() {
+        let issues: Vec<Value> =
+            warnings.iter().map(|w| json!({"severity": "warning", "code": "incomplete", "diagnostics": w})).collect();
+        let outcome = json!({"resourceType": "OperationOutcome", "issue": issues});
+        if !out.ends_with('[') {
+            out.push(',');
+        }
+        let _ = write!(out, r#"{{"resource":{outcome},"search":{{"mode":"outcome"}}}}"#);
     }
     out.push_str("]}");
     out

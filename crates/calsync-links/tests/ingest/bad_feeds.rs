@@ -238,3 +238,40 @@ async fn a_manifest_cannot_send_calsync_to_its_own_disk_or_to_a_refused_address(
     assert_eq!(store.ingested_contents(&net.id, "Location").await.unwrap().len(), 1);
     db.finish().await;
 }
+
+/// A poll takes at most so many bytes and so much time, whatever the publisher sends: past
+/// either it stops as a failed fetch does, naming the limit; what was read is kept and the next
+/// poll, within the limits, reads everything.
+#[tokio::test]
+async fn a_poll_stops_at_its_limits_of_bytes_and_time() {
+    let (db, store) = fresh().await;
+    let feed = serve(fixtures("ssl-v1")).await;
+    let http = calsync_links::http_client(Egress::unrestricted()).unwrap();
+    let p = register(&store, &format!("{}/$bulk-publish", feed.base), Options::default(), now()).await.unwrap();
+
+    let small = calsync_links::PollLimits { bytes: 50_000, ..Default::default() };
+    let stopped = calsync_links::poll_within(&store, &http, &p.id, now(), &|_| {}, small).await.unwrap();
+    assert_eq!(stopped.state, "error");
+    let reason = stopped.reason.clone().unwrap();
+    assert!(reason.contains("larger than 50000 bytes, the limit of one poll"), "{reason}");
+    let report: Report = serde_json::from_str(stopped.report.as_deref().unwrap()).unwrap();
+    assert!(report.bytes > 50_000 && report.bytes < 200_000, "{}", report.bytes);
+    assert_eq!(stopped.since, None, "the next poll asks for everything again");
+
+    let instant = calsync_links::PollLimits { time: std::time::Duration::ZERO, ..Default::default() };
+    let later = now() + chrono::TimeDelta::minutes(10);
+    let stopped = calsync_links::poll_within(&store, &http, &p.id, later, &|_| {}, instant).await.unwrap();
+    assert_eq!(stopped.state, "error");
+    assert!(stopped.reason.as_deref().unwrap().contains("longer than 0 s, the limit of one poll"), "{stopped:?}");
+
+    let (done, report) = poll_once(&store, &p.id, later + chrono::TimeDelta::minutes(10)).await;
+    assert_eq!(done.state, "ok", "{report:#?}");
+    let total: u64 = std::fs::read_dir(fixtures("ssl-v1"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|x| x == "ndjson"))
+        .map(|p| std::fs::metadata(p).unwrap().len())
+        .sum();
+    assert!(report.bytes > total, "manifest and files: {} of {total}", report.bytes);
+    db.finish().await;
+}
