@@ -518,3 +518,69 @@ async fn a_publisher_is_polled_by_hand_at_most_once_a_minute() {
     a.database.finish().await;
     b.database.finish().await;
 }
+
+/// How many Slots an instance holds (its own and ingested), from a search.
+async fn slot_total(app: &TestApp) -> u64 {
+    let b: Value = app.get("/Slot?_summary=count").await.json().await.unwrap();
+    b["total"].as_u64().unwrap()
+}
+
+/// Availability an instance already has never comes back as a second copy: its own feed
+/// registered as a publisher is refused, and two instances ingesting each other each keep one
+/// copy of the other's availability however often they poll.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn availability_never_comes_back_as_a_second_copy() {
+    let a = spawn_app_with(|s| s.publishers.min_poll_seconds = 0).await;
+    load_published_clinic(&a).await;
+    let own = slot_total(&a).await;
+    // Its own feed: refused, nothing stored.
+    let created: Value =
+        a.post("/publishers", &json!({"manifest": a.url("/$bulk-publish")})).await.json().await.unwrap();
+    let self_poll = format!("/publishers/{}/$poll", created["id"].as_str().unwrap());
+    for _ in 0..3 {
+        let polled: Value = a.post(&self_poll, &json!({})).await.json().await.unwrap();
+        assert_eq!(polled["state"], "error", "{polled:#}");
+        assert!(polled["reason"].as_str().unwrap().contains("this server's own feed"), "{polled:#}");
+    }
+    assert_eq!(slot_total(&a).await, own);
+    // Every published resource names where it entered the network: here.
+    let manifest: Value = a.get("/$bulk-publish").await.json().await.unwrap();
+    let instance =
+        manifest["extension"]["https://calsync.example.org/fhir/StructureDefinition/origin"].as_str().unwrap();
+    assert!(instance.starts_with("urn:uuid:"), "{manifest}");
+    for (t, resources) in [("Slot", published(&a, "Slot").await), ("Location", published(&a, "Location").await)] {
+        for (id, r) in resources {
+            let origin = r["meta"]["extension"].as_array().unwrap().iter().find(|e| e["valueUri"] == instance);
+            assert!(origin.is_some(), "{t}/{id}: {r}");
+        }
+    }
+
+    // B publishes a clinic of its own; A and B ingest each other, three rounds.
+    let b = spawn_app_with(|s| s.publishers.min_poll_seconds = 0).await;
+    load_published_clinic(&b).await;
+    let a_reads: Value =
+        a.post("/publishers", &json!({"manifest": b.url("/$bulk-publish")})).await.json().await.unwrap();
+    let b_reads: Value =
+        b.post("/publishers", &json!({"manifest": a.url("/$bulk-publish")})).await.json().await.unwrap();
+    let (a_poll, b_poll) = (
+        format!("/publishers/{}/$poll", a_reads["id"].as_str().unwrap()),
+        format!("/publishers/{}/$poll", b_reads["id"].as_str().unwrap()),
+    );
+    let (mut totals, mut came_back) = (Vec::new(), Vec::new());
+    for _ in 0..3 {
+        for (app, poll) in [(&a, &a_poll), (&b, &b_poll)] {
+            let polled: Value = app.post(poll, &json!({})).await.json().await.unwrap();
+            assert_eq!(polled["state"], "ok", "{polled:#}");
+            came_back.push(polled["report"]["types"]["Slot"]["own"].as_u64().unwrap_or(0));
+        }
+        totals.push((slot_total(&a).await, slot_total(&b).await));
+    }
+    // Each holds its own Slots and one copy of the other's, from the first round on.
+    assert_eq!(totals, vec![(2 * own, 2 * own); 3]);
+    // What came back was counted, not stored: B found its own Slots in A's feed in the first
+    // round, A its own in B's in the second; then nothing changed.
+    assert_eq!(came_back, [0, own, own, 0, 0, 0]);
+    for app in [a, b] {
+        app.database.finish().await;
+    }
+}

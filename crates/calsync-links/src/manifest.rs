@@ -24,6 +24,9 @@ pub struct Manifest {
     pub request: Option<String>,
     /// `output[]`, in the manifest's order.
     pub outputs: Vec<Output>,
+    /// The calsync installation that publishes it (`extension` under
+    /// [`calsync_store::origin::ORIGIN_EXTENSION`]), when it is one.
+    pub instance: Option<String>,
 }
 
 /// Reads a manifest fetched from `base`; `problems` gets what was wrong but could be read
@@ -60,7 +63,8 @@ pub fn read(text: &str, base: &Url, problems: &mut Vec<String>) -> Result<Manife
         };
         outputs.push(Output { resource_type: t.to_string(), url, states });
     }
-    Ok(Manifest { transaction_time, request: v["request"].as_str().map(String::from), outputs })
+    let instance = v["extension"][calsync_store::origin::ORIGIN_EXTENSION].as_str().map(String::from);
+    Ok(Manifest { transaction_time, request: v["request"].as_str().map(String::from), outputs, instance })
 }
 
 #[cfg(test)]

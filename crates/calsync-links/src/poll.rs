@@ -118,6 +118,11 @@ pub struct TypeCount {
     /// Resources whose line was bad this time, kept at their last good version.
     #[serde(default)]
     pub kept: u64,
+    /// Lines that were this server's own availability coming back (their origin is this
+    /// installation: another installation published again what it ingested from here), not
+    /// stored a second time.
+    #[serde(default)]
+    pub own: u64,
 }
 
 /// What the last poll of a publisher found (the publisher's `report`).
@@ -438,6 +443,11 @@ pub async fn poll_within(
     for m in manifest_problems {
         report.problem(&manifest_file, 0, "manifest", m);
     }
+    if manifest.instance.as_deref() == Some(store.instance()) {
+        let p = failed(p, report, "this manifest is this server's own feed: its availability is here already".into());
+        store.save_publisher(&p).await?;
+        return Ok(p);
+    }
     let transaction_time =
         manifest.transaction_time.clone().unwrap_or_else(|| now.to_rfc3339_opts(SecondsFormat::Millis, true));
     report.transaction_time = Some(transaction_time.clone());
@@ -569,6 +579,9 @@ async fn read_file(
         report.bad_lines += 1;
         report.problem(file, line, "bad", format!("longer than {MAX_LINE_BYTES} bytes: not read"));
     };
+    // The origin this installation gives what it publishes; the id is random, so a line holding
+    // it names this installation as its origin.
+    let own = memchr::memmem::Finder::new(store.instance().as_bytes());
     let mut done = false;
     while !done {
         let chunk = body.chunk().await.map_err(|e| FileError::Fetch(format!("{url}: {e}")))?;
@@ -624,6 +637,11 @@ async fn read_file(
                 continue;
             }
             count.lines += 1;
+            // This installation's own availability, published again by another: not a second copy.
+            if own.find(raw).is_some() {
+                count.own += 1;
+                continue;
+            }
             // The row is made here, while the batch before it is written.
             match reader.row(store, resource_type, text, now) {
                 Ok((row, notes)) => {

@@ -141,6 +141,8 @@ pub struct Store {
     ingest_batching: Option<ingest::IngestBatching>,
     /// Publishers' `meta.source`, added to the Slots stored without it ([`origin`]).
     origins: Arc<origin::Origins>,
+    /// This installation's id (`urn:uuid:…`), the same for every process on the database.
+    instance: Arc<str>,
 }
 
 fn millis(t: DateTime<Utc>) -> i64 {
@@ -192,6 +194,11 @@ impl Store {
         }
         let db = Database::connect(options).await?;
         migration::migrate(&db).await?;
+        let named = sea_orm::Statement::from_string(db.get_database_backend(), "SELECT id FROM instance");
+        let instance: String = sea_orm::ConnectionTrait::query_one_raw(&db, named)
+            .await?
+            .and_then(|row| row.try_get_by_index(0).ok())
+            .ok_or_else(|| StoreError::Invalid("the database names no instance".into()))?;
         let sqlite_writer = (db.get_database_backend() == sea_orm::DbBackend::Sqlite).then(|| Arc::new(Mutex::new(())));
         let sqlite_reader = reader::SqliteReader::for_url(url).map(Arc::new);
         let sqlite_bulk = reader::sqlite_path(url).map(|p| Arc::new(bulk::sqlite::SqliteBulk::new(p)));
@@ -205,7 +212,14 @@ impl Store {
             periods: Default::default(),
             ingest_batching: None,
             origins: Default::default(),
+            instance: instance.into(),
         })
+    }
+
+    /// This installation's id (`urn:uuid:…`): made once with the database, the same for every
+    /// process on it.
+    pub fn instance(&self) -> &str {
+        &self.instance
     }
 
     /// Indexes every write from now on with `indexer`.

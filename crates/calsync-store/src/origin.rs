@@ -27,6 +27,12 @@ use sea_orm::{ConnectionTrait, EntityTrait, QuerySelect};
 use crate::StoreError;
 use crate::entity::publisher;
 
+/// The URL of the meta extension naming the calsync installation where a resource entered the
+/// network of publishers (`valueUri`: its [`crate::Store::instance`]): every resource calsync
+/// publishes carries one, its own or the one it came with. It is also the key of the manifest's
+/// `extension` naming the publishing installation.
+pub const ORIGIN_EXTENSION: &str = "https://calsync.example.org/fhir/StructureDefinition/origin";
+
 /// The URL of the lastSourceSync meta extension.
 pub const LAST_SOURCE_SYNC: &str = "http://hl7.org/fhir/StructureDefinition/lastSourceSync";
 

@@ -8,6 +8,10 @@
 //!   files are streamed from the store a chunk at a time: memory does not grow with the number
 //!   of Slots.
 //! - `_since=<instant>`: only resources changed at or after it.
+//! - Every resource names where it entered the network of publishers: a meta extension
+//!   (`calsync_store::origin::ORIGIN_EXTENSION`) with this installation's id, unless it came
+//!   with one; the manifest names this installation too. A calsync reading the feed does not
+//!   store its own availability again (`calsync-links`).
 //! - Only provider availability: participants' derived Schedules (actors Patients or
 //!   RelatedPersons) and their busy Slots never appear, and calsync's own bookkeeping on a
 //!   Slot (who holds or booked it) is taken off; booking extensions (`booking-deep-link`,
@@ -18,6 +22,7 @@ use std::sync::Arc;
 
 use calsync_fhir::booking::{BOOKED_EXTENSION, HOLD_EXTENSION};
 use calsync_store::Store;
+use calsync_store::origin::ORIGIN_EXTENSION;
 use calsync_store::search::{Bound, Cursor, Direction, ResourceSearch, SortBy};
 use chrono::{DateTime, Datelike, NaiveDate, TimeDelta, Timelike, Utc};
 use serde_json::{Value, json};
@@ -141,7 +146,7 @@ impl UseCases {
             None => base.clone(),
         };
         let body = json!({"transactionTime": cx.now.to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
-            "request": request, "output": output, "error": []});
+            "request": request, "output": output, "error": [], "extension": {ORIGIN_EXTENSION: store.instance()}});
         Ok(Manifest::Current { tag, modified, body })
     }
 
@@ -149,13 +154,16 @@ impl UseCases {
     pub async fn feed_file(&self, _cx: &Context, name: &str, since: Option<&str>) -> Outcome<FeedFile> {
         let store = &self.store;
         let since = since_of(since)?;
+        let instance = store.instance().to_string();
         match name {
             "locations.ndjson" => {
-                let all = all_of(store, "Location", since).await?;
+                let mut all = all_of(store, "Location", since).await?;
+                all.iter_mut().for_each(|r| with_origin(r, &instance));
                 return Ok(FeedFile::Whole(ndjson(all.iter().map(Value::to_string))));
             }
             "schedules.ndjson" => {
-                let (provider, _) = schedules(store, since).await?;
+                let (mut provider, _) = schedules(store, since).await?;
+                provider.iter_mut().for_each(|r| with_origin(r, &instance));
                 return Ok(FeedFile::Whole(ndjson(provider.iter().map(Value::to_string))));
             }
             _ => {}
@@ -173,7 +181,7 @@ impl UseCases {
                 Some(schedule) if !participants.contains(schedule.as_ref()) => {}
                 _ => return,
             }
-            if let Some(line) = published_slot(json) {
+            if let Some(line) = published_slot(json).and_then(|line| with_origin_text(line, &instance)) {
                 out.extend_from_slice(line.as_bytes());
                 out.push(b'\n');
             }
@@ -349,6 +357,53 @@ fn published_slot(json: &str) -> Option<std::borrow::Cow<'_, str>> {
         }
     }
     Some(std::borrow::Cow::Owned(slot.to_string()))
+}
+
+/// Adds the origin extension naming `instance` to `meta.extension` of a resource that names no
+/// origin.
+fn with_origin(resource: &mut Value, instance: &str) {
+    let Some(object) = resource.as_object_mut() else { return };
+    let meta = object.entry("meta").or_insert_with(|| json!({}));
+    if !meta.is_object() {
+        *meta = json!({});
+    }
+    let extensions = meta.as_object_mut().map(|m| m.entry("extension").or_insert_with(|| json!([])));
+    if let Some(Value::Array(extensions)) = extensions
+        && !extensions.iter().any(|e| e["url"] == ORIGIN_EXTENSION)
+    {
+        extensions.push(json!({"url": ORIGIN_EXTENSION, "valueUri": instance}));
+    }
+}
+
+/// [`with_origin`] on a resource's JSON text. A Slot as the store writes it, with `meta` last and
+/// holding only its version and update time, has the extension written into its text; any
+/// other is read whole.
+fn with_origin_text<'a>(json: std::borrow::Cow<'a, str>, instance: &str) -> Option<std::borrow::Cow<'a, str>> {
+    static ORIGIN: std::sync::LazyLock<memchr::memmem::Finder<'static>> =
+        std::sync::LazyLock::new(|| memchr::memmem::Finder::new(ORIGIN_EXTENSION));
+    if ORIGIN.find(json.as_bytes()).is_some() {
+        return Some(json);
+    }
+    const META: &str = "\"meta\":{";
+    if let Some(at) = json.rfind(META)
+        && let Some(inner) = json[at + META.len()..].strip_suffix("}}")
+        && !inner.contains(['{', '}', '[', ']'])
+    {
+        let mut out = String::with_capacity(json.len() + ORIGIN_EXTENSION.len() + instance.len() + 40);
+        out.push_str(&json[..json.len() - 2]);
+        if !inner.trim().is_empty() {
+            out.push(',');
+        }
+        out.push_str(r#""extension":[{"url":""#);
+        out.push_str(ORIGIN_EXTENSION);
+        out.push_str(r#"","valueUri":""#);
+        out.push_str(instance);
+        out.push_str(r#""}]}}"#);
+        return Some(std::borrow::Cow::Owned(out));
+    }
+    let mut resource: Value = serde_json::from_str(&json).ok()?;
+    with_origin(&mut resource, instance);
+    Some(std::borrow::Cow::Owned(resource.to_string()))
 }
 
 /// The Slot's `schedule.reference`, read from the text when it has one `"schedule":{` (so that

@@ -53,6 +53,7 @@ mod m000014_generation_of_every_slot_schedule;
 mod m000015_create_ingest_seen;
 mod m000016_longest_free_slot;
 mod m000017_origin_per_publisher;
+mod m000018_create_instance;
 
 use m000001_create_resources::CreateResources;
 use m000002_create_search_index::CreateSearchIndex;
@@ -71,6 +72,7 @@ use m000014_generation_of_every_slot_schedule::GenerationOfEverySlotSchedule;
 use m000015_create_ingest_seen::CreateIngestSeen;
 use m000016_longest_free_slot::LongestFreeSlot;
 use m000017_origin_per_publisher::OriginPerPublisher;
+use m000018_create_instance::CreateInstance;
 
 /// All migrations of the store.
 pub struct Migrator;
@@ -95,6 +97,7 @@ impl MigratorTrait for Migrator {
             Box::new(CreateIngestSeen),
             Box::new(LongestFreeSlot),
             Box::new(OriginPerPublisher),
+            Box::new(CreateInstance),
         ]
     }
 }
