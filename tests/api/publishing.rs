@@ -543,17 +543,15 @@ async fn availability_never_comes_back_as_a_second_copy() {
         assert!(polled["reason"].as_str().unwrap().contains("this server's own feed"), "{polled:#}");
     }
     assert_eq!(slot_total(&a).await, own);
-    // Every published resource names where it entered the network: here.
-    let manifest: Value = a.get("/$bulk-publish").await.json().await.unwrap();
-    let instance =
-        manifest["extension"]["https://calsync.example.org/fhir/StructureDefinition/origin"].as_str().unwrap();
-    assert!(instance.starts_with("urn:uuid:"), "{manifest}");
-    for (t, resources) in [("Slot", published(&a, "Slot").await), ("Location", published(&a, "Location").await)] {
-        for (id, r) in resources {
-            let origin = r["meta"]["extension"].as_array().unwrap().iter().find(|e| e["valueUri"] == instance);
-            assert!(origin.is_some(), "{t}/{id}: {r}");
-        }
-    }
+    // The manifest names the installation, the origin of what it holds first-hand.
+    let origin_of = |manifest: Value| {
+        manifest["extension"]["https://calsync.example.org/fhir/StructureDefinition/origin"]
+            .as_str()
+            .unwrap()
+            .to_string()
+    };
+    let a_instance = origin_of(a.get("/$bulk-publish").await.json().await.unwrap());
+    assert!(a_instance.starts_with("urn:uuid:"), "{a_instance}");
 
     // B publishes a clinic of its own; A and B ingest each other, three rounds.
     let b = spawn_app_with(|s| s.publishers.min_poll_seconds = 0).await;
@@ -580,6 +578,24 @@ async fn availability_never_comes_back_as_a_second_copy() {
     // What came back was counted, not stored: B found its own Slots in A's feed in the first
     // round, A its own in B's in the second; then nothing changed.
     assert_eq!(came_back, [0, own, own, 0, 0, 0]);
+    // B publishes what it ingested from A naming A as its origin; its own Slots name none (its
+    // manifest names B).
+    let b_instance = origin_of(b.get("/$bulk-publish").await.json().await.unwrap());
+    assert_ne!(a_instance, b_instance);
+    let origin = |r: &Value| {
+        r["meta"]["extension"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .find(|e| e["url"] == "https://calsync.example.org/fhir/StructureDefinition/origin")
+            .map(|e| e["valueUri"].as_str().unwrap().to_string())
+    };
+    for (t, resources) in [("Slot", published(&b, "Slot").await), ("Location", published(&b, "Location").await)] {
+        for (id, r) in resources {
+            let expected = id.contains('.').then(|| a_instance.clone());
+            assert_eq!(origin(&r), expected, "{t}/{id}: {r}");
+        }
+    }
     for app in [a, b] {
         app.database.finish().await;
     }

@@ -214,6 +214,7 @@ pub async fn register(
         polls: 0,
         last_poll_ms: None,
         next_run_ms: Some(now.timestamp_millis()),
+        instance: None,
     };
     store.save_publisher(&p).await?;
     Ok(p)
@@ -448,6 +449,7 @@ pub async fn poll_within(
         store.save_publisher(&p).await?;
         return Ok(p);
     }
+    p.instance = manifest.instance.clone();
     let transaction_time =
         manifest.transaction_time.clone().unwrap_or_else(|| now.to_rfc3339_opts(SecondsFormat::Millis, true));
     report.transaction_time = Some(transaction_time.clone());

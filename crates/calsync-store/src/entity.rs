@@ -273,6 +273,9 @@ pub mod publisher {
         pub last_poll_ms: Option<i64>,
         /// UTC milliseconds; none while paused.
         pub next_run_ms: Option<i64>,
+        /// The calsync installation the manifest names (`urn:uuid:…`), when it is one.
+        #[sea_orm(column_type = "Text", nullable)]
+        pub instance: Option<String>,
     }
 
     #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

@@ -90,6 +90,7 @@ impl Store {
                         C::Polls,
                         C::LastPollMs,
                         C::NextRunMs,
+                        C::Instance,
                     ])
                     .to_owned(),
             )

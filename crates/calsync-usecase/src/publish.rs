@@ -8,10 +8,12 @@
 //!   files are streamed from the store a chunk at a time: memory does not grow with the number
 //!   of Slots.
 //! - `_since=<instant>`: only resources changed at or after it.
-//! - Every resource names where it entered the network of publishers: a meta extension
-//!   (`calsync_store::origin::ORIGIN_EXTENSION`) with this installation's id, unless it came
-//!   with one; the manifest names this installation too. A calsync reading the feed does not
-//!   store its own availability again (`calsync-links`).
+//! - The manifest names this installation (`extension`, under
+//!   `calsync_store::origin::ORIGIN_EXTENSION`), and with it the origin of what it holds
+//!   first-hand. What it ingested names its own origin in a meta extension of that URL: the one
+//!   it came with, else its publisher's installation, else this one (where it entered the
+//!   network of publishers). A calsync reading the feed does not store its own availability
+//!   again (`calsync-links`).
 //! - Only provider availability: participants' derived Schedules (actors Patients or
 //!   RelatedPersons) and their busy Slots never appear, and calsync's own bookkeeping on a
 //!   Slot (who holds or booked it) is taken off; booking extensions (`booking-deep-link`,
@@ -154,16 +156,16 @@ impl UseCases {
     pub async fn feed_file(&self, _cx: &Context, name: &str, since: Option<&str>) -> Outcome<FeedFile> {
         let store = &self.store;
         let since = since_of(since)?;
-        let instance = store.instance().to_string();
+        let origins = Arc::new(Origins::of(store).await?);
         match name {
             "locations.ndjson" => {
                 let mut all = all_of(store, "Location", since).await?;
-                all.iter_mut().for_each(|r| with_origin(r, &instance));
+                all.iter_mut().for_each(|r| origins.stamp(r));
                 return Ok(FeedFile::Whole(ndjson(all.iter().map(Value::to_string))));
             }
             "schedules.ndjson" => {
                 let (mut provider, _) = schedules(store, since).await?;
-                provider.iter_mut().for_each(|r| with_origin(r, &instance));
+                provider.iter_mut().for_each(|r| origins.stamp(r));
                 return Ok(FeedFile::Whole(ndjson(provider.iter().map(Value::to_string))));
             }
             _ => {}
@@ -181,7 +183,7 @@ impl UseCases {
                 Some(schedule) if !participants.contains(schedule.as_ref()) => {}
                 _ => return,
             }
-            if let Some(line) = published_slot(json).and_then(|line| with_origin_text(line, &instance)) {
+            if let Some(line) = published_slot(json).and_then(|line| origins.stamp_text(line)) {
                 out.extend_from_slice(line.as_bytes());
                 out.push(b'\n');
             }
@@ -359,51 +361,61 @@ fn published_slot(json: &str) -> Option<std::borrow::Cow<'_, str>> {
     Some(std::borrow::Cow::Owned(slot.to_string()))
 }
 
-/// Adds the origin extension naming `instance` to `meta.extension` of a resource that names no
-/// origin.
-fn with_origin(resource: &mut Value, instance: &str) {
-    let Some(object) = resource.as_object_mut() else { return };
-    let meta = object.entry("meta").or_insert_with(|| json!({}));
-    if !meta.is_object() {
-        *meta = json!({});
-    }
-    let extensions = meta.as_object_mut().map(|m| m.entry("extension").or_insert_with(|| json!([])));
-    if let Some(Value::Array(extensions)) = extensions
-        && !extensions.iter().any(|e| e["url"] == ORIGIN_EXTENSION)
-    {
-        extensions.push(json!({"url": ORIGIN_EXTENSION, "valueUri": instance}));
-    }
+/// Where the resources this installation ingested entered the network of publishers.
+struct Origins {
+    /// This installation.
+    own: String,
+    /// Publisher id → the installation its manifest names, if any.
+    publishers: HashMap<String, Option<String>>,
 }
 
-/// [`with_origin`] on a resource's JSON text. A Slot as the store writes it, with `meta` last and
-/// holding only its version and update time, has the extension written into its text; any
-/// other is read whole.
-fn with_origin_text<'a>(json: std::borrow::Cow<'a, str>, instance: &str) -> Option<std::borrow::Cow<'a, str>> {
-    static ORIGIN: std::sync::LazyLock<memchr::memmem::Finder<'static>> =
-        std::sync::LazyLock::new(|| memchr::memmem::Finder::new(ORIGIN_EXTENSION));
-    if ORIGIN.find(json.as_bytes()).is_some() {
-        return Some(json);
+impl Origins {
+    async fn of(store: &Store) -> Outcome<Origins> {
+        let publishers = store.publishers().await?.into_iter().map(|p| (p.id, p.instance)).collect();
+        Ok(Origins { own: store.instance().to_string(), publishers })
     }
-    const META: &str = "\"meta\":{";
-    if let Some(at) = json.rfind(META)
-        && let Some(inner) = json[at + META.len()..].strip_suffix("}}")
-        && !inner.contains(['{', '}', '[', ']'])
-    {
-        let mut out = String::with_capacity(json.len() + ORIGIN_EXTENSION.len() + instance.len() + 40);
-        out.push_str(&json[..json.len() - 2]);
-        if !inner.trim().is_empty() {
-            out.push(',');
+
+    /// The origin the published resource `id` must name: none for this installation's own (the
+    /// manifest names it); for one it ingested, its publisher's installation, or this one when
+    /// the publisher is not a calsync.
+    fn of_id(&self, id: &str) -> Option<&str> {
+        let (publisher, _) = id.split_once('.')?;
+        let instance = self.publishers.get(publisher)?;
+        Some(instance.as_deref().unwrap_or(&self.own))
+    }
+
+    /// Adds the origin extension to `meta.extension` of an ingested resource that names none.
+    fn stamp(&self, resource: &mut Value) {
+        let Some(origin) = resource["id"].as_str().and_then(|id| self.of_id(id)).map(str::to_string) else { return };
+        let Some(object) = resource.as_object_mut() else { return };
+        let meta = object.entry("meta").or_insert_with(|| json!({}));
+        if !meta.is_object() {
+            *meta = json!({});
         }
-        out.push_str(r#""extension":[{"url":""#);
-        out.push_str(ORIGIN_EXTENSION);
-        out.push_str(r#"","valueUri":""#);
-        out.push_str(instance);
-        out.push_str(r#""}]}}"#);
-        return Some(std::borrow::Cow::Owned(out));
+        let extensions = meta.as_object_mut().map(|m| m.entry("extension").or_insert_with(|| json!([])));
+        if let Some(Value::Array(extensions)) = extensions
+            && !extensions.iter().any(|e| e["url"] == ORIGIN_EXTENSION)
+        {
+            extensions.push(json!({"url": ORIGIN_EXTENSION, "valueUri": origin}));
+        }
     }
-    let mut resource: Value = serde_json::from_str(&json).ok()?;
-    with_origin(&mut resource, instance);
-    Some(std::borrow::Cow::Owned(resource.to_string()))
+
+    /// [`Origins::stamp`] on a Slot's JSON text: this installation's own Slots, nearly all of a
+    /// feed, are recognised by their id at the start of the text (as the store writes it) and
+    /// passed as they are; an ingested one is read whole.
+    fn stamp_text<'a>(&self, json: std::borrow::Cow<'a, str>) -> Option<std::borrow::Cow<'a, str>> {
+        const START: &str = r#"{"resourceType":"Slot","id":""#;
+        let id = json.strip_prefix(START).and_then(|rest| rest.split_once('"')).map(|(id, _)| id);
+        if id.is_some_and(|id| !id.contains('\\') && self.of_id(id).is_none()) {
+            return Some(json);
+        }
+        let mut slot: Value = serde_json::from_str(&json).ok()?;
+        if slot["id"].as_str().and_then(|id| self.of_id(id)).is_none() {
+            return Some(json);
+        }
+        self.stamp(&mut slot);
+        Some(std::borrow::Cow::Owned(slot.to_string()))
+    }
 }
 
 /// The Slot's `schedule.reference`, read from the text when it has one `"schedule":{` (so that
