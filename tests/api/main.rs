@@ -6,6 +6,7 @@ mod calendars;
 mod finding;
 mod harness;
 mod publishing;
+mod random_requests;
 mod resources;
 mod robustness;
 mod search;
