@@ -17,7 +17,7 @@ DEMO_SERVE := --load $(DEMO)/provider.ndjson --load $(DEMO)/directory.ndjson --l
   --emulate-calendar google:RelatedPerson/son=$(DEMO)/son.ics \
   --clock-start 2026-12-01T12:00:00Z
 
-.PHONY: run find-demo build test test-rust test-ical-corpus test-conformance test-clients test-demo test-postgres bench bench-core bench-search bench-find-mutual bench-nightly bench-publish bench-feed-reader bench-ingest nextest clean-target
+.PHONY: run find-demo build test fuzz test-rust test-ical-corpus test-conformance test-clients test-demo test-postgres bench bench-core bench-search bench-find-mutual bench-nightly bench-publish bench-feed-reader bench-ingest nextest clean-target
 
 ## The whole system on the embedded SQLite database (calsync.db) with the demo clinics loaded.
 run: build
@@ -42,6 +42,15 @@ test: test-rust test-ical-corpus test-conformance test-clients test-demo
 
 test-rust: nextest
 	$(CARGO) nextest run --workspace --no-fail-fast
+
+## The fuzz targets (tests/fuzz: every parser of outside input, from the seed corpus) and the
+## iCalendar engine's property test for far longer than `make test` runs them, and 20,000 random
+## requests against the real server. Seeds of failures land in tests/fuzz/regressions/.
+FUZZ_CASES ?= 200000
+fuzz: nextest
+	PROPTEST_CASES=$(FUZZ_CASES) $(CARGO) nextest run --no-fail-fast -p calsync-system --test fuzz
+	PROPTEST_CASES=$(FUZZ_CASES) $(CARGO) nextest run --no-fail-fast -p calsync-ical --test robustness
+	CALSYNC_RANDOM_REQUESTS=20000 $(CARGO) nextest run --no-fail-fast -p calsync-system --test api random_requests --no-capture
 
 ## Compare the iCalendar engine with recurring-ical-events (installed from PyPI into a venv).
 test-ical-corpus: build

@@ -38,24 +38,52 @@ pub fn resource(text: &str, expected_type: &str) -> Result<Value, Invalid> {
     }
     // The profile rules first: they name the element precisely; then the dates search reads,
     // then the whole structure.
+    if let Some(path) = empty_member(&value, expected_type) {
+        return Err(element(
+            path,
+            "is empty: FHIR JSON leaves out an element without content ([] and {} are not allowed)",
+        ));
+    }
     profile(expected_type, &value)?;
     if let Some((expression, raw)) = crate::index::unreadable_date(expected_type, &value) {
         return Err(element(expression, format!("{raw:?} is not a FHIR date, dateTime or instant")));
     }
-    if let Err(e) = fhirbolt::json::from_str::<Resource>(text, None) {
+    if let Err(e) = read_r4(text) {
         return Err(match locate(&value) {
             Some((path, found)) => {
-                element(format!("{expected_type}.{path}"), format!("{found} {} ({e})", in_words(&e.to_string())))
+                element(format!("{expected_type}.{path}"), format!("{found} {} ({e})", in_words(&e)))
             }
-            None => element(expected_type, in_words(&e.to_string())),
+            None => element(expected_type, in_words(&e)),
         });
     }
     Ok(value)
 }
 
+/// Reads `text` as an R4 resource with fhirbolt. Input it panicked on (found by the fuzz target
+/// `resources`: `"given": []`) is refused like any other it cannot read.
+fn read_r4(text: &str) -> Result<(), String> {
+    match std::panic::catch_unwind(|| fhirbolt::json::from_str::<Resource>(text, None).map(|_| ())) {
+        Ok(read) => read.map_err(|e| e.to_string()),
+        Err(_) => Err("the FHIR reader cannot read it".into()),
+    }
+}
+
+/// The path of the first empty array or object in `value` (FHIR JSON never has one), if any.
+fn empty_member(value: &Value, path: &str) -> Option<String> {
+    match value {
+        Value::Array(items) if items.is_empty() => Some(path.to_string()),
+        Value::Object(members) if members.is_empty() => Some(path.to_string()),
+        Value::Array(items) => {
+            items.iter().enumerate().find_map(|(i, item)| empty_member(item, &format!("{path}[{i}]")))
+        }
+        Value::Object(members) => members.iter().find_map(|(k, v)| empty_member(v, &format!("{path}.{k}"))),
+        _ => None,
+    }
+}
+
 /// True when FHIR R4 reads `value` as a resource.
 fn parses(value: &Value) -> bool {
-    fhirbolt::json::from_str::<Resource>(&value.to_string(), None).is_ok()
+    read_r4(&value.to_string()).is_ok()
 }
 
 /// Where a resource FHIR does not read is wrong, found by leaving members out: the first
@@ -216,6 +244,15 @@ mod tests {
         assert!(matches!(resource("{", "Slot"), Err(Invalid::Malformed(_))));
         assert!(matches!(resource("[]", "Slot"), Err(Invalid::Malformed(_))));
         assert!(matches!(resource(r#"{"resourceType":"Patient"}"#, "Slot"), Err(Invalid::Malformed(_))));
+    }
+
+    /// Found by the fuzz target `resources`: fhirbolt panicked on an empty array of a primitive.
+    #[test]
+    fn empty_arrays_and_objects_are_refused_naming_them() {
+        let patient = r#"{"resourceType":"Patient","id":"maria","name":[{"family":"Silva","given":[]}]}"#;
+        assert_eq!(expression(resource(patient, "Patient")), "Patient.name[0].given");
+        assert_eq!(expression(resource(r#"{"resourceType":"Patient","meta":{}}"#, "Patient")), "Patient.meta");
+        assert!(resource(r#"{"resourceType":"Patient","name":[{"given":["Maria"]}]}"#, "Patient").is_ok());
     }
 
     #[test]

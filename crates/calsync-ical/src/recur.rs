@@ -52,6 +52,10 @@ pub fn expand(
     let mut until = None;
     let mut count: Option<usize> = None;
     for part in rule.value.split(';').map(str::trim).filter(|p| !p.is_empty()) {
+        // The rrule crate slices values by bytes: a character of several (`BYDAY=舀O`) panicked it.
+        if !part.is_ascii() {
+            return Err(err(format!("{part:?} is not ASCII")));
+        }
         let (key, value) = part.split_once('=').ok_or_else(|| err(format!("{part:?} is not KEY=VALUE")))?;
         let key = key.trim().to_ascii_uppercase();
         let value = value.trim().trim_end_matches(',');

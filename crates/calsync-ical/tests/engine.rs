@@ -427,6 +427,12 @@ fn malformed_calendars_name_the_line() {
         ("BEGIN:VEVENT\nUID:x\nDTSTART:2026-01-01\nEND:VEVENT", 6, "DATE-TIME"),
         ("BEGIN:VEVENT\nUID:x\nDTSTART:20260101T090000Z\nDURATION:1 hour\nEND:VEVENT", 7, "DURATION"),
         ("BEGIN:VEVENT\nUID:x\nDTSTART:20260101T090000Z\nRRULE:FREQ=SOMETIMES\nEND:VEVENT", 7, "RRULE"),
+        // Found by the fuzz target `calendars`: the recurrence crate panicked on it.
+        (
+            "BEGIN:VEVENT\nUID:x\nDTSTART:20260101T090000Z\nRRULE:FREQ=WEEKLY;BYDAY=\u{8220}O\nEND:VEVENT",
+            7,
+            "not ASCII",
+        ),
         ("BEGIN:VEVENT\nUID:x\nEND:VEVENT", 4, "DTSTART"),
         ("BEGIN:VEVENT\nUID:x\nDTSTART:20260101T090000Z\nEND:VTODO", 7, "closes"),
     ];

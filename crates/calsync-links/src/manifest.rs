@@ -45,7 +45,8 @@ pub fn read(text: &str, base: &Url, problems: &mut Vec<String>) -> Result<Manife
     };
     let mut outputs = Vec::new();
     for (n, e) in entries.iter().enumerate() {
-        let (Some(t), Some(u)) = (e["type"].as_str(), e["url"].as_str()) else {
+        let named = |key: &str| e[key].as_str().filter(|v| !v.trim().is_empty());
+        let (Some(t), Some(u)) = (named("type"), named("url")) else {
             problems.push(format!("output[{n}] has no type or url"));
             continue;
         };

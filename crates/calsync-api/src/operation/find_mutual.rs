@@ -21,7 +21,7 @@ pub async fn handle(call: Call) -> Result<HttpResponse, ApiError> {
 }
 
 /// Reads the parameters both operations share; `mutual` adds participants and preferences.
-pub(super) fn read(inputs: &Inputs, mutual: bool, now: chrono::DateTime<Utc>) -> Result<FindQuery, ApiError> {
+pub fn read(inputs: &Inputs, mutual: bool, now: chrono::DateTime<Utc>) -> Result<FindQuery, ApiError> {
     // A date (or a month, a year) is whole days, read in the search's zone by the use case; a
     // time is an instant.
     let edge = |name: &str| -> Result<Edge, ApiError> {

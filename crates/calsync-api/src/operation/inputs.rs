@@ -56,11 +56,19 @@ pub struct Inputs {
 impl Inputs {
     /// Reads the query string and a Parameters body (empty body allowed).
     pub fn read(req: &HttpRequest, body: &[u8]) -> Result<Self, ApiError> {
-        let mut inputs = Inputs { values: media::query_pairs(req.query_string(), false)?, resources: Vec::new() };
+        if !body.iter().all(u8::is_ascii_whitespace) {
+            media::require_json_body(req)?;
+        }
+        Inputs::parse(req.query_string(), body)
+    }
+
+    /// Reads a query string and a body taken as FHIR JSON (a Parameters resource, or a bare
+    /// resource as the operation's main input; empty allowed).
+    pub fn parse(query: &str, body: &[u8]) -> Result<Self, ApiError> {
+        let mut inputs = Inputs { values: media::query_pairs(query, false)?, resources: Vec::new() };
         if body.iter().all(u8::is_ascii_whitespace) {
             return Ok(inputs);
         }
-        media::require_json_body(req)?;
         let v: Value =
             serde_json::from_slice(body).map_err(|e| ApiError::bad_request(format!("the body is not JSON: {e}")))?;
         match v["resourceType"].as_str() {

@@ -17,7 +17,10 @@ mod find_mutual;
 mod hold;
 pub(crate) mod ics;
 mod import_ics;
-mod inputs;
+pub mod inputs;
+
+/// The parameters of `$find` (`mutual` false) or `$find-mutual` as the query the use case takes.
+pub use find_mutual::read as find_query;
 
 /// Mounts the operations (before the REST interactions, whose `/{type}/{id}` would match them).
 pub fn routes(cfg: &mut web::ServiceConfig) {
