@@ -5,6 +5,7 @@ mod booking;
 mod calendars;
 mod finding;
 mod harness;
+mod ihe;
 mod publishing;
 mod random_requests;
 mod resources;

@@ -183,6 +183,9 @@ pub struct FindAnswer<'a> {
     pub self_url: &'a str,
     /// The next page's URL, when there are more options.
     pub next_url: Option<&'a str>,
+    /// The ids the options were given (IHE `$find`: `$hold` and `$book` take them back by
+    /// reference), in order; none: the options have no id.
+    pub ids: &'a [String],
 }
 
 /// Rejected times an `explain` answer names at most.
@@ -194,9 +197,14 @@ const EXPLAINED: usize = 50;
 /// Appointment has a stable `urn:uuid` fullUrl made of its Slot and start, so the same option has
 /// the same fullUrl in every answer.
 pub fn find_bundle(answer: &FindAnswer<'_>) -> String {
-    let FindAnswer { outcome, people, providers, explain, zone, total, self_url, next_url } = *answer;
+    let FindAnswer { outcome, people, providers, explain, zone, total, self_url, next_url, ids } = *answer;
     let explanation = &outcome.explanation;
     let mut entry = answer_entries(&outcome.slots, people, providers, explanation.no_fit.as_ref(), zone);
+    for (e, id) in entry.iter_mut().zip(ids) {
+        if let Some(Resource::Appointment(a)) = &mut e.resource {
+            a.id = Some(id.clone().into());
+        }
+    }
     for (kind, found) in [
         ("without-optional", &explanation.alternatives.without_optional),
         ("after-window", &explanation.alternatives.after_window),

@@ -47,6 +47,7 @@ mod ingest;
 pub mod migration;
 pub mod origin;
 mod period;
+mod proposals;
 mod queue;
 mod reader;
 pub mod search;

@@ -33,6 +33,18 @@ impl UseCases {
     /// Books `what`. With an idempotency key, a second request with the same key gets the
     /// Appointment the first one booked, and books nothing. Returns the booked Appointment.
     pub async fn book(&self, cx: &Context, what: Booking, key: Option<&str>) -> Outcome<Value> {
+        self.book_noting(cx, what, key, None).await
+    }
+
+    /// [`UseCases::book`], with `comment` (IHE `$book`'s notes for the booking) written into the
+    /// booked Appointment.
+    pub async fn book_noting(
+        &self,
+        cx: &Context,
+        what: Booking,
+        key: Option<&str>,
+        comment: Option<&str>,
+    ) -> Outcome<Value> {
         let store = &self.store;
         if let Some(key) = key {
             if key.is_empty() || key.len() > MAX_KEY {
@@ -133,6 +145,9 @@ impl UseCases {
         }
         // The Appointment, booked.
         appointment["status"] = json!("booked");
+        if let Some(c) = comment {
+            appointment["comment"] = json!(c);
+        }
         if let Some(list) = appointment["participant"].as_array_mut() {
             for p in list {
                 p["status"] = json!("accepted");

@@ -165,6 +165,10 @@ pub struct FindQuery {
     /// The zone of the window's days, of preferences, and of the times shown (none: days and
     /// preferences in the first participant's zone, times in UTC).
     pub zone: Option<chrono_tz::Tz>,
+    /// Give each option of the page an id and keep it for a hold's time, so that `$hold` and
+    /// `$book` take it back by reference (IHE `$find`: ITI-116 and ITI-117 name a proposed
+    /// Appointment by its id).
+    pub remember: bool,
 }
 
 impl FindQuery {
@@ -181,6 +185,7 @@ impl FindQuery {
             limit: DEFAULT_COUNT,
             offset: 0,
             zone: None,
+            remember: false,
         }
     }
 
@@ -239,6 +244,8 @@ pub struct Found {
     pub offset: usize,
     /// True when there are options after this page.
     pub more: bool,
+    /// The ids of this page's options when the query asked to remember them, in order.
+    pub ids: Vec<String>,
 }
 
 impl Found {
@@ -246,7 +253,13 @@ impl Found {
     /// [`UseCases::book`] take.
     pub fn proposal(&self, n: usize) -> Option<serde_json::Value> {
         let m = self.outcome.slots.get(n)?;
-        serde_json::from_str(&calsync_fhir::proposed_appointment(m, &self.people, &self.providers, self.zone)).ok()
+        let mut proposal: serde_json::Value =
+            serde_json::from_str(&calsync_fhir::proposed_appointment(m, &self.people, &self.providers, self.zone))
+                .ok()?;
+        if let Some(id) = self.ids.get(n) {
+            proposal["id"] = serde_json::json!(id);
+        }
+        Some(proposal)
     }
 }
 
@@ -327,7 +340,15 @@ impl UseCases {
                 required: *required,
             })
             .collect();
-        Ok(Found { outcome, providers, people, zone: query.zone, offset: query.offset, more })
+        let mut found =
+            Found { outcome, providers, people, zone: query.zone, offset: query.offset, more, ids: Vec::new() };
+        if query.remember {
+            found.ids = (0..found.outcome.slots.len()).map(|_| uuid::Uuid::new_v4().to_string()).collect();
+            let kept: Vec<(String, serde_json::Value)> =
+                (0..found.ids.len()).filter_map(|n| Some((found.ids[n].clone(), found.proposal(n)?))).collect();
+            store.remember_proposals(&kept, cx.now + self.hold, cx.now).await?;
+        }
+        Ok(found)
     }
 }
 

@@ -20,7 +20,56 @@ pub struct Held {
     pub expires: DateTime<Utc>,
 }
 
+/// What an `appointment-reference` names (`Appointment/{id}`, `{id}`, `urn:uuid:{id}` or a URL
+/// ending in `Appointment/{id}`).
+#[derive(Debug, Clone)]
+pub enum Named {
+    /// An option `$find` offered (IHE), or an Appointment held from one: kept for a hold's time.
+    Offered(Value),
+    /// An Appointment as stored.
+    Stored(StoredResource),
+}
+
 impl UseCases {
+    /// The Appointment `reference` names: an option of an IHE `$find` (or one held by
+    /// reference) while it is kept, else a stored Appointment.
+    pub async fn named_appointment(&self, cx: &Context, reference: &str) -> Outcome<Named> {
+        let id = reference.strip_prefix("urn:uuid:").unwrap_or(reference);
+        let id = id.rsplit_once("Appointment/").map_or(id, |(_, id)| id);
+        let id = crate::resources::valid_id("Appointment", id)?;
+        if let Some(offered) = self.store.proposal(id, cx.now).await? {
+            return Ok(Named::Offered(offered));
+        }
+        match self.store.read("Appointment", id).await {
+            Ok(stored) => Ok(Named::Stored(stored)),
+            Err(calsync_store::StoreError::NotFound(..)) => Err(UseCaseError::NotFound(format!(
+                "Appointment/{id} is neither stored nor an option $find offered in the last {} minutes",
+                self.hold.num_minutes()
+            ))),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// Holds the option or the proposed Appointment `reference` names ([`UseCases::named_appointment`]);
+    /// the held Appointment is kept beside the options, so that `$book` knows it was held this way.
+    pub async fn hold_named(&self, cx: &Context, reference: &str) -> Outcome<Held> {
+        let appointment = match self.named_appointment(cx, reference).await? {
+            Named::Offered(a) => a,
+            Named::Stored(a) if a.content["status"] == "proposed" => a.content,
+            Named::Stored(a) => {
+                return Err(UseCaseError::Conflict(format!(
+                    "Appointment/{} is {}: only a proposed one can be held",
+                    a.id,
+                    a.content["status"].as_str().unwrap_or("unknown")
+                )));
+            }
+        };
+        let held = self.hold(cx, appointment).await?;
+        let kept = [(held.appointment.id.clone(), held.appointment.content.clone())];
+        self.store.remember_proposals(&kept, held.expires, cx.now).await?;
+        Ok(held)
+    }
+
     /// Holds the time a proposed Appointment (as `$find` offered it) names.
     pub async fn hold(&self, cx: &Context, mut appointment: Value) -> Outcome<Held> {
         if appointment["status"] != "proposed" {

@@ -45,6 +45,22 @@ const FIND_COMMON: &[Param] = &[
     ("return", "out", 1, "1", "Bundle", "searchset of proposed Appointments; an OperationOutcome entry when none fit"),
 ];
 
+/// IHE ITI-115's parameters calsync takes without narrowing the options by them.
+const FIND_IHE_EXTRA: &[Param] = &[
+    ("patient-resource", "in", 0, "*", "Patient", "A patient without a record here: taken, not stored"),
+    ("reason", "in", 0, "*", "token", "Clinical reason: taken, does not narrow the options"),
+    ("referral-identifier", "in", 0, "1", "Identifier", "The referral: taken, does not narrow the options"),
+    (
+        "timing",
+        "in",
+        0,
+        "1",
+        "Timing",
+        "Preferred times: taken, does not narrow the options (see $find-mutual's preference)",
+    ),
+    ("insurance-reference", "in", 0, "*", "Reference", "Insurance: taken, does not narrow the options"),
+];
+
 const FIND_MUTUAL_EXTRA: &[Param] = &[
     (
         "participant",
@@ -68,7 +84,7 @@ pub const OPERATIONS: &[Operation] = &[
         resource: "Appointment",
         instance: false,
         affects_state: false,
-        parameters: FIND_COMMON,
+        parameters: FIND_IHE_EXTRA,
     },
     Operation {
         id: "appointment-find-mutual",
@@ -85,8 +101,23 @@ pub const OPERATIONS: &[Operation] = &[
         instance: false,
         affects_state: true,
         parameters: &[
-            ("appointment", "in", 1, "1", "Appointment", "A proposed Appointment from $find or $find-mutual"),
-            ("return", "out", 1, "1", "Appointment", "The pending Appointment; the Expires header says until when"),
+            ("appointment", "in", 0, "1", "Appointment", "A proposed Appointment from $find or $find-mutual"),
+            (
+                "appointment-reference",
+                "in",
+                0,
+                "1",
+                "Reference",
+                "IHE ITI-116: an option of $find (its id) or a stored proposed Appointment",
+            ),
+            (
+                "return",
+                "out",
+                1,
+                "1",
+                "Resource",
+                "The pending Appointment (a searchset Bundle of it when called with appointment-reference); the Expires header says until when",
+            ),
         ],
     },
     Operation {
@@ -96,9 +127,26 @@ pub const OPERATIONS: &[Operation] = &[
         instance: false,
         affects_state: true,
         parameters: &[
-            ("appointment-reference", "in", 0, "1", "Reference", "A held (pending) Appointment"),
+            ("appointment-reference", "in", 0, "1", "Reference", "A held (pending) Appointment, or an option of $find"),
             ("appointment", "in", 0, "1", "Appointment", "A proposed Appointment"),
-            ("return", "out", 1, "1", "Appointment", "The booked Appointment (409 when the time was taken)"),
+            (
+                "appointment-resource",
+                "in",
+                0,
+                "1",
+                "Appointment",
+                "IHE ITI-117: status pending or proposed books it; cancelled (with its id) cancels it",
+            ),
+            ("patient-resource", "in", 0, "*", "Patient", "IHE ITI-117: checked, not stored"),
+            ("comment", "in", 0, "1", "string", "IHE ITI-117: kept as the Appointment's comment"),
+            (
+                "return",
+                "out",
+                1,
+                "1",
+                "Resource",
+                "The booked Appointment (a searchset Bundle of it when called with the IG's parameters or an option of $find); 409 when the time was taken",
+            ),
         ],
     },
     Operation {
@@ -157,7 +205,7 @@ fn resource(op: &Operation) -> Value {
             .collect()
     };
     let mut parameters = params(op.parameters);
-    if op.code == "find-mutual" {
+    if matches!(op.code, "find" | "find-mutual") {
         parameters = params(FIND_COMMON).into_iter().chain(parameters).collect();
     }
     json!({

@@ -129,6 +129,7 @@ pub(super) fn respond(call: &Call, found: &Found, explain: bool) -> HttpResponse
         total: (!found.more).then_some(found.offset + shown),
         self_url: &self_url,
         next_url: next_url.as_deref(),
+        ids: &found.ids,
     };
     let text = calsync_fhir::find_bundle(&answer);
     let body = if media::pretty(req) {

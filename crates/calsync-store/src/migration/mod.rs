@@ -54,6 +54,7 @@ mod m000015_create_ingest_seen;
 mod m000016_longest_free_slot;
 mod m000017_origin_per_publisher;
 mod m000018_create_instance;
+mod m000019_create_proposal;
 
 use m000001_create_resources::CreateResources;
 use m000002_create_search_index::CreateSearchIndex;
@@ -73,6 +74,7 @@ use m000015_create_ingest_seen::CreateIngestSeen;
 use m000016_longest_free_slot::LongestFreeSlot;
 use m000017_origin_per_publisher::OriginPerPublisher;
 use m000018_create_instance::CreateInstance;
+use m000019_create_proposal::CreateProposal;
 
 /// All migrations of the store.
 pub struct Migrator;
@@ -98,6 +100,7 @@ impl MigratorTrait for Migrator {
             Box::new(LongestFreeSlot),
             Box::new(OriginPerPublisher),
             Box::new(CreateInstance),
+            Box::new(CreateProposal),
         ]
     }
 }
