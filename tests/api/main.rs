@@ -11,4 +11,5 @@ mod random_requests;
 mod resources;
 mod robustness;
 mod search;
+mod xml;
 mod zones;

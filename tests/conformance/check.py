@@ -1,6 +1,8 @@
 """Start `calsync serve` on a random port with the demo data, exercise reads, searches, writes
 and errors, and validate every resource and Bundle returned with fhir.resources (pydantic 1)
-and the official FHIR R4 JSON schema. Prints 'N passed, M failed'; exit 1 on any failure."""
+and the official FHIR R4 JSON schema; and the same answers asked for in XML, read by
+fhir.resources' own XML reader (lxml), which must validate and say what the JSON says.
+Prints 'N passed, M failed'; exit 1 on any failure."""
 
 import json
 import pathlib
@@ -10,6 +12,7 @@ import urllib.request
 
 import jsonschema
 from fhir.resources import get_fhir_model_class
+from lxml import etree
 
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1]))
 from demo_server import DEMO, demo_server, report  # noqa: E402
@@ -64,12 +67,60 @@ REQUESTS = [
     ("GET", "/Slot?start=tomorrow", None, 400, True),
     ("POST", "/Slot", b"{not json", 400, True),
     ("POST", "/Slot", {"resourceType": "Slot", "status": "free"}, 422, True),
-    ("GET", "/metadata?_format=xml", None, 406, True),
+    ("GET", "/metadata?_format=html", None, 406, True),
     ("PATCH", "/Slot/dr-okafor-11-1200", None, 405, True),
     ("PUT", "/Slot/dr-okafor-11-1200", {"resourceType": "Slot", "id": "dr-okafor-11-1200",
      "schedule": {"reference": "Schedule/dr-okafor"}, "status": "busy",
      "start": "2026-12-11T17:00:00Z", "end": "2026-12-11T17:30:00Z"}, 412, True),
 ]
+
+
+# Answers asked for in XML (Accept: application/fhir+xml): (method, path, XML body, status).
+SLOT_XML = (b'<Slot xmlns="http://hl7.org/fhir"><schedule><reference value="Schedule/dr-okafor"/></schedule>'
+            b'<status value="free"/><start value="2026-12-18T17:00:00Z"/><end value="2026-12-18T17:30:00Z"/></Slot>')
+XML_REQUESTS = [
+    ("GET", "/metadata", None, 200),
+    ("GET", "/Slot/dr-okafor-11-1200", None, 200),
+    ("GET", "/Schedule/dr-okafor", None, 200),
+    ("GET", "/Location/riverside", None, 200),
+    ("GET", "/Slot?schedule=dr-okafor&start=ge2026-12-11&status=free&_count=5"
+            "&_include=Slot:schedule&_include:iterate=Schedule:actor", None, 200),
+    ("GET", "/Schedule?_id=dr-lindqvist&_revinclude=Slot:schedule", None, 200),
+    ("GET", "/Appointment/$find?start=2026-12-14&end=2026-12-14&practitioner=Practitioner/okafor", None, 200),
+    ("GET", "/OperationDefinition/appointment-book", None, 200),
+    ("GET", "/Slot/nope", None, 404),
+    ("GET", "/Slot?start=tomorrow", None, 400),
+    ("POST", "/Slot", SLOT_XML, 201),
+    ("POST", "/Slot", b"<Slot><status", 400),
+]
+
+
+def check_xml(base, method, path, body, expected):
+    """The problems with one answer asked for in XML (none: it passed)."""
+    headers = {"Accept": "application/fhir+xml"}
+    if body is not None:
+        headers["Content-Type"] = "application/fhir+xml"
+    req = urllib.request.Request(base + path, data=body, method=method, headers=headers)
+    try:
+        with urllib.request.urlopen(req) as resp:
+            status, raw, ct = resp.status, resp.read(), resp.headers["Content-Type"]
+    except urllib.error.HTTPError as e:
+        status, raw, ct = e.code, e.read(), e.headers["Content-Type"]
+    if status != expected:
+        return [f"status {status}, expected {expected}: {raw[:200]!r}"]
+    if not (ct or "").startswith("application/fhir+xml"):
+        return [f"Content-Type {ct}"]
+    tag = etree.QName(etree.fromstring(raw)).localname
+    try:
+        from_xml = get_fhir_model_class(tag).parse_raw(raw, content_type="application/fhir+xml")
+    except Exception as e:  # pydantic.ValidationError and friends
+        return [f"fhir.resources (XML): {tag}: {str(e)[:300]}"]
+    if method == "GET" and status == 200 and "$find" not in path:
+        _, json_raw = call(base, "GET", path)
+        from_json = get_fhir_model_class(tag).parse_raw(json_raw)
+        if from_xml.dict() != from_json.dict():
+            return ["the XML answer does not say what the JSON answer says"]
+    return []
 
 
 def resources_in(doc):
@@ -94,6 +145,16 @@ def self_test(validator):
     else:
         raise SystemExit("fhir.resources accepted a broken Slot")
     assert list(validator.iter_errors(bad)), "the JSON schema accepted a broken Slot"
+    good_xml = (b'<Slot xmlns="http://hl7.org/fhir"><schedule><reference value="Schedule/1"/></schedule>'
+                b'<status value="free"/><start value="2026-12-11T17:00:00Z"/><end value="2026-12-11T17:30:00Z"/></Slot>')
+    read = get_fhir_model_class("Slot").parse_raw(good_xml, content_type="application/fhir+xml")
+    assert read.dict() == get_fhir_model_class("Slot").parse_obj(good).dict(), "the XML reader reads another Slot"
+    try:
+        get_fhir_model_class("Slot").parse_raw(good_xml.replace(b'2026-12-11T17:00:00Z', b'yesterday'), content_type="application/fhir+xml")
+    except Exception:
+        pass
+    else:
+        raise SystemExit("fhir.resources accepted a broken Slot in XML")
 
 
 def main():
@@ -122,6 +183,12 @@ def main():
                 problems += [f"json schema: {'/'.join(map(str, e.path))}: {e.message[:200]}" for e in errors[:3]]
             if problems:
                 failed.append(f"{name}: " + "; ".join(problems))
+            else:
+                passed += 1
+        for method, path, body, expected in XML_REQUESTS:
+            problems = check_xml(base, method, path, body, expected)
+            if problems:
+                failed.append(f"XML {method} {path}: " + "; ".join(problems))
             else:
                 passed += 1
     report(passed, failed)

@@ -8,7 +8,8 @@
 //! a precise 4xx status (5xx only for our own faults, without internals).
 //!
 //! The composition root (`calsync-system`) serves it: [`mount`] the routes over the use cases,
-//! and wrap the application in [`errors`].
+//! and wrap the application in [`errors`], then in [`xml::at_the_edge`] (FHIR XML for clients
+//! that ask for it).
 
 use actix_web::middleware::ErrorHandlers;
 use actix_web::web;
@@ -23,6 +24,7 @@ pub mod operation;
 pub mod outcome;
 pub mod publishers;
 pub mod registry;
+pub mod xml;
 
 /// Mounts the whole facade over `cases`: its routes (operations before the REST interactions,
 /// whose `/{type}/{id}` would match them), the use cases as their shared data, and the largest

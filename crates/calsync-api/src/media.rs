@@ -32,19 +32,23 @@ fn is_json(media: &str) -> bool {
     matches!(m.as_str(), "application/fhir+json" | "application/json" | "json" | "application/*" | "*/*" | "")
 }
 
-/// Refuses requests that want something other than JSON (406): `_format` wins over `Accept`.
+/// Refuses requests that want something other than FHIR JSON or XML (406): `_format` wins over
+/// `Accept`. XML answers are written at the edge ([`crate::xml`]).
 pub fn negotiate(req: &HttpRequest) -> Result<(), ApiError> {
+    let fhir = |m: &str| is_json(m) || crate::xml::is_xml(m);
     if let Some(format) = query_value(req, "_format") {
-        return if is_json(&format) {
+        return if fhir(&format) {
             Ok(())
         } else {
-            Err(ApiError::NotAcceptable(format!("_format {format:?} is not supported; use json")))
+            Err(ApiError::NotAcceptable(format!("_format {format:?} is not supported; use json or xml")))
         };
     }
     match req.headers().get(header::ACCEPT).and_then(|v| v.to_str().ok()) {
         None => Ok(()),
-        Some(accept) if accept.split(',').any(is_json) => Ok(()),
-        Some(accept) => Err(ApiError::NotAcceptable(format!("cannot answer as {accept}; use application/fhir+json"))),
+        Some(accept) if accept.split(',').any(fhir) => Ok(()),
+        Some(accept) => Err(ApiError::NotAcceptable(format!(
+            "cannot answer as {accept}; use application/fhir+json or application/fhir+xml"
+        ))),
     }
 }
 

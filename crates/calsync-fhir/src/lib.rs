@@ -21,6 +21,7 @@ pub mod consent;
 pub mod index;
 pub mod read;
 pub mod validate;
+pub mod xml;
 
 pub use read::{LineProblem, ProviderData, ScheduleInfo};
 

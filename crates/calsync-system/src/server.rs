@@ -24,10 +24,15 @@ impl Application {
         let listener = TcpListener::bind(&settings.bind).map_err(|e| format!("cannot bind {}: {e}", settings.bind))?;
         let port = listener.local_addr().map_err(|e| e.to_string())?.port();
         let api = calsync_api::mount(system.use_cases().clone());
-        let server = HttpServer::new(move || App::new().wrap(calsync_api::errors()).configure(api.clone()))
-            .listen(listener)
-            .map_err(|e| e.to_string())?
-            .run();
+        let server = HttpServer::new(move || {
+            App::new()
+                .wrap(calsync_api::errors())
+                .wrap(actix_web::middleware::from_fn(calsync_api::xml::at_the_edge))
+                .configure(api.clone())
+        })
+        .listen(listener)
+        .map_err(|e| e.to_string())?
+        .run();
         Ok(Self { server, port, system })
     }
 

@@ -50,7 +50,7 @@ pub async fn handle(req: HttpRequest, cx: RequestContext) -> Result<HttpResponse
             })
         })
         .collect();
-    let statement = json!({
+    let mut statement = json!({
         "resourceType": "CapabilityStatement",
         "status": "active",
         "date": cx.now.format("%Y-%m-%d").to_string(),
@@ -58,8 +58,10 @@ pub async fn handle(req: HttpRequest, cx: RequestContext) -> Result<HttpResponse
         "software": {"name": "calsync", "version": env!("CARGO_PKG_VERSION")},
         "implementation": {"description": "calsync FHIR R4 facade", "url": cx.base},
         "fhirVersion": "4.0.1",
-        "format": ["json", FHIR_JSON],
+        "format": ["json", FHIR_JSON, "xml", crate::xml::FHIR_XML],
         "rest": [{"mode": "server", "resource": resources}],
     });
+    // FHIR JSON has no empty arrays (a type without includes or operations lists none).
+    calsync_fhir::xml::without_empty(&mut statement);
     Ok(HttpResponse::Ok().content_type(FHIR_JSON).body(media::body(&req, &statement)))
 }
