@@ -161,8 +161,12 @@ pub(crate) fn find_path() -> String {
 pub(crate) async fn proposals(app: &TestApp, path: &str) -> Vec<Value> {
     let resp = app.get(path).await;
     assert_eq!(resp.status(), 200, "{path}");
-    let b: Value = resp.json().await.unwrap();
-    b["entry"]
+    matches(&resp.json().await.unwrap())
+}
+
+/// The resources of a Bundle's entries of search mode `match`.
+pub(crate) fn matches(bundle: &Value) -> Vec<Value> {
+    bundle["entry"]
         .as_array()
         .unwrap()
         .iter()

@@ -18,17 +18,7 @@ fn find_parameters() -> Value {
         {"name": "patient-resource", "resource": {"resourceType": "Patient", "name": [{"family": "Silva"}]}}]})
 }
 
-/// The options of an answer, and the Appointment of a one-entry IHE Bundle.
-fn matches(bundle: &Value) -> Vec<Value> {
-    bundle["entry"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter(|e| e["search"]["mode"] == "match")
-        .map(|e| e["resource"].clone())
-        .collect()
-}
-
+/// The Appointment of a one-entry IHE Bundle.
 fn single(bundle: &Value) -> Value {
     assert_eq!(
         (bundle["resourceType"].as_str(), bundle["type"].as_str(), bundle["total"].as_u64()),
@@ -49,6 +39,11 @@ async fn call(app: &TestApp, operation: &str, parameters: Value) -> (StatusCode,
     (resp.status(), resp.json().await.unwrap())
 }
 
+/// `operation` with `appointment-reference` alone.
+async fn by_reference(app: &TestApp, operation: &str, reference: &str) -> (StatusCode, Value) {
+    call(app, operation, json!([{"name": "appointment-reference", "valueReference": {"reference": reference}}])).await
+}
+
 #[tokio::test]
 async fn find_hold_and_book_by_reference_as_the_ig_does() {
     let app = spawn_app().await;
@@ -60,12 +55,7 @@ async fn find_hold_and_book_by_reference_as_the_ig_does() {
     assert_eq!(ids.iter().collect::<std::collections::HashSet<_>>().len(), 4);
 
     // $hold by reference: a Bundle of the pending Appointment, and the time leaves $find.
-    let (status, held) = call(
-        &app,
-        "$hold",
-        json!([{"name": "appointment-reference", "valueReference": {"reference": format!("Appointment/{}", ids[0])}}]),
-    )
-    .await;
+    let (status, held) = by_reference(&app, "$hold", &format!("Appointment/{}", ids[0])).await;
     assert_eq!(status, StatusCode::OK, "{held}");
     let held = single(&held);
     assert_eq!(held["status"], "pending");
@@ -82,12 +72,7 @@ async fn find_hold_and_book_by_reference_as_the_ig_does() {
     assert_eq!(booked["comment"], "wheelchair access, please");
 
     // An option booked by reference straight away, without a hold; the urn:uuid form too.
-    let (status, direct) = call(
-        &app,
-        "$book",
-        json!([{"name": "appointment-reference", "valueReference": {"reference": format!("urn:uuid:{}", ids[1])}}]),
-    )
-    .await;
+    let (status, direct) = by_reference(&app, "$book", &format!("urn:uuid:{}", ids[1])).await;
     assert_eq!(status, StatusCode::OK, "{direct}");
     assert_eq!(single(&direct)["status"], "booked");
     let stored: Value = app.get("/Appointment?status=booked").await.json().await.unwrap();

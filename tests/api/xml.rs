@@ -15,6 +15,12 @@ async fn get_xml(app: &TestApp, path: &str) -> (StatusCode, String, String) {
     (resp.status(), ct, resp.text().await.unwrap())
 }
 
+/// POSTs an XML `body` to `path`, asking for the answer as `accept`.
+async fn post_xml(app: &TestApp, path: &str, body: String, accept: &str) -> reqwest::Response {
+    let request = app.client.post(app.url(path)).header("Content-Type", XML).header("Accept", accept);
+    request.body(body).send().await.unwrap()
+}
+
 /// The JSON of an XML answer, as the server's own reader makes it.
 fn as_json(xml: &str) -> Value {
     serde_json::from_str(&calsync_fhir::xml::to_json(xml).unwrap_or_else(|e| panic!("{e}: {xml}"))).unwrap()
@@ -70,15 +76,7 @@ async fn writes_take_xml_bodies() {
     let slot = format!(
         r#"<Slot xmlns="http://hl7.org/fhir"><schedule><reference value="Schedule/dr-okafor"/></schedule><status value="free"/><start value="{d}T17:00:00Z"/><end value="{d}T17:30:00Z"/></Slot>"#
     );
-    let created = app
-        .client
-        .post(app.url("/Slot"))
-        .header("Content-Type", XML)
-        .header("Accept", XML)
-        .body(slot)
-        .send()
-        .await
-        .unwrap();
+    let created = post_xml(&app, "/Slot", slot, XML).await;
     assert_eq!(created.status(), 201);
     let location = created.headers()["location"].to_str().unwrap().to_string();
     let stored = as_json(&created.text().await.unwrap());
@@ -110,15 +108,7 @@ async fn writes_take_xml_bodies() {
     for (body, accept) in
         [("<Slot><status", XML), ("<Dinosaur xmlns=\"http://hl7.org/fhir\"/>", "application/fhir+json")]
     {
-        let resp = app
-            .client
-            .post(app.url("/Slot"))
-            .header("Content-Type", XML)
-            .header("Accept", accept)
-            .body(body)
-            .send()
-            .await
-            .unwrap();
+        let resp = post_xml(&app, "/Slot", body.to_string(), accept).await;
         assert_eq!(resp.status(), 400, "{body}");
         let ct = resp.headers()["content-type"].to_str().unwrap().to_string();
         assert!(ct.starts_with(accept), "{ct}");

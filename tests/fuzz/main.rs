@@ -114,6 +114,15 @@ fn apply(seeds: &[String], seed: usize, edits: &[Edit]) -> String {
     text
 }
 
+/// What JSON is made of, for the targets that read JSON.
+const JSON_WORDS: &[&str] =
+    &["\"", "{", "}", "[", "]", ",", ":", "null", "true", "false", "0", "-1", "1e400", "\\u0000"];
+
+/// [`JSON_WORDS`] and a target's own words.
+fn json_words(own: &'static [&'static str]) -> &'static [&'static str] {
+    Box::leak([JSON_WORDS, own].concat().into_boxed_slice())
+}
+
 /// Seeds of `target` and mutations of them.
 fn mutated(seeds: Vec<String>, words: &'static [&'static str]) -> impl Strategy<Value = String> {
     let n = seeds.len();

@@ -474,12 +474,10 @@ fn parse(t: &str, pairs: &[(String, String)], strict: bool, now: DateTime<Utc>) 
                 };
                 match value.split(':').collect::<Vec<_>>().as_slice() {
                     [source, param] if includes_from(source).contains(param) => {
-                        // A repeated one adds nothing (and no work).
-                        let include = (source.to_string(), param.to_string(), iterate);
-                        if !p.includes.contains(&include) {
-                            p.includes.push(include);
-                            p.kept.push((key.clone(), value.clone()));
+                        if !once(&mut p.includes, (source.to_string(), param.to_string(), iterate)) {
+                            continue;
                         }
+                        p.kept.push((key.clone(), value.clone()));
                     }
                     _ if strict => return Err(UseCaseError::Invalid(format!("_include={value} is not supported"))),
                     _ => {}
@@ -487,11 +485,10 @@ fn parse(t: &str, pairs: &[(String, String)], strict: bool, now: DateTime<Utc>) 
             }
             ("_revinclude", _) => match value.split(':').collect::<Vec<_>>().as_slice() {
                 [source, param] if revincludes_onto(t).contains(&(*source, *param)) => {
-                    let revinclude = (source.to_string(), param.to_string());
-                    if !p.revincludes.contains(&revinclude) {
-                        p.revincludes.push(revinclude);
-                        p.kept.push((key.clone(), value.clone()));
+                    if !once(&mut p.revincludes, (source.to_string(), param.to_string())) {
+                        continue;
                     }
+                    p.kept.push((key.clone(), value.clone()));
                 }
                 _ if strict => {
                     return Err(UseCaseError::Invalid(format!("_revinclude={value} is not supported on {t}")));
@@ -649,6 +646,16 @@ fn index_filter(def: &fhir_index::ParamDef, modifier: Option<&str>, value: &str)
         }
     };
     Ok(IndexFilter::Matches { param: name.to_string(), terms, negate })
+}
+
+/// Adds `item` to `list` unless it is there already (a repeated `_include` adds nothing, and no
+/// work); true when it was added.
+fn once<T: PartialEq>(list: &mut Vec<T>, item: T) -> bool {
+    let new = !list.contains(&item);
+    if new {
+        list.push(item);
+    }
+    new
 }
 
 fn split(value: &str) -> Vec<String> {

@@ -1,6 +1,6 @@
 //! The REST interactions, one module each, and the routes that reach them.
 
-use actix_web::web;
+use actix_web::{guard, web};
 
 mod capabilities;
 mod create;
@@ -15,16 +15,13 @@ mod vread;
 /// `GET` does, without the body.
 pub fn routes(cfg: &mut web::ServiceConfig) {
     let not_allowed = || web::route().to(crate::outcome::method_not_allowed);
+    let get_or_head = || web::route().guard(guard::Any(guard::Get()).or(guard::Head()));
     cfg.service(
-        web::resource("/metadata")
-            .route(web::get().to(capabilities::handle))
-            .route(web::head().to(capabilities::handle))
-            .default_service(not_allowed()),
+        web::resource("/metadata").route(get_or_head().to(capabilities::handle)).default_service(not_allowed()),
     )
     .service(
         web::resource("/{type}")
-            .route(web::get().to(search::get))
-            .route(web::head().to(search::get))
+            .route(get_or_head().to(search::get))
             .route(web::post().to(create::handle))
             .default_service(not_allowed()),
     )
@@ -36,16 +33,14 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
     .service(web::resource("/{type}/_search").route(web::post().to(search::post)).default_service(not_allowed()))
     .service(
         web::resource("/{type}/{id}")
-            .route(web::get().to(read::handle))
-            .route(web::head().to(read::handle))
+            .route(get_or_head().to(read::handle))
             .route(web::put().to(update::handle))
             .route(web::delete().to(delete::handle))
             .default_service(not_allowed()),
     )
     .service(
         web::resource("/{type}/{id}/_history/{vid}")
-            .route(web::get().to(vread::handle))
-            .route(web::head().to(vread::handle))
+            .route(get_or_head().to(vread::handle))
             .default_service(not_allowed()),
     );
 }

@@ -50,14 +50,7 @@ const FIND_IHE_EXTRA: &[Param] = &[
     ("patient-resource", "in", 0, "*", "Patient", "A patient without a record here: taken, not stored"),
     ("reason", "in", 0, "*", "token", "Clinical reason: taken, does not narrow the options"),
     ("referral-identifier", "in", 0, "1", "Identifier", "The referral: taken, does not narrow the options"),
-    (
-        "timing",
-        "in",
-        0,
-        "1",
-        "Timing",
-        "Preferred times: taken, does not narrow the options (see $find-mutual's preference)",
-    ),
+    ("timing", "in", 0, "1", "Timing", "Preferred times: taken, not used (see $find-mutual's preference)"),
     ("insurance-reference", "in", 0, "*", "Reference", "Insurance: taken, does not narrow the options"),
 ];
 
@@ -102,22 +95,8 @@ pub const OPERATIONS: &[Operation] = &[
         affects_state: true,
         parameters: &[
             ("appointment", "in", 0, "1", "Appointment", "A proposed Appointment from $find or $find-mutual"),
-            (
-                "appointment-reference",
-                "in",
-                0,
-                "1",
-                "Reference",
-                "IHE ITI-116: an option of $find (its id) or a stored proposed Appointment",
-            ),
-            (
-                "return",
-                "out",
-                1,
-                "1",
-                "Resource",
-                "The pending Appointment (a searchset Bundle of it when called with appointment-reference); the Expires header says until when",
-            ),
+            ("appointment-reference", "in", 0, "1", "Reference", "IHE ITI-116: an option of $find, by its id"),
+            ("return", "out", 1, "1", "Resource", "The pending Appointment (IHE: a Bundle of it); see Expires"),
         ],
     },
     Operation {
@@ -129,24 +108,10 @@ pub const OPERATIONS: &[Operation] = &[
         parameters: &[
             ("appointment-reference", "in", 0, "1", "Reference", "A held (pending) Appointment, or an option of $find"),
             ("appointment", "in", 0, "1", "Appointment", "A proposed Appointment"),
-            (
-                "appointment-resource",
-                "in",
-                0,
-                "1",
-                "Appointment",
-                "IHE ITI-117: status pending or proposed books it; cancelled (with its id) cancels it",
-            ),
+            ("appointment-resource", "in", 0, "1", "Appointment", "IHE: pending books it, cancelled cancels it"),
             ("patient-resource", "in", 0, "*", "Patient", "IHE ITI-117: checked, not stored"),
             ("comment", "in", 0, "1", "string", "IHE ITI-117: kept as the Appointment's comment"),
-            (
-                "return",
-                "out",
-                1,
-                "1",
-                "Resource",
-                "The booked Appointment (a searchset Bundle of it when called with the IG's parameters or an option of $find); 409 when the time was taken",
-            ),
+            ("return", "out", 1, "1", "Resource", "The booked Appointment (IHE: a Bundle of it); 409 when taken"),
         ],
     },
     Operation {
