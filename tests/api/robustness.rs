@@ -171,3 +171,21 @@ async fn work_a_caller_could_multiply_is_bounded_and_said() {
     still_answers(&app).await;
     app.database.finish().await;
 }
+
+/// Ids no resource can have are unknown ones, on every route: PostgreSQL refuses a NUL in any
+/// text, and `/publishers/a%00b/$poll` was a 500 there (found by the random requests).
+#[tokio::test]
+async fn ids_no_resource_can_have_are_not_found_on_every_database() {
+    let app = spawn_app_with(|s| s.secret_key = Some("q83vEjRWeJq83vEjRWeJq83vEjRWeJq83vEjRWeJq80=".into())).await;
+    for path in ["/publishers/a%00b", "/connections/a%00b", "/Slot/a%00b", "/Appointment/a%00b/$ics"] {
+        outcome(app.get(path).await, StatusCode::NOT_FOUND).await;
+    }
+    for path in ["/publishers/a%00b/$poll", "/connections/a%00b/$sync", "/Appointment/a%00b/$cancel"] {
+        let resp = app.post(path, &json!({})).await;
+        let status = resp.status();
+        assert!(status == 404 || status == 400, "{path}: {status}");
+        outcome(resp, status).await;
+    }
+    still_answers(&app).await;
+    app.database.finish().await;
+}

@@ -109,6 +109,10 @@ impl UseCases {
 
     /// One connection.
     pub async fn connection(&self, _cx: &Context, id: &str) -> Outcome<CalendarConnection> {
+        // Only a FHIR-style id can name one (PostgreSQL refuses a NUL in any text).
+        if !calsync_store::is_valid_id(id) {
+            return Err(UseCaseError::NotFound(format!("connection {id:?} is not known")));
+        }
         crate::error::known(self.store.calendar_connection(id).await, || format!("connection {id}"))
     }
 

@@ -57,6 +57,10 @@ impl UseCases {
 
     /// One publisher.
     pub async fn publisher(&self, _cx: &Context, id: &str) -> Outcome<Publisher> {
+        // Only a FHIR-style id can name one (PostgreSQL refuses a NUL in any text).
+        if !calsync_store::is_valid_id(id) {
+            return Err(UseCaseError::NotFound(format!("publisher {id:?} is not known")));
+        }
         crate::error::known(self.store.publisher(id).await, || format!("publisher {id}"))
     }
 
