@@ -569,7 +569,7 @@ async fn availability_never_comes_back_as_a_second_copy() {
         for (app, poll) in [(&a, &a_poll), (&b, &b_poll)] {
             let polled: Value = app.post(poll, &json!({})).await.json().await.unwrap();
             assert_eq!(polled["state"], "ok", "{polled:#}");
-            came_back.push(polled["report"]["types"]["Slot"]["own"].as_u64().unwrap_or(0));
+            came_back.push(polled["report"]["types"]["Slot"]["already"].as_u64().unwrap_or(0));
         }
         totals.push((slot_total(&a).await, slot_total(&b).await));
     }
@@ -599,4 +599,88 @@ async fn availability_never_comes_back_as_a_second_copy() {
     for app in [a, b] {
         app.database.finish().await;
     }
+}
+
+/// A static SMART Scheduling Links publisher (not a calsync): the files of `tests/fixtures/ssl-v1`,
+/// the manifest's URLs pointed at it. Its manifest's address.
+fn serve_static_feed() -> String {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/fixtures/ssl-v1");
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let base = format!("http://127.0.0.1:{}", listener.local_addr().unwrap().port());
+    let served = base.clone();
+    let server = actix_web::HttpServer::new(move || {
+        let (dir, base) = (dir.clone(), served.clone());
+        actix_web::App::new().default_service(actix_web::web::to(move |req: actix_web::HttpRequest| {
+            let (dir, base) = (dir.clone(), base.clone());
+            async move {
+                let name = req.path().trim_start_matches('/').to_string();
+                let Ok(mut body) = std::fs::read_to_string(dir.join(&name)) else {
+                    return actix_web::HttpResponse::NotFound().finish();
+                };
+                if name == "$bulk-publish" {
+                    let mut m: Value = serde_json::from_str(&body).unwrap();
+                    for o in m["output"].as_array_mut().unwrap() {
+                        let file = o["url"].as_str().unwrap().rsplit('/').next().unwrap().to_string();
+                        o["url"] = json!(format!("{base}/{file}"));
+                    }
+                    body = m.to_string();
+                }
+                actix_web::HttpResponse::Ok().content_type("application/fhir+ndjson").body(body)
+            }
+        }))
+    })
+    .workers(1)
+    .listen(listener)
+    .unwrap()
+    .run();
+    tokio::spawn(server);
+    format!("{base}/$bulk-publish")
+}
+
+/// Registers the publisher at `manifest` on `app`; its id.
+async fn register_publisher(app: &TestApp, manifest: String) -> String {
+    let created: Value = app.post("/publishers", &json!({"manifest": manifest})).await.json().await.unwrap();
+    created["id"].as_str().unwrap().to_string()
+}
+
+/// Polls publisher `id` on `app` now; its status.
+async fn poll_publisher(app: &TestApp, id: String) -> Value {
+    app.post(&format!("/publishers/{id}/$poll"), &json!({})).await.json().await.unwrap()
+}
+
+/// The same availability reached two ways is stored once: A reads a publisher P directly and
+/// reads B, which reads P too and publishes P's Slots again. Whether P is a calsync (its
+/// installation names the origin) or a plain static feed (its manifest does), A keeps P's Slots
+/// once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn availability_reached_two_ways_is_stored_once() {
+    let calsync_p = spawn_app().await;
+    load_published_clinic(&calsync_p).await;
+    for p_manifest in [calsync_p.url("/$bulk-publish"), serve_static_feed()] {
+        let a = spawn_app_with(|s| s.publishers.min_poll_seconds = 0).await;
+        let b = spawn_app_with(|s| s.publishers.min_poll_seconds = 0).await;
+        // B reads P; A reads P and B.
+        let b_reads_p = register_publisher(&b, p_manifest.clone()).await;
+        assert_eq!(poll_publisher(&b, b_reads_p).await["state"], "ok");
+        let a_reads_p = register_publisher(&a, p_manifest.clone()).await;
+        assert_eq!(poll_publisher(&a, a_reads_p).await["state"], "ok");
+        let direct = slot_total(&a).await;
+        assert!(direct > 0);
+        let a_reads_b = register_publisher(&a, b.url("/$bulk-publish")).await;
+        let polled = poll_publisher(&a, a_reads_b).await;
+        assert_eq!(polled["state"], "ok", "{polled:#}");
+        // Every line of B's feed is P's (B has nothing of its own): each counted, none stored.
+        // (B publishes Slots from this week on: the static feed's, from 2021, are not among them.)
+        let types = polled["report"]["types"].as_object().unwrap();
+        assert!(types.contains_key("Location"), "{polled:#}");
+        for (t, count) in types {
+            assert_eq!(count["already"], count["lines"], "{p_manifest} {t}: {polled:#}");
+            assert_eq!(count["created"], 0, "{p_manifest} {t}: {polled:#}");
+        }
+        assert_eq!(slot_total(&a).await, direct, "{p_manifest}: P's Slots once");
+        for app in [a, b] {
+            app.database.finish().await;
+        }
+    }
+    calsync_p.database.finish().await;
 }

@@ -118,11 +118,11 @@ pub struct TypeCount {
     /// Resources whose line was bad this time, kept at their last good version.
     #[serde(default)]
     pub kept: u64,
-    /// Lines that were this server's own availability coming back (their origin is this
-    /// installation: another installation published again what it ingested from here), not
-    /// stored a second time.
+    /// Lines of availability this installation holds another way, not stored a second time:
+    /// their origin is this installation (another published again what it ingested from here)
+    /// or another publisher it reads (reached again through this one).
     #[serde(default)]
-    pub own: u64,
+    pub already: u64,
 }
 
 /// What the last poll of a publisher found (the publisher's `report`).
@@ -456,6 +456,13 @@ pub async fn poll_within(
     // Incremental only when asked and answered so: a publisher that ignores `_since` sends all.
     report.full = !(since.is_some() && manifest.request.as_deref().is_some_and(|r| r.contains("_since=")));
 
+    // The origins of availability this installation holds another way: itself, and every other
+    // publisher it reads (its installation, or its manifest for one that is not a calsync).
+    let mut held: HashSet<String> = HashSet::from([store.instance().to_string()]);
+    for other in store.publishers().await?.into_iter().filter(|q| q.id != p.id) {
+        held.extend(other.instance);
+        held.extend(calsync_store::origin::manifest_source(&other.manifest_url).map(String::from));
+    }
     let namespace = Namespace(p.id.clone());
     let mut reader = Reader::new(namespace, options, manifest_url.clone(), transaction_time.clone());
     if !report.full {
@@ -484,7 +491,7 @@ pub async fn poll_within(
                 break;
             }
         };
-        let file = FileRead { url: &url, resource_type: &output.resource_type, limits, clock };
+        let file = FileRead { url: &url, resource_type: &output.resource_type, limits, clock, held: &held };
         if let Err(e) = read_file(store, http, &p, file, &mut reader, &mut report, progress).await {
             match e {
                 FileError::Store(e) => return Err(e.into()),
@@ -543,12 +550,14 @@ enum FileError {
     Store(StoreError),
 }
 
-/// One file of a poll: where, of what type, and what the poll may still take.
+/// One file of a poll: where, of what type, what the poll may still take, and the origins of
+/// availability held another way.
 struct FileRead<'a> {
     url: &'a Url,
     resource_type: &'a str,
     limits: PollLimits,
     clock: PollClock,
+    held: &'a HashSet<String>,
 }
 
 /// Reads one file line by line and stores its resources in batches.
@@ -556,7 +565,7 @@ async fn read_file(
     store: &Store,
     http: &EgressClient,
     p: &Publisher,
-    FileRead { url, resource_type, limits, clock }: FileRead<'_>,
+    FileRead { url, resource_type, limits, clock, held }: FileRead<'_>,
     reader: &mut Reader,
     report: &mut Report,
     progress: &(dyn Fn(Event) + Send + Sync),
@@ -581,9 +590,8 @@ async fn read_file(
         report.bad_lines += 1;
         report.problem(file, line, "bad", format!("longer than {MAX_LINE_BYTES} bytes: not read"));
     };
-    // The origin this installation gives what it publishes; the id is random, so a line holding
-    // it names this installation as its origin.
-    let own = memchr::memmem::Finder::new(store.instance().as_bytes());
+    // A line naming an origin is availability another calsync published again: read whole.
+    let named_origin = memchr::memmem::Finder::new(calsync_store::origin::ORIGIN_EXTENSION.as_bytes());
     let mut done = false;
     while !done {
         let chunk = body.chunk().await.map_err(|e| FileError::Fetch(format!("{url}: {e}")))?;
@@ -639,9 +647,10 @@ async fn read_file(
                 continue;
             }
             count.lines += 1;
-            // This installation's own availability, published again by another: not a second copy.
-            if own.find(raw).is_some() {
-                count.own += 1;
+            // Availability held another way, published again by another installation: not a
+            // second copy.
+            if named_origin.find(raw).is_some() && origin_of(text).is_some_and(|o| held.contains(&o)) {
+                count.already += 1;
                 continue;
             }
             // The row is made here, while the batch before it is written.
@@ -685,6 +694,14 @@ async fn read_file(
     }
     report.types.insert(resource_type.to_string(), count);
     Ok(())
+}
+
+/// The origin a resource's JSON names in its meta extension, if any.
+fn origin_of(text: &str) -> Option<String> {
+    let resource: serde_json::Value = serde_json::from_str(text).ok()?;
+    let extensions = resource["meta"]["extension"].as_array()?;
+    let origin = extensions.iter().find(|e| e["url"] == calsync_store::origin::ORIGIN_EXTENSION)?;
+    origin["valueUri"].as_str().map(String::from)
 }
 
 /// The batches being written while the next one is read (reading and writing overlap: one

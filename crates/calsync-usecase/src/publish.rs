@@ -10,10 +10,10 @@
 //! - `_since=<instant>`: only resources changed at or after it.
 //! - The manifest names this installation (`extension`, under
 //!   `calsync_store::origin::ORIGIN_EXTENSION`), and with it the origin of what it holds
-//!   first-hand. What it ingested names its own origin in a meta extension of that URL: the one
-//!   it came with, else its publisher's installation, else this one (where it entered the
-//!   network of publishers). A calsync reading the feed does not store its own availability
-//!   again (`calsync-links`).
+//!   first-hand. What it ingested names its origin in a meta extension of that URL: the one it
+//!   came with, else its publisher's installation, else its publisher's manifest (one that is
+//!   not a calsync). A calsync reading the feed does not store again what it holds another way
+//!   (`calsync-links`).
 //! - Only provider availability: participants' derived Schedules (actors Patients or
 //!   RelatedPersons) and their busy Slots never appear, and calsync's own bookkeeping on a
 //!   Slot (who holds or booked it) is taken off; booking extensions (`booking-deep-link`,
@@ -363,25 +363,33 @@ fn published_slot(json: &str) -> Option<std::borrow::Cow<'_, str>> {
 
 /// Where the resources this installation ingested entered the network of publishers.
 struct Origins {
-    /// This installation.
-    own: String,
-    /// Publisher id → the installation its manifest names, if any.
-    publishers: HashMap<String, Option<String>>,
+    /// Publisher id → where what it publishes entered the network: the installation its
+    /// manifest names, or its manifest (a publisher that is not a calsync).
+    publishers: HashMap<String, String>,
 }
 
 impl Origins {
     async fn of(store: &Store) -> Outcome<Origins> {
-        let publishers = store.publishers().await?.into_iter().map(|p| (p.id, p.instance)).collect();
-        Ok(Origins { own: store.instance().to_string(), publishers })
+        let own = store.instance().to_string();
+        let publishers = store
+            .publishers()
+            .await?
+            .into_iter()
+            .map(|p| {
+                let manifest = calsync_store::origin::manifest_source(&p.manifest_url).map(String::from);
+                let origin = p.instance.or(manifest).unwrap_or_else(|| own.clone());
+                (p.id, origin)
+            })
+            .collect();
+        Ok(Origins { publishers })
     }
 
     /// The origin the published resource `id` must name: none for this installation's own (the
-    /// manifest names it); for one it ingested, its publisher's installation, or this one when
-    /// the publisher is not a calsync.
+    /// manifest names it); for one it ingested, its publisher's installation, or its manifest
+    /// when the publisher is not a calsync.
     fn of_id(&self, id: &str) -> Option<&str> {
         let (publisher, _) = id.split_once('.')?;
-        let instance = self.publishers.get(publisher)?;
-        Some(instance.as_deref().unwrap_or(&self.own))
+        self.publishers.get(publisher).map(String::as_str)
     }
 
     /// Adds the origin extension to `meta.extension` of an ingested resource that names none.
