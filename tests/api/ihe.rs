@@ -78,6 +78,16 @@ async fn find_hold_and_book_by_reference_as_the_ig_does() {
     let stored: Value = app.get("/Appointment?status=booked").await.json().await.unwrap();
     assert_eq!(stored["total"], 2);
 
+    // A held Appointment sent back whole (appointment-resource, status pending) is that hold booked.
+    let (_, held) = by_reference(&app, "$hold", &format!("Appointment/{}", ids[2])).await;
+    let held = single(&held);
+    let (status, booked) = call(&app, "$book", json!([{"name": "appointment-resource", "resource": held}])).await;
+    assert_eq!(status, StatusCode::OK, "{booked}");
+    assert_eq!(
+        (single(&booked)["status"].as_str(), single(&booked)["id"].as_str()),
+        (Some("booked"), held["id"].as_str())
+    );
+
     // An option already taken, or never offered: an OperationOutcome.
     let (status, _) = call(
         &app,

@@ -56,9 +56,8 @@ pub async fn handle(call: Call) -> Result<HttpResponse, ApiError> {
                 )
                 .into());
             }
-            (Some("pending"), Some(id)) if matches!(cases.named_appointment(&cx, id).await, Ok(Named::Stored(_))) => {
-                Booking::Held(id.to_string())
-            }
+            // A held Appointment (held either way) is booked as such.
+            (Some("pending"), Some(id)) if is_held(&cases, &cx, id).await => Booking::Held(id.to_string()),
             (Some("pending"), _) => {
                 let mut proposed = a.clone();
                 proposed["status"] = json!("proposed");
@@ -75,6 +74,15 @@ pub async fn handle(call: Call) -> Result<HttpResponse, ApiError> {
     };
     let booked = cases.book_noting(&cx, what, key.as_deref(), comment.as_deref()).await?;
     Ok(answer(&req, &cx, &booked, ihe))
+}
+
+/// True when `id` names a held Appointment.
+async fn is_held(cases: &calsync_usecase::UseCases, cx: &RequestContext, id: &str) -> bool {
+    match cases.named_appointment(cx, id).await {
+        Ok(Named::Stored(a)) => a.content["status"] == "pending",
+        Ok(Named::Offered(a)) => a["status"] == "pending",
+        Err(_) => false,
+    }
 }
 
 fn answer(req: &HttpRequest, cx: &RequestContext, appointment: &Value, ihe: bool) -> HttpResponse {
