@@ -52,6 +52,12 @@ async fn find_hold_and_book_by_reference_as_the_ig_does() {
     let options = matches(&found);
     assert_eq!(options.len(), 4, "{found}");
     let ids: Vec<&str> = options.iter().map(|o| o["id"].as_str().expect("each option has an id")).collect();
+    // Every page of $find says how many options there are (the IG's Bundle has a total).
+    let mut first_page = find_parameters();
+    first_page["parameter"].as_array_mut().unwrap().push(json!({"name": "_count", "valueInteger": 2}));
+    let page: Value = post_parameters(&app, "/Appointment/$find", first_page, None).await.json().await.unwrap();
+    assert_eq!((matches(&page).len(), page["total"].as_u64()), (2, Some(4)), "{page}");
+    assert!(page["link"].as_array().unwrap().iter().any(|l| l["relation"] == "next"), "{page}");
     assert_eq!(ids.iter().collect::<std::collections::HashSet<_>>().len(), 4);
 
     // $hold by reference: a Bundle of the pending Appointment, and the time leaves $find.

@@ -96,12 +96,14 @@ async fn a_window_in_the_past_says_it_is_over() {
     app.database.finish().await;
 }
 
-/// Options come a page at a time: `total` only on the page that ends them, a `next` link on the
-/// others, every option once and in order; and the bounds of a search are 400s.
+/// Options come a page at a time: with `$find-mutual`, `total` only on the page that ends them
+/// (`$find`, IHE's, counts them on every page: tests/api/ihe.rs), a `next` link on the others,
+/// every option once and in order; and the bounds of a search are 400s.
 #[tokio::test]
 async fn options_page_with_next_links_and_a_total_at_the_end() {
     let app = clinic_with_hourly_slots(&["2027-03-14"]).await;
-    let mut path = "/Appointment/$find?start=2027-03-14&end=2027-03-14&duration=60&schedule=dr&_count=10".to_string();
+    let mut path =
+        "/Appointment/$find-mutual?start=2027-03-14&end=2027-03-14&duration=60&schedule=dr&_count=10".to_string();
     let mut all = Vec::new();
     let mut pages = 0;
     loop {

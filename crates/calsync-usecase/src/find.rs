@@ -169,6 +169,9 @@ pub struct FindQuery {
     /// `$book` take it back by reference (IHE `$find`: ITI-116 and ITI-117 name a proposed
     /// Appointment by its id).
     pub remember: bool,
+    /// Count every option (up to [`MAX_OPTIONS`]) so that each page says how many there are (IHE
+    /// `$find`: its Bundle has a `total`), not only the page that ends them.
+    pub count_all: bool,
 }
 
 impl FindQuery {
@@ -186,6 +189,7 @@ impl FindQuery {
             offset: 0,
             zone: None,
             remember: false,
+            count_all: false,
         }
     }
 
@@ -246,6 +250,9 @@ pub struct Found {
     pub more: bool,
     /// The ids of this page's options when the query asked to remember them, in order.
     pub ids: Vec<String>,
+    /// How many options there are in all (at most [`MAX_OPTIONS`]), when the query asked to
+    /// count them.
+    pub total: Option<usize>,
 }
 
 impl Found {
@@ -308,8 +315,8 @@ impl UseCases {
         let duration = query.duration.or_else(|| shortest(&slots));
         let count = query.limit.clamp(1, MAX_COUNT);
         let mut mutual = MutualQuery::new(window, duration.unwrap_or(TimeDelta::minutes(30)), cx.now);
-        // One more than this page: whether there is a next one.
-        mutual.limit = query.offset + count + 1;
+        // One more than this page: whether there is a next one (or all, to count them).
+        mutual.limit = if query.count_all { MAX_OPTIONS } else { query.offset + count + 1 };
         mutual.spread = query.spread;
         mutual.preferences = query.preferences.clone();
         mutual.explain = query.explain;
@@ -320,6 +327,7 @@ impl UseCases {
         };
         let mut outcome = searched(slots, &mutual)?;
         let more = outcome.slots.len() > query.offset + count;
+        let total = query.count_all.then_some(outcome.slots.len());
         outcome.slots = outcome.slots.into_iter().skip(query.offset).take(count).collect();
         outcome.explanation.alternatives.without_optional.truncate(count);
         if outcome.slots.is_empty() && query.offset == 0 {
@@ -340,8 +348,8 @@ impl UseCases {
                 required: *required,
             })
             .collect();
-        let mut found =
-            Found { outcome, providers, people, zone: query.zone, offset: query.offset, more, ids: Vec::new() };
+        let (zone, offset) = (query.zone, query.offset);
+        let mut found = Found { outcome, providers, people, zone, offset, more, ids: Vec::new(), total };
         if query.remember {
             found.ids = (0..found.outcome.slots.len()).map(|_| uuid::Uuid::new_v4().to_string()).collect();
             let kept: Vec<(String, serde_json::Value)> =

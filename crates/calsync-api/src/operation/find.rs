@@ -15,6 +15,7 @@ use crate::outcome::ApiError;
 pub async fn handle(call: Call) -> Result<HttpResponse, ApiError> {
     let mut query = read(&call.inputs, false, call.cx.now)?;
     query.remember = true;
+    query.count_all = true;
     let found = call.cases.find(&call.cx, &query).await?;
     Ok(respond(&call, &found, false))
 }

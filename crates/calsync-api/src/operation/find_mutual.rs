@@ -126,7 +126,7 @@ pub(super) fn respond(call: &Call, found: &Found, explain: bool) -> HttpResponse
         providers: &found.providers,
         explain,
         zone: found.zone,
-        total: (!found.more).then_some(found.offset + shown),
+        total: found.total.or((!found.more).then_some(found.offset + shown)),
         self_url: &self_url,
         next_url: next_url.as_deref(),
         ids: &found.ids,
