@@ -27,7 +27,10 @@ pub fn is_xml(media: &str) -> bool {
 /// True when the request wants its answer in XML: `_format` decides; else `Accept`, by the first
 /// of its media types that names XML or JSON (or anything).
 pub fn wants_xml(req: &HttpRequest) -> bool {
-    if let Some(format) = media::query_value(req, "_format") {
+    // Every request passes here: the query is read only when it may name a format.
+    if req.query_string().contains("_format")
+        && let Some(format) = media::query_value(req, "_format")
+    {
         return is_xml(&format);
     }
     let accept = req.headers().get(header::ACCEPT).and_then(|v| v.to_str().ok()).unwrap_or("");
