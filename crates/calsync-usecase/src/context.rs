@@ -25,9 +25,8 @@ impl Clock {
 
 /// Who asks.
 ///
-/// Today every HTTP caller is anonymous and allowed; the security issue adds the callers a SMART
-/// on FHIR token names (a patient, a caregiver, a practitioner, a system) and checks them in each
-/// use case.
+/// Every use case receives the caller; the policy that checks a bearer's scopes and compartment
+/// is being built (issue 26): until it is, callers are not yet told apart.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Caller {
     /// No credentials were presented.
@@ -35,6 +34,8 @@ pub enum Caller {
     /// The command line, run by whoever operates this deployment: it holds the configuration
     /// and the database already.
     Operator,
+    /// A client with a valid bearer token, and who it names.
+    Bearer(crate::access::Principal),
 }
 
 /// What every use case takes besides its input.

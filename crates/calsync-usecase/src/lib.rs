@@ -24,6 +24,7 @@ use calsync_store::Store;
 use calsync_sync::connection::SyncSettings;
 use chrono::TimeDelta;
 
+pub mod access;
 pub mod book;
 pub mod booking_link;
 pub mod cancel;

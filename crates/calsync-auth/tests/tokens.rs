@@ -1,0 +1,144 @@
+//! Tokens of the configured issuer are read; every other token is refused with a reason.
+
+use std::time::Duration;
+
+use base64::Engine;
+use calsync_auth::{Grant, Issuer, Keys, Verifier};
+use calsync_usecase::access::{Interaction, Level};
+
+const ISSUER: &str = "https://auth.example/realm";
+const AUDIENCE: &str = "https://calsync.example/fhir";
+
+fn now() -> i64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs() as i64
+}
+
+fn maria() -> Grant {
+    Grant {
+        subject: "user-17".into(),
+        scope: "openid fhirUser patient/Appointment.cruds patient/Slot.rs".into(),
+        fhir_user: Some("https://ehr.example/fhir/Patient/maria".into()),
+        patient: Some("maria".into()),
+        client_id: Some("calsync-page".into()),
+    }
+}
+
+fn setup() -> (Issuer, Verifier) {
+    let issuer = Issuer::from_seed(ISSUER, AUDIENCE, b"test seed");
+    let verifier = Verifier::new(ISSUER, AUDIENCE, Keys::Fixed(issuer.key_set()));
+    (issuer, verifier)
+}
+
+fn b64(v: &[u8]) -> String {
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(v)
+}
+
+#[tokio::test]
+async fn a_valid_token_names_its_person_scopes_and_patient() {
+    let (issuer, verifier) = setup();
+    let token = issuer.mint(&maria(), now(), Duration::from_secs(300));
+    let who = verifier.verify(&token).await.unwrap();
+    assert_eq!(who.subject, "user-17");
+    assert_eq!(who.user.as_deref(), Some("Patient/maria"));
+    assert_eq!(who.patient.as_deref(), Some("Patient/maria"));
+    assert_eq!(who.client.as_deref(), Some("calsync-page"));
+    assert!(who.scopes.allow(Level::Patient, "Appointment", Interaction::Create));
+    assert!(!who.scopes.allow(Level::Patient, "Slot", Interaction::Update));
+    // The same seed, the same key: another process verifies what this one signed.
+    let again = Issuer::from_seed(ISSUER, AUDIENCE, b"test seed");
+    assert_eq!(again.jwks(), issuer.jwks());
+}
+
+#[tokio::test]
+async fn every_bad_token_is_refused_with_a_reason() {
+    let (issuer, verifier) = setup();
+    let good = issuer.mint(&maria(), now(), Duration::from_secs(300));
+    let parts: Vec<&str> = good.split('.').collect();
+    let other = Issuer::from_seed(ISSUER, AUDIENCE, b"another seed");
+    let wrong_aud = Issuer::from_seed(ISSUER, "https://elsewhere.example", b"test seed");
+    let wrong_iss = Issuer::from_seed("https://evil.example", AUDIENCE, b"test seed");
+    let payload: serde_json::Value =
+        serde_json::from_slice(&base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(parts[1]).unwrap()).unwrap();
+    let mut tampered = payload.clone();
+    tampered["fhirUser"] = serde_json::json!("Patient/someone-else");
+    let none_header = b64(br#"{"alg":"none","typ":"JWT"}"#);
+    // HS256 signed with the public key as the secret: the classic key-confusion attack.
+    let public = serde_json::to_vec(&issuer.jwks()["keys"][0]).unwrap();
+    let mut hs_header = jsonwebtoken::Header::new(jsonwebtoken::Algorithm::HS256);
+    hs_header.kid = issuer.jwks()["keys"][0]["kid"].as_str().map(String::from);
+    let hs =
+        jsonwebtoken::encode(&hs_header, &payload, &jsonwebtoken::EncodingKey::from_secret(&public).unwrap()).unwrap();
+    let cases: Vec<(&str, String, &str)> = vec![
+        ("expired", issuer.mint(&maria(), now() - 3_600, Duration::from_secs(300)), "expired"),
+        ("wrong audience", wrong_aud.mint(&maria(), now(), Duration::from_secs(300)), "audience"),
+        ("wrong issuer", wrong_iss.mint(&maria(), now(), Duration::from_secs(300)), "issuer"),
+        ("unknown key", other.mint(&maria(), now(), Duration::from_secs(300)), "unknown key"),
+        ("alg none", format!("{none_header}.{}.", parts[1]), "algorithm"),
+        ("HS256 with the public key", hs, "algorithm"),
+        (
+            "tampered payload",
+            format!("{}.{}.{}", parts[0], b64(tampered.to_string().as_bytes()), parts[2]),
+            "signature",
+        ),
+        ("truncated", good[..good.len() - 20].to_string(), ""),
+        ("not a JWT", "abc".into(), "not a JWT"),
+        ("empty", String::new(), "not a JWT"),
+    ];
+    for (name, token, reason) in cases {
+        let err = verifier.verify(&token).await.expect_err(name);
+        assert!(err.0.contains(reason), "{name}: {err}");
+        assert!(
+            !err.to_string().contains(&token[..token.len().min(20)]) || token.len() < 20,
+            "{name}: the token is not repeated"
+        );
+    }
+    // Not yet valid (nbf an hour ahead), or without exp, sub, aud: refused.
+    let base =
+        serde_json::json!({"iss": ISSUER, "aud": AUDIENCE, "sub": "u", "exp": now() + 300, "scope": "patient/*.rs"});
+    let mut early = base.clone();
+    early["nbf"] = serde_json::json!(now() + 3_600);
+    assert!(verifier.verify(&issuer.sign(&early)).await.unwrap_err().0.contains("not valid yet"));
+    for missing in ["exp", "sub", "aud"] {
+        let mut claims = base.clone();
+        claims.as_object_mut().unwrap().remove(missing);
+        assert!(verifier.verify(&issuer.sign(&claims)).await.is_err(), "without {missing}");
+    }
+    assert!(verifier.verify(&issuer.sign(&base)).await.is_ok());
+    // A fhirUser that is not a person is refused.
+    let observation = Grant { fhir_user: Some("Observation/1".into()), ..maria() };
+    let err = verifier.verify(&issuer.mint(&observation, now(), Duration::from_secs(300))).await.unwrap_err();
+    assert!(err.0.contains("fhirUser"), "{err}");
+}
+
+#[tokio::test]
+async fn a_remote_key_set_is_read_when_a_token_names_an_unknown_key() {
+    let (issuer, _) = setup();
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}/jwks", listener.local_addr().unwrap());
+    let jwks = issuer.jwks().to_string();
+    let hits = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let counted = hits.clone();
+    let server = actix_web::HttpServer::new(move || {
+        let (jwks, counted) = (jwks.clone(), counted.clone());
+        actix_web::App::new().default_service(actix_web::web::to(move || {
+            counted.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            let jwks = jwks.clone();
+            async move { actix_web::HttpResponse::Ok().content_type("application/json").body(jwks) }
+        }))
+    })
+    .workers(1)
+    .listen(listener)
+    .unwrap()
+    .run();
+    tokio::spawn(server);
+    let client = reqwest::Client::builder().timeout(Duration::from_secs(5)).build().unwrap();
+    let verifier = Verifier::new(ISSUER, AUDIENCE, Keys::Remote(calsync_auth::RemoteKeys::new(url, client)));
+    let token = issuer.mint(&maria(), now(), Duration::from_secs(300));
+    assert!(verifier.verify(&token).await.is_ok());
+    assert!(verifier.verify(&token).await.is_ok());
+    assert_eq!(hits.load(std::sync::atomic::Ordering::SeqCst), 1, "read once, then cached");
+    // An unknown key does not make it read again within the minute.
+    let other = Issuer::from_seed(ISSUER, AUDIENCE, b"another seed");
+    assert!(verifier.verify(&other.mint(&maria(), now(), Duration::from_secs(300))).await.is_err());
+    assert_eq!(hits.load(std::sync::atomic::Ordering::SeqCst), 1);
+}
