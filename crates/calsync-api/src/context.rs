@@ -1,13 +1,15 @@
 //! Who is asking: every handler receives a [`RequestContext`], the use cases' [`Context`] of the
-//! request.
-//!
-//! Today every caller is anonymous; the security issue reads bearer tokens here, and the use
-//! cases check the caller they are given.
+//! request, with the caller its bearer token names ([`crate::auth`]). The use cases check the
+//! caller they are given.
 
-use std::future::{Ready, ready};
+use std::future::Future;
+use std::pin::Pin;
 
 use actix_web::{FromRequest, HttpRequest, dev::Payload, web};
-use calsync_usecase::{Caller, Context, UseCases};
+use calsync_usecase::{Context, UseCases};
+
+use crate::auth::Authenticator;
+use crate::outcome::ApiError;
 
 /// The [`Context`] of a request: its caller, its instant on the system's clock, and the base URL
 /// the client addressed (`http://host:port`).
@@ -24,15 +26,22 @@ impl std::ops::Deref for RequestContext {
 
 impl FromRequest for RequestContext {
     type Error = actix_web::Error;
-    type Future = Ready<Result<Self, Self::Error>>;
+    type Future = Pin<Box<dyn Future<Output = Result<Self, Self::Error>>>>;
 
     fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
         let info = req.connection_info();
         let base = format!("{}://{}", info.scheme(), info.host());
+        let authorization = req.headers().get("authorization").map(|v| v.to_str().unwrap_or("?").to_string());
         // The use cases hold the system's one clock; a server without them is not wired.
-        ready(match req.app_data::<web::Data<UseCases>>() {
-            Some(cases) => Ok(RequestContext(cases.context(Caller::Anonymous, base))),
-            None => Err(actix_web::error::ErrorInternalServerError("the server has no use cases")),
+        let cases = req.app_data::<web::Data<UseCases>>().cloned();
+        let authenticator = req.app_data::<web::Data<Authenticator>>().cloned();
+        Box::pin(async move {
+            let cases = cases.ok_or_else(|| ApiError::internal("the server has no use cases"))?;
+            let caller = match authenticator {
+                Some(a) => a.caller(authorization.as_deref()).await.map_err(ApiError::from)?,
+                None => Authenticator::none().caller(None).await.map_err(ApiError::from)?,
+            };
+            Ok(RequestContext(cases.context(caller, base)))
         })
     }
 }
@@ -50,16 +59,15 @@ pub struct Incoming {
 
 impl FromRequest for Incoming {
     type Error = actix_web::Error;
-    type Future = Ready<Result<Self, Self::Error>>;
+    type Future = Pin<Box<dyn Future<Output = Result<Self, Self::Error>>>>;
 
     fn from_request(req: &HttpRequest, payload: &mut Payload) -> Self::Future {
-        let cx = match RequestContext::from_request(req, payload).into_inner() {
-            Ok(cx) => cx,
-            Err(e) => return ready(Err(e)),
-        };
-        ready(match req.app_data::<web::Data<UseCases>>() {
-            Some(cases) => Ok(Incoming { req: req.clone(), cx, cases: cases.clone() }),
-            None => Err(actix_web::error::ErrorInternalServerError("the server has no use cases")),
+        let context = RequestContext::from_request(req, payload);
+        let (req, cases) = (req.clone(), req.app_data::<web::Data<UseCases>>().cloned());
+        Box::pin(async move {
+            let cx = context.await?;
+            let cases = cases.ok_or_else(|| ApiError::internal("the server has no use cases"))?;
+            Ok(Incoming { req, cx, cases })
         })
     }
 }

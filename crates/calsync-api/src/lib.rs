@@ -15,6 +15,7 @@ use actix_web::middleware::ErrorHandlers;
 use actix_web::web;
 use calsync_usecase::UseCases;
 
+pub mod auth;
 pub mod connect;
 pub mod connections;
 pub mod context;
@@ -29,10 +30,12 @@ pub mod xml;
 /// Mounts the whole facade over `cases`: its routes (operations before the REST interactions,
 /// whose `/{type}/{id}` would match them), the use cases as their shared data, and the largest
 /// body accepted.
-pub fn mount(cases: UseCases) -> impl Fn(&mut web::ServiceConfig) + Clone {
+pub fn mount(cases: UseCases, authenticator: auth::Authenticator) -> impl Fn(&mut web::ServiceConfig) + Clone {
     let cases = web::Data::new(cases);
+    let authenticator = web::Data::new(authenticator);
     move |cfg: &mut web::ServiceConfig| {
         cfg.app_data(cases.clone())
+            .app_data(authenticator.clone())
             .app_data(web::PayloadConfig::new(media::MAX_BODY))
             .configure(connections::routes)
             .configure(connect::routes)

@@ -59,6 +59,8 @@ impl ApiError {
                 UseCaseError::Unprocessable { .. } => "processing",
                 UseCaseError::Unavailable(_) => "transient",
                 UseCaseError::TooSoon { .. } => "throttled",
+                UseCaseError::Unauthenticated(_) => "login",
+                UseCaseError::Forbidden(_) => "forbidden",
                 UseCaseError::Internal(_) => "exception",
             },
         }
@@ -94,6 +96,8 @@ impl ResponseError for ApiError {
                 UseCaseError::Unprocessable { .. } => StatusCode::UNPROCESSABLE_ENTITY,
                 UseCaseError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
                 UseCaseError::TooSoon { .. } => StatusCode::TOO_MANY_REQUESTS,
+                UseCaseError::Unauthenticated(_) => StatusCode::UNAUTHORIZED,
+                UseCaseError::Forbidden(_) => StatusCode::FORBIDDEN,
                 UseCaseError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
             },
         }
@@ -116,8 +120,21 @@ impl ResponseError for ApiError {
         };
         let body = operation_outcome("error", self.issue_code(), &diagnostics, expression);
         let mut response = HttpResponse::build(self.status_code());
-        if let ApiError::Case(UseCaseError::TooSoon { retry_after, .. }) = self {
-            response.insert_header((actix_web::http::header::RETRY_AFTER, retry_after.as_secs().max(1).to_string()));
+        match self {
+            ApiError::Case(UseCaseError::TooSoon { retry_after, .. }) => {
+                response
+                    .insert_header((actix_web::http::header::RETRY_AFTER, retry_after.as_secs().max(1).to_string()));
+            }
+            // RFC 6750: how to authenticate, and whether the token sent was the problem.
+            ApiError::Case(UseCaseError::Unauthenticated(why)) => {
+                let challenge = if why.contains("not accepted") {
+                    r#"Bearer realm="calsync", error="invalid_token""#
+                } else {
+                    r#"Bearer realm="calsync""#
+                };
+                response.insert_header((actix_web::http::header::WWW_AUTHENTICATE, challenge));
+            }
+            _ => {}
         }
         response.content_type(FHIR_JSON).body(body.to_string())
     }

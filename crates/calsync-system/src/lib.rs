@@ -16,13 +16,14 @@ use calsync_sync::connection::SyncSettings;
 use calsync_usecase::{Clock, Parts, UseCases};
 use calsync_worker::{Nightly, WorkerSettings};
 
+pub mod authentication;
 pub mod connectors;
 mod queue;
 mod server;
 mod settings;
 
 pub use server::Application;
-pub use settings::{EgressConfig, OAuthProvider, PublishersConfig, Settings, SyncConfig};
+pub use settings::{AuthConfig, AuthMode, EgressConfig, OAuthProvider, PublishersConfig, Settings, SyncConfig};
 
 /// The searchable values of a resource, as the store indexes them.
 fn index_rows(resource_type: &str, resource: &serde_json::Value) -> calsync_store::Indexed {
@@ -101,6 +102,7 @@ impl System {
             http,
             authorizers: connectors::authorizers(settings)?,
             min_poll: chrono::TimeDelta::seconds(i64::from(settings.publishers.min_poll_seconds)),
+            open: settings.auth.mode == AuthMode::None,
         });
         Ok(System { settings: settings.clone(), cases, sync })
     }

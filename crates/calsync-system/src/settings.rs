@@ -36,6 +36,41 @@ pub struct Settings {
     pub egress: EgressConfig,
     /// Publishers calsync ingests.
     pub publishers: PublishersConfig,
+    /// Who may call the API: bearer tokens of an issuer.
+    pub auth: AuthConfig,
+}
+
+/// How callers are authenticated (`[auth]` in the configuration).
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Deserialize)]
+#[serde(default)]
+pub struct AuthConfig {
+    /// `none`: no authorization at all (every caller may do everything); `development`: this
+    /// server issues its own tokens (a developer's machine); `issuer`: tokens of `issuer`, whose
+    /// keys are at `jwks_url`.
+    pub mode: AuthMode,
+    /// The `iss` accepted (mode `issuer`).
+    pub issuer: Option<String>,
+    /// The `aud` required (default: `public_url`).
+    pub audience: Option<String>,
+    /// Where the issuer's signing keys are read (mode `issuer`).
+    pub jwks_url: Option<String>,
+    /// The issuer's authorization endpoint, published in the SMART configuration.
+    pub authorize_url: Option<String>,
+    /// The issuer's token endpoint, published in the SMART configuration.
+    pub token_url: Option<String>,
+}
+
+/// See [`AuthConfig::mode`].
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum AuthMode {
+    /// No authorization.
+    #[default]
+    None,
+    /// This server issues its own tokens.
+    Development,
+    /// Tokens of a configured issuer.
+    Issuer,
 }
 
 /// Publishers calsync ingests (`[publishers]` in the configuration).
@@ -164,6 +199,7 @@ impl Settings {
             microsoft: None,
             egress: EgressConfig::default(),
             publishers: PublishersConfig::default(),
+            auth: AuthConfig::default(),
         }
     }
 }
@@ -186,6 +222,8 @@ impl Settings {
             egress: EgressConfig,
             #[serde(default)]
             publishers: PublishersConfig,
+            #[serde(default)]
+            auth: AuthConfig,
         }
         let layered: Layered = Config::builder()
             .set_default("bind", "127.0.0.1:8080")
@@ -210,6 +248,7 @@ impl Settings {
             microsoft: layered.microsoft,
             egress: layered.egress,
             publishers: layered.publishers,
+            auth: layered.auth,
         })
     }
 

@@ -11,6 +11,7 @@ use calsync_store::StoreError;
 use calsync_store::search::{Direction, IndexFilter, IndexTerm, Match, ResourceSearch, SortBy};
 use serde_json::{Value, json};
 
+use crate::access::Interaction;
 use crate::offer::{Offer, Units, conflict, participant_slot_id, read_for_booking, text};
 use crate::{Context, Outcome, UseCaseError, UseCases, participants};
 
@@ -45,6 +46,8 @@ impl UseCases {
         key: Option<&str>,
         comment: Option<&str>,
     ) -> Outcome<Value> {
+        self.permit(cx, "Appointment", Interaction::Create)?;
+        self.permit(cx, "Appointment", Interaction::Update)?;
         let store = &self.store;
         if let Some(key) = key {
             if key.is_empty() || key.len() > MAX_KEY {

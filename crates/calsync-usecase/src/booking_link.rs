@@ -15,6 +15,7 @@ use calsync_store::{Store, StoreError};
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 
+use crate::access::Interaction;
 use crate::offer::{Offer, Units, conflict, participant_slot_id, read_for_booking, text};
 use crate::{Context, Outcome, UseCaseError, UseCases, participants, typed_reference};
 
@@ -76,6 +77,7 @@ pub struct Return {
 impl UseCases {
     /// Hands a booking of `request.slot` off to its publisher's portal.
     pub async fn booking_link(&self, cx: &Context, request: &HandoffRequest) -> Outcome<Handoff> {
+        self.permit(cx, "Appointment", Interaction::Create)?;
         let store = &self.store;
         let slot = store.read("Slot", &request.slot).await?;
         // Checked again here, whatever wrote the Slot: the patient's app opens this link.

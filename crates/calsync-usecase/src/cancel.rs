@@ -4,12 +4,14 @@
 
 use serde_json::{Value, json};
 
+use crate::access::Interaction;
 use crate::offer::{Offer, Units, conflict, participant_slot_id};
 use crate::{Context, Outcome, UseCaseError, UseCases};
 
 impl UseCases {
     /// Cancels Appointment `id`; returns it as it is now.
     pub async fn cancel(&self, cx: &Context, id: &str) -> Outcome<Value> {
+        self.permit(cx, "Appointment", Interaction::Update)?;
         let txn = self.store.begin(cx.now).await?;
         let appointment = txn.read("Appointment", id).await?;
         if appointment.content["status"] == "cancelled" {

@@ -10,6 +10,7 @@ use calsync_store::{CalendarConnection, PendingAuthorization};
 use chrono::TimeDelta;
 use serde_json::json;
 
+use crate::access::Interaction;
 use crate::{Context, Outcome, UseCaseError, UseCases, participants};
 
 /// How long the participant has to consent.
@@ -76,6 +77,7 @@ impl UseCases {
     /// Starts connecting `participant`'s calendar at `provider` (`google`, `microsoft`): the
     /// address of the provider's consent page to send their browser to.
     pub async fn start_authorization(&self, cx: &Context, provider: &str, participant: &str) -> Outcome<String> {
+        self.permit(cx, "Schedule", Interaction::Update)?;
         let settings = self.sync_settings()?;
         let (authorizer, _) = self.authorizers.of(provider)?;
         let participant = participants::known_participant(&self.store, participant).await?;

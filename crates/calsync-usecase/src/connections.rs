@@ -7,6 +7,7 @@ use calsync_store::{CalendarConnection, ConnectionTally};
 use calsync_sync::connection::{new_connection, source_of, sync_connection};
 use serde_json::{Value, json};
 
+use crate::access::Interaction;
 use crate::{Context, Outcome, UseCaseError, UseCases, participants};
 
 /// A calendar to connect by its address: an ICS feed, or a CalDAV calendar with its account.
@@ -27,6 +28,8 @@ pub struct NewConnection {
 impl UseCases {
     /// Connects a participant's ICS or CalDAV calendar; it is due at once.
     pub async fn connect_calendar(&self, cx: &Context, new: NewConnection) -> Outcome<CalendarConnection> {
+        // A connection writes the participant's derived Schedule.
+        self.permit(cx, "Schedule", Interaction::Update)?;
         self.sync_settings()?;
         let participant = participants::known_participant(&self.store, &new.participant).await?;
         let required = |value: &Option<String>, name: &str| {
@@ -68,6 +71,7 @@ impl UseCases {
         kind: &str,
         secret: &Value,
     ) -> Outcome<CalendarConnection> {
+        self.permit(cx, "Schedule", Interaction::Update)?;
         self.sync_settings()?;
         let participant = participants::known_participant(&self.store, participant).await?;
         let host = match kind {
@@ -102,13 +106,15 @@ impl UseCases {
     }
 
     /// A participant's connections, by id.
-    pub async fn connections_of(&self, _cx: &Context, participant: &str) -> Outcome<Vec<CalendarConnection>> {
+    pub async fn connections_of(&self, cx: &Context, participant: &str) -> Outcome<Vec<CalendarConnection>> {
+        self.permit(cx, "Schedule", Interaction::Read)?;
         let (t, id) = crate::typed_reference(participant, &["Patient", "RelatedPerson"], "participant")?;
         Ok(self.store.calendar_connections_of(&format!("{t}/{id}")).await?)
     }
 
     /// One connection.
-    pub async fn connection(&self, _cx: &Context, id: &str) -> Outcome<CalendarConnection> {
+    pub async fn connection(&self, cx: &Context, id: &str) -> Outcome<CalendarConnection> {
+        self.permit(cx, "Schedule", Interaction::Read)?;
         // Only a FHIR-style id can name one (PostgreSQL refuses a NUL in any text).
         if !calsync_store::is_valid_id(id) {
             return Err(UseCaseError::NotFound(format!("connection {id:?} is not known")));
@@ -118,6 +124,7 @@ impl UseCases {
 
     /// Syncs one connection now, in this process.
     pub async fn sync_connection_now(&self, cx: &Context, id: &str) -> Outcome<CalendarConnection> {
+        self.permit(cx, "Schedule", Interaction::Update)?;
         let settings = self.sync_settings()?;
         let id = self.connection(cx, id).await?.id;
         Ok(sync_connection(&self.store, settings, &id, cx.now).await?)
@@ -126,6 +133,7 @@ impl UseCases {
     /// Makes every connection that syncs by itself due now and queues it for the worker (what
     /// the nightly run does); how many were queued.
     pub async fn sync_all_connections(&self, cx: &Context) -> Outcome<usize> {
+        self.permit_system(cx, "Schedule", Interaction::Update)?;
         self.sync_settings()?;
         let jobs = self.jobs.as_ref().ok_or_else(|| UseCaseError::Unavailable("the job queue is not open".into()))?;
         let queued = jobs.sync_all(&self.store, cx.now).await.map_err(UseCaseError::Internal)?;
@@ -145,6 +153,7 @@ impl UseCases {
 
     /// Disconnects a calendar: its busy Slots go, then the connection.
     pub async fn disconnect_calendar(&self, cx: &Context, id: &str) -> Outcome<()> {
+        self.permit(cx, "Schedule", Interaction::Update)?;
         let c = self.connection(cx, id).await?;
         let removed = calsync_sync::purge(&self.store, &c.schedule, &source_of(&c.id), cx.now).await?;
         self.store.delete_calendar_connection(&c.id).await?;

@@ -34,6 +34,12 @@ pub enum UseCaseError {
     /// it needs is away.
     #[error("{0}")]
     Unavailable(String),
+    /// No credentials, or credentials that are not valid (401).
+    #[error("{0}")]
+    Unauthenticated(String),
+    /// The caller is known and not permitted this (403).
+    #[error("{0}")]
+    Forbidden(String),
     /// Asked again too soon: the same request is welcome after `retry_after`.
     #[error("{message}")]
     TooSoon {

@@ -17,6 +17,7 @@ use calsync_store::search::{Cursor, Direction, IndexFilter, IndexTerm, Match, Re
 use chrono::TimeDelta;
 use chrono::{DateTime, NaiveDate, Utc};
 
+use crate::access::Interaction;
 use crate::{Context, Outcome, UseCaseError, UseCases, participants};
 
 /// Largest search window.
@@ -274,6 +275,7 @@ impl UseCases {
     /// Finds times when a provider Slot is free and every required participant is. The window's
     /// days are read in the named zone, else in the first participant's, else in UTC.
     pub async fn find(&self, cx: &Context, query: &FindQuery) -> Outcome<Found> {
+        self.permit(cx, "Slot", Interaction::Search)?;
         let store = &self.store;
         // The window as far as it can be known before the participants' zone: a zone moves it
         // by at most 14 hours, inside the day their busy time is read beyond it.

@@ -8,6 +8,7 @@ use calsync_store::search::{Direction, IndexFilter, ResourceSearch, SortBy};
 use chrono::{DateTime, Utc};
 use serde_json::{Value, json};
 
+use crate::access::Interaction;
 use crate::offer::{Offer, Units, conflict, read_for_booking, text};
 use crate::{Context, Outcome, UseCaseError, UseCases};
 
@@ -34,6 +35,7 @@ impl UseCases {
     /// The Appointment `reference` names: an option of an IHE `$find` (or one held by
     /// reference) while it is kept, else a stored Appointment.
     pub async fn named_appointment(&self, cx: &Context, reference: &str) -> Outcome<Named> {
+        self.permit(cx, "Appointment", Interaction::Read)?;
         let id = reference.strip_prefix("urn:uuid:").unwrap_or(reference);
         let id = id.rsplit_once("Appointment/").map_or(id, |(_, id)| id);
         let id = crate::resources::valid_id("Appointment", id)?;
@@ -72,6 +74,7 @@ impl UseCases {
 
     /// Holds the time a proposed Appointment (as `$find` offered it) names.
     pub async fn hold(&self, cx: &Context, mut appointment: Value) -> Outcome<Held> {
+        self.permit(cx, "Appointment", Interaction::Create)?;
         if appointment["status"] != "proposed" {
             return Err(UseCaseError::element("Appointment.status", "only a proposed Appointment can be held"));
         }

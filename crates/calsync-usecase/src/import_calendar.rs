@@ -6,6 +6,7 @@ use calsync_core::Interval;
 use calsync_fhir::availability::{is_participant_schedule, participant_constraints};
 use chrono::TimeDelta;
 
+use crate::access::Interaction;
 use crate::{Context, Outcome, UseCaseError, UseCases};
 
 /// The largest calendar file accepted, as for calendars calsync fetches.
@@ -29,6 +30,7 @@ impl UseCases {
     /// Replaces the busy Slots an earlier import put on participant Schedule `id` with those of
     /// the iCalendar `text`, in one transaction. A calendar that cannot be read changes nothing.
     pub async fn import_calendar(&self, cx: &Context, id: &str, text: &str) -> Outcome<Imported> {
+        self.permit(cx, "Schedule", Interaction::Update)?;
         let (store, now) = (&self.store, cx.now);
         let schedule = store.read("Schedule", id).await?;
         if !is_participant_schedule(&schedule.content) {

@@ -6,11 +6,13 @@ use calsync_store::{Store, StoreError, StoredResource};
 use chrono::{DateTime, Utc};
 use serde_json::Value;
 
+use crate::access::Interaction;
 use crate::{Context, Outcome, UseCaseError, UseCases};
 
 impl UseCases {
     /// The invitation for Appointment `id`, its UID on the host of `cx.base`.
     pub async fn invitation(&self, cx: &Context, id: &str) -> Outcome<(Invitation, StoredResource)> {
+        self.permit(cx, "Appointment", Interaction::Read)?;
         let appointment = self.store.read("Appointment", crate::resources::valid_id("Appointment", id)?).await?;
         let a = &appointment.content;
         let at = |name: &str| -> Outcome<DateTime<Utc>> {

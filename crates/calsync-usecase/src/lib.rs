@@ -38,6 +38,7 @@ pub mod import_calendar;
 pub mod invitation;
 mod offer;
 mod participants;
+mod policy;
 pub mod publish;
 pub mod publishers;
 mod reference;
@@ -47,6 +48,7 @@ pub mod search;
 pub use connect::Authorizers;
 pub use context::{Caller, Clock, Context};
 pub use error::UseCaseError;
+pub use policy::DIRECTORY;
 pub use reference::typed_reference;
 
 /// How a publisher's feed is read (its zone, whether its times are local), what an ingest
@@ -84,6 +86,8 @@ pub struct UseCases {
     http: EgressClient,
     authorizers: Authorizers,
     min_poll: TimeDelta,
+    /// No authorization: every caller may do everything (`[auth] mode = "none"`).
+    open: bool,
     places: std::sync::Arc<publish::PublishedPlaces>,
 }
 
@@ -113,13 +117,28 @@ pub struct Parts {
     pub authorizers: Authorizers,
     /// The shortest time between two polls of a publisher asked for by hand.
     pub min_poll: TimeDelta,
+    /// No authorization: every caller, with a token or not, may do everything (a development
+    /// setting; production refuses to start with it unless told so explicitly).
+    pub open: bool,
 }
 
 impl UseCases {
     /// The use cases over `parts`.
     pub fn new(parts: Parts) -> Self {
-        let Parts { store, clock, hold, sync, jobs, egress, http, authorizers, min_poll } = parts;
-        UseCases { store, clock, hold, sync, jobs, egress, http, authorizers, min_poll, places: Default::default() }
+        let Parts { store, clock, hold, sync, jobs, egress, http, authorizers, min_poll, open } = parts;
+        UseCases {
+            store,
+            clock,
+            hold,
+            sync,
+            jobs,
+            egress,
+            http,
+            authorizers,
+            min_poll,
+            open,
+            places: Default::default(),
+        }
     }
 
     /// The system's clock.

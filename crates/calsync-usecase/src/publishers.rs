@@ -6,12 +6,14 @@
 use calsync_links::{Event, Options};
 use calsync_store::Publisher;
 
+use crate::access::Interaction;
 use crate::{Caller, Context, Outcome, UseCaseError, UseCases};
 
 impl UseCases {
     /// Registers the publisher whose `$bulk-publish` manifest is at `manifest` (http or https);
     /// it is polled at once by the worker.
     pub async fn register_publisher(&self, cx: &Context, manifest: &str, options: Options) -> Outcome<Publisher> {
+        self.permit_system(cx, "Slot", Interaction::Create)?;
         // A path on this server's disk is for the command line only.
         if !(manifest.starts_with("http://") || manifest.starts_with("https://")) {
             return Err(UseCaseError::Invalid("manifest must be an http(s) URL".into()));
@@ -51,12 +53,14 @@ impl UseCases {
     }
 
     /// Every publisher.
-    pub async fn publishers(&self, _cx: &Context) -> Outcome<Vec<Publisher>> {
+    pub async fn publishers(&self, cx: &Context) -> Outcome<Vec<Publisher>> {
+        self.permit_system(cx, "Slot", Interaction::Read)?;
         Ok(self.store.publishers().await?)
     }
 
     /// One publisher.
-    pub async fn publisher(&self, _cx: &Context, id: &str) -> Outcome<Publisher> {
+    pub async fn publisher(&self, cx: &Context, id: &str) -> Outcome<Publisher> {
+        self.permit_system(cx, "Slot", Interaction::Read)?;
         // Only a FHIR-style id can name one (PostgreSQL refuses a NUL in any text).
         if !calsync_store::is_valid_id(id) {
             return Err(UseCaseError::NotFound(format!("publisher {id:?} is not known")));
@@ -68,6 +72,7 @@ impl UseCases {
     /// interval ago (`publishers.min_poll_seconds`, a minute by default, as the specification
     /// asks of clients): asking again cannot make calsync hammer a publisher.
     pub async fn poll_publisher_now(&self, cx: &Context, id: &str) -> Outcome<Publisher> {
+        self.permit_system(cx, "Slot", Interaction::Create)?;
         let id = self.publisher(cx, id).await?.id;
         if let Err(last) = self.store.claim_publisher_poll(&id, cx.now, self.min_poll).await? {
             let wait = (last + self.min_poll - cx.now).max(chrono::TimeDelta::seconds(1));
@@ -86,6 +91,7 @@ impl UseCases {
 
     /// Removes a publisher and everything ingested from it; how many resources went.
     pub async fn remove_publisher(&self, cx: &Context, id: &str) -> Outcome<u64> {
+        self.permit_system(cx, "Slot", Interaction::Delete)?;
         let p = self.publisher(cx, id).await?;
         let removed = self.store.delete_publisher(&p.id, &calsync_links::INGESTED_TYPES, cx.now).await?;
         tracing::info!(publisher = %p.id, removed, "publisher removed");

@@ -6,6 +6,7 @@ use calsync_fhir::booking::Units;
 use calsync_store::StoredResource;
 use serde_json::Value;
 
+use crate::access::Interaction;
 use crate::{Context, Outcome, UseCaseError, UseCases};
 
 /// The resource types calsync keeps; the router and the CapabilityStatement are built from it.
@@ -59,14 +60,16 @@ pub struct Created {
 
 impl UseCases {
     /// The current version of `t/id`.
-    pub async fn read(&self, _cx: &Context, t: &str, id: &str) -> Outcome<StoredResource> {
+    pub async fn read(&self, cx: &Context, t: &str, id: &str) -> Outcome<StoredResource> {
         let t = kept_type(t)?;
+        self.permit(cx, t, Interaction::Read)?;
         Ok(self.store.read(t, valid_id(t, id)?).await?)
     }
 
     /// Version `version` of `t/id`; the version that records a deletion is gone.
-    pub async fn vread(&self, _cx: &Context, t: &str, id: &str, version: i64) -> Outcome<StoredResource> {
+    pub async fn vread(&self, cx: &Context, t: &str, id: &str, version: i64) -> Outcome<StoredResource> {
         let t = kept_type(t)?;
+        self.permit(cx, t, Interaction::Read)?;
         let stored = self.store.vread(t, valid_id(t, id)?, version).await?;
         if stored.deleted {
             return Err(UseCaseError::Gone(format!("{t}/{id} version {version} records its deletion")));
@@ -78,6 +81,7 @@ impl UseCases {
     /// criteria), nothing new when exactly one resource already matches.
     pub async fn create(&self, cx: &Context, t: &str, text: &str, if_none_exist: Option<&str>) -> Outcome<Created> {
         let t = kept_type(t)?;
+        self.permit(cx, t, Interaction::Create)?;
         let mut value = calsync_fhir::validate::resource(text, t)?;
         if let Some(criteria) = if_none_exist {
             let (existing, total) = self.matching(cx, t, criteria, 2).await?;
@@ -114,6 +118,8 @@ impl UseCases {
         if_match: Option<i64>,
     ) -> Outcome<(StoredResource, bool)> {
         let t = kept_type(t)?;
+        // SMART's `u` covers an update that creates (upsert).
+        self.permit(cx, t, Interaction::Update)?;
         let value = calsync_fhir::validate::resource(text, t)?;
         match value.get("id").and_then(Value::as_str) {
             Some(body_id) if body_id == id => {}
@@ -193,6 +199,7 @@ impl UseCases {
     /// Deletes `t/id`; reads answer gone afterwards. Deleting what is not there changes nothing.
     pub async fn delete(&self, cx: &Context, t: &str, id: &str) -> Outcome<()> {
         let t = kept_type(t)?;
+        self.permit(cx, t, Interaction::Delete)?;
         let id = valid_id(t, id)?;
         let before = match t {
             "Consent" => self.store.read(t, id).await.ok().map(|r| r.content),
@@ -211,6 +218,7 @@ impl UseCases {
     pub async fn put_resources(&self, cx: &Context, resources: Vec<(String, String, Value)>) -> Outcome<u64> {
         for (t, id, value) in &resources {
             kept_type(t)?;
+            self.permit(cx, t, Interaction::Update)?;
             valid_id(t, id)?;
             calsync_fhir::validate::resource(&value.to_string(), t)?;
         }

@@ -14,6 +14,7 @@ use calsync_store::{Store, StoredResource, StoredText};
 use chrono::{DateTime, Utc};
 use serde_json::{Value, json};
 
+use crate::access::Interaction;
 use crate::{Context, Outcome, UseCaseError, UseCases};
 
 /// One resource of an answer, as the JSON text the store holds (or made of it, for `_elements`).
@@ -44,7 +45,8 @@ pub struct Searched {
 
 impl UseCases {
     /// Runs a search.
-    pub async fn search(&self, _cx: &Context, request: &SearchRequest) -> Outcome<Searched> {
+    pub async fn search(&self, cx: &Context, request: &SearchRequest) -> Outcome<Searched> {
+        self.permit(cx, &request.resource_type, Interaction::Search)?;
         let store = &self.store;
         let mut page = run(store, &request.resource_type, request).await?;
         if request.summary_count {
@@ -72,7 +74,16 @@ impl UseCases {
             }
         }
         let ids: Vec<(String, String)> = matches.iter().map(|m| (m.resource_type.clone(), m.id.clone())).collect();
-        let (included, warnings) = includes(store, request, &ids, &parsed_matches).await?;
+        let (mut included, mut warnings) = includes(store, request, &ids, &parsed_matches).await?;
+        // What the token may not read is left out, and the answer says so.
+        let before = included.len();
+        included.retain(|r| self.permit(cx, &r.resource_type, Interaction::Read).is_ok());
+        if included.len() < before {
+            warnings.push(format!(
+                "{} included resources are left out: this token may not read them",
+                before - included.len()
+            ));
+        }
         let included = included
             .into_iter()
             .map(|r| Entry { json: r.content.to_string(), resource_type: r.resource_type, id: r.id })
