@@ -273,6 +273,18 @@ fn busy_prints_time_and_status_only() {
     assert_eq!(stdout(&all).lines().count(), 4);
 }
 
+/// A token of the development issuer of the configuration in `config` (`calsync token`).
+fn development_token(args: &[&str], config: &str) -> String {
+    let out = Command::new(env!("CARGO_BIN_EXE_calsync"))
+        .arg("token")
+        .args(args)
+        .args(["--config", config])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    String::from_utf8(out.stdout).unwrap().trim().to_string()
+}
+
 #[test]
 fn serve_loads_the_demo_and_answers_reads() {
     use std::io::{BufRead, BufReader, Read, Write};
@@ -291,7 +303,12 @@ fn serve_loads_the_demo_and_answers_reads() {
     let base = banner.split_whitespace().find(|w| w.starts_with("http://")).unwrap().to_string();
     let addr = base.trim_start_matches("http://");
     let mut stream = std::net::TcpStream::connect(addr).unwrap();
-    write!(stream, "GET /Slot/dr-okafor-11-1200 HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n").unwrap();
+    let token = development_token(&["--as", "system", "--scope", "system/Slot.r"], "config");
+    write!(
+        stream,
+        "GET /Slot/dr-okafor-11-1200 HTTP/1.1\r\nHost: {addr}\r\nAuthorization: Bearer {token}\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
     let mut response = String::new();
     stream.read_to_string(&mut response).unwrap();
     child.kill().ok();
@@ -331,10 +348,11 @@ async fn a_database_calsync_ingest_filled_is_not_indexed_again() {
 fn the_demo_started_again_keeps_one_emulated_calendar_each() {
     use std::io::{BufRead, BufReader, Read, Write};
     let db = std::env::temp_dir().join(format!("calsync-cli-restart-{}.db", std::process::id()));
+    let config = format!("{}/../../config", env!("CARGO_MANIFEST_DIR"));
     let connections_of_son = || {
         let mut child = Command::new(env!("CARGO_BIN_EXE_calsync"))
             .args(["serve", "--bind", "127.0.0.1:0", "--database", &format!("sqlite://{}?mode=rwc", db.display())])
-            .args(["--config", &format!("{}/../../config", env!("CARGO_MANIFEST_DIR"))])
+            .args(["--config", &config])
             .args(["--load", &fixture("demo/directory.ndjson"), "--load", &fixture("demo/participants.ndjson")])
             .args(["--emulate-calendar", &format!("google:RelatedPerson/son={}", fixture("demo/son.ics"))])
             .args(["--clock-start", "2026-12-01T12:00:00Z"])
@@ -350,7 +368,8 @@ fn the_demo_started_again_keeps_one_emulated_calendar_each() {
         let mut stream = std::net::TcpStream::connect(&addr).unwrap();
         write!(
             stream,
-            "GET /connections?participant=RelatedPerson/son HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
+            "GET /connections?participant=RelatedPerson/son HTTP/1.1\r\nHost: {addr}\r\nAuthorization: Bearer {}\r\nConnection: close\r\n\r\n",
+            development_token(&["--as", "RelatedPerson/son"], &config)
         )
         .unwrap();
         let mut response = String::new();

@@ -1,13 +1,28 @@
 """Shared by the Python test scripts: run `calsync serve` on a random port with demo data,
-and report results in the 'N passed, M failed' form CI reads."""
+and report results in the 'N passed, M failed' form CI reads. Every urllib request of the
+script carries a system token of the server's development issuer (`calsync token`), kept in
+`TOKEN` for other clients."""
 
 import contextlib
 import pathlib
 import subprocess
 import sys
 import tempfile
+import urllib.request
 
 DEMO = pathlib.Path(__file__).resolve().parent / "fixtures" / "demo"
+
+# The bearer token of the running demo server (set by demo_server).
+TOKEN = None
+
+
+class _Bearer(urllib.request.BaseHandler):
+    """Adds the token to every request urllib sends."""
+
+    def http_request(self, req):
+        if TOKEN and not req.has_header("Authorization"):
+            req.add_unredirected_header("Authorization", "Bearer " + TOKEN)
+        return req
 
 
 @contextlib.contextmanager
@@ -27,6 +42,10 @@ def demo_server(binary, files):
                     break
             if base is None:
                 raise SystemExit("calsync serve did not start")
+            global TOKEN
+            TOKEN = subprocess.run([binary, "token", "--as", "system", "--config", f"{tmp}/none"],
+                                   check=True, capture_output=True, text=True).stdout.strip()
+            urllib.request.install_opener(urllib.request.build_opener(_Bearer()))
             yield base
         finally:
             proc.terminate()

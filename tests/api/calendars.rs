@@ -135,12 +135,15 @@ async fn google_and_microsoft_calendars_connect_through_oauth_with_pkce_and_leas
             "policyRule": {"coding": [{"system": "http://terminology.hl7.org/CodeSystem/v3-ActCode", "code": "OPTIN"}]}});
         assert!(app.put(&format!("/Consent/{id}"), &consent, None).await.status().is_success());
     }
-    // A browser: follows nothing by itself here, so each hop is checked.
-    let browser = Client::builder().redirect(reqwest::redirect::Policy::none()).build().unwrap();
+    // A browser: keeps cookies, follows nothing by itself here, so each hop is checked.
+    let browser = Client::builder().cookie_store(true).redirect(reqwest::redirect::Policy::none()).build().unwrap();
     let hop = |url: String| {
         let browser = browser.clone();
         async move { browser.get(url).header("Accept", "application/json").send().await.unwrap() }
     };
+    // The app starts each authorization with the caller's token; the browser follows from there.
+    let token = system_token(&app.issuer);
+    let start = |path: &str| browser.get(app.url(path)).bearer_auth(&token).send();
 
     for (provider, participant, account, scope) in [
         ("google", "Patient/maria", "ann", "https://www.googleapis.com/auth/calendar.freebusy"),
@@ -150,9 +153,9 @@ async fn google_and_microsoft_calendars_connect_through_oauth_with_pkce_and_leas
             "google" => g.lock().unwrap().consent.next_account = Some(account.into()),
             _ => m.lock().unwrap().consent.next_account = Some(account.into()),
         }
-        let start = hop(app.url(&format!("/connect/{provider}/start?participant={participant}"))).await;
-        assert_eq!(start.status(), 302, "{provider}");
-        let to_provider = start.headers()["location"].to_str().unwrap().to_string();
+        let started = start(&format!("/connect/{provider}/start?participant={participant}")).await.unwrap();
+        assert_eq!(started.status(), 302, "{provider}");
+        let to_provider = started.headers()["location"].to_str().unwrap().to_string();
         let q = query_of(&to_provider);
         assert_eq!(q["scope"], scope, "least scopes only");
         assert_eq!(q["code_challenge_method"], "S256");
@@ -187,8 +190,8 @@ async fn google_and_microsoft_calendars_connect_through_oauth_with_pkce_and_leas
 
     // Declining at the provider connects nothing, and says so.
     g.lock().unwrap().consent.next_account = None;
-    let start = hop(app.url("/connect/google/start?participant=Patient/maria")).await;
-    let declined = hop(start.headers()["location"].to_str().unwrap().to_string()).await;
+    let started = start("/connect/google/start?participant=Patient/maria").await.unwrap();
+    let declined = hop(started.headers()["location"].to_str().unwrap().to_string()).await;
     let back = declined.headers()["location"].to_str().unwrap().to_string();
     assert!(back.contains("error=access_denied"), "{back}");
     let issue = outcome(hop(back).await, StatusCode::BAD_REQUEST).await;
@@ -196,10 +199,23 @@ async fn google_and_microsoft_calendars_connect_through_oauth_with_pkce_and_leas
     let listed: Value = app.get("/connections?participant=Patient/maria").await.json().await.unwrap();
     assert_eq!(listed["connections"].as_array().unwrap().len(), 1);
 
+    // A consent page sent to someone else: their browser does not hold the binding of the one
+    // that started, so nothing is connected, whoever's calendar consented.
+    g.lock().unwrap().consent.next_account = Some("mallory".into());
+    let started = start("/connect/google/start?participant=Patient/maria").await.unwrap();
+    let to_provider = started.headers()["location"].to_str().unwrap().to_string();
+    let elsewhere = Client::builder().redirect(reqwest::redirect::Policy::none()).build().unwrap();
+    let consented = elsewhere.get(to_provider).send().await.unwrap();
+    let back = consented.headers()["location"].to_str().unwrap().to_string();
+    let issue = outcome(elsewhere.get(back).send().await.unwrap(), StatusCode::BAD_REQUEST).await;
+    assert!(issue["diagnostics"].as_str().unwrap().contains("another browser"), "{issue}");
+    let listed: Value = app.get("/connections?participant=Patient/maria").await.json().await.unwrap();
+    assert_eq!(listed["connections"].as_array().unwrap().len(), 1, "still only Ann's calendar");
+
     // A forged state, an unknown provider, a participant who does not exist.
     outcome(hop(app.url("/connect/google/callback?state=forged&code=x")).await, StatusCode::BAD_REQUEST).await;
-    outcome(hop(app.url("/connect/yahoo/start?participant=Patient/maria")).await, StatusCode::NOT_FOUND).await;
-    outcome(hop(app.url("/connect/google/start?participant=Patient/nobody")).await, StatusCode::BAD_REQUEST).await;
+    outcome(start("/connect/yahoo/start?participant=Patient/maria").await.unwrap(), StatusCode::NOT_FOUND).await;
+    outcome(start("/connect/google/start?participant=Patient/nobody").await.unwrap(), StatusCode::BAD_REQUEST).await;
 
     // Ana's consent is revoked: her connection is purged by the Consent write itself, before
     // any sync: busy Slots and credentials gone, the connection says why.

@@ -2,15 +2,42 @@
 //! database (SQLite, or PostgreSQL when CALSYNC_TEST_POSTGRES_URL is set), real HTTP, and the
 //! helpers more than one capability uses.
 
+use std::time::Duration;
+
+use calsync_auth::{Grant, Issuer};
 use calsync_store::testing::TestDatabase;
-use calsync_system::{Application, Settings};
+use calsync_system::{Application, AuthMode, Settings};
 use reqwest::{Client, Response, StatusCode};
 use serde_json::{Value, json};
 
 pub(crate) struct TestApp {
     pub(crate) base: String,
+    /// A client whose every request carries a system token (`system/*.cruds`): what the tests
+    /// of the API's behaviour use. The security tests send their own tokens.
     pub(crate) client: Client,
     pub(crate) database: TestDatabase,
+    /// The tests' own token issuer, the one the server trusts (its JWKS served on loopback).
+    pub(crate) issuer: Issuer,
+}
+
+/// The `iss` of the tests' issuer.
+pub(crate) const TEST_ISSUER: &str = "https://issuer.test.example/";
+/// The `aud` the tests' server requires.
+pub(crate) const TEST_AUDIENCE: &str = "https://calsync.test.example/fhir";
+
+/// A token issuer of the tests' own: a key pair from a seed drawn now, and its JWKS served on
+/// loopback (returns the issuer and the JWKS address).
+pub(crate) fn test_issuer() -> (Issuer, String) {
+    let seed = format!("{:?}-{}", std::time::SystemTime::now(), std::process::id());
+    let issuer = Issuer::from_seed(TEST_ISSUER, TEST_AUDIENCE, seed.as_bytes());
+    let url = serve_json(issuer.jwks());
+    (issuer, url)
+}
+
+/// A system token of `issuer`: every resource, every interaction.
+pub(crate) fn system_token(issuer: &Issuer) -> String {
+    let grant = Grant { subject: "test-service".into(), scope: "system/*.cruds".into(), ..Default::default() };
+    issuer.mint(&grant, chrono::Utc::now().timestamp(), Duration::from_secs(3600))
 }
 
 pub(crate) async fn spawn_app() -> TestApp {
@@ -26,11 +53,19 @@ pub(crate) async fn spawn_app_with(configure: impl FnOnce(&mut Settings)) -> Tes
     let mut settings = Settings::new("127.0.0.1:0", database.url.clone());
     // The calendars and publishers these tests serve are on loopback.
     settings.egress.private_networks = true;
+    let (issuer, jwks) = test_issuer();
+    settings.auth.mode = Some(AuthMode::Issuer);
+    settings.auth.issuer = Some(TEST_ISSUER.into());
+    settings.auth.audience = Some(TEST_AUDIENCE.into());
+    settings.auth.jwks_url = Some(jwks);
     configure(&mut settings);
     let app = Application::build(&settings).await.expect("server starts");
     let base = format!("http://127.0.0.1:{}", app.port());
     tokio::spawn(app.run());
-    TestApp { base, client: Client::new(), database }
+    let mut headers = reqwest::header::HeaderMap::new();
+    headers.insert("authorization", format!("Bearer {}", system_token(&issuer)).parse().unwrap());
+    let client = Client::builder().default_headers(headers).build().unwrap();
+    TestApp { base, client, database, issuer }
 }
 
 impl TestApp {
@@ -234,15 +269,24 @@ pub(crate) fn proposed(slot: &Value, people: &[&str]) -> Value {
         "start": slot["start"], "end": slot["end"], "participant": participant})
 }
 
+/// A JSON document served on loopback (a JWKS); returns its address.
+pub(crate) fn serve_json(body: Value) -> String {
+    serve_body(body.to_string(), "application/json", "/jwks.json")
+}
+
 /// An ICS feed on loopback whose events carry a title, for the connections test.
 pub(crate) fn serve_feed(body: String) -> String {
+    serve_body(body, "text/calendar", "/secret-token-81/cal.ics")
+}
+
+fn serve_body(body: String, content_type: &'static str, path: &str) -> String {
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let url = format!("http://127.0.0.1:{}/secret-token-81/cal.ics", listener.local_addr().unwrap().port());
+    let url = format!("http://127.0.0.1:{}{path}", listener.local_addr().unwrap().port());
     let server = actix_web::HttpServer::new(move || {
         let body = body.clone();
         actix_web::App::new().default_service(actix_web::web::to(move || {
             let body = body.clone();
-            async move { actix_web::HttpResponse::Ok().content_type("text/calendar").body(body) }
+            async move { actix_web::HttpResponse::Ok().content_type(content_type).body(body) }
         }))
     })
     .workers(1)

@@ -356,6 +356,7 @@ async fn random_requests_get_answers_never_a_5xx() {
     .await;
     load_clinic(&app).await;
     let client = reqwest::Client::builder().timeout(Duration::from_secs(30)).build().unwrap();
+    let token = system_token(&app.issuer);
     let mut dice = Dice(seed | 1);
     let deadline = Instant::now() + Duration::from_secs(240);
     let mut statuses = std::collections::BTreeMap::<u16, usize>::new();
@@ -400,6 +401,14 @@ async fn random_requests_get_answers_never_a_5xx() {
         }
         if dice.chance(5) {
             request = request.header("Prefer", "handling=strict");
+        }
+        // Mostly a system token, so that requests reach every handler; else none, or one that
+        // is no token at all.
+        if !dice.chance(10) {
+            request = request.bearer_auth(&token);
+        } else if dice.chance(50) {
+            let odd = *dice.pick(&["Bearer", "Bearer ", "Basic dXNlcjpwdw==", "Bearer a.b.c", "bearer ..."]);
+            request = request.header("Authorization", odd);
         }
         let described = format!("request {n} (seed {seed}): {method} {}", &path[..path.len().min(300)]);
         let response = match request.send().await {
@@ -470,7 +479,12 @@ async fn heads_the_http_layer_refuses() {
             String::from_utf8_lossy(&answer).to_string()
         }
     };
-    let get = |query: String| format!("GET /Location?{query} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+    let token = system_token(&app.issuer);
+    let get = |query: String| {
+        format!(
+            "GET /Location?{query} HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {token}\r\nConnection: close\r\n\r\n"
+        )
+    };
     let fits = send(get(format!("name={}", "a".repeat(60_000)))).await;
     assert!(fits.starts_with("HTTP/1.1 200") && fits.contains("\"searchset\""), "{}", &fits[..fits.len().min(300)]);
     assert!(send(get(format!("name={}", "a".repeat(70_000)))).await.starts_with("HTTP/1.1 400"));

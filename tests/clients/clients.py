@@ -12,6 +12,7 @@ import sys
 from fhirpy import SyncFHIRClient
 
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1]))
+import demo_server as server  # noqa: E402
 from demo_server import DEMO, demo_server, report  # noqa: E402
 FILES = [DEMO / "provider.ndjson", DEMO / "directory.ndjson", DEMO / "provider-later.ndjson"]
 WINDOWS = [("2026-12-07", "2026-12-12"), ("2026-12-14T14:00:00Z", "2026-12-21"), ("2026", "2027")]
@@ -39,7 +40,7 @@ def main():
     binary, node_modules = sys.argv[1], sys.argv[2]
     passed, failed = 0, []
     with demo_server(binary, FILES) as base:
-        client = SyncFHIRClient(base)
+        client = SyncFHIRClient(base, authorization=f"Bearer {server.TOKEN}")
         for lo, hi in WINDOWS:
             expected = stored_between(lo, hi)
             found = client.resources("Slot").search(start__ge=lo, start__lt=hi).limit(7).fetch_all()
@@ -48,7 +49,8 @@ def main():
                 passed += 1
             else:
                 failed.append(f"fhirpy {lo}..{hi}: {len(found)} fetched ({len(ids)} distinct), {expected} stored")
-            out = subprocess.run(["node", str(pathlib.Path(__file__).with_name("fhir_kit_client.js")), base, lo, hi, "9"],
+            out = subprocess.run(["node", str(pathlib.Path(__file__).with_name("fhir_kit_client.js")), base, lo, hi, "9",
+                                  server.TOKEN],
                                  capture_output=True, text=True, env={**os.environ, "NODE_PATH": node_modules})
             if out.returncode != 0:
                 failed.append(f"fhir-kit-client {lo}..{hi}: {out.stderr.strip()[:300]}")

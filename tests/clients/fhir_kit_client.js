@@ -3,8 +3,8 @@
 const Client = require('fhir-kit-client');
 
 async function main() {
-  const [baseUrl, from, to, count] = process.argv.slice(2);
-  const client = new Client({ baseUrl });
+  const [baseUrl, from, to, count, token] = process.argv.slice(2);
+  const client = new Client({ baseUrl, bearerToken: token });
   let bundle = await client.search({
     resourceType: 'Slot',
     searchParams: { start: [`ge${from}`, `lt${to}`], _count: count },

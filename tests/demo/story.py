@@ -4,7 +4,9 @@
 Starts `calsync serve` with the demo data (the Makefile's DEMO_SERVE arguments) on a free port
 and a fresh SQLite file, then: $find-mutual for Maria, her daughter and (optionally) her son;
 $hold the first option; $book it; the confirmation as iCalendar; the time is gone from the next
-$find-mutual; $cancel frees it again. Standard library only.
+$find-mutual; $cancel frees it again. Every request carries a bearer token of the development
+issuer (`calsync token`): Maria's for her story, each caregiver's for their own calendar.
+Standard library only.
 Usage: tests/demo/story.py CALSYNC_BINARY [demo serve arguments...]
 """
 import json
@@ -21,10 +23,22 @@ PEOPLE = "participant=Patient/maria&participant=RelatedPerson/daughter&optional-
 FIND = "/Appointment/$find-mutual?start=2026-12-07&end=2026-12-11&duration=30&" + PEOPLE + "&timezone=America/New_York&_count=3"
 
 
-def request(base, path, body=None, headers=None, method=None):
+# Tokens by person, from `calsync token` (filled in by main).
+TOKENS = {}
+
+
+def token(binary, who):
+    """A development token acting as `who`, as README.md gets one."""
+    out = subprocess.run([binary, "token", "--as", who], check=True, capture_output=True, text=True)
+    return out.stdout.strip()
+
+
+def request(base, path, body=None, headers=None, method=None, who="Patient/maria"):
     data = None if body is None else json.dumps(body).encode()
     req = urllib.request.Request(base + path, data=data, method=method or ("POST" if data is not None else "GET"))
     req.add_header("Content-Type", "application/fhir+json")
+    if who is not None:
+        req.add_header("Authorization", "Bearer " + TOKENS[who])
     for k, v in (headers or {}).items():
         req.add_header(k, v)
     try:
@@ -62,6 +76,9 @@ def main():
                 raise SystemExit("the server did not start:\n" + "".join(printed))
             assert sum("imported" in l for l in printed) == 1, printed
             assert sum("emulated" in l and "connected" in l for l in printed) == 2, printed
+            for who in ["Patient/maria", "RelatedPerson/daughter", "RelatedPerson/son", "Practitioner/okafor"]:
+                TOKENS[who] = token(binary, who)
+            signed_in_only(base)
             synced(base)
             story(base)
         finally:
@@ -70,11 +87,24 @@ def main():
     print("demo story: ok")
 
 
+def signed_in_only(base):
+    """Nothing without a token; nobody else's calendar with one."""
+    status, headers, _ = request(base, FIND, who=None)
+    assert status == 401 and headers["www-authenticate"].startswith("Bearer"), (status, headers)
+    status, _, _ = request(base, "/metadata", who=None)
+    assert status == 200, status
+    status, _, text = request(base, "/connections?participant=RelatedPerson/daughter", who="RelatedPerson/son")
+    assert status == 403, (status, text)
+    status, _, text = request(base, FIND, who="Practitioner/okafor")
+    assert status == 403, (status, text)
+    print("tokens: anonymous 401, another person's calendar 403")
+
+
 def synced(base):
     """The worker syncs the caregivers' emulated Outlook and Google calendars on its own."""
     for who, kind in [("RelatedPerson/daughter", "microsoft"), ("RelatedPerson/son", "google")]:
         for _ in range(300):
-            _, _, text = request(base, f"/connections?participant={who}")
+            _, _, text = request(base, f"/connections?participant={who}", who=who)
             connections = json.loads(text)["connections"]
             assert [c["kind"] for c in connections] == [kind], connections
             if connections[0]["state"] == "ok":

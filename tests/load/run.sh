@@ -49,18 +49,26 @@ for _ in $(seq 1 600); do
 done
 grep "^loaded" "$work/serve.log" || true
 base="http://127.0.0.1:$port"
+# Requests carry a token of the development issuer: the Slot search a system's, $find-mutual
+# Maria's stand-in p-0's (whose caregivers p-1, p-2 are), so that her compartment is checked.
+# A build from before tokens has no `token` command and needs none.
+who=system
+[ "$scenario" = find-mutual ] && who=Patient/p-0
+token=$("$calsync" token --as "$who" 2>/dev/null || true)
+auth=()
+[ -n "$token" ] && auth=(-H "Authorization: Bearer $token")
 if [ "$scenario" = publish ]; then
   python3 "$here/publish.py" "$base"
   exit 0
 fi
 if [ "$scenario" = slot-search ]; then
-  curl -sf "$base/Slot?schedule=sched-7&start=ge2027-01-11&start=lt2027-01-18&status=free&_count=50" \
+  curl -sf "${auth[@]}" "$base/Slot?schedule=sched-7&start=ge2027-01-11&start=lt2027-01-18&status=free&_count=50" \
     | python3 -c 'import json,sys; b=json.load(sys.stdin); assert b["total"] > 0, b; print("sample search: total", b["total"])'
 else
   people="participant=Patient/p-0&participant=RelatedPerson/p-1&participant=RelatedPerson/p-2"
-  curl -sf "$base/Appointment/\$find-mutual?start=2027-01-11&end=2027-01-24&duration=30&$people&location-reference=Location/loc-7" \
+  curl -sf "${auth[@]}" "$base/Appointment/\$find-mutual?start=2027-01-11&end=2027-01-24&duration=30&$people&location-reference=Location/loc-7" \
     | python3 -c 'import json,sys; b=json.load(sys.stdin); print("sample $find-mutual: options", sum(e["search"]["mode"] == "match" for e in b.get("entry", [])))'
 fi
 echo "wrk -t2 -c$connections -d$duration --latency -s $script $base"
-wrk -t2 -c"$connections" -d"$duration" --latency -s "$script" "$base" | tee "$work/wrk.txt"
+wrk -t2 -c"$connections" -d"$duration" --latency "${auth[@]}" -s "$script" "$base" | tee "$work/wrk.txt"
 grep -q "non2xx=0" "$work/wrk.txt" || { echo "some requests failed"; exit 1; }

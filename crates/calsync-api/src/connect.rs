@@ -13,6 +13,9 @@ use crate::connections::view;
 use crate::context::RequestContext;
 use crate::outcome::ApiError;
 
+/// The cookie that binds an authorization to the browser that started it.
+const BINDING_COOKIE: &str = "calsync_connect";
+
 /// Mounts the routes.
 pub fn routes(cfg: &mut web::ServiceConfig) {
     cfg.service(web::resource("/connect/{provider}/start").route(web::get().to(start)))
@@ -28,10 +31,19 @@ async fn start(
     query: Query,
 ) -> Result<HttpResponse, ApiError> {
     let participant = query.get("participant").ok_or_else(|| ApiError::bad_request("participant is required"))?;
-    let consent_page = cases.start_authorization(&cx, &path, participant).await?;
+    let started = cases.start_authorization(&cx, &path, participant).await?;
+    // The browser that gives consent must be the one that started: it carries the binding back.
+    let binding = actix_web::cookie::Cookie::build(BINDING_COOKIE, started.binding)
+        .path("/connect")
+        .http_only(true)
+        .secure(cx.base.starts_with("https:"))
+        .same_site(actix_web::cookie::SameSite::Lax)
+        .max_age(actix_web::cookie::time::Duration::minutes(10))
+        .finish();
     Ok(HttpResponse::Found()
-        .insert_header(("Location", consent_page))
+        .insert_header(("Location", started.url))
         .insert_header(("Cache-Control", "no-store"))
+        .cookie(binding)
         .finish())
 }
 
@@ -46,6 +58,7 @@ async fn callback(
         state: query.get("state").cloned(),
         code: query.get("code").cloned(),
         error: query.get("error").cloned(),
+        binding: req.cookie(BINDING_COOKIE).map(|c| c.value().to_string()),
     };
     let c = cases.finish_authorization(&cx, &path, &back).await?;
     let wants_html =

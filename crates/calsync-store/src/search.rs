@@ -226,6 +226,44 @@ pub struct ResourceSearch {
     pub updated: Vec<Bound>,
     /// Date parameters.
     pub dates: Vec<DateFilter>,
+    /// Set for a person's search of Schedules: see [`Participants`].
+    pub participants: Option<Participants>,
+}
+
+/// Whose derived Schedules a search may return (and their Slots): those whose actors include a
+/// Patient or RelatedPerson other than these are left out. Provider Schedules are not affected.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Participants(pub Vec<String>);
+
+impl Participants {
+    /// Ids of the Schedules left out.
+    fn hidden_schedules(&self) -> SelectStatement {
+        let person = Condition::any()
+            .add(search_index::Column::Value.like(LikeExpr::new("Patient/%")))
+            .add(search_index::Column::Value.like(LikeExpr::new("RelatedPerson/%")));
+        let mut cond = Condition::all()
+            .add(search_index::Column::ResourceType.eq("Schedule"))
+            .add(search_index::Column::Param.eq("actor"))
+            .add(person);
+        if !self.0.is_empty() {
+            cond = cond.add(search_index::Column::Value.is_not_in(self.0.iter().cloned()));
+        }
+        Query::select().column(search_index::Column::Id).from(search_index::Entity).cond_where(cond).to_owned()
+    }
+
+    /// Keeps Schedules (`id` their id) that are not hidden.
+    fn schedules(&self, id: impl ColumnTrait) -> Condition {
+        Condition::all().add(id.not_in_subquery(self.hidden_schedules()))
+    }
+
+    /// Keeps Slots whose Schedule (`schedule`: `Schedule/{id}`) is not hidden.
+    fn slots(&self, schedule: impl ColumnTrait) -> Condition {
+        let hidden = Query::select()
+            .expr(Expr::cust("'Schedule/' || id"))
+            .from_subquery(self.hidden_schedules(), sea_orm::sea_query::Alias::new("hidden"))
+            .to_owned();
+        Condition::all().add(schedule.not_in_subquery(hidden))
+    }
 }
 
 /// A Slot search over the Slots' range columns. Every field is ANDed; each `Vec` entry is one
@@ -246,6 +284,8 @@ pub struct SlotSearch {
     pub index: Vec<IndexFilter>,
     /// `_lastUpdated`.
     pub updated: Vec<Bound>,
+    /// Set for a person's search: see [`Participants`].
+    pub participants: Option<Participants>,
 }
 
 /// Where a page starts: after this sort key, in the order of the search.
@@ -346,6 +386,9 @@ impl Store {
         }
         for b in &search.updated {
             filter = filter.add(b.condition(resource::Column::LastUpdated));
+        }
+        if let Some(p) = &search.participants {
+            filter = filter.add(p.slots(resource::Column::Schedule));
         }
         let count = Query::select()
             .expr(Expr::col(resource::Column::Id).count())
@@ -510,6 +553,9 @@ impl Store {
             .add(resource::Column::Deleted.eq(false));
         for p in &search.ids {
             filter = filter.add(any_of(resource::Column::Id, p));
+        }
+        if let Some(p) = search.participants.as_ref().filter(|_| resource_type == "Schedule") {
+            filter = filter.add(p.schedules(resource::Column::Id));
         }
         for b in &search.updated {
             filter = filter.add(b.condition(resource::Column::LastUpdated));

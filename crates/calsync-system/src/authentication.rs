@@ -24,7 +24,7 @@ pub fn development_issuer(settings: &Settings) -> Issuer {
 /// The authenticator `settings` describe.
 pub fn authenticator(settings: &Settings) -> Result<Authenticator, String> {
     let auth = &settings.auth;
-    Ok(match auth.mode {
+    Ok(match auth.mode() {
         AuthMode::None => Authenticator::none(),
         AuthMode::Development => {
             let issuer = development_issuer(settings);
@@ -47,4 +47,50 @@ pub fn authenticator(settings: &Settings) -> Result<Authenticator, String> {
             Authenticator::with(Verifier::new(issuer, audience, Keys::Remote(RemoteKeys::new(jwks, client))))
         }
     })
+}
+
+/// Who a development token acts as: a system (no person) or a person of the demo's data.
+pub fn development_grant(who: &str, scope: Option<&str>, patient: Option<&str>) -> Result<calsync_auth::Grant, String> {
+    if who == "system" {
+        return Ok(calsync_auth::Grant {
+            subject: "system".into(),
+            scope: scope.unwrap_or("system/*.cruds").into(),
+            client_id: Some("calsync-cli".into()),
+            ..Default::default()
+        });
+    }
+    let person = calsync_usecase::access::Principal::person_reference(who).filter(|p| p == who).ok_or_else(|| {
+        format!("{who:?}: expected system or Patient/…, RelatedPerson/…, Practitioner/…, PractitionerRole/…")
+    })?;
+    let (kind, id) = person.split_once('/').unwrap_or_default();
+    // What a patient-facing app asks for: everything in the patient's compartment, and reading
+    // the provider directory; a practitioner's app, what the practitioner's user may do.
+    let default_scope = match kind {
+        "Patient" | "RelatedPerson" => "openid fhirUser launch/patient patient/*.cruds user/*.rs",
+        _ => "openid fhirUser user/*.cruds",
+    };
+    let patient = match (kind, patient) {
+        (_, Some(p)) => Some(p.trim_start_matches("Patient/").to_string()),
+        ("Patient", None) => Some(id.to_string()),
+        _ => None,
+    };
+    Ok(calsync_auth::Grant {
+        subject: person.clone(),
+        scope: scope.unwrap_or(default_scope).into(),
+        fhir_user: Some(person),
+        patient,
+        client_id: Some("calsync-cli".into()),
+    })
+}
+
+/// A token of this deployment's development issuer (`calsync token`).
+pub fn development_token(
+    settings: &Settings,
+    grant: &calsync_auth::Grant,
+    lifetime: Duration,
+) -> Result<String, String> {
+    if settings.auth.mode() != AuthMode::Development {
+        return Err("this deployment does not issue its own tokens ([auth] names an issuer, or mode is none)".into());
+    }
+    Ok(development_issuer(settings).mint(grant, chrono::Utc::now().timestamp(), lifetime))
 }

@@ -80,6 +80,10 @@ impl System {
     /// Opens the store (migrating and indexing it), builds the connectors and, when calendar
     /// syncs are on (a `secret_key`), opens the job queue.
     pub async fn open(settings: &Settings) -> Result<System, String> {
+        let refusals = settings.production_refusals();
+        if !refusals.is_empty() {
+            return Err(format!("CALSYNC_ENV=production refuses to start: {}", refusals.join("; ")));
+        }
         let store = open_store(&settings.database_url).await?;
         let sync = connectors::sync_settings(settings)?;
         let jobs: Option<std::sync::Arc<dyn calsync_usecase::JobQueue>> = match &sync {
@@ -102,7 +106,7 @@ impl System {
             http,
             authorizers: connectors::authorizers(settings)?,
             min_poll: chrono::TimeDelta::seconds(i64::from(settings.publishers.min_poll_seconds)),
-            open: settings.auth.mode == AuthMode::None,
+            open: settings.auth.mode() == AuthMode::None,
         });
         Ok(System { settings: settings.clone(), cases, sync })
     }

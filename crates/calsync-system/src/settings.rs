@@ -9,6 +9,9 @@ use std::path::Path;
 
 use config::{Config, Environment, File};
 
+/// The `secret_key` of `config/local.toml`: public, so production refuses it.
+pub const DEVELOPMENT_SECRET_KEY: &str = "ZGV2ZWxvcG1lbnQtb25seS1jYWxzeW5jLWtleS0zMmI=";
+
 /// What the server needs to start.
 #[derive(Debug, Clone)]
 pub struct Settings {
@@ -38,6 +41,8 @@ pub struct Settings {
     pub publishers: PublishersConfig,
     /// Who may call the API: bearer tokens of an issuer.
     pub auth: AuthConfig,
+    /// The environment whose layer was read (`CALSYNC_ENV`: `local`, `production`…).
+    pub environment: String,
 }
 
 /// How callers are authenticated (`[auth]` in the configuration).
@@ -46,8 +51,9 @@ pub struct Settings {
 pub struct AuthConfig {
     /// `none`: no authorization at all (every caller may do everything); `development`: this
     /// server issues its own tokens (a developer's machine); `issuer`: tokens of `issuer`, whose
-    /// keys are at `jwks_url`.
-    pub mode: AuthMode,
+    /// keys are at `jwks_url`. Unset: `issuer` when an issuer is configured, else `development`
+    /// (which production refuses).
+    pub mode: Option<AuthMode>,
     /// The `iss` accepted (mode `issuer`).
     pub issuer: Option<String>,
     /// The `aud` required (default: `public_url`).
@@ -60,14 +66,22 @@ pub struct AuthConfig {
     pub token_url: Option<String>,
 }
 
+impl AuthConfig {
+    /// The mode in force: the one set, else `issuer` when an issuer is configured, else
+    /// `development`.
+    pub fn mode(&self) -> AuthMode {
+        self.mode.unwrap_or(if self.issuer.is_some() { AuthMode::Issuer } else { AuthMode::Development })
+    }
+}
+
 /// See [`AuthConfig::mode`].
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum AuthMode {
     /// No authorization.
-    #[default]
     None,
     /// This server issues its own tokens.
+    #[default]
     Development,
     /// Tokens of a configured issuer.
     Issuer,
@@ -200,6 +214,7 @@ impl Settings {
             egress: EgressConfig::default(),
             publishers: PublishersConfig::default(),
             auth: AuthConfig::default(),
+            environment: "local".into(),
         }
     }
 }
@@ -249,7 +264,34 @@ impl Settings {
             egress: layered.egress,
             publishers: layered.publishers,
             auth: layered.auth,
+            environment: env.to_string(),
         })
+    }
+
+    /// What makes these settings unfit for production, when the environment is `production`:
+    /// the development token issuer, the repository's public `secret_key`, private networks
+    /// open to addresses from outside, or no token issuer without an explicit `mode = "none"`.
+    pub fn production_refusals(&self) -> Vec<String> {
+        if self.environment != "production" {
+            return Vec::new();
+        }
+        let mut refusals = Vec::new();
+        if self.auth.mode() == AuthMode::Development {
+            refusals.push(if self.auth.mode.is_some() {
+                "[auth] mode = \"development\": the development token issuer is for a developer's machine".to_string()
+            } else {
+                "no [auth] issuer: configure the issuer whose tokens are accepted (CALSYNC_AUTH__ISSUER, \
+                 CALSYNC_AUTH__JWKS_URL), or run without authorization only by saying so: [auth] mode = \"none\""
+                    .to_string()
+            });
+        }
+        if self.secret_key.as_deref() == Some(DEVELOPMENT_SECRET_KEY) {
+            refusals.push("secret_key is the development key published in config/local.toml".into());
+        }
+        if self.egress.private_networks {
+            refusals.push("[egress] private_networks = true lets outside addresses reach private networks".into());
+        }
+        refusals
     }
 
     /// Loads from `dir` with this process's `CALSYNC_ENV` and environment.

@@ -4,6 +4,7 @@
 use calsync_core::Interval;
 use calsync_store::testing::TestDatabase;
 use calsync_system::{Settings, System};
+use calsync_usecase::access::{Principal, Scopes};
 use calsync_usecase::book::Booking;
 use calsync_usecase::find::FindQuery;
 use calsync_usecase::{Caller, UseCaseError};
@@ -21,7 +22,17 @@ async fn find_hold_book_and_cancel_through_the_use_cases_alone() {
     settings.clock_start = Some(at("2026-12-01T12:00:00Z"));
     let system = System::open(&settings).await.expect("the system opens");
     let cases = system.use_cases();
-    let cx = cases.context(Caller::Anonymous, "http://calsync.test");
+    // The operator loads the clinic; Maria, signed in as the page will sign her in, does the rest.
+    let operator = cases.context(Caller::Operator, "http://calsync.test");
+    let maria = Principal {
+        issuer: "https://issuer.test".into(),
+        subject: "maria".into(),
+        client: Some("calsync-page".into()),
+        scopes: Scopes::parse("openid fhirUser launch/patient patient/*.cruds user/*.rs"),
+        user: Some("Patient/maria".into()),
+        patient: Some("maria".into()),
+    };
+    let cx = cases.context(Caller::Bearer(maria), "http://calsync.test");
     let slot = |id: &str, start: &str, end: &str| {
         (
             "Slot".to_string(),
@@ -32,7 +43,7 @@ async fn find_hold_book_and_cancel_through_the_use_cases_alone() {
     };
     let written = cases
         .put_resources(
-            &cx,
+            &operator,
             vec![
                 (
                     "Schedule".into(),

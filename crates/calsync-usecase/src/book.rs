@@ -18,6 +18,36 @@ use crate::{Context, Outcome, UseCaseError, UseCases, participants};
 /// Identifier system of the idempotency keys recorded on booking Tasks.
 pub const IDEMPOTENCY_SYSTEM: &str = "https://calsync.example.org/fhir/idempotency-key";
 
+/// Identifier system of who booked under a key (a digest of the caller's issuer and subject).
+pub const IDEMPOTENCY_CALLER: &str = "https://calsync.example.org/fhir/idempotency-caller";
+
+/// Identifier system of what was asked under a key (a digest of the request).
+pub const IDEMPOTENCY_REQUEST: &str = "https://calsync.example.org/fhir/idempotency-request";
+
+/// Who asked for a booking, and what, as digests: an idempotency key answers only the same.
+struct Fingerprints {
+    caller: String,
+    body: String,
+}
+
+impl Fingerprints {
+    fn of(caller: &crate::Caller, what: &Booking, comment: Option<&str>) -> Fingerprints {
+        use sha2::Digest;
+        let digest =
+            |text: String| sha2::Sha256::digest(text.as_bytes()).iter().map(|b| format!("{b:02x}")).collect::<String>();
+        let who = match caller {
+            crate::Caller::Anonymous => "anonymous".to_string(),
+            crate::Caller::Operator => "operator".to_string(),
+            crate::Caller::Bearer(p) => format!("{}\n{}", p.issuer, p.subject),
+        };
+        let asked = match what {
+            Booking::Held(id) => format!("held\n{id}"),
+            Booking::Proposed(a) => format!("proposed\n{a}"),
+        };
+        Fingerprints { caller: digest(who), body: digest(format!("{asked}\n{}", comment.unwrap_or(""))) }
+    }
+}
+
 /// Longest idempotency key, in bytes.
 pub const MAX_KEY: usize = 200;
 
@@ -47,13 +77,14 @@ impl UseCases {
         comment: Option<&str>,
     ) -> Outcome<Value> {
         self.permit(cx, "Appointment", Interaction::Create)?;
-        self.permit(cx, "Appointment", Interaction::Update)?;
+        let reach = self.authorize(cx, "Appointment", Interaction::Update).await?;
         let store = &self.store;
+        let request = Fingerprints::of(&cx.caller, &what, comment);
         if let Some(key) = key {
             if key.is_empty() || key.len() > MAX_KEY {
                 return Err(UseCaseError::Invalid(format!("Idempotency-Key must be 1 to {MAX_KEY} characters")));
             }
-            if let Some(booked) = self.booked_with_key(key).await? {
+            if let Some(booked) = self.booked_with_key(key, &request).await? {
                 return Ok(booked);
             }
         }
@@ -83,6 +114,7 @@ impl UseCases {
                 appointment["status"].as_str().unwrap_or("unknown")
             )));
         }
+        Self::permit_appointment(&reach, &appointment)?;
         let offer = Offer::read(&appointment)?;
         let mut schedule_ids = Vec::new();
         for (reference, _) in &offer.people {
@@ -185,7 +217,9 @@ impl UseCases {
             task["for"] = json!({"reference": p});
         }
         if let Some(key) = key {
-            task["identifier"] = json!([{"system": IDEMPOTENCY_SYSTEM, "value": key}]);
+            task["identifier"] = json!([{"system": IDEMPOTENCY_SYSTEM, "value": key},
+                {"system": IDEMPOTENCY_CALLER, "value": request.caller},
+                {"system": IDEMPOTENCY_REQUEST, "value": request.body}]);
         }
         txn.create("Task", task).await.map_err(conflict)?;
         txn.commit().await.map_err(conflict)?;
@@ -193,8 +227,9 @@ impl UseCases {
         Ok(booked.content)
     }
 
-    /// The Appointment an earlier booking with this idempotency key booked.
-    async fn booked_with_key(&self, key: &str) -> Outcome<Option<Value>> {
+    /// The Appointment an earlier booking with this idempotency key booked, when the same caller
+    /// asked the same: the key of another caller is a 409, another request under it a 422.
+    async fn booked_with_key(&self, key: &str, request: &Fingerprints) -> Outcome<Option<Value>> {
         let term = IndexTerm { system: Some(IDEMPOTENCY_SYSTEM.into()), value: Some(key.into()), how: Match::Exact };
         let search = ResourceSearch {
             index: vec![IndexFilter::Matches { param: "identifier".into(), terms: vec![term], negate: false }],
@@ -202,6 +237,21 @@ impl UseCases {
         };
         let page = self.store.search_resources("Task", &search, (SortBy::Id, Direction::Ascending), None, 1).await?;
         let Some(task) = page.resources.first() else { return Ok(None) };
+        let recorded = |system: &str| {
+            task.content["identifier"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .find(|i| i["system"] == system)
+                .and_then(|i| i["value"].as_str())
+        };
+        // Bookings recorded before keys were scoped carry neither.
+        if recorded(IDEMPOTENCY_CALLER).is_some_and(|c| c != request.caller) {
+            return Err(UseCaseError::Conflict("this Idempotency-Key was used by another caller".into()));
+        }
+        if recorded(IDEMPOTENCY_REQUEST).is_some_and(|b| b != request.body) {
+            return Err(UseCaseError::Invalid("this Idempotency-Key was used with another request".into()));
+        }
         let Some(focus) = task.content["focus"]["reference"].as_str().and_then(|r| r.strip_prefix("Appointment/"))
         else {
             return Ok(None);

@@ -77,7 +77,14 @@ pub struct Return {
 impl UseCases {
     /// Hands a booking of `request.slot` off to its publisher's portal.
     pub async fn booking_link(&self, cx: &Context, request: &HandoffRequest) -> Outcome<Handoff> {
-        self.permit(cx, "Appointment", Interaction::Create)?;
+        let reach = self.authorize(cx, "Appointment", Interaction::Create).await?;
+        let people = std::iter::once(request.patient.as_str()).chain(request.caregivers.iter().map(String::as_str));
+        Self::permit_participants(&reach, people)?;
+        if let crate::compartment::Reach::Person(c) = &reach
+            && !c.has_person(&request.patient)
+        {
+            return Err(UseCaseError::Forbidden(format!("{} is not in the compartment of {}", request.patient, c.me)));
+        }
         let store = &self.store;
         let slot = store.read("Slot", &request.slot).await?;
         // Checked again here, whatever wrote the Slot: the patient's app opens this link.

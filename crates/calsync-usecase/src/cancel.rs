@@ -5,13 +5,19 @@
 use serde_json::{Value, json};
 
 use crate::access::Interaction;
+use crate::compartment::Reach;
 use crate::offer::{Offer, Units, conflict, participant_slot_id};
 use crate::{Context, Outcome, UseCaseError, UseCases};
 
 impl UseCases {
     /// Cancels Appointment `id`; returns it as it is now.
     pub async fn cancel(&self, cx: &Context, id: &str) -> Outcome<Value> {
-        self.permit(cx, "Appointment", Interaction::Update)?;
+        let reach = self.authorize(cx, "Appointment", Interaction::Update).await?;
+        if let Reach::Person(_) = reach {
+            let appointment = self.store.read("Appointment", crate::resources::valid_id("Appointment", id)?).await?;
+            self.visible(&reach, &appointment).await?;
+            Self::permit_appointment(&reach, &appointment.content)?;
+        }
         let txn = self.store.begin(cx.now).await?;
         let appointment = txn.read("Appointment", id).await?;
         if appointment.content["status"] == "cancelled" {

@@ -71,21 +71,41 @@ pub struct Callback {
     pub code: Option<String>,
     /// The provider's error (the participant declined).
     pub error: Option<String>,
+    /// The binding [`Started`] gave the browser that started the authorization (a cookie).
+    pub binding: Option<String>,
+}
+
+/// An authorization started: where to send the participant's browser, and the binding that
+/// browser must bring back (kept in a cookie), so that a consent page sent to someone else
+/// cannot attach their calendar to the participant.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Started {
+    /// The provider's consent page.
+    pub url: String,
+    /// A random value only that browser holds.
+    pub binding: String,
+}
+
+/// What the code verifier is sealed with: the state, and the browser's binding.
+fn sealed_with(state: &str, binding: &str) -> String {
+    format!("{state}\n{binding}")
 }
 
 impl UseCases {
     /// Starts connecting `participant`'s calendar at `provider` (`google`, `microsoft`): the
     /// address of the provider's consent page to send their browser to.
-    pub async fn start_authorization(&self, cx: &Context, provider: &str, participant: &str) -> Outcome<String> {
-        self.permit(cx, "Schedule", Interaction::Update)?;
+    pub async fn start_authorization(&self, cx: &Context, provider: &str, participant: &str) -> Outcome<Started> {
+        let reach = self.authorize(cx, "Schedule", Interaction::Update).await?;
         let settings = self.sync_settings()?;
         let (authorizer, _) = self.authorizers.of(provider)?;
         let participant = participants::known_participant(&self.store, participant).await?;
+        Self::permit_acting_for(&reach, &participant)?;
         let started = authorizer
             .start(&self.authorizers.redirect_uri(cx, provider))
             .map_err(|e| UseCaseError::Internal(e.to_string()))?;
+        let binding = format!("{}{}", uuid::Uuid::new_v4().simple(), uuid::Uuid::new_v4().simple());
         let pending = PendingAuthorization {
-            verifier: settings.key.seal(&started.verifier, &started.state),
+            verifier: settings.key.seal(&started.verifier, &sealed_with(&started.state, &binding)),
             state: started.state.clone(),
             provider: provider.to_string(),
             participant,
@@ -93,7 +113,7 @@ impl UseCases {
         };
         self.store.save_pending_authorization(&pending, cx.now).await?;
         tracing::info!(provider = %provider, "authorization started");
-        Ok(started.url)
+        Ok(Started { url: started.url, binding })
     }
 
     /// The consent page came back: the authorization is taken (once), the code exchanged, and
@@ -117,10 +137,15 @@ impl UseCases {
             )));
         }
         let code = back.code.as_deref().ok_or_else(|| UseCaseError::Invalid("code is required".into()))?;
-        let verifier = settings
-            .key
-            .open(&pending.verifier, &pending.state)
-            .map_err(|_| UseCaseError::Conflict("the authorization cannot be opened with this server's key".into()))?;
+        // Opens only with the binding of the browser that started it (and this server's key).
+        let binding = back.binding.as_deref().unwrap_or_default();
+        let verifier = settings.key.open(&pending.verifier, &sealed_with(&pending.state, binding)).map_err(|_| {
+            UseCaseError::Invalid(
+                "this authorization was started in another browser (or with another server key): nothing was \
+                 connected; start again from the browser that will give consent"
+                    .into(),
+            )
+        })?;
         let refresh_token = authorizer
             .finish(&self.authorizers.redirect_uri(cx, provider), code, &verifier)
             .await

@@ -29,9 +29,10 @@ impl UseCases {
     /// Connects a participant's ICS or CalDAV calendar; it is due at once.
     pub async fn connect_calendar(&self, cx: &Context, new: NewConnection) -> Outcome<CalendarConnection> {
         // A connection writes the participant's derived Schedule.
-        self.permit(cx, "Schedule", Interaction::Update)?;
+        let reach = self.authorize(cx, "Schedule", Interaction::Update).await?;
         self.sync_settings()?;
         let participant = participants::known_participant(&self.store, &new.participant).await?;
+        Self::permit_acting_for(&reach, &participant)?;
         let required = |value: &Option<String>, name: &str| {
             value
                 .clone()
@@ -71,9 +72,10 @@ impl UseCases {
         kind: &str,
         secret: &Value,
     ) -> Outcome<CalendarConnection> {
-        self.permit(cx, "Schedule", Interaction::Update)?;
+        let reach = self.authorize(cx, "Schedule", Interaction::Update).await?;
         self.sync_settings()?;
         let participant = participants::known_participant(&self.store, participant).await?;
+        Self::permit_acting_for(&reach, &participant)?;
         let host = match kind {
             "google" | "microsoft" => self
                 .authorizers
@@ -107,19 +109,24 @@ impl UseCases {
 
     /// A participant's connections, by id.
     pub async fn connections_of(&self, cx: &Context, participant: &str) -> Outcome<Vec<CalendarConnection>> {
-        self.permit(cx, "Schedule", Interaction::Read)?;
+        let reach = self.authorize(cx, "Schedule", Interaction::Read).await?;
         let (t, id) = crate::typed_reference(participant, &["Patient", "RelatedPerson"], "participant")?;
+        Self::permit_acting_for(&reach, &format!("{t}/{id}"))?;
         Ok(self.store.calendar_connections_of(&format!("{t}/{id}")).await?)
     }
 
     /// One connection.
     pub async fn connection(&self, cx: &Context, id: &str) -> Outcome<CalendarConnection> {
-        self.permit(cx, "Schedule", Interaction::Read)?;
+        let reach = self.authorize(cx, "Schedule", Interaction::Read).await?;
         // Only a FHIR-style id can name one (PostgreSQL refuses a NUL in any text).
         if !calsync_store::is_valid_id(id) {
             return Err(UseCaseError::NotFound(format!("connection {id:?} is not known")));
         }
-        crate::error::known(self.store.calendar_connection(id).await, || format!("connection {id}"))
+        let c = crate::error::known(self.store.calendar_connection(id).await, || format!("connection {id}"))?;
+        // Someone else's connection is not known to this caller.
+        Self::permit_acting_for(&reach, &c.participant)
+            .map_err(|_| UseCaseError::NotFound(format!("connection {id} is not known")))?;
+        Ok(c)
     }
 
     /// Syncs one connection now, in this process.
@@ -145,9 +152,10 @@ impl UseCases {
     /// still due at `since` (the progress of a run that started then).
     pub async fn connection_tally(
         &self,
-        _cx: &Context,
+        cx: &Context,
         since: chrono::DateTime<chrono::Utc>,
     ) -> Outcome<ConnectionTally> {
+        self.permit_system(cx, "Schedule", Interaction::Read)?;
         Ok(self.store.connection_tally(since).await?)
     }
 

@@ -18,6 +18,7 @@ use chrono::TimeDelta;
 use chrono::{DateTime, NaiveDate, Utc};
 
 use crate::access::Interaction;
+use crate::compartment::Reach;
 use crate::{Context, Outcome, UseCaseError, UseCases, participants};
 
 /// Largest search window.
@@ -275,7 +276,8 @@ impl UseCases {
     /// Finds times when a provider Slot is free and every required participant is. The window's
     /// days are read in the named zone, else in the first participant's, else in UTC.
     pub async fn find(&self, cx: &Context, query: &FindQuery) -> Outcome<Found> {
-        self.permit(cx, "Slot", Interaction::Search)?;
+        let reach = self.authorize(cx, "Slot", Interaction::Search).await?;
+        Self::permit_participants(&reach, query.participants.iter().map(|(r, _)| r.as_str()))?;
         let store = &self.store;
         // The window as far as it can be known before the participants' zone: a zone moves it
         // by at most 14 hours, inside the day their busy time is read beyond it.
@@ -328,6 +330,14 @@ impl UseCases {
             find_mutual(&SlotBook::new(slots), &participants, mutual).map_err(|e| UseCaseError::Invalid(e.to_string()))
         };
         let mut outcome = searched(slots, &mutual)?;
+        if let Reach::Person(c) = &reach {
+            // Who cannot come is said; when and why only to themselves (or whoever acts for them).
+            for rejection in &mut outcome.explanation.rejected {
+                for blocked in rejection.blocked_by.iter_mut().filter(|b| !c.acts_for(&b.participant)) {
+                    blocked.blockers.clear();
+                }
+            }
+        }
         let more = outcome.slots.len() > query.offset + count;
         let total = query.count_all.then_some(outcome.slots.len());
         outcome.slots = outcome.slots.into_iter().skip(query.offset).take(count).collect();

@@ -9,6 +9,7 @@ use chrono::{DateTime, Utc};
 use serde_json::{Value, json};
 
 use crate::access::Interaction;
+use crate::compartment::appointment_actors;
 use crate::offer::{Offer, Units, conflict, read_for_booking, text};
 use crate::{Context, Outcome, UseCaseError, UseCases};
 
@@ -35,15 +36,19 @@ impl UseCases {
     /// The Appointment `reference` names: an option of an IHE `$find` (or one held by
     /// reference) while it is kept, else a stored Appointment.
     pub async fn named_appointment(&self, cx: &Context, reference: &str) -> Outcome<Named> {
-        self.permit(cx, "Appointment", Interaction::Read)?;
+        let reach = self.authorize(cx, "Appointment", Interaction::Read).await?;
         let id = reference.strip_prefix("urn:uuid:").unwrap_or(reference);
         let id = id.rsplit_once("Appointment/").map_or(id, |(_, id)| id);
         let id = crate::resources::valid_id("Appointment", id)?;
         if let Some(offered) = self.store.proposal(id, cx.now).await? {
+            Self::permit_participants(&reach, appointment_actors(&offered).iter().map(String::as_str))?;
             return Ok(Named::Offered(offered));
         }
         match self.store.read("Appointment", id).await {
-            Ok(stored) => Ok(Named::Stored(stored)),
+            Ok(stored) => {
+                self.visible(&reach, &stored).await?;
+                Ok(Named::Stored(stored))
+            }
             Err(calsync_store::StoreError::NotFound(..)) => Err(UseCaseError::NotFound(format!(
                 "Appointment/{id} is neither stored nor an option $find offered in the last {} minutes",
                 self.hold.num_minutes()
@@ -74,7 +79,8 @@ impl UseCases {
 
     /// Holds the time a proposed Appointment (as `$find` offered it) names.
     pub async fn hold(&self, cx: &Context, mut appointment: Value) -> Outcome<Held> {
-        self.permit(cx, "Appointment", Interaction::Create)?;
+        let reach = self.authorize(cx, "Appointment", Interaction::Create).await?;
+        Self::permit_appointment(&reach, &appointment)?;
         if appointment["status"] != "proposed" {
             return Err(UseCaseError::element("Appointment.status", "only a proposed Appointment can be held"));
         }

@@ -7,6 +7,7 @@ use calsync_fhir::availability::{is_participant_schedule, participant_constraint
 use chrono::TimeDelta;
 
 use crate::access::Interaction;
+use crate::compartment::Reach;
 use crate::{Context, Outcome, UseCaseError, UseCases};
 
 /// The largest calendar file accepted, as for calendars calsync fetches.
@@ -30,9 +31,13 @@ impl UseCases {
     /// Replaces the busy Slots an earlier import put on participant Schedule `id` with those of
     /// the iCalendar `text`, in one transaction. A calendar that cannot be read changes nothing.
     pub async fn import_calendar(&self, cx: &Context, id: &str, text: &str) -> Outcome<Imported> {
-        self.permit(cx, "Schedule", Interaction::Update)?;
+        let reach = self.authorize(cx, "Schedule", Interaction::Update).await?;
         let (store, now) = (&self.store, cx.now);
         let schedule = store.read("Schedule", id).await?;
+        self.visible(&reach, &schedule).await?;
+        if let Reach::Person(c) = &reach {
+            self.may_write(c, "Schedule", &schedule.content).await?;
+        }
         if !is_participant_schedule(&schedule.content) {
             return Err(UseCaseError::Unprocessable {
                 message: format!(

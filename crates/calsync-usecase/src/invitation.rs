@@ -12,8 +12,9 @@ use crate::{Context, Outcome, UseCaseError, UseCases};
 impl UseCases {
     /// The invitation for Appointment `id`, its UID on the host of `cx.base`.
     pub async fn invitation(&self, cx: &Context, id: &str) -> Outcome<(Invitation, StoredResource)> {
-        self.permit(cx, "Appointment", Interaction::Read)?;
+        let reach = self.authorize(cx, "Appointment", Interaction::Read).await?;
         let appointment = self.store.read("Appointment", crate::resources::valid_id("Appointment", id)?).await?;
+        self.visible(&reach, &appointment).await?;
         let a = &appointment.content;
         let at = |name: &str| -> Outcome<DateTime<Utc>> {
             a[name].as_str().and_then(|t| DateTime::parse_from_rfc3339(t).ok()).map(|t| t.to_utc()).ok_or_else(|| {

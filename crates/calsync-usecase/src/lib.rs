@@ -28,6 +28,7 @@ pub mod access;
 pub mod book;
 pub mod booking_link;
 pub mod cancel;
+pub mod compartment;
 pub mod connect;
 pub mod connections;
 mod context;

@@ -6,22 +6,42 @@
 //!   (`[auth] mode = "none"`, a development setting production refuses).
 //! - A token whose scopes are `system/` scopes and which names no person (a back-end service, an
 //!   administrator): what its scopes permit, on everything.
-//! - A token naming a person (`fhirUser`), or carrying only `patient/` or `user/` scopes: for
-//!   now, reading and searching the provider directory its scopes permit. Patients' and
-//!   caregivers' compartments, and practitioners' own Schedules, come next (issue 26); until
-//!   then everything else is refused to them.
+//! - A token naming a person (`fhirUser`), or carrying only `patient/` or `user/` scopes: what
+//!   its scopes permit, on the types a person may reach (below), within their compartment
+//!   ([`crate::compartment`]): instance by instance, and searches narrowed before they run.
 //!
 //! Public without a token, and so not checked here: the CapabilityStatement, the SMART
 //! configuration, OperationDefinitions and SearchParameters, and the SMART Scheduling Links feed.
 
 use crate::access::{Interaction, Level, Principal};
+use crate::compartment::Reach;
 use crate::{Caller, Context, Outcome, UseCaseError, UseCases};
 
 /// The provider directory: readable by every authenticated caller its scopes permit.
 pub const DIRECTORY: [&str; 5] = ["Location", "Organization", "HealthcareService", "Practitioner", "PractitionerRole"];
 
+/// What a person's token may read or search, scopes permitting, within their compartment.
+pub const PERSON_READS: [&str; 12] = [
+    "Location",
+    "Organization",
+    "HealthcareService",
+    "Practitioner",
+    "PractitionerRole",
+    "Schedule",
+    "Slot",
+    "Appointment",
+    "Patient",
+    "RelatedPerson",
+    "Consent",
+    "Task",
+];
+
+/// What a person's token may create, update or delete, scopes permitting, within their
+/// compartment (Appointments through `$hold`, `$book` and `$cancel` only).
+pub const PERSON_WRITES: [&str; 6] = ["Schedule", "Slot", "Appointment", "Patient", "RelatedPerson", "Consent"];
+
 /// The token is a service's: system scopes, no person.
-fn is_system(p: &Principal) -> bool {
+pub(crate) fn is_system(p: &Principal) -> bool {
     p.user.is_none() && p.scopes.has_level(Level::System)
 }
 
@@ -40,6 +60,12 @@ impl UseCases {
     /// without a token, 403 with one that does not permit it.
     pub fn permit(&self, cx: &Context, resource_type: &str, interaction: Interaction) -> Outcome<()> {
         permit_rule(&cx.caller, self.open, resource_type, interaction, false)
+    }
+
+    /// [`UseCases::permit`], and how far the caller reaches for the instance checks that follow.
+    pub async fn authorize(&self, cx: &Context, resource_type: &str, interaction: Interaction) -> Outcome<Reach> {
+        self.permit(cx, resource_type, interaction)?;
+        self.reach(cx).await
     }
 
     /// Permits what only a service may do (publishers, syncing every connection, audit): a
@@ -74,13 +100,19 @@ pub(crate) fn permit_rule(
     if system_only {
         return Err(UseCaseError::Forbidden(format!("only a system token may {what} {resource_type}")));
     }
-    let directory =
-        DIRECTORY.contains(&resource_type) && matches!(interaction, Interaction::Read | Interaction::Search);
     let scoped = [Level::User, Level::Patient].iter().any(|l| p.scopes.allow(*l, resource_type, interaction));
-    if directory && scoped {
-        return Ok(());
+    if !scoped {
+        return Err(UseCaseError::Forbidden(format!("this token's scopes do not permit to {what} {resource_type}")));
     }
-    Err(UseCaseError::Forbidden(format!("a person's token may not {what} {resource_type} (yet: system tokens may)")))
+    let reachable = match interaction {
+        Interaction::Read | Interaction::Search => PERSON_READS.contains(&resource_type),
+        Interaction::Create | Interaction::Update | Interaction::Delete => PERSON_WRITES.contains(&resource_type),
+    };
+    if reachable {
+        Ok(())
+    } else {
+        Err(UseCaseError::Forbidden(format!("a person's token may not {what} {resource_type}: system tokens only")))
+    }
 }
 
 #[cfg(test)]
@@ -122,7 +154,8 @@ mod tests {
         let maria = || bearer("patient/*.cruds user/*.rs", Some("Patient/maria"));
         assert_eq!(decide(maria(), false, "Location", Search, false), Ok(()));
         assert_eq!(decide(maria(), false, "Location", Update, false), Err("403"));
-        assert_eq!(decide(maria(), false, "Patient", Read, false), Err("403"), "not yet: compartments");
+        assert_eq!(decide(maria(), false, "Patient", Read, false), Ok(()), "then the compartment decides");
+        assert_eq!(decide(maria(), false, "Device", Read, false), Err("403"), "not a person's");
         assert_eq!(decide(maria(), false, "Location", Read, true), Err("403"), "system only");
         assert_eq!(
             decide(bearer("patient/Slot.rs", Some("Patient/maria")), false, "Location", Read, false),

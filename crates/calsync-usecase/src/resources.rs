@@ -7,6 +7,7 @@ use calsync_store::StoredResource;
 use serde_json::Value;
 
 use crate::access::Interaction;
+use crate::compartment::Reach;
 use crate::{Context, Outcome, UseCaseError, UseCases};
 
 /// The resource types calsync keeps; the router and the CapabilityStatement are built from it.
@@ -62,15 +63,46 @@ impl UseCases {
     /// The current version of `t/id`.
     pub async fn read(&self, cx: &Context, t: &str, id: &str) -> Outcome<StoredResource> {
         let t = kept_type(t)?;
-        self.permit(cx, t, Interaction::Read)?;
-        Ok(self.store.read(t, valid_id(t, id)?).await?)
+        let reach = self.authorize(cx, t, Interaction::Read).await?;
+        let stored = self.store.read(t, valid_id(t, id)?).await?;
+        self.visible(&reach, &stored).await?;
+        Ok(stored)
+    }
+
+    /// Refuses a resource outside the caller's compartment as if it did not exist (404), so that
+    /// ids cannot be probed.
+    pub(crate) async fn visible(&self, reach: &Reach, stored: &StoredResource) -> Outcome<()> {
+        match reach {
+            Reach::Person(c) if !self.may_read(c, &stored.resource_type, &stored.content).await? => {
+                Err(calsync_store::StoreError::NotFound(stored.resource_type.clone(), stored.id.clone()).into())
+            }
+            _ => Ok(()),
+        }
+    }
+
+    /// Permits the caller to write `value` (the version before or after a write) of type `t`.
+    async fn writable(&self, reach: &Reach, t: &str, value: &Value) -> Outcome<()> {
+        match reach {
+            Reach::Person(c) => self.may_write(c, t, value).await,
+            Reach::Everything => Ok(()),
+        }
+    }
+
+    /// What the caller writes over, if it exists: checked as what they write.
+    async fn current(&self, t: &str, id: &str) -> Outcome<Option<Value>> {
+        match self.store.read(t, id).await {
+            Ok(r) => Ok(Some(r.content)),
+            Err(calsync_store::StoreError::NotFound(..) | calsync_store::StoreError::Gone(..)) => Ok(None),
+            Err(e) => Err(e.into()),
+        }
     }
 
     /// Version `version` of `t/id`; the version that records a deletion is gone.
     pub async fn vread(&self, cx: &Context, t: &str, id: &str, version: i64) -> Outcome<StoredResource> {
         let t = kept_type(t)?;
-        self.permit(cx, t, Interaction::Read)?;
+        let reach = self.authorize(cx, t, Interaction::Read).await?;
         let stored = self.store.vread(t, valid_id(t, id)?, version).await?;
+        self.visible(&reach, &stored).await?;
         if stored.deleted {
             return Err(UseCaseError::Gone(format!("{t}/{id} version {version} records its deletion")));
         }
@@ -81,8 +113,9 @@ impl UseCases {
     /// criteria), nothing new when exactly one resource already matches.
     pub async fn create(&self, cx: &Context, t: &str, text: &str, if_none_exist: Option<&str>) -> Outcome<Created> {
         let t = kept_type(t)?;
-        self.permit(cx, t, Interaction::Create)?;
+        let reach = self.authorize(cx, t, Interaction::Create).await?;
         let mut value = calsync_fhir::validate::resource(text, t)?;
+        self.writable(&reach, t, &value).await?;
         if let Some(criteria) = if_none_exist {
             let (existing, total) = self.matching(cx, t, criteria, 2).await?;
             match existing.as_slice() {
@@ -119,7 +152,7 @@ impl UseCases {
     ) -> Outcome<(StoredResource, bool)> {
         let t = kept_type(t)?;
         // SMART's `u` covers an update that creates (upsert).
-        self.permit(cx, t, Interaction::Update)?;
+        let reach = self.authorize(cx, t, Interaction::Update).await?;
         let value = calsync_fhir::validate::resource(text, t)?;
         match value.get("id").and_then(Value::as_str) {
             Some(body_id) if body_id == id => {}
@@ -127,6 +160,12 @@ impl UseCases {
                 return Err(UseCaseError::Invalid(format!("body id {body_id:?} does not match the URL id {id:?}")));
             }
             None => return Err(UseCaseError::Invalid("an update must carry the resource id".into())),
+        }
+        if let Reach::Person(_) = reach {
+            if let Some(before) = self.current(t, valid_id(t, id)?).await? {
+                self.writable(&reach, t, &before).await?;
+            }
+            self.writable(&reach, t, &value).await?;
         }
         if t == "Slot" {
             return self.update_slot(cx, id, value, if_match).await;
@@ -199,8 +238,15 @@ impl UseCases {
     /// Deletes `t/id`; reads answer gone afterwards. Deleting what is not there changes nothing.
     pub async fn delete(&self, cx: &Context, t: &str, id: &str) -> Outcome<()> {
         let t = kept_type(t)?;
-        self.permit(cx, t, Interaction::Delete)?;
+        let reach = self.authorize(cx, t, Interaction::Delete).await?;
         let id = valid_id(t, id)?;
+        if let (Reach::Person(c), Some(before)) = (&reach, self.current(t, id).await?) {
+            // Deleting a Consent purges connections: the patient's own decision, not a caregiver's.
+            if t == "Consent" && !c.me.starts_with("Patient/") {
+                return Err(UseCaseError::Forbidden("only the patient, or a system token, deletes a Consent".into()));
+            }
+            self.writable(&reach, t, &before).await?;
+        }
         let before = match t {
             "Consent" => self.store.read(t, id).await.ok().map(|r| r.content),
             _ => None,
@@ -218,7 +264,7 @@ impl UseCases {
     pub async fn put_resources(&self, cx: &Context, resources: Vec<(String, String, Value)>) -> Outcome<u64> {
         for (t, id, value) in &resources {
             kept_type(t)?;
-            self.permit(cx, t, Interaction::Update)?;
+            self.permit_system(cx, t, Interaction::Update)?;
             valid_id(t, id)?;
             calsync_fhir::validate::resource(&value.to_string(), t)?;
         }

@@ -7,14 +7,17 @@
 
 use calsync_fhir::index::{self as fhir_index, ParamKind};
 use calsync_store::search::{
-    AnyOf, Bound, Cursor, DateFilter, DatePrefix, Direction, IndexFilter, IndexTerm, Match, Page, ResourceSearch,
-    SlotSearch, SortBy,
+    AnyOf, Bound, Cursor, DateFilter, DatePrefix, Direction, IndexFilter, IndexTerm, Match, Page, Participants,
+    ResourceSearch, SlotSearch, SortBy,
 };
 use calsync_store::{Store, StoredResource, StoredText};
 use chrono::{DateTime, Utc};
 use serde_json::{Value, json};
 
+use std::collections::HashMap;
+
 use crate::access::Interaction;
+use crate::compartment::{Compartment, Narrowing, Reach};
 use crate::{Context, Outcome, UseCaseError, UseCases};
 
 /// One resource of an answer, as the JSON text the store holds (or made of it, for `_elements`).
@@ -46,20 +49,37 @@ pub struct Searched {
 impl UseCases {
     /// Runs a search.
     pub async fn search(&self, cx: &Context, request: &SearchRequest) -> Outcome<Searched> {
-        self.permit(cx, &request.resource_type, Interaction::Search)?;
+        let reach = self.authorize(cx, &request.resource_type, Interaction::Search).await?;
+        let narrowed;
+        let request = match &reach {
+            Reach::Person(c) => {
+                narrowed = narrow(request, c)?;
+                &narrowed
+            }
+            Reach::Everything => request,
+        };
         let store = &self.store;
         let mut page = run(store, &request.resource_type, request).await?;
         if request.summary_count {
             page.resources.clear();
             page.next = None;
         }
-        // Matches stay the text the store holds unless something must look inside them.
-        let needs_content = request.elements.is_some() || !request.includes.is_empty();
+        // Matches stay the text the store holds unless something must look inside them: a
+        // person's matches are checked again, one by one, after the narrowed search.
+        let person = matches!(reach, Reach::Person(_));
+        let needs_content = request.elements.is_some() || !request.includes.is_empty() || person;
+        let mut schedules = HashMap::new();
         let mut matches = Vec::with_capacity(page.resources.len());
         let mut parsed_matches = Vec::new();
         for m in page.resources {
             if needs_content {
                 let mut r = m.parse()?;
+                if let Reach::Person(c) = &reach
+                    && !self.may_read_cached(c, &r.resource_type, &r.content, &mut schedules).await?
+                {
+                    tracing::error!(resource_type = %r.resource_type, "a narrowed search matched outside the compartment");
+                    continue;
+                }
                 if let Some(keep) = &request.elements {
                     subset(&mut r.content, keep);
                 }
@@ -74,10 +94,21 @@ impl UseCases {
             }
         }
         let ids: Vec<(String, String)> = matches.iter().map(|m| (m.resource_type.clone(), m.id.clone())).collect();
-        let (mut included, mut warnings) = includes(store, request, &ids, &parsed_matches).await?;
+        let (included, mut warnings) = includes(store, request, &ids, &parsed_matches).await?;
         // What the token may not read is left out, and the answer says so.
         let before = included.len();
-        included.retain(|r| self.permit(cx, &r.resource_type, Interaction::Read).is_ok());
+        let mut kept = Vec::with_capacity(included.len());
+        for r in included {
+            let readable = match &reach {
+                _ if self.permit(cx, &r.resource_type, Interaction::Read).is_err() => false,
+                Reach::Person(c) => self.may_read_cached(c, &r.resource_type, &r.content, &mut schedules).await?,
+                Reach::Everything => true,
+            };
+            if readable {
+                kept.push(r);
+            }
+        }
+        let included = kept;
         if included.len() < before {
             warnings.push(format!(
                 "{} included resources are left out: this token may not read them",
@@ -203,6 +234,24 @@ async fn run(store: &Store, t: &str, parsed: &SearchRequest) -> Result<Page<Stor
         let resources = page.resources.into_iter().map(StoredText::from).collect();
         Page { resources, total: page.total, next: page.next }
     })
+}
+
+/// `request` narrowed to what the person of `c` may read, or refused when nothing of its type is
+/// theirs to search.
+fn narrow(request: &SearchRequest, c: &Compartment) -> Outcome<SearchRequest> {
+    let t = request.resource_type.as_str();
+    let mut narrowed = request.clone();
+    match UseCases::narrowing(c, t) {
+        None => return Err(UseCaseError::Forbidden(format!("a person's token may not search {t}"))),
+        Some(Narrowing::None) => {}
+        Some(Narrowing::Ids(ids)) => narrowed.resource.ids.push(ids),
+        Some(Narrowing::Index(filter)) => narrowed.resource.index.push(filter),
+        Some(Narrowing::Participants(people)) => {
+            narrowed.slot.participants = Some(Participants(people.clone()));
+            narrowed.resource.participants = Some(Participants(people));
+        }
+    }
+    Ok(narrowed)
 }
 
 /// Resources of type `t` matching `criteria` (a query string such as `If-None-Exist` carries),

@@ -16,6 +16,7 @@ mod generate;
 mod ingest;
 mod render;
 mod serve;
+mod token;
 mod when;
 mod worker;
 
@@ -42,6 +43,9 @@ enum Command {
     /// Ingest a SMART Scheduling Links publisher now (its manifest URL or a directory), with a
     /// progress bar; it stays registered, and the worker polls it from then on.
     Ingest(ingest::IngestArgs),
+    /// Print a bearer token of the development issuer (CALSYNC_ENV=local), for curl and the
+    /// demo: `calsync token --as Patient/maria`.
+    Token(token::TokenArgs),
     /// Write synthetic provider availability (NDJSON) for benchmarks.
     Generate(generate::GenerateArgs),
 }
@@ -55,6 +59,7 @@ fn main() -> ExitCode {
         Command::Worker(args) => worker::run_worker(args),
         Command::Sync(args) => worker::run_sync(args),
         Command::Ingest(args) => ingest::run(args),
+        Command::Token(args) => token::run(args),
         Command::Generate(args) => generate::run(args),
     };
     match result {

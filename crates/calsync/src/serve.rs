@@ -2,7 +2,7 @@
 
 use std::path::PathBuf;
 
-use calsync_system::{Application, Settings};
+use calsync_system::{Application, AuthMode, Settings};
 
 /// Arguments of `calsync serve`.
 #[derive(clap::Args)]
@@ -84,11 +84,22 @@ pub fn run(args: ServeArgs) -> Result<(), String> {
         emulated.connect(&system).await?;
         let host = settings.bind.rsplit_once(':').map_or("127.0.0.1", |(h, _)| h).replace("0.0.0.0", "127.0.0.1");
         let base = format!("http://{host}:{}", app.port());
-        println!("calsync FHIR server on {base}  (database: {})", redact(&settings.database_url));
+        let mode = settings.auth.mode();
+        let unguarded = if mode == AuthMode::None { "  WITHOUT AUTHORIZATION: every caller may do everything" } else { "" };
+        println!("calsync FHIR server on {base}  (database: {}){unguarded}", redact(&settings.database_url));
+        if mode == AuthMode::None {
+            tracing::warn!("[auth] mode = \"none\": every caller may read and change everything");
+        }
         println!("  curl {base}/metadata");
-        println!("  curl '{base}/Slot?schedule=dr-okafor&start=ge2026-12-11&status=free&_count=5'");
+        let bearer = if mode == AuthMode::Development {
+            println!("  TOKEN=$(calsync token --as Patient/maria)   # the development issuer; see docs/security.md");
+            " -H \"Authorization: Bearer $TOKEN\""
+        } else {
+            ""
+        };
+        println!("  curl{bearer} '{base}/Slot?schedule=dr-okafor&start=ge2026-12-11&status=free&_count=5'");
         println!(
-            "  curl '{base}/Appointment/$find-mutual?start=2026-12-07&end=2026-12-11&duration=30&participant=Patient/maria&participant=RelatedPerson/daughter&optional-participant=RelatedPerson/son&timezone=America/New_York&_count=3'"
+            "  curl{bearer} '{base}/Appointment/$find-mutual?start=2026-12-07&end=2026-12-11&duration=30&participant=Patient/maria&participant=RelatedPerson/daughter&optional-participant=RelatedPerson/son&timezone=America/New_York&_count=3'"
         );
         println!("  (the whole story, hold, book and cancel, is in README.md)");
         // The embedded default: the worker runs in this process (production runs `calsync worker`).
