@@ -8,7 +8,7 @@ use std::pin::Pin;
 use actix_web::{FromRequest, HttpRequest, dev::Payload, web};
 use calsync_usecase::{Context, UseCases};
 
-use crate::auth::Authenticator;
+use crate::edge::Edge;
 use crate::outcome::ApiError;
 
 /// The [`Context`] of a request: its caller, its instant on the system's clock, and the base URL
@@ -29,18 +29,16 @@ impl FromRequest for RequestContext {
     type Future = Pin<Box<dyn Future<Output = Result<Self, Self::Error>>>>;
 
     fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
-        let info = req.connection_info();
-        let base = format!("{}://{}", info.scheme(), info.host());
         let authorization = req.headers().get("authorization").map(|v| v.to_str().unwrap_or("?").to_string());
-        // The use cases hold the system's one clock; a server without them is not wired.
+        // The use cases hold the system's one clock; a server without them (or its edge) is not
+        // wired.
         let cases = req.app_data::<web::Data<UseCases>>().cloned();
-        let authenticator = req.app_data::<web::Data<Authenticator>>().cloned();
+        let edge = req.app_data::<web::Data<Edge>>().cloned();
+        let base = edge.as_ref().map(|e| e.base(req)).unwrap_or_default();
         Box::pin(async move {
             let cases = cases.ok_or_else(|| ApiError::internal("the server has no use cases"))?;
-            let caller = match authenticator {
-                Some(a) => a.caller(authorization.as_deref()).await.map_err(ApiError::from)?,
-                None => Authenticator::none().caller(None).await.map_err(ApiError::from)?,
-            };
+            let edge = edge.ok_or_else(|| ApiError::internal("the server has no edge"))?;
+            let caller = edge.authenticator.caller(authorization.as_deref()).await.map_err(ApiError::from)?;
             Ok(RequestContext(cases.context(caller, base)))
         })
     }

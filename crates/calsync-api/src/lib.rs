@@ -19,24 +19,27 @@ pub mod auth;
 pub mod connect;
 pub mod connections;
 pub mod context;
+pub mod edge;
 pub mod interaction;
 pub mod media;
 pub mod operation;
 pub mod outcome;
 pub mod publishers;
 pub mod registry;
+pub mod smart;
 pub mod xml;
 
 /// Mounts the whole facade over `cases`: its routes (operations before the REST interactions,
 /// whose `/{type}/{id}` would match them), the use cases as their shared data, and the largest
 /// body accepted.
-pub fn mount(cases: UseCases, authenticator: auth::Authenticator) -> impl Fn(&mut web::ServiceConfig) + Clone {
+pub fn mount(cases: UseCases, edge: edge::Edge) -> impl Fn(&mut web::ServiceConfig) + Clone {
     let cases = web::Data::new(cases);
-    let authenticator = web::Data::new(authenticator);
+    let edge = web::Data::new(edge);
     move |cfg: &mut web::ServiceConfig| {
         cfg.app_data(cases.clone())
-            .app_data(authenticator.clone())
+            .app_data(edge.clone())
             .app_data(web::PayloadConfig::new(media::MAX_BODY))
+            .configure(smart::routes)
             .configure(connections::routes)
             .configure(connect::routes)
             .configure(publishers::routes)

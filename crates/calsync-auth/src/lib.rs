@@ -14,6 +14,9 @@ use std::time::{Duration, Instant};
 
 use base64::Engine;
 use calsync_usecase::access::{Principal, Scopes};
+mod forgery;
+pub use forgery::forgeries;
+
 use jsonwebtoken::jwk::{Jwk, JwkSet};
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
 use serde::{Deserialize, Serialize};
@@ -250,6 +253,7 @@ struct Minted<'a> {
 
 /// A token issuer with one ES256 key: the development issuer of a local deployment, and the
 /// tests' own.
+#[derive(Clone)]
 pub struct Issuer {
     issuer: String,
     audience: String,

@@ -2,7 +2,6 @@
 
 use std::time::Duration;
 
-use base64::Engine;
 use calsync_auth::{Grant, Issuer, Keys, Verifier};
 use calsync_usecase::access::{Interaction, Level};
 
@@ -29,10 +28,6 @@ fn setup() -> (Issuer, Verifier) {
     (issuer, verifier)
 }
 
-fn b64(v: &[u8]) -> String {
-    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(v)
-}
-
 #[tokio::test]
 async fn a_valid_token_names_its_person_scopes_and_patient() {
     let (issuer, verifier) = setup();
@@ -52,39 +47,7 @@ async fn a_valid_token_names_its_person_scopes_and_patient() {
 #[tokio::test]
 async fn every_bad_token_is_refused_with_a_reason() {
     let (issuer, verifier) = setup();
-    let good = issuer.mint(&maria(), now(), Duration::from_secs(300));
-    let parts: Vec<&str> = good.split('.').collect();
-    let other = Issuer::from_seed(ISSUER, AUDIENCE, b"another seed");
-    let wrong_aud = Issuer::from_seed(ISSUER, "https://elsewhere.example", b"test seed");
-    let wrong_iss = Issuer::from_seed("https://evil.example", AUDIENCE, b"test seed");
-    let payload: serde_json::Value =
-        serde_json::from_slice(&base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(parts[1]).unwrap()).unwrap();
-    let mut tampered = payload.clone();
-    tampered["fhirUser"] = serde_json::json!("Patient/someone-else");
-    let none_header = b64(br#"{"alg":"none","typ":"JWT"}"#);
-    // HS256 signed with the public key as the secret: the classic key-confusion attack.
-    let public = serde_json::to_vec(&issuer.jwks()["keys"][0]).unwrap();
-    let mut hs_header = jsonwebtoken::Header::new(jsonwebtoken::Algorithm::HS256);
-    hs_header.kid = issuer.jwks()["keys"][0]["kid"].as_str().map(String::from);
-    let hs =
-        jsonwebtoken::encode(&hs_header, &payload, &jsonwebtoken::EncodingKey::from_secret(&public).unwrap()).unwrap();
-    let cases: Vec<(&str, String, &str)> = vec![
-        ("expired", issuer.mint(&maria(), now() - 3_600, Duration::from_secs(300)), "expired"),
-        ("wrong audience", wrong_aud.mint(&maria(), now(), Duration::from_secs(300)), "audience"),
-        ("wrong issuer", wrong_iss.mint(&maria(), now(), Duration::from_secs(300)), "issuer"),
-        ("unknown key", other.mint(&maria(), now(), Duration::from_secs(300)), "unknown key"),
-        ("alg none", format!("{none_header}.{}.", parts[1]), "algorithm"),
-        ("HS256 with the public key", hs, "algorithm"),
-        (
-            "tampered payload",
-            format!("{}.{}.{}", parts[0], b64(tampered.to_string().as_bytes()), parts[2]),
-            "signature",
-        ),
-        ("truncated", good[..good.len() - 20].to_string(), ""),
-        ("not a JWT", "abc".into(), "not a JWT"),
-        ("empty", String::new(), "not a JWT"),
-    ];
-    for (name, token, reason) in cases {
+    for (name, token, reason) in calsync_auth::forgeries(&issuer, &maria(), now()) {
         let err = verifier.verify(&token).await.expect_err(name);
         assert!(err.0.contains(reason), "{name}: {err}");
         assert!(
@@ -92,17 +55,8 @@ async fn every_bad_token_is_refused_with_a_reason() {
             "{name}: the token is not repeated"
         );
     }
-    // Not yet valid (nbf an hour ahead), or without exp, sub, aud: refused.
     let base =
         serde_json::json!({"iss": ISSUER, "aud": AUDIENCE, "sub": "u", "exp": now() + 300, "scope": "patient/*.rs"});
-    let mut early = base.clone();
-    early["nbf"] = serde_json::json!(now() + 3_600);
-    assert!(verifier.verify(&issuer.sign(&early)).await.unwrap_err().0.contains("not valid yet"));
-    for missing in ["exp", "sub", "aud"] {
-        let mut claims = base.clone();
-        claims.as_object_mut().unwrap().remove(missing);
-        assert!(verifier.verify(&issuer.sign(&claims)).await.is_err(), "without {missing}");
-    }
     assert!(verifier.verify(&issuer.sign(&base)).await.is_ok());
     // A fhirUser that is not a person is refused.
     let observation = Grant { fhir_user: Some("Observation/1".into()), ..maria() };

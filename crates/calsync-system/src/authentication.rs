@@ -4,6 +4,7 @@
 use std::time::Duration;
 
 use calsync_api::auth::Authenticator;
+use calsync_api::edge::{Edge, Smart};
 use calsync_auth::{Issuer, Keys, RemoteKeys, Verifier};
 
 use crate::settings::{AuthMode, Settings};
@@ -19,6 +20,42 @@ pub const DEVELOPMENT_AUDIENCE: &str = "calsync";
 pub fn development_issuer(settings: &Settings) -> Issuer {
     let seed = settings.secret_key.as_deref().unwrap_or("calsync development issuer without a secret key");
     Issuer::from_seed(DEVELOPMENT_ISSUER, DEVELOPMENT_AUDIENCE, seed.as_bytes())
+}
+
+/// How the server is reached and who may call it, from `settings`: the authenticator, the
+/// public address, the trusted proxies, and the SMART endpoints it publishes.
+pub fn edge(settings: &Settings) -> Result<Edge, String> {
+    let auth = &settings.auth;
+    let smart = match auth.mode() {
+        AuthMode::None => Smart::default(),
+        AuthMode::Development => {
+            let issuer = development_issuer(settings);
+            Smart {
+                issuer: Some(issuer.issuer().to_string()),
+                jwks_uri: Some("/.well-known/jwks.json".into()),
+                development_jwks: Some(issuer.jwks()),
+                ..Smart::default()
+            }
+        }
+        AuthMode::Issuer => Smart {
+            issuer: auth.issuer.clone(),
+            authorize: auth.authorize_url.clone(),
+            token: auth.token_url.clone(),
+            jwks_uri: auth.jwks_url.clone(),
+            development_jwks: None,
+        },
+    };
+    let trusted_proxies = settings
+        .trusted_proxies
+        .iter()
+        .map(|p| p.parse().map_err(|_| format!("trusted_proxies: {p:?} is not an IP address")))
+        .collect::<Result<_, _>>()?;
+    Ok(Edge {
+        authenticator: authenticator(settings)?,
+        public_url: settings.public_url.clone(),
+        trusted_proxies,
+        smart,
+    })
 }
 
 /// The authenticator `settings` describe.

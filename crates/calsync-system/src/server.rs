@@ -23,7 +23,7 @@ impl Application {
         system.release_holds_in_background();
         let listener = TcpListener::bind(&settings.bind).map_err(|e| format!("cannot bind {}: {e}", settings.bind))?;
         let port = listener.local_addr().map_err(|e| e.to_string())?.port();
-        let api = calsync_api::mount(system.use_cases().clone(), crate::authentication::authenticator(settings)?);
+        let api = calsync_api::mount(system.use_cases().clone(), crate::authentication::edge(settings)?);
         let server = HttpServer::new(move || {
             App::new()
                 .wrap(calsync_api::errors())

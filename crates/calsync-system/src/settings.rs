@@ -41,6 +41,9 @@ pub struct Settings {
     pub publishers: PublishersConfig,
     /// Who may call the API: bearer tokens of an issuer.
     pub auth: AuthConfig,
+    /// Proxies (IP addresses) whose `Forwarded` and `X-Forwarded-*` headers name the scheme and
+    /// host clients used; from any other peer they are ignored (`public_url` is simpler).
+    pub trusted_proxies: Vec<String>,
     /// The environment whose layer was read (`CALSYNC_ENV`: `local`, `production`…).
     pub environment: String,
 }
@@ -215,6 +218,7 @@ impl Settings {
             publishers: PublishersConfig::default(),
             auth: AuthConfig::default(),
             environment: "local".into(),
+            trusted_proxies: Vec::new(),
         }
     }
 }
@@ -239,6 +243,8 @@ impl Settings {
             publishers: PublishersConfig,
             #[serde(default)]
             auth: AuthConfig,
+            #[serde(default)]
+            trusted_proxies: Vec<String>,
         }
         let layered: Layered = Config::builder()
             .set_default("bind", "127.0.0.1:8080")
@@ -265,6 +271,7 @@ impl Settings {
             publishers: layered.publishers,
             auth: layered.auth,
             environment: env.to_string(),
+            trusted_proxies: layered.trusted_proxies,
         })
     }
 

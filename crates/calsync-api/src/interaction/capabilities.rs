@@ -1,16 +1,17 @@
 //! `GET /metadata`: the CapabilityStatement, generated from the registry.
 
-use actix_web::{HttpRequest, HttpResponse};
+use actix_web::{HttpRequest, HttpResponse, web};
 use calsync_usecase::search::{END_SEARCH_PARAMETER, SEARCH_PARAMS, includes_from, revincludes_onto};
 use serde_json::json;
 
 use crate::context::RequestContext;
+use crate::edge::Edge;
 use crate::media::{self, FHIR_JSON};
 use crate::operation::definition::{OPERATIONS, canonical};
 use crate::outcome::ApiError;
 use crate::registry::{INTERACTIONS, RESOURCES};
 
-pub async fn handle(req: HttpRequest, cx: RequestContext) -> Result<HttpResponse, ApiError> {
+pub async fn handle(req: HttpRequest, cx: RequestContext, edge: web::Data<Edge>) -> Result<HttpResponse, ApiError> {
     media::negotiate(&req)?;
     let resources: Vec<serde_json::Value> = RESOURCES
         .iter()
@@ -59,7 +60,7 @@ pub async fn handle(req: HttpRequest, cx: RequestContext) -> Result<HttpResponse
         "implementation": {"description": "calsync FHIR R4 facade", "url": cx.base},
         "fhirVersion": "4.0.1",
         "format": ["json", FHIR_JSON, "xml", crate::xml::FHIR_XML],
-        "rest": [{"mode": "server", "resource": resources}],
+        "rest": [{"mode": "server", "security": crate::smart::security_of(&edge, &cx.base), "resource": resources}],
     });
     // FHIR JSON has no empty arrays (a type without includes or operations lists none).
     calsync_fhir::xml::without_empty(&mut statement);
