@@ -11,5 +11,6 @@ mod random_requests;
 mod resources;
 mod robustness;
 mod search;
+mod security;
 mod xml;
 mod zones;

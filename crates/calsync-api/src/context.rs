@@ -6,10 +6,24 @@ use std::future::Future;
 use std::pin::Pin;
 
 use actix_web::{FromRequest, HttpRequest, dev::Payload, web};
-use calsync_usecase::{Context, UseCases};
+use calsync_usecase::{Caller, Context, UseCaseError, UseCases};
 
 use crate::edge::Edge;
 use crate::outcome::ApiError;
+
+/// The routes answered without a token: discovery, the SMART Scheduling Links feed, and the
+/// two a browser comes back to from outside, which their `state` authenticates.
+pub const PUBLIC: [&str; 9] = [
+    "/metadata",
+    "/.well-known/smart-configuration",
+    "/.well-known/jwks.json",
+    "/OperationDefinition/{id}",
+    "/SearchParameter/{id}",
+    "/$bulk-publish",
+    "/$bulk-publish/{file}",
+    "/$booking-return",
+    "/connect/{provider}/callback",
+];
 
 /// The [`Context`] of a request: its caller, its instant on the system's clock, and the base URL
 /// the client addressed (`http://host:port`).
@@ -35,10 +49,16 @@ impl FromRequest for RequestContext {
         let cases = req.app_data::<web::Data<UseCases>>().cloned();
         let edge = req.app_data::<web::Data<Edge>>().cloned();
         let base = edge.as_ref().map(|e| e.base(req)).unwrap_or_default();
+        let public = req.match_pattern().is_some_and(|p| PUBLIC.contains(&p.as_str()));
         Box::pin(async move {
             let cases = cases.ok_or_else(|| ApiError::internal("the server has no use cases"))?;
             let edge = edge.ok_or_else(|| ApiError::internal("the server has no edge"))?;
             let caller = edge.authenticator.caller(authorization.as_deref()).await.map_err(ApiError::from)?;
+            // Deny by default at the edge too: without a token nothing but the public routes is
+            // read further (the use cases check again, whoever calls them).
+            if caller == Caller::Anonymous && !cases.is_open() && !public {
+                return Err(ApiError::from(UseCaseError::Unauthenticated("a bearer token is required".into())).into());
+            }
             Ok(RequestContext(cases.context(caller, base)))
         })
     }

@@ -135,3 +135,89 @@ async fn a_page_includes_at_most_a_thousand_resources_and_says_when_it_stops() {
     cases.store().clone().close().await;
     database.finish().await;
 }
+
+/// `explain` says to Maria that her daughter cannot come at a time, never when or why; to the
+/// daughter, and to a system, it says both.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn explain_shows_busy_times_only_to_their_owner() {
+    use calsync_core::participant::Blocker;
+    let database = TestDatabase::create().await;
+    let mut settings = Settings::new("127.0.0.1:0", database.url.clone());
+    settings.clock_start = Some(at("2026-12-01T12:00:00Z"));
+    let system = System::open(&settings).await.expect("the system opens");
+    let cases = system.use_cases();
+    let operator = cases.context(Caller::Operator, "http://calsync.test");
+    let busy = |id: &str, schedule: &str, start: &str, end: &str| {
+        (
+            "Slot".to_string(),
+            id.to_string(),
+            json!({"resourceType": "Slot", "id": id,
+            "schedule": {"reference": format!("Schedule/{schedule}")}, "status": "busy", "start": start, "end": end}),
+        )
+    };
+    let schedule = |id: &str, actor: &str| {
+        (
+            "Schedule".to_string(),
+            id.to_string(),
+            json!({"resourceType": "Schedule", "id": id, "active": true,
+            "actor": [{"reference": actor}]}),
+        )
+    };
+    cases
+        .put_resources(
+            &operator,
+            vec![
+                schedule("dr", "Practitioner/okafor"),
+                (
+                    "Slot".into(),
+                    "a".into(),
+                    json!({"resourceType": "Slot", "id": "a", "schedule": {"reference": "Schedule/dr"},
+                    "status": "free", "start": "2026-12-07T14:00:00Z", "end": "2026-12-07T14:30:00Z"}),
+                ),
+                ("Patient".into(), "maria".into(), json!({"resourceType": "Patient", "id": "maria"})),
+                (
+                    "RelatedPerson".into(),
+                    "ana".into(),
+                    json!({"resourceType": "RelatedPerson", "id": "ana", "patient": {"reference": "Patient/maria"}}),
+                ),
+                schedule("maria-busy", "Patient/maria"),
+                schedule("ana-busy", "RelatedPerson/ana"),
+                busy("m1", "maria-busy", "2026-12-07T14:10:00Z", "2026-12-07T14:20:00Z"),
+                busy("a1", "ana-busy", "2026-12-07T13:50:00Z", "2026-12-07T14:40:00Z"),
+            ],
+        )
+        .await
+        .unwrap();
+    let person = |who: &str| {
+        Caller::Bearer(Principal {
+            issuer: "https://issuer.test".into(),
+            subject: who.into(),
+            client: None,
+            scopes: Scopes::parse("patient/*.cruds user/*.rs"),
+            user: Some(who.into()),
+            patient: None,
+        })
+    };
+    let mut query = FindQuery::new(Interval::new(at("2026-12-07T00:00:00Z"), at("2026-12-08T00:00:00Z")));
+    query.participants = vec![("Patient/maria".into(), true), ("RelatedPerson/ana".into(), true)];
+    query.explain = true;
+    // (who asks, whose busy windows they see).
+    for (caller, sees) in [
+        (person("Patient/maria"), vec!["Patient/maria"]),
+        (person("RelatedPerson/ana"), vec!["Patient/maria", "RelatedPerson/ana"]),
+        (Caller::Operator, vec!["Patient/maria", "RelatedPerson/ana"]),
+    ] {
+        let cx = cases.context(caller.clone(), "http://calsync.test");
+        let found = cases.find(&cx, &query).await.unwrap();
+        let rejected = &found.outcome.explanation.rejected;
+        assert_eq!(rejected.len(), 1, "{caller:?}");
+        for blocked in &rejected[0].blocked_by {
+            let shown = blocked.blockers.iter().any(|b| matches!(b, Blocker::Busy { .. }));
+            assert_eq!(shown, sees.contains(&blocked.participant.as_str()), "{caller:?} about {}", blocked.participant);
+        }
+        let named: Vec<&str> = rejected[0].blocked_by.iter().map(|b| b.participant.as_str()).collect();
+        assert_eq!(named, ["Patient/maria", "RelatedPerson/ana"], "who cannot come is said to everyone");
+    }
+    cases.store().clone().close().await;
+    database.finish().await;
+}

@@ -250,7 +250,10 @@ impl UseCases {
             return Err(UseCaseError::Conflict("this Idempotency-Key was used by another caller".into()));
         }
         if recorded(IDEMPOTENCY_REQUEST).is_some_and(|b| b != request.body) {
-            return Err(UseCaseError::Invalid("this Idempotency-Key was used with another request".into()));
+            return Err(UseCaseError::Unprocessable {
+                message: "this Idempotency-Key was used with another request".into(),
+                expression: None,
+            });
         }
         let Some(focus) = task.content["focus"]["reference"].as_str().and_then(|r| r.strip_prefix("Appointment/"))
         else {

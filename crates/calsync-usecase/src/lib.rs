@@ -147,6 +147,11 @@ impl UseCases {
         self.clock
     }
 
+    /// True when the deployment runs without authorization (`[auth] mode = "none"`).
+    pub fn is_open(&self) -> bool {
+        self.open
+    }
+
     /// The store (for the composition root's loading and background tasks).
     pub fn store(&self) -> &Store {
         &self.store
