@@ -185,6 +185,10 @@ async fn google_and_microsoft_calendars_connect_through_oauth_with_pkce_and_leas
         let busy = bundle(&app, &format!("schedule={schedule}&status=busy")).await;
         assert_eq!(busy["total"], 1, "{provider}: {busy}");
     }
+    // Each sync is on the audit trail: whose calendar, which Schedule, nothing of its events.
+    let synced: Value = app.get("/AuditEvent?subtype=sync&patient=Patient/maria").await.json().await.unwrap();
+    assert_eq!(synced["total"], 1, "{synced}");
+    assert!(synced["entry"][0]["resource"]["entity"].to_string().contains("Schedule/"), "{synced}");
     // Bob's event subject never reached calsync.
     assert!(m.lock().unwrap().selects.iter().all(|s| !s.contains("subject")));
 

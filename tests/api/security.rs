@@ -591,3 +591,71 @@ proptest! {
         });
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_audit_trail_records_participants_data_bookings_and_refusals() {
+    let app = spawn_app().await;
+    two_families(&app).await;
+    let d = day().0;
+    let asked = |r: reqwest::RequestBuilder| r.header("X-Request-Id", "req-maria-1");
+    let maria = token_of(&app, "Patient/maria").unwrap();
+    let read = asked(reqwest::Client::new().get(app.url("/Patient/maria")).bearer_auth(&maria)).send().await.unwrap();
+    assert_eq!(read.status(), 200);
+    let find =
+        format!("/Appointment/$find-mutual?start={d}&end={d}&participant=Patient/maria&participant=RelatedPerson/ana");
+    assert_eq!(get_as(&app, "Patient/maria", &find).await.status(), 200);
+    let body = with_appointment(&proposed(
+        &json!({"id": "s0", "start": format!("{d}T14:00:00Z"), "end": format!("{d}T14:30:00Z")}),
+        &["Patient/maria"],
+    ));
+    assert_eq!(send(&app, "Patient/maria", Method::POST, "/Appointment/$book", fhir(&body)).await.status(), 200);
+    // Provider availability is nobody's data: not audited.
+    assert_eq!(get_as(&app, "Patient/maria", "/Slot?status=free").await.status(), 200);
+    // Refusals: Bob reading Maria (404 to him), and no token at all.
+    assert_eq!(get_as(&app, "Patient/bob", "/Patient/maria").await.status(), 404);
+    assert_eq!(get_as(&app, "anonymous", "/Patient/maria?name=secret-query").await.status(), 401);
+
+    // The trail is written off the request's path: wait for it.
+    let mut events = Vec::new();
+    for _ in 0..100 {
+        let b: Value = app.get("/AuditEvent?_count=100").await.json().await.unwrap();
+        events =
+            b["entry"].as_array().cloned().unwrap_or_default().into_iter().map(|e| e["resource"].clone()).collect();
+        if events.len() >= 6 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let subtypes: Vec<(String, String, String)> = events
+        .iter()
+        .map(|e| {
+            (
+                e["subtype"][0]["code"].as_str().unwrap().to_string(),
+                e["action"].as_str().unwrap().to_string(),
+                e["outcome"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect();
+    for expected in [("read", "R", "0"), ("$find-mutual", "E", "0"), ("$book", "C", "0"), ("read", "R", "4")] {
+        let expected = (expected.0.to_string(), expected.1.to_string(), expected.2.to_string());
+        assert!(subtypes.contains(&expected), "{expected:?} in {subtypes:?}");
+    }
+    assert!(!subtypes.iter().any(|s| s.0 == "search-type"), "free Slots are nobody's data: {subtypes:?}");
+    let read = events.iter().find(|e| e["entity"].to_string().contains("req-maria-1")).expect("the request id");
+    assert_eq!(read["agent"][0]["who"]["reference"], "Patient/maria");
+    assert_eq!(read["agent"][1]["who"]["identifier"]["value"], "calsync-page");
+    assert_eq!(read["entity"][0]["what"]["reference"], "Patient/maria");
+    let found = events.iter().find(|e| e["subtype"][0]["code"] == "$find-mutual").unwrap();
+    assert!(found["entity"].to_string().contains("RelatedPerson/ana"), "{found}");
+    let all = serde_json::to_string(&events).unwrap();
+    for never in ["secret-query", "Bearer", &maria[..30], "Silva"] {
+        assert!(!all.contains(never), "the trail holds no {never:?}");
+    }
+    // Searchable by patient; for system callers only; written by calsync only.
+    let by_patient: Value = app.get("/AuditEvent?patient=Patient/maria").await.json().await.unwrap();
+    assert!(by_patient["total"].as_u64().unwrap() >= 3, "{by_patient}");
+    outcome(get_as(&app, "Patient/maria", "/AuditEvent").await, StatusCode::FORBIDDEN).await;
+    let forged = json!({"resourceType": "AuditEvent", "type": {"code": "rest"}, "recorded": "2026-01-01T00:00:00Z", "agent": [], "source": {"observer": {"display": "x"}}});
+    outcome(app.post("/AuditEvent", &forged).await, StatusCode::FORBIDDEN).await;
+    app.database.finish().await;
+}

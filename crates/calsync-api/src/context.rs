@@ -5,7 +5,7 @@
 use std::future::Future;
 use std::pin::Pin;
 
-use actix_web::{FromRequest, HttpRequest, dev::Payload, web};
+use actix_web::{FromRequest, HttpMessage, HttpRequest, dev::Payload, web};
 use calsync_usecase::{Caller, Context, UseCaseError, UseCases};
 
 use crate::edge::Edge;
@@ -50,6 +50,16 @@ impl FromRequest for RequestContext {
         let edge = req.app_data::<web::Data<Edge>>().cloned();
         let base = edge.as_ref().map(|e| e.base(req)).unwrap_or_default();
         let public = req.match_pattern().is_some_and(|p| PUBLIC.contains(&p.as_str()));
+        // A client's request id, when it is a plain token (it is written into the audit trail).
+        let request_id = req
+            .headers()
+            .get("x-request-id")
+            .and_then(|v| v.to_str().ok())
+            .filter(|v| {
+                !v.is_empty() && v.len() <= 64 && v.bytes().all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b))
+            })
+            .map(String::from);
+        let req = req.clone();
         Box::pin(async move {
             let cases = cases.ok_or_else(|| ApiError::internal("the server has no use cases"))?;
             let edge = edge.ok_or_else(|| ApiError::internal("the server has no edge"))?;
@@ -59,7 +69,13 @@ impl FromRequest for RequestContext {
             if caller == Caller::Anonymous && !cases.is_open() && !public {
                 return Err(ApiError::from(UseCaseError::Unauthenticated("a bearer token is required".into())).into());
             }
-            Ok(RequestContext(cases.context(caller, base)))
+            let mut cx = cases.context(caller, base);
+            if let Some(id) = request_id {
+                cx.request = id;
+            }
+            // The error handler audits a refusal with the caller it was given.
+            req.extensions_mut().insert(cx.clone());
+            Ok(RequestContext(cx))
         })
     }
 }

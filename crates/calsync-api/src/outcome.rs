@@ -148,6 +148,9 @@ fn error_id() -> String {
 /// Middleware hook: any error response not already FHIR (unknown route, wrong method, body too
 /// large, framework errors) becomes an OperationOutcome with the same status.
 pub fn as_operation_outcome<B>(res: ServiceResponse<B>) -> actix_web::Result<ErrorHandlerResponse<B>> {
+    if matches!(res.status(), StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN) {
+        audit_refusal(res.request());
+    }
     let is_fhir = res
         .response()
         .headers()
@@ -180,4 +183,32 @@ pub fn as_operation_outcome<B>(res: ServiceResponse<B>) -> actix_web::Result<Err
     let mut res = res.set_body(BoxBody::new(body));
     res.headers_mut().insert(CONTENT_TYPE, HeaderValue::from_static(FHIR_JSON));
     Ok(ErrorHandlerResponse::Response(ServiceResponse::new(req, res).map_into_right_body()))
+}
+
+/// Puts a 401 or 403 on the audit trail: who (as far as known), what method on which route
+/// (its pattern: never the query or the ids it named).
+fn audit_refusal(req: &actix_web::HttpRequest) {
+    use actix_web::HttpMessage;
+    use calsync_fhir::audit::Action;
+    let Some(cases) = req.app_data::<actix_web::web::Data<calsync_usecase::UseCases>>() else { return };
+    let cx = match req.extensions().get::<calsync_usecase::Context>() {
+        Some(cx) => cx.clone(),
+        None => cases.context(calsync_usecase::Caller::Anonymous, String::new()),
+    };
+    let (action, subtype) = match *req.method() {
+        actix_web::http::Method::POST => (Action::Execute, "create"),
+        actix_web::http::Method::PUT => (Action::Update, "update"),
+        actix_web::http::Method::DELETE => (Action::Delete, "delete"),
+        _ => (Action::Read, "read"),
+    };
+    let route = req.match_pattern().unwrap_or_else(|| "unknown route".into());
+    cases.audit_refusal(
+        &cx,
+        calsync_usecase::audit::Done {
+            action,
+            subtype,
+            patients: Vec::new(),
+            what: vec![format!("{} {route}", req.method())],
+        },
+    );
 }

@@ -42,5 +42,14 @@ pub const INTERACTIONS: &[Interaction] = &[
     Interaction::SearchType,
 ];
 
+/// The interactions of `resource_type`: all of them, but reads and searches only for what
+/// calsync writes itself (the audit trail).
+pub fn interactions_of(resource_type: &str) -> impl Iterator<Item = &'static Interaction> + '_ {
+    let read_only = calsync_usecase::resources::WRITTEN_BY_CALSYNC.contains(&resource_type);
+    INTERACTIONS
+        .iter()
+        .filter(move |i| !read_only || matches!(i, Interaction::Read | Interaction::Vread | Interaction::SearchType))
+}
+
 /// The resource types calsync keeps (the use cases' list).
 pub use calsync_usecase::resources::{RESOURCE_TYPES as RESOURCES, is_kept as is_supported};

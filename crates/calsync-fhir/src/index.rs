@@ -143,6 +143,13 @@ pub const PARAMS: &[ParamDef] = &[
     def("Task", "patient", Reference, &[&["for"]]).target_only("Patient"),
     def("Task", "authored-on", Date, &[&["authoredOn"]]),
     def("Task", "period", Date, &[&["executionPeriod"]]),
+    def("AuditEvent", "date", Date, &[&["recorded"]]),
+    def("AuditEvent", "action", Token, &[&["action"]]),
+    def("AuditEvent", "outcome", Token, &[&["outcome"]]),
+    def("AuditEvent", "subtype", Token, &[&["subtype"]]),
+    def("AuditEvent", "agent", Reference, &[&["agent", "who"]]),
+    def("AuditEvent", "entity", Reference, &[&["entity", "what"]]),
+    def("AuditEvent", "patient", Reference, &[&["entity", "what"]]).target_only("Patient"),
 ];
 
 /// The definition of `name` on `resource_type`, if indexed.

@@ -15,6 +15,7 @@ use fhirbolt::model::r4::Resource;
 use fhirbolt::model::r4::resources as res;
 use fhirbolt::model::r4::types as ty;
 
+pub mod audit;
 pub mod availability;
 pub mod booking;
 pub mod consent;

@@ -196,6 +196,7 @@ pub async fn sync_connection(
         }
     }
     store.save_calendar_connection(&c).await?;
+    audit_sync(store, &c, now).await;
     Ok(c)
 }
 
@@ -300,5 +301,25 @@ async fn fetch(
             result.map(busy)
         }
         other => Err(ConnectorError::Invalid(format!("unknown connection kind {other:?}"))),
+    }
+}
+
+/// Puts a sync of `c` on the audit trail: calsync read the participant's busy time, with their
+/// consent. A trail that cannot be written is logged; the sync stands.
+async fn audit_sync(store: &Store, c: &CalendarConnection, now: DateTime<Utc>) {
+    use calsync_fhir::audit::{Action, Agent, Record, Result};
+    let schedule = if c.schedule.contains('/') { c.schedule.clone() } else { format!("Schedule/{}", c.schedule) };
+    let record = Record {
+        action: Action::Update,
+        subtype: "sync".into(),
+        result: if c.state == "ok" { Result::Success } else { Result::Refused },
+        agent: Agent { identity: ("urn:calsync".into(), "calendar sync".into()), ..Agent::default() },
+        patients: vec![c.participant.clone()],
+        what: vec![schedule],
+        request: format!("sync-{}-{}", c.id, now.timestamp_millis()),
+        recorded: now,
+    };
+    if let Err(e) = store.create("AuditEvent", calsync_fhir::audit::event(&record), now).await {
+        tracing::error!(connection = %c.id, error = %e, "the sync could not be put on the audit trail");
     }
 }

@@ -11,6 +11,8 @@ use calsync_store::StoreError;
 use calsync_store::search::{Direction, IndexFilter, IndexTerm, Match, ResourceSearch, SortBy};
 use serde_json::{Value, json};
 
+use calsync_fhir::audit::Action;
+
 use crate::access::Interaction;
 use crate::offer::{Offer, Units, conflict, participant_slot_id, read_for_booking, text};
 use crate::{Context, Outcome, UseCaseError, UseCases, participants};
@@ -224,6 +226,7 @@ impl UseCases {
         txn.create("Task", task).await.map_err(conflict)?;
         txn.commit().await.map_err(conflict)?;
         tracing::info!(appointment = %booked.id, slot = %offer.slot, participants = derived.len(), "booked");
+        self.audit_resources(cx, Action::Create, "$book", [("Appointment", &booked.content)]).await?;
         Ok(booked.content)
     }
 

@@ -4,6 +4,8 @@
 
 use serde_json::{Value, json};
 
+use calsync_fhir::audit::Action;
+
 use crate::access::Interaction;
 use crate::compartment::Reach;
 use crate::offer::{Offer, Units, conflict, participant_slot_id};
@@ -16,7 +18,7 @@ impl UseCases {
         if let Reach::Person(_) = reach {
             let appointment = self.store.read("Appointment", crate::resources::valid_id("Appointment", id)?).await?;
             // Whoever takes part (or acts for someone who does) may cancel.
-            self.visible(&reach, &appointment).await?;
+            self.visible(cx, &reach, &appointment).await?;
         }
         let txn = self.store.begin(cx.now).await?;
         let appointment = txn.read("Appointment", id).await?;
@@ -47,6 +49,7 @@ impl UseCases {
             txn.update("Appointment", id, cancelled, Some(appointment.version_id)).await.map_err(conflict)?;
         txn.commit().await.map_err(conflict)?;
         tracing::info!(appointment = %id, "cancelled");
+        self.audit_resources(cx, Action::Update, "$cancel", [("Appointment", &stored.content)]).await?;
         Ok(stored.content)
     }
 }

@@ -180,6 +180,37 @@ impl UseCases {
         }
     }
 
+    /// The participants (Patients, RelatedPersons) whose data `resource` (of type `t`) is, for
+    /// the audit trail: none for provider data. `schedules` remembers the Schedules looked up.
+    pub(crate) async fn participants_of(
+        &self,
+        t: &str,
+        resource: &Value,
+        schedules: &mut HashMap<String, Option<(Vec<String>, bool)>>,
+    ) -> Outcome<Vec<String>> {
+        let id = resource["id"].as_str().unwrap_or_default();
+        let people = |refs: Vec<String>| refs.into_iter().filter(|r| is_participant_reference(r)).collect();
+        Ok(match t {
+            "Patient" | "RelatedPerson" => vec![format!("{t}/{id}")],
+            "Appointment" => people(appointment_actors(resource)),
+            "Consent" => people(references(&resource["patient"])),
+            "Task" => people(references(&resource["for"])),
+            "Schedule" if is_participant_schedule(resource) => people(references(&resource["actor"])),
+            "Slot" => {
+                let schedule = references(&resource["schedule"]).into_iter().next().unwrap_or_default();
+                if !schedules.contains_key(&schedule) {
+                    let actors = self.schedule_actors(&schedule).await?;
+                    schedules.insert(schedule.clone(), actors);
+                }
+                match &schedules[&schedule] {
+                    Some((actors, true)) => people(actors.clone()),
+                    _ => Vec::new(),
+                }
+            }
+            _ => Vec::new(),
+        })
+    }
+
     /// True when the person of `c` may read `resource` (of type `t`).
     pub(crate) async fn may_read(&self, c: &Compartment, t: &str, resource: &Value) -> Outcome<bool> {
         let mut schedules = HashMap::new();

@@ -7,7 +7,10 @@ use calsync_store::{CalendarConnection, ConnectionTally};
 use calsync_sync::connection::{new_connection, source_of, sync_connection};
 use serde_json::{Value, json};
 
+use calsync_fhir::audit::Action;
+
 use crate::access::Interaction;
+use crate::audit::Done;
 use crate::{Context, Outcome, UseCaseError, UseCases, participants};
 
 /// A calendar to connect by its address: an ICS feed, or a CalDAV calendar with its account.
@@ -111,8 +114,12 @@ impl UseCases {
     pub async fn connections_of(&self, cx: &Context, participant: &str) -> Outcome<Vec<CalendarConnection>> {
         let reach = self.authorize(cx, "Schedule", Interaction::Read).await?;
         let (t, id) = crate::typed_reference(participant, &["Patient", "RelatedPerson"], "participant")?;
-        Self::permit_acting_for(&reach, &format!("{t}/{id}"))?;
-        Ok(self.store.calendar_connections_of(&format!("{t}/{id}")).await?)
+        let participant = format!("{t}/{id}");
+        Self::permit_acting_for(&reach, &participant)?;
+        let found = self.store.calendar_connections_of(&participant).await?;
+        let what = found.iter().map(|c| c.schedule.clone()).collect();
+        self.audit(cx, Done { action: Action::Read, subtype: "search-type", patients: vec![participant], what });
+        Ok(found)
     }
 
     /// One connection.

@@ -48,4 +48,7 @@ pub struct Context {
     /// This server's address as the caller reached it (`http://host:port`), for the URLs a use
     /// case hands out when no public address is configured.
     pub base: String,
+    /// The request's id (a client's `X-Request-Id`, else drawn): the audit trail and the logs
+    /// name it.
+    pub request: String,
 }

@@ -18,6 +18,9 @@ use chrono::TimeDelta;
 use chrono::{DateTime, NaiveDate, Utc};
 
 use crate::access::Interaction;
+use calsync_fhir::audit::Action;
+
+use crate::audit::Done;
 use crate::compartment::Reach;
 use crate::{Context, Outcome, UseCaseError, UseCases, participants};
 
@@ -367,6 +370,11 @@ impl UseCases {
             let kept: Vec<(String, serde_json::Value)> =
                 (0..found.ids.len()).filter_map(|n| Some((found.ids[n].clone(), found.proposal(n)?))).collect();
             store.remember_proposals(&kept, cx.now + self.hold, cx.now).await?;
+        }
+        if !query.participants.is_empty() {
+            let patients = query.participants.iter().map(|(r, _)| r.clone()).collect();
+            let subtype = if query.remember { "$find" } else { "$find-mutual" };
+            self.audit(cx, Done { action: Action::Execute, subtype, patients, what: Vec::new() });
         }
         Ok(found)
     }

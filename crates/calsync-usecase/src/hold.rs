@@ -8,6 +8,8 @@ use calsync_store::search::{Direction, IndexFilter, ResourceSearch, SortBy};
 use chrono::{DateTime, Utc};
 use serde_json::{Value, json};
 
+use calsync_fhir::audit::Action;
+
 use crate::access::Interaction;
 use crate::compartment::appointment_actors;
 use crate::offer::{Offer, Units, conflict, read_for_booking, text};
@@ -46,7 +48,7 @@ impl UseCases {
         }
         match self.store.read("Appointment", id).await {
             Ok(stored) => {
-                self.visible(&reach, &stored).await?;
+                self.visible(cx, &reach, &stored).await?;
                 Ok(Named::Stored(stored))
             }
             Err(calsync_store::StoreError::NotFound(..)) => Err(UseCaseError::NotFound(format!(
@@ -115,6 +117,7 @@ impl UseCases {
         txn.update("Slot", &offer.slot, slot_content, Some(slot.version_id)).await.map_err(conflict)?;
         txn.commit().await.map_err(conflict)?;
         tracing::info!(appointment = %held.id, slot = %offer.slot, "held");
+        self.audit_resources(cx, Action::Create, "$hold", [("Appointment", &held.content)]).await?;
         Ok(Held { appointment: held, expires })
     }
 

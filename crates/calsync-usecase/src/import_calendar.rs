@@ -6,6 +6,8 @@ use calsync_core::Interval;
 use calsync_fhir::availability::{is_participant_schedule, participant_constraints};
 use chrono::TimeDelta;
 
+use calsync_fhir::audit::Action;
+
 use crate::access::Interaction;
 use crate::compartment::Reach;
 use crate::{Context, Outcome, UseCaseError, UseCases};
@@ -34,7 +36,7 @@ impl UseCases {
         let reach = self.authorize(cx, "Schedule", Interaction::Update).await?;
         let (store, now) = (&self.store, cx.now);
         let schedule = store.read("Schedule", id).await?;
-        self.visible(&reach, &schedule).await?;
+        self.visible(cx, &reach, &schedule).await?;
         if let Reach::Person(c) = &reach {
             self.may_write(c, "Schedule", &schedule.content).await?;
         }
@@ -57,6 +59,7 @@ impl UseCases {
             .map_err(|e| UseCaseError::Internal(format!("reading the calendar stopped: {e}")))?
             .map_err(|e| UseCaseError::Invalid(format!("the calendar cannot be read: {e}")))?;
         let applied = calsync_sync::apply(store, id, "ics", &busy, horizon, now).await?;
+        self.audit_resources(cx, Action::Update, "$import-ics", [("Schedule", &schedule.content)]).await?;
         Ok(Imported { busy: applied.busy, added: applied.added, removed: applied.removed })
     }
 }

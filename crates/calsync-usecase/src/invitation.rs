@@ -6,6 +6,8 @@ use calsync_store::{Store, StoreError, StoredResource};
 use chrono::{DateTime, Utc};
 use serde_json::Value;
 
+use calsync_fhir::audit::Action;
+
 use crate::access::Interaction;
 use crate::{Context, Outcome, UseCaseError, UseCases};
 
@@ -14,7 +16,7 @@ impl UseCases {
     pub async fn invitation(&self, cx: &Context, id: &str) -> Outcome<(Invitation, StoredResource)> {
         let reach = self.authorize(cx, "Appointment", Interaction::Read).await?;
         let appointment = self.store.read("Appointment", crate::resources::valid_id("Appointment", id)?).await?;
-        self.visible(&reach, &appointment).await?;
+        self.visible(cx, &reach, &appointment).await?;
         let a = &appointment.content;
         let at = |name: &str| -> Outcome<DateTime<Utc>> {
             a[name].as_str().and_then(|t| DateTime::parse_from_rfc3339(t).ok()).map(|t| t.to_utc()).ok_or_else(|| {
@@ -46,6 +48,7 @@ impl UseCases {
             summary,
             location: place,
         };
+        self.audit_resources(cx, Action::Read, "$ics", [("Appointment", &appointment.content)]).await?;
         Ok((invitation, appointment))
     }
 }

@@ -25,6 +25,7 @@ use calsync_sync::connection::SyncSettings;
 use chrono::TimeDelta;
 
 pub mod access;
+pub mod audit;
 pub mod book;
 pub mod booking_link;
 pub mod cancel;
@@ -90,6 +91,7 @@ pub struct UseCases {
     /// No authorization: every caller may do everything (`[auth] mode = "none"`).
     open: bool,
     places: std::sync::Arc<publish::PublishedPlaces>,
+    audit: audit::Audit,
 }
 
 impl std::fmt::Debug for UseCases {
@@ -127,6 +129,7 @@ impl UseCases {
     /// The use cases over `parts`.
     pub fn new(parts: Parts) -> Self {
         let Parts { store, clock, hold, sync, jobs, egress, http, authorizers, min_poll, open } = parts;
+        let audit = audit::Audit::start(store.clone());
         UseCases {
             store,
             clock,
@@ -138,6 +141,7 @@ impl UseCases {
             authorizers,
             min_poll,
             open,
+            audit,
             places: Default::default(),
         }
     }
@@ -159,7 +163,7 @@ impl UseCases {
 
     /// A context for `caller` at the clock's current instant, addressed at `base`.
     pub fn context(&self, caller: Caller, base: impl Into<String>) -> Context {
-        Context { caller, now: self.clock.now(), base: base.into() }
+        Context { caller, now: self.clock.now(), base: base.into(), request: uuid::Uuid::new_v4().to_string() }
     }
 
     /// The sync settings, or why calendar connections are off here.

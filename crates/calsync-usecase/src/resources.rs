@@ -6,6 +6,8 @@ use calsync_fhir::booking::Units;
 use calsync_store::StoredResource;
 use serde_json::Value;
 
+use calsync_fhir::audit::Action;
+
 use crate::access::Interaction;
 use crate::compartment::Reach;
 use crate::{Context, Outcome, UseCaseError, UseCases};
@@ -13,6 +15,7 @@ use crate::{Context, Outcome, UseCaseError, UseCases};
 /// The resource types calsync keeps; the router and the CapabilityStatement are built from it.
 pub const RESOURCE_TYPES: &[&str] = &[
     "Appointment",
+    "AuditEvent",
     "Consent",
     "Device",
     "HealthcareService",
@@ -25,6 +28,17 @@ pub const RESOURCE_TYPES: &[&str] = &[
     "Slot",
     "Task",
 ];
+
+/// Types calsync writes itself and nobody writes through the API: the audit trail.
+pub const WRITTEN_BY_CALSYNC: &[&str] = &["AuditEvent"];
+
+/// Refuses a write of a type calsync writes itself, whoever asks.
+fn writable_type(t: &str) -> Outcome<()> {
+    if WRITTEN_BY_CALSYNC.contains(&t) {
+        return Err(UseCaseError::Forbidden(format!("{t}s are written by calsync itself, never through the API")));
+    }
+    Ok(())
+}
 
 /// True when calsync keeps this resource type.
 pub fn is_kept(resource_type: &str) -> bool {
@@ -65,15 +79,25 @@ impl UseCases {
         let t = kept_type(t)?;
         let reach = self.authorize(cx, t, Interaction::Read).await?;
         let stored = self.store.read(t, valid_id(t, id)?).await?;
-        self.visible(&reach, &stored).await?;
+        self.visible(cx, &reach, &stored).await?;
+        self.audit_resources(cx, Action::Read, "read", [(t, &stored.content)]).await?;
         Ok(stored)
     }
 
     /// Refuses a resource outside the caller's compartment as if it did not exist (404), so that
     /// ids cannot be probed.
-    pub(crate) async fn visible(&self, reach: &Reach, stored: &StoredResource) -> Outcome<()> {
+    pub(crate) async fn visible(&self, cx: &Context, reach: &Reach, stored: &StoredResource) -> Outcome<()> {
         match reach {
             Reach::Person(c) if !self.may_read(c, &stored.resource_type, &stored.content).await? => {
+                self.audit_refusal(
+                    cx,
+                    crate::audit::Done {
+                        action: Action::Read,
+                        subtype: "read",
+                        patients: Vec::new(),
+                        what: vec![format!("{}/{}", stored.resource_type, stored.id)],
+                    },
+                );
                 Err(calsync_store::StoreError::NotFound(stored.resource_type.clone(), stored.id.clone()).into())
             }
             _ => Ok(()),
@@ -102,10 +126,11 @@ impl UseCases {
         let t = kept_type(t)?;
         let reach = self.authorize(cx, t, Interaction::Read).await?;
         let stored = self.store.vread(t, valid_id(t, id)?, version).await?;
-        self.visible(&reach, &stored).await?;
+        self.visible(cx, &reach, &stored).await?;
         if stored.deleted {
             return Err(UseCaseError::Gone(format!("{t}/{id} version {version} records its deletion")));
         }
+        self.audit_resources(cx, Action::Read, "vread", [(t, &stored.content)]).await?;
         Ok(stored)
     }
 
@@ -113,6 +138,7 @@ impl UseCases {
     /// criteria), nothing new when exactly one resource already matches.
     pub async fn create(&self, cx: &Context, t: &str, text: &str, if_none_exist: Option<&str>) -> Outcome<Created> {
         let t = kept_type(t)?;
+        writable_type(t)?;
         let reach = self.authorize(cx, t, Interaction::Create).await?;
         let mut value = calsync_fhir::validate::resource(text, t)?;
         self.writable(&reach, t, &value).await?;
@@ -152,6 +178,7 @@ impl UseCases {
     ) -> Outcome<(StoredResource, bool)> {
         let t = kept_type(t)?;
         // SMART's `u` covers an update that creates (upsert).
+        writable_type(t)?;
         let reach = self.authorize(cx, t, Interaction::Update).await?;
         let value = calsync_fhir::validate::resource(text, t)?;
         match value.get("id").and_then(Value::as_str) {
@@ -238,6 +265,7 @@ impl UseCases {
     /// Deletes `t/id`; reads answer gone afterwards. Deleting what is not there changes nothing.
     pub async fn delete(&self, cx: &Context, t: &str, id: &str) -> Outcome<()> {
         let t = kept_type(t)?;
+        writable_type(t)?;
         let reach = self.authorize(cx, t, Interaction::Delete).await?;
         let id = valid_id(t, id)?;
         if let (Reach::Person(c), Some(before)) = (&reach, self.current(t, id).await?) {
@@ -264,6 +292,7 @@ impl UseCases {
     pub async fn put_resources(&self, cx: &Context, resources: Vec<(String, String, Value)>) -> Outcome<u64> {
         for (t, id, value) in &resources {
             kept_type(t)?;
+            writable_type(t)?;
             self.permit_system(cx, t, Interaction::Update)?;
             valid_id(t, id)?;
             calsync_fhir::validate::resource(&value.to_string(), t)?;

@@ -16,6 +16,8 @@ use serde_json::{Value, json};
 
 use std::collections::HashMap;
 
+use calsync_fhir::audit::Action;
+
 use crate::access::Interaction;
 use crate::compartment::{Compartment, Narrowing, Reach};
 use crate::{Context, Outcome, UseCaseError, UseCases};
@@ -115,10 +117,22 @@ impl UseCases {
                 before - included.len()
             ));
         }
-        let included = included
+        let included: Vec<Entry> = included
             .into_iter()
             .map(|r| Entry { json: r.content.to_string(), resource_type: r.resource_type, id: r.id })
             .collect();
+        // What a participant's data the page holds goes on the audit trail (a Slot only when it
+        // is busy: a provider's free time is nobody's).
+        let audited: Vec<(&str, Value)> = matches
+            .iter()
+            .chain(&included)
+            .filter(|e| match e.resource_type.as_str() {
+                "Slot" => e.json.contains("\"status\":\"busy"),
+                t => PARTICIPANT_DATA.contains(&t),
+            })
+            .filter_map(|e| Some((e.resource_type.as_str(), serde_json::from_str(&e.json).ok()?)))
+            .collect();
+        self.audit_resources(cx, Action::Read, "search-type", audited.iter().map(|(t, v)| (*t, v))).await?;
         Ok(Searched { total: page.total, matches, included, next: page.next.as_ref().map(cursor_token), warnings })
     }
 
@@ -135,6 +149,9 @@ impl UseCases {
         Ok((page.resources, page.total))
     }
 }
+
+/// Types whose resources can be a participant's data (Schedules when derived).
+const PARTICIPANT_DATA: [&str; 6] = ["Patient", "RelatedPerson", "Appointment", "Consent", "Task", "Schedule"];
 
 /// Default and largest page size.
 pub const DEFAULT_COUNT: u64 = 50;

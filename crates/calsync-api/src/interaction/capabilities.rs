@@ -9,7 +9,7 @@ use crate::edge::Edge;
 use crate::media::{self, FHIR_JSON};
 use crate::operation::definition::{OPERATIONS, canonical};
 use crate::outcome::ApiError;
-use crate::registry::{INTERACTIONS, RESOURCES};
+use crate::registry::{RESOURCES, interactions_of};
 
 pub async fn handle(req: HttpRequest, cx: RequestContext, edge: web::Data<Edge>) -> Result<HttpResponse, ApiError> {
     media::negotiate(&req)?;
@@ -39,7 +39,7 @@ pub async fn handle(req: HttpRequest, cx: RequestContext, edge: web::Data<Edge>)
                 "conditionalCreate": true,
                 "conditionalUpdate": false,
                 "conditionalDelete": "not-supported",
-                "interaction": INTERACTIONS.iter().map(|i| json!({"code": i.code()})).collect::<Vec<_>>(),
+                "interaction": interactions_of(r).map(|i| json!({"code": i.code()})).collect::<Vec<_>>(),
                 "searchParam": params,
                 "searchInclude": includes_from(r).iter().map(|p| format!("{r}:{p}")).collect::<Vec<_>>(),
                 "searchRevInclude": revincludes_onto(r).iter().map(|(s, p)| format!("{s}:{p}")).collect::<Vec<_>>(),
