@@ -481,6 +481,10 @@ async fn authorization_matrix_every_route_every_role() {
         row("GET", "/$booking-return", "/$booking-return?state=forged&outcome=booked", [400; 6]),
         row("POST", "/$booking-return", "/$booking-return?state=forged&outcome=booked", [400; 6]),
         row("GET", "/connect/{provider}/callback", "/connect/google/callback?state=forged&code=x", [400; 6]),
+        // The development issuer's sign-in is not there when an outside issuer is trusted.
+        row("GET", "/auth/authorize", "/auth/authorize?response_type=code", [404; 6]),
+        row("POST", "/auth/authorize", "/auth/authorize", [404; 6]),
+        row("POST", "/auth/token", "/auth/token", [404; 6]),
         row("GET", "/connect/{provider}/start", "/connect/google/start?participant=Patient/maria", [401, 2, 403, 2, 403, 2]),
         row("POST", "/connections", "/connections", [401, 2, 403, 2, 403, 2]).with(json!({"participant": "Patient/maria", "kind": "ics", "url": feed})),
         row("GET", "/connections", "/connections?participant=Patient/maria", [401, 2, 403, 2, 403, 2]),
@@ -657,5 +661,101 @@ async fn the_audit_trail_records_participants_data_bookings_and_refusals() {
     outcome(get_as(&app, "Patient/maria", "/AuditEvent").await, StatusCode::FORBIDDEN).await;
     let forged = json!({"resourceType": "AuditEvent", "type": {"code": "rest"}, "recorded": "2026-01-01T00:00:00Z", "agent": [], "source": {"observer": {"display": "x"}}});
     outcome(app.post("/AuditEvent", &forged).await, StatusCode::FORBIDDEN).await;
+    app.database.finish().await;
+}
+
+#[tokio::test]
+async fn the_development_issuer_signs_a_smart_app_in_with_pkce() {
+    use base64::Engine;
+    use sha2::Digest;
+    let mut app = spawn_app_with(|s| {
+        s.auth = calsync_system::AuthConfig::default();
+    })
+    .await;
+    // The server trusts its own development issuer now, not the tests': the system token the
+    // data is loaded with is the development issuer's too.
+    let development = calsync_system::authentication::development_issuer(&calsync_system::Settings::new("", ""));
+    let mut headers = reqwest::header::HeaderMap::new();
+    headers.insert("authorization", format!("Bearer {}", system_token(&development)).parse().unwrap());
+    app.client = reqwest::Client::builder().default_headers(headers).build().unwrap();
+    load_clinic(&app).await;
+    let smart: Value = get_as(&app, "anonymous", "/.well-known/smart-configuration").await.json().await.unwrap();
+    let (authorize, token_url) = (
+        smart["authorization_endpoint"].as_str().unwrap().to_string(),
+        smart["token_endpoint"].as_str().unwrap().to_string(),
+    );
+    assert!(authorize.starts_with(&app.base) && token_url.starts_with(&app.base), "{smart}");
+    let keys: Value = get_as(&app, "anonymous", "/.well-known/jwks.json").await.json().await.unwrap();
+    assert_eq!(keys["keys"][0]["alg"], "ES256");
+
+    let browser = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().unwrap();
+    let verifier = "a-code-verifier-of-the-app-that-is-long-enough-0123456789";
+    let challenge = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(sha2::Sha256::digest(verifier.as_bytes()));
+    let params = |redirect: &str| {
+        vec![
+            ("response_type", "code".to_string()),
+            ("client_id", "test-app".to_string()),
+            ("redirect_uri", redirect.to_string()),
+            ("scope", "openid fhirUser launch/patient patient/*.rs".to_string()),
+            ("state", "s-42".to_string()),
+            ("code_challenge", challenge.clone()),
+            ("code_challenge_method", "S256".to_string()),
+        ]
+    };
+    let callback = "http://127.0.0.1:9/callback";
+    let page = browser.get(&authorize).query(&params(callback)).send().await.unwrap();
+    assert_eq!(page.status(), 200);
+    let html = page.text().await.unwrap();
+    assert!(
+        html.contains("Silva") && html.contains("RelatedPerson/ana") && html.contains("Practitioner/okafor"),
+        "{html}"
+    );
+    // Ana signs in: the code comes back with the state.
+    let sign_in = |person: &str, decision: &str| {
+        let mut form = params(callback);
+        form.push(("person", person.to_string()));
+        form.push(("decision", decision.to_string()));
+        browser.post(&authorize).form(&form).send()
+    };
+    let back = sign_in("RelatedPerson/ana", "allow").await.unwrap();
+    assert_eq!(back.status(), 302);
+    let location = url::Url::parse(back.headers()["location"].to_str().unwrap()).unwrap();
+    let query: std::collections::HashMap<String, String> = location.query_pairs().into_owned().collect();
+    assert!(location.as_str().starts_with(callback) && query["state"] == "s-42", "{location}");
+    let exchange = |code: &str, verifier: &str| {
+        let form = [
+            ("grant_type", "authorization_code"),
+            ("code", code),
+            ("redirect_uri", callback),
+            ("client_id", "test-app"),
+            ("code_verifier", verifier),
+        ];
+        browser.post(&token_url).form(&form).send()
+    };
+    let wrong = exchange(&query["code"], "another-verifier-that-is-long-enough-for-the-rule-0123456").await.unwrap();
+    assert_eq!(wrong.status(), 400);
+    assert_eq!(wrong.json::<Value>().await.unwrap()["error"], "invalid_grant");
+    // The code was spent by the wrong verifier: sign in again.
+    let back = sign_in("RelatedPerson/ana", "allow").await.unwrap();
+    let location = url::Url::parse(back.headers()["location"].to_str().unwrap()).unwrap();
+    let code = location.query_pairs().find(|(k, _)| k == "code").unwrap().1.to_string();
+    let answer: Value = exchange(&code, verifier).await.unwrap().json().await.unwrap();
+    assert_eq!(
+        (answer["token_type"].as_str(), answer["patient"].as_str()),
+        (Some("Bearer"), Some("maria")),
+        "{answer}"
+    );
+    assert_eq!(answer["fhirUser"], "RelatedPerson/ana");
+    assert_eq!(exchange(&code, verifier).await.unwrap().status(), 400, "a code works once");
+    // The token works as Ana's, acting for Maria, and reaches no further.
+    let token = answer["access_token"].as_str().unwrap();
+    let read = |path: &str| browser.get(app.url(path)).bearer_auth(token).send();
+    assert_eq!(read("/Patient/maria").await.unwrap().status(), 200);
+    assert_eq!(read("/Device").await.unwrap().status(), 403);
+    // Declining sends the app an error; a redirect elsewhere is refused.
+    let declined = sign_in("Patient/maria", "deny").await.unwrap();
+    assert!(declined.headers()["location"].to_str().unwrap().contains("error=access_denied"));
+    let elsewhere = browser.get(&authorize).query(&params("https://evil.example/cb")).send().await.unwrap();
+    assert_eq!(elsewhere.status(), 400);
     app.database.finish().await;
 }

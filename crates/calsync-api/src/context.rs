@@ -11,9 +11,10 @@ use calsync_usecase::{Caller, Context, UseCaseError, UseCases};
 use crate::edge::Edge;
 use crate::outcome::ApiError;
 
-/// The routes answered without a token: discovery, the SMART Scheduling Links feed, and the
-/// two a browser comes back to from outside, which their `state` authenticates.
-pub const PUBLIC: [&str; 9] = [
+/// The routes answered without a token: discovery, the SMART Scheduling Links feed, the two a
+/// browser comes back to from outside, which their `state` authenticates, and the development
+/// issuer's sign-in.
+pub const PUBLIC: [&str; 11] = [
     "/metadata",
     "/.well-known/smart-configuration",
     "/.well-known/jwks.json",
@@ -23,6 +24,8 @@ pub const PUBLIC: [&str; 9] = [
     "/$bulk-publish/{file}",
     "/$booking-return",
     "/connect/{provider}/callback",
+    "/auth/authorize",
+    "/auth/token",
 ];
 
 /// The [`Context`] of a request: its caller, its instant on the system's clock, and the base URL

@@ -22,6 +22,8 @@ pub struct Edge {
     pub trusted_proxies: Vec<IpAddr>,
     /// What `/.well-known/smart-configuration` and the CapabilityStatement publish.
     pub smart: Smart,
+    /// The development issuer's sign-in (`CALSYNC_ENV=local`); none with an outside issuer.
+    pub sign_in: Option<crate::sign_in::SignIn>,
 }
 
 /// The authorization server's endpoints, absolute or relative to this server's address (the

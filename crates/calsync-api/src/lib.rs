@@ -26,6 +26,7 @@ pub mod operation;
 pub mod outcome;
 pub mod publishers;
 pub mod registry;
+pub mod sign_in;
 pub mod smart;
 pub mod xml;
 
@@ -40,6 +41,7 @@ pub fn mount(cases: UseCases, edge: edge::Edge) -> impl Fn(&mut web::ServiceConf
             .app_data(edge.clone())
             .app_data(web::PayloadConfig::new(media::MAX_BODY))
             .configure(smart::routes)
+            .configure(sign_in::routes)
             .configure(connections::routes)
             .configure(connect::routes)
             .configure(publishers::routes)

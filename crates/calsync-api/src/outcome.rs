@@ -151,13 +151,14 @@ pub fn as_operation_outcome<B>(res: ServiceResponse<B>) -> actix_web::Result<Err
     if matches!(res.status(), StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN) {
         audit_refusal(res.request());
     }
-    let is_fhir = res
+    // FHIR answers, and OAuth's JSON errors (the development sign-in's token endpoint), stand.
+    let is_final = res
         .response()
         .headers()
         .get(CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v.starts_with(FHIR_JSON));
-    if is_fhir {
+        .is_some_and(|v| v.starts_with(FHIR_JSON) || v.starts_with("application/json"));
+    if is_final {
         return Ok(ErrorHandlerResponse::Response(res.map_into_left_body()));
     }
     let status = res.status();

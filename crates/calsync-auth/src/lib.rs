@@ -235,6 +235,45 @@ pub struct Grant {
     pub client_id: Option<String>,
 }
 
+impl Grant {
+    /// What a development token grants acting as `who`: `system` (no person) or a person
+    /// (`Patient/…`, `RelatedPerson/…`, `Practitioner/…`, `PractitionerRole/…`), with `scope`
+    /// or the scopes such an app asks for, and `patient` in context (a patient's own by default).
+    pub fn acting_as(who: &str, scope: Option<&str>, patient: Option<&str>) -> Result<Grant, String> {
+        if who == "system" {
+            return Ok(Grant {
+                subject: "system".into(),
+                scope: scope.unwrap_or("system/*.cruds").into(),
+                client_id: Some("calsync-cli".into()),
+                ..Default::default()
+            });
+        }
+        let person =
+            calsync_usecase::access::Principal::person_reference(who).filter(|p| p == who).ok_or_else(|| {
+                format!("{who:?}: expected system or Patient/…, RelatedPerson/…, Practitioner/…, PractitionerRole/…")
+            })?;
+        let (kind, id) = person.split_once('/').unwrap_or_default();
+        // What a patient-facing app asks for: everything in the patient's compartment, and reading
+        // the provider directory; a practitioner's app, what the practitioner's user may do.
+        let default_scope = match kind {
+            "Patient" | "RelatedPerson" => "openid fhirUser launch/patient patient/*.cruds user/*.rs",
+            _ => "openid fhirUser user/*.cruds",
+        };
+        let patient = match (kind, patient) {
+            (_, Some(p)) => Some(p.trim_start_matches("Patient/").to_string()),
+            ("Patient", None) => Some(id.to_string()),
+            _ => None,
+        };
+        Ok(Grant {
+            subject: person.clone(),
+            scope: scope.unwrap_or(default_scope).into(),
+            fhir_user: Some(person),
+            patient,
+            client_id: Some("calsync-cli".into()),
+        })
+    }
+}
+
 #[derive(Serialize)]
 struct Minted<'a> {
     iss: &'a str,

@@ -5,6 +5,8 @@ use std::time::Duration;
 
 use calsync_api::auth::Authenticator;
 use calsync_api::edge::{Edge, Smart};
+use calsync_api::sign_in::SignIn;
+pub use calsync_auth::Grant;
 use calsync_auth::{Issuer, Keys, RemoteKeys, Verifier};
 
 use crate::settings::{AuthMode, Settings};
@@ -26,16 +28,20 @@ pub fn development_issuer(settings: &Settings) -> Issuer {
 /// public address, the trusted proxies, and the SMART endpoints it publishes.
 pub fn edge(settings: &Settings) -> Result<Edge, String> {
     let auth = &settings.auth;
+    let mut sign_in = None;
     let smart = match auth.mode() {
         AuthMode::None => Smart::default(),
         AuthMode::Development => {
             let issuer = development_issuer(settings);
-            Smart {
+            let smart = Smart {
                 issuer: Some(issuer.issuer().to_string()),
+                authorize: Some("/auth/authorize".into()),
+                token: Some("/auth/token".into()),
                 jwks_uri: Some("/.well-known/jwks.json".into()),
                 development_jwks: Some(issuer.jwks()),
-                ..Smart::default()
-            }
+            };
+            sign_in = Some(SignIn::new(issuer));
+            smart
         }
         AuthMode::Issuer => Smart {
             issuer: auth.issuer.clone(),
@@ -55,6 +61,7 @@ pub fn edge(settings: &Settings) -> Result<Edge, String> {
         public_url: settings.public_url.clone(),
         trusted_proxies,
         smart,
+        sign_in,
     })
 }
 
@@ -83,40 +90,6 @@ pub fn authenticator(settings: &Settings) -> Result<Authenticator, String> {
                 .map_err(|e| format!("the JWKS client: {e}"))?;
             Authenticator::with(Verifier::new(issuer, audience, Keys::Remote(RemoteKeys::new(jwks, client))))
         }
-    })
-}
-
-/// Who a development token acts as: a system (no person) or a person of the demo's data.
-pub fn development_grant(who: &str, scope: Option<&str>, patient: Option<&str>) -> Result<calsync_auth::Grant, String> {
-    if who == "system" {
-        return Ok(calsync_auth::Grant {
-            subject: "system".into(),
-            scope: scope.unwrap_or("system/*.cruds").into(),
-            client_id: Some("calsync-cli".into()),
-            ..Default::default()
-        });
-    }
-    let person = calsync_usecase::access::Principal::person_reference(who).filter(|p| p == who).ok_or_else(|| {
-        format!("{who:?}: expected system or Patient/…, RelatedPerson/…, Practitioner/…, PractitionerRole/…")
-    })?;
-    let (kind, id) = person.split_once('/').unwrap_or_default();
-    // What a patient-facing app asks for: everything in the patient's compartment, and reading
-    // the provider directory; a practitioner's app, what the practitioner's user may do.
-    let default_scope = match kind {
-        "Patient" | "RelatedPerson" => "openid fhirUser launch/patient patient/*.cruds user/*.rs",
-        _ => "openid fhirUser user/*.cruds",
-    };
-    let patient = match (kind, patient) {
-        (_, Some(p)) => Some(p.trim_start_matches("Patient/").to_string()),
-        ("Patient", None) => Some(id.to_string()),
-        _ => None,
-    };
-    Ok(calsync_auth::Grant {
-        subject: person.clone(),
-        scope: scope.unwrap_or(default_scope).into(),
-        fhir_user: Some(person),
-        patient,
-        client_id: Some("calsync-cli".into()),
     })
 }
 

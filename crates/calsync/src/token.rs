@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use calsync_system::Settings;
-use calsync_system::authentication::{development_grant, development_token};
+use calsync_system::authentication::{Grant, development_token};
 
 /// Arguments of `calsync token`.
 #[derive(clap::Args)]
@@ -34,7 +34,7 @@ pub struct TokenArgs {
 
 pub fn run(args: TokenArgs) -> Result<(), String> {
     let settings = Settings::from_environment(&args.config)?;
-    let grant = development_grant(&args.who, args.scope.as_deref(), args.patient.as_deref())?;
+    let grant = Grant::acting_as(&args.who, args.scope.as_deref(), args.patient.as_deref())?;
     println!("{}", development_token(&settings, &grant, Duration::from_secs(args.minutes.max(1) * 60))?);
     Ok(())
 }
