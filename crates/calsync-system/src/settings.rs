@@ -322,6 +322,48 @@ mod tests {
     }
 
     #[test]
+    fn production_refuses_the_development_issuer_key_and_private_networks() {
+        let dir = dir_with("production", &[("local.toml", &format!("secret_key = \"{DEVELOPMENT_SECRET_KEY}\"\n"))]);
+        // A developer's machine: the development issuer, the public key, all fine.
+        let local = Settings::load(&dir, "local", HashMap::new()).unwrap();
+        assert_eq!(local.auth.mode(), AuthMode::Development);
+        assert!(local.production_refusals().is_empty());
+        // Production with nothing configured: no issuer is a refusal that says what to do.
+        let bare = Settings::load(&dir, "production", HashMap::new()).unwrap();
+        let refusals = bare.production_refusals();
+        assert_eq!(refusals.len(), 1, "{refusals:?}");
+        assert!(refusals[0].contains("CALSYNC_AUTH__ISSUER") && refusals[0].contains("mode = \"none\""), "{refusals:?}");
+        // Every unfit setting is named.
+        let vars = |pairs: &[(&str, &str)]| pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        let unfit = Settings::load(
+            &dir,
+            "production",
+            vars(&[
+                ("CALSYNC_AUTH__MODE", "development"),
+                ("CALSYNC_SECRET_KEY", DEVELOPMENT_SECRET_KEY),
+                ("CALSYNC_EGRESS__PRIVATE_NETWORKS", "true"),
+            ]),
+        )
+        .unwrap();
+        let refusals = unfit.production_refusals().join(" | ");
+        for named in ["development token issuer", "secret_key", "private_networks"] {
+            assert!(refusals.contains(named), "{named}: {refusals}");
+        }
+        // An issuer, or an explicit "none", is fit.
+        let issuer = Settings::load(
+            &dir,
+            "production",
+            vars(&[("CALSYNC_AUTH__ISSUER", "https://login.example"), ("CALSYNC_AUTH__JWKS_URL", "https://login.example/jwks")]),
+        )
+        .unwrap();
+        assert_eq!(issuer.auth.mode(), AuthMode::Issuer);
+        assert!(issuer.production_refusals().is_empty());
+        let none = Settings::load(&dir, "production", vars(&[("CALSYNC_AUTH__MODE", "none")])).unwrap();
+        assert!(none.production_refusals().is_empty());
+        std::fs::remove_dir_all(dir).ok();
+    }
+
+    #[test]
     fn layers_apply_in_order() {
         let none = std::env::temp_dir().join("calsync-config-absent");
         let defaults = Settings::load(&none, "local", HashMap::new()).unwrap();
