@@ -332,7 +332,10 @@ mod tests {
         let bare = Settings::load(&dir, "production", HashMap::new()).unwrap();
         let refusals = bare.production_refusals();
         assert_eq!(refusals.len(), 1, "{refusals:?}");
-        assert!(refusals[0].contains("CALSYNC_AUTH__ISSUER") && refusals[0].contains("mode = \"none\""), "{refusals:?}");
+        assert!(
+            refusals[0].contains("CALSYNC_AUTH__ISSUER") && refusals[0].contains("mode = \"none\""),
+            "{refusals:?}"
+        );
         // Every unfit setting is named.
         let vars = |pairs: &[(&str, &str)]| pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
         let unfit = Settings::load(
@@ -353,7 +356,10 @@ mod tests {
         let issuer = Settings::load(
             &dir,
             "production",
-            vars(&[("CALSYNC_AUTH__ISSUER", "https://login.example"), ("CALSYNC_AUTH__JWKS_URL", "https://login.example/jwks")]),
+            vars(&[
+                ("CALSYNC_AUTH__ISSUER", "https://login.example"),
+                ("CALSYNC_AUTH__JWKS_URL", "https://login.example/jwks"),
+            ]),
         )
         .unwrap();
         assert_eq!(issuer.auth.mode(), AuthMode::Issuer);

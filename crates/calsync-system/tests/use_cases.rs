@@ -15,12 +15,18 @@ fn at(text: &str) -> DateTime<Utc> {
     DateTime::parse_from_rfc3339(text).unwrap().to_utc()
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn find_hold_book_and_cancel_through_the_use_cases_alone() {
+/// The system on a fresh database, its clock at the start of the demo's week.
+async fn demo_week() -> (TestDatabase, Settings, System) {
     let database = TestDatabase::create().await;
     let mut settings = Settings::new("127.0.0.1:0", database.url.clone());
     settings.clock_start = Some(at("2026-12-01T12:00:00Z"));
     let system = System::open(&settings).await.expect("the system opens");
+    (database, settings, system)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn find_hold_book_and_cancel_through_the_use_cases_alone() {
+    let (database, settings, system) = demo_week().await;
     let cases = system.use_cases();
     // The operator loads the clinic; Maria, signed in as the page will sign her in, does the rest.
     let operator = cases.context(Caller::Operator, "http://calsync.test");
@@ -141,10 +147,7 @@ async fn a_page_includes_at_most_a_thousand_resources_and_says_when_it_stops() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn explain_shows_busy_times_only_to_their_owner() {
     use calsync_core::participant::Blocker;
-    let database = TestDatabase::create().await;
-    let mut settings = Settings::new("127.0.0.1:0", database.url.clone());
-    settings.clock_start = Some(at("2026-12-01T12:00:00Z"));
-    let system = System::open(&settings).await.expect("the system opens");
+    let (database, _, system) = demo_week().await;
     let cases = system.use_cases();
     let operator = cases.context(Caller::Operator, "http://calsync.test");
     let busy = |id: &str, schedule: &str, start: &str, end: &str| {

@@ -196,19 +196,27 @@ impl UseCases {
             "Consent" => people(references(&resource["patient"])),
             "Task" => people(references(&resource["for"])),
             "Schedule" if is_participant_schedule(resource) => people(references(&resource["actor"])),
-            "Slot" => {
-                let schedule = references(&resource["schedule"]).into_iter().next().unwrap_or_default();
-                if !schedules.contains_key(&schedule) {
-                    let actors = self.schedule_actors(&schedule).await?;
-                    schedules.insert(schedule.clone(), actors);
-                }
-                match &schedules[&schedule] {
-                    Some((actors, true)) => people(actors.clone()),
-                    _ => Vec::new(),
-                }
-            }
+            "Slot" => match self.schedule_of_slot(resource, schedules).await? {
+                Some((actors, true)) => people(actors.clone()),
+                _ => Vec::new(),
+            },
             _ => Vec::new(),
         })
+    }
+
+    /// The actors of a Slot's Schedule and whether it is a participant's ([`UseCases::schedule_actors`]),
+    /// remembered in `schedules` for the next Slot of the same Schedule.
+    async fn schedule_of_slot<'s>(
+        &self,
+        slot: &Value,
+        schedules: &'s mut HashMap<String, Option<(Vec<String>, bool)>>,
+    ) -> Outcome<&'s Option<(Vec<String>, bool)>> {
+        let schedule = references(&slot["schedule"]).into_iter().next().unwrap_or_default();
+        if !schedules.contains_key(&schedule) {
+            let actors = self.schedule_actors(&schedule).await?;
+            schedules.insert(schedule.clone(), actors);
+        }
+        Ok(&schedules[&schedule])
     }
 
     /// True when the person of `c` may read `resource` (of type `t`).
@@ -233,18 +241,11 @@ impl UseCases {
             "Schedule" => {
                 !is_participant_schedule(resource) || references(&resource["actor"]).iter().any(|a| c.has_person(a))
             }
-            "Slot" => {
-                let schedule = references(&resource["schedule"]).into_iter().next().unwrap_or_default();
-                if !schedules.contains_key(&schedule) {
-                    let actors = self.schedule_actors(&schedule).await?;
-                    schedules.insert(schedule.clone(), actors);
-                }
-                match &schedules[&schedule] {
-                    Some((actors, true)) => actors.iter().any(|a| c.acts_for(a)),
-                    Some((_, false)) => true,
-                    None => false,
-                }
-            }
+            "Slot" => match self.schedule_of_slot(resource, schedules).await? {
+                Some((actors, true)) => actors.iter().any(|a| c.acts_for(a)),
+                Some((_, false)) => true,
+                None => false,
+            },
             "Appointment" => appointment_actors(resource).iter().any(|a| c.has_person(a) || c.provider.contains(a)),
             "Consent" => references(&resource["patient"]).iter().any(|p| c.has_person(p)),
             "Task" => references(&resource["for"]).iter().any(|p| c.has_person(p)),
