@@ -759,3 +759,50 @@ async fn the_development_issuer_signs_a_smart_app_in_with_pkce() {
     assert_eq!(elsewhere.status(), 400);
     app.database.finish().await;
 }
+
+#[tokio::test]
+async fn absolute_urls_come_from_public_url_and_forwarded_headers_only_from_trusted_proxies() {
+    let self_link = |b: &Value| {
+        b["link"].as_array().unwrap().iter().find(|l| l["relation"] == "self").unwrap()["url"]
+            .as_str()
+            .unwrap()
+            .to_string()
+    };
+    // Not configured: the request's Host; a forwarded host from an untrusted peer is ignored.
+    let app = spawn_app().await;
+    load_clinic(&app).await;
+    let forged = app
+        .client
+        .get(app.url("/Location"))
+        .header("X-Forwarded-Host", "evil.example")
+        .header("X-Forwarded-Proto", "https")
+        .header("Forwarded", "host=evil.example;proto=https")
+        .send()
+        .await
+        .unwrap();
+    let link = self_link(&forged.json().await.unwrap());
+    assert!(link.starts_with(&app.base), "{link}");
+    app.database.finish().await;
+    // From a trusted proxy (loopback here), its headers name the address.
+    let app = spawn_app_with(|s| s.trusted_proxies = vec!["127.0.0.1".into()]).await;
+    let proxied = app
+        .client
+        .get(app.url("/Location"))
+        .header("X-Forwarded-Host", "calsync.example.org")
+        .header("X-Forwarded-Proto", "https")
+        .send()
+        .await
+        .unwrap();
+    assert!(self_link(&proxied.json().await.unwrap()).starts_with("https://calsync.example.org/"));
+    app.database.finish().await;
+    // public_url wins over everything.
+    let app = spawn_app_with(|s| s.public_url = Some("https://calsync.example.org/fhir".into())).await;
+    let answer = app.client.get(app.url("/Location")).header("X-Forwarded-Host", "evil.example").send().await.unwrap();
+    assert!(self_link(&answer.json().await.unwrap()).starts_with("https://calsync.example.org/fhir/Location"));
+    let smart: Value = app.get("/.well-known/smart-configuration").await.json().await.unwrap();
+    assert!(
+        smart["jwks_uri"].as_str().unwrap().starts_with("http://127.0.0.1:"),
+        "the tests' issuer's own address: {smart}"
+    );
+    app.database.finish().await;
+}
