@@ -51,9 +51,11 @@ grep "^loaded" "$work/serve.log" || true
 base="http://127.0.0.1:$port"
 # Requests carry a token of the development issuer: the Slot search a system's, $find-mutual
 # Maria's stand-in p-0's (whose caregivers p-1, p-2 are), so that her compartment is checked.
-# A build from before tokens has no `token` command and needs none.
+# WHO=system (or another person) overrides. A build from before tokens has no `token` command
+# and needs none.
 who=system
 [ "$scenario" = find-mutual ] && who=Patient/p-0
+who="${WHO:-$who}"
 token=$("$calsync" token --as "$who" 2>/dev/null || true)
 auth=()
 [ -n "$token" ] && auth=(-H "Authorization: Bearer $token")

@@ -45,6 +45,8 @@ fn refused(why: impl Into<String>) -> TokenError {
 struct Claims {
     iss: String,
     sub: String,
+    /// Checked by the JWT library (required); kept to know until when the token is valid.
+    exp: f64,
     #[serde(default)]
     scope: Option<String>,
     /// Some issuers write the scopes as `scp`, a list or a string.
@@ -105,18 +107,26 @@ impl RemoteKeys {
     }
 }
 
+/// Tokens remembered as verified at most: a client sends the same token with every request
+/// until it expires, and checking its signature again each time cost more than the search it
+/// carried (ES256 in pure Rust).
+pub const VERIFIED_TOKENS: usize = 10_000;
+
 /// Checks tokens of one issuer for one audience.
 #[derive(Debug)]
 pub struct Verifier {
     issuer: String,
     audience: String,
     keys: Keys,
+    /// Tokens verified already, by the SHA-256 of their bytes: who they name and until when
+    /// (`exp`, Unix seconds).
+    verified: std::sync::Mutex<std::collections::HashMap<[u8; 32], (Principal, i64)>>,
 }
 
 impl Verifier {
     /// A verifier of `issuer`'s tokens for `audience`, signed by `keys`.
     pub fn new(issuer: impl Into<String>, audience: impl Into<String>, keys: Keys) -> Self {
-        Verifier { issuer: issuer.into(), audience: audience.into(), keys }
+        Verifier { issuer: issuer.into(), audience: audience.into(), keys, verified: Default::default() }
     }
 
     /// The issuer whose tokens are accepted.
@@ -124,8 +134,31 @@ impl Verifier {
         &self.issuer
     }
 
-    /// Who the token names, if it is valid.
+    /// Who the token names, if it is valid. A token verified before is taken from memory while
+    /// it has not expired (the same bytes, the same signature: nothing to check again but time).
     pub async fn verify(&self, token: &str) -> Result<Principal, TokenError> {
+        use sha2::Digest;
+        let digest: [u8; 32] = sha2::Sha256::digest(token.as_bytes()).into();
+        let now = chrono::Utc::now().timestamp();
+        if let Some((who, exp)) = self.verified.lock().unwrap_or_else(|e| e.into_inner()).get(&digest)
+            && now <= exp + LEEWAY_SECONDS as i64
+        {
+            return Ok(who.clone());
+        }
+        let (who, exp) = self.verify_signed(token).await?;
+        let mut verified = self.verified.lock().unwrap_or_else(|e| e.into_inner());
+        if verified.len() >= VERIFIED_TOKENS {
+            verified.retain(|_, (_, e)| now <= *e + LEEWAY_SECONDS as i64);
+            if verified.len() >= VERIFIED_TOKENS {
+                verified.clear();
+            }
+        }
+        verified.insert(digest, (who.clone(), exp));
+        Ok(who)
+    }
+
+    /// [`Verifier::verify`] without memory: the signature, the claims, and `exp`.
+    async fn verify_signed(&self, token: &str) -> Result<(Principal, i64), TokenError> {
         let header = jsonwebtoken::decode_header(token).map_err(|_| match written_algorithm(token) {
             Some(alg) => refused(format!("algorithm {alg:?} is not accepted (RS256, RS384, ES256, ES384)")),
             None => refused("it is not a JWT"),
@@ -174,14 +207,15 @@ impl Verifier {
             }
             None => None,
         };
-        Ok(Principal {
+        let who = Principal {
             issuer: claims.iss,
             subject: claims.sub,
             client: claims.client_id,
             scopes: Scopes::parse(&scope),
             user,
             patient,
-        })
+        };
+        Ok((who, claims.exp as i64))
     }
 
     async fn key(&self, kid: Option<&str>) -> Option<Jwk> {

@@ -96,3 +96,26 @@ async fn a_remote_key_set_is_read_when_a_token_names_an_unknown_key() {
     assert!(verifier.verify(&other.mint(&maria(), now(), Duration::from_secs(300))).await.is_err());
     assert_eq!(hits.load(std::sync::atomic::Ordering::SeqCst), 1);
 }
+
+/// A token verified once is not checked again while it is valid, and is refused once expired
+/// (60 s leeway) although remembered.
+#[tokio::test]
+async fn a_token_verified_before_is_remembered_until_it_expires() {
+    let (issuer, verifier) = setup();
+    let lasting = issuer.mint(&maria(), now(), Duration::from_secs(300));
+    let first = verifier.verify(&lasting).await.unwrap();
+    assert_eq!(verifier.verify(&lasting).await.unwrap(), first);
+    // Issued 10 minutes ago for 8: expired beyond the leeway, on the first and the second look.
+    let expired = issuer.mint(&maria(), now() - 600, Duration::from_secs(480));
+    assert!(verifier.verify(&expired).await.is_err());
+    assert!(verifier.verify(&expired).await.is_err());
+    // Within the leeway (expired 30 s ago): accepted, remembered, and still accepted.
+    let in_leeway = issuer.mint(&maria(), now() - 330, Duration::from_secs(300));
+    assert!(verifier.verify(&in_leeway).await.is_ok());
+    assert!(verifier.verify(&in_leeway).await.is_ok());
+    // One changed byte is another token: checked, and refused.
+    let mut tampered = lasting.clone().into_bytes();
+    let last = tampered.len() - 1;
+    tampered[last] = if tampered[last] == b'A' { b'B' } else { b'A' };
+    assert!(verifier.verify(&String::from_utf8(tampered).unwrap()).await.is_err());
+}
