@@ -265,6 +265,14 @@ async fn a_patient_and_her_caregiver_search_her_compartment_only() {
     let token = app.issuer.mint(&grant, chrono::Utc::now().timestamp(), Duration::from_secs(60));
     let resp = app.client.get(app.url("/Patient/bob")).bearer_auth(token).send().await.unwrap();
     outcome(resp, StatusCode::FORBIDDEN).await;
+    // A compartment is remembered for a while, but a new caregiver counts at once, and one who
+    // no longer cares for Maria is out at once.
+    let zoe = json!({"resourceType": "RelatedPerson", "id": "zoe", "patient": {"reference": "Patient/maria"}});
+    assert!(app.put("/RelatedPerson/zoe", &zoe, None).await.status().is_success());
+    assert_eq!(search("Patient/maria", "/RelatedPerson").await, ["RelatedPerson/ana", "RelatedPerson/zoe"]);
+    assert_eq!(app.client.delete(app.url("/RelatedPerson/ana")).send().await.unwrap().status(), 204);
+    assert_eq!(search("Patient/maria", "/RelatedPerson").await, ["RelatedPerson/zoe"]);
+    outcome(get_as(&app, "Patient/maria", "/Slot/ana-b1").await, StatusCode::NOT_FOUND).await;
     app.database.finish().await;
 }
 

@@ -17,6 +17,8 @@
 //! busy, never when.
 
 use std::collections::{BTreeSet, HashMap};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use calsync_fhir::availability::{is_participant_reference, is_participant_schedule};
 use calsync_store::StoreError;
@@ -29,6 +31,43 @@ use crate::{Caller, Context, Outcome, UseCaseError, UseCases};
 
 /// RelatedPersons of one patient, or PractitionerRoles of one practitioner, read at most.
 const MAX_MEMBERS: u64 = 200;
+
+/// How long a person's compartment is remembered: a write of a RelatedPerson or PractitionerRole
+/// through this process forgets them all at once; one through another process is seen after this.
+const REMEMBERED_FOR: Duration = Duration::from_secs(30);
+
+/// Compartments remembered at most.
+const REMEMBERED: usize = 10_000;
+
+/// Compartments read lately, by who the token names (shared by every clone of the use cases).
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Remembered(Arc<Mutex<HashMap<String, (Compartment, Instant)>>>);
+
+impl Remembered {
+    fn get(&self, key: &str) -> Option<Compartment> {
+        let map = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        map.get(key).filter(|(_, at)| at.elapsed() < REMEMBERED_FOR).map(|(c, _)| c.clone())
+    }
+
+    fn put(&self, key: String, c: Compartment) {
+        let mut map = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        if map.len() >= REMEMBERED {
+            map.retain(|_, (_, at)| at.elapsed() < REMEMBERED_FOR);
+            if map.len() >= REMEMBERED {
+                map.clear();
+            }
+        }
+        map.insert(key, (c, Instant::now()));
+    }
+
+    /// Forgets every compartment (who cares for whom, or who holds which role, changed).
+    pub(crate) fn forget(&self) {
+        self.0.lock().unwrap_or_else(|e| e.into_inner()).clear();
+    }
+}
+
+/// The types whose writes change compartments.
+pub(crate) const MEMBERSHIP: [&str; 2] = ["RelatedPerson", "PractitionerRole"];
 
 /// How far a caller reaches.
 #[derive(Debug, Clone)]
@@ -105,7 +144,13 @@ impl UseCases {
         if crate::policy::is_system(p) {
             return Ok(Reach::Everything);
         }
-        self.compartment(p).await.map(Reach::Person)
+        let key = format!("{}\n{}\n{:?}\n{:?}", p.issuer, p.subject, p.user, p.patient);
+        if let Some(c) = self.compartments.get(&key) {
+            return Ok(Reach::Person(c));
+        }
+        let c = self.compartment(p).await?;
+        self.compartments.put(key, c.clone());
+        Ok(Reach::Person(c))
     }
 
     async fn compartment(&self, p: &Principal) -> Outcome<Compartment> {

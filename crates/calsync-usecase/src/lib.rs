@@ -92,6 +92,7 @@ pub struct UseCases {
     open: bool,
     places: std::sync::Arc<publish::PublishedPlaces>,
     audit: audit::Audit,
+    compartments: compartment::Remembered,
 }
 
 impl std::fmt::Debug for UseCases {
@@ -142,6 +143,7 @@ impl UseCases {
             min_poll,
             open,
             audit,
+            compartments: Default::default(),
             places: Default::default(),
         }
     }

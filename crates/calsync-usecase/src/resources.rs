@@ -104,6 +104,13 @@ impl UseCases {
         }
     }
 
+    /// Forgets the compartments remembered when a write of type `t` may have changed them.
+    fn forget_compartments(&self, t: &str) {
+        if crate::compartment::MEMBERSHIP.contains(&t) {
+            self.compartments.forget();
+        }
+    }
+
     /// Permits the caller to write `value` (the version before or after a write) of type `t`.
     async fn writable(&self, reach: &Reach, t: &str, value: &Value) -> Outcome<()> {
         match reach {
@@ -159,6 +166,7 @@ impl UseCases {
             map.remove("id");
         }
         let stored = self.store.create(t, value, cx.now).await?;
+        self.forget_compartments(t);
         if t == "Consent" {
             // A new Consent can deny (a nested deny, or a status other than active).
             self.consent_changed(cx, None, Some(&stored.content)).await;
@@ -202,6 +210,7 @@ impl UseCases {
             _ => None,
         };
         let (stored, created) = self.store.update(t, id, value, if_match, cx.now).await?;
+        self.forget_compartments(t);
         if t == "Consent" {
             self.consent_changed(cx, before.as_ref(), Some(&stored.content)).await;
         }
@@ -280,6 +289,7 @@ impl UseCases {
             _ => None,
         };
         self.store.delete(t, id, cx.now).await?;
+        self.forget_compartments(t);
         if before.is_some() {
             self.consent_changed(cx, before.as_ref(), None).await;
         }
@@ -297,7 +307,9 @@ impl UseCases {
             valid_id(t, id)?;
             calsync_fhir::validate::resource(&value.to_string(), t)?;
         }
-        Ok(self.store.put_many(resources, cx.now).await?)
+        let written = self.store.put_many(resources, cx.now).await?;
+        self.compartments.forget();
+        Ok(written)
     }
 
     /// After a Consent was written or deleted (`before` and `after` its versions): every
