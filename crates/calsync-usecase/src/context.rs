@@ -25,8 +25,8 @@ impl Clock {
 
 /// Who asks.
 ///
-/// Every use case receives the caller; the policy that checks a bearer's scopes and compartment
-/// is being built (issue 26): until it is, callers are not yet told apart.
+/// Every use case receives the caller and asks the policy ([`crate::policy`],
+/// [`crate::compartment`]) what it may do.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Caller {
     /// No credentials were presented.
