@@ -265,6 +265,20 @@ async fn a_patient_and_her_caregiver_search_her_compartment_only() {
     let token = app.issuer.mint(&grant, chrono::Utc::now().timestamp(), Duration::from_secs(60));
     let resp = app.client.get(app.url("/Patient/bob")).bearer_auth(token).send().await.unwrap();
     outcome(resp, StatusCode::FORBIDDEN).await;
+    // A conditional create matches in the caller's compartment only: Maria's criteria naming
+    // Bob's Consent create hers, and never hand her his.
+    let resp = reqwest::Client::new()
+        .post(app.url("/Consent"))
+        .bearer_auth(token_of(&app, "Patient/maria").unwrap())
+        .header("Content-Type", "application/fhir+json")
+        .header("If-None-Exist", "patient=Patient/bob")
+        .body(consent("ignored", "Patient/maria").to_string())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 201);
+    let created: Value = resp.json().await.unwrap();
+    assert_eq!(created["patient"]["reference"], "Patient/maria", "{created}");
     // A compartment is remembered for a while, but a new caregiver counts at once, and one who
     // no longer cares for Maria is out at once.
     let zoe = json!({"resourceType": "RelatedPerson", "id": "zoe", "patient": {"reference": "Patient/maria"}});

@@ -145,7 +145,13 @@ impl UseCases {
         criteria: &str,
         limit: u64,
     ) -> Outcome<(Vec<StoredResource>, u64)> {
-        let page = matching(&self.store, t, criteria, limit, cx.now).await?;
+        // A person's criteria match only in their compartment: a conditional create must not
+        // hand them someone else's resource.
+        let within = match self.reach(cx).await? {
+            Reach::Person(c) => Some(c),
+            Reach::Everything => None,
+        };
+        let page = matching(&self.store, t, criteria, limit, cx.now, within.as_ref()).await?;
         Ok((page.resources, page.total))
     }
 }
@@ -273,12 +279,22 @@ fn narrow(request: &SearchRequest, c: &Compartment) -> Outcome<SearchRequest> {
 
 /// Resources of type `t` matching `criteria` (a query string such as `If-None-Exist` carries),
 /// at most `limit`. Criteria are read strictly: ignoring one would match too much.
-pub(crate) async fn matching(store: &Store, t: &str, criteria: &str, limit: u64, now: DateTime<Utc>) -> Outcome<Page> {
+pub(crate) async fn matching(
+    store: &Store,
+    t: &str,
+    criteria: &str,
+    limit: u64,
+    now: DateTime<Utc>,
+    within: Option<&Compartment>,
+) -> Outcome<Page> {
     let pairs = query_pairs(criteria, false)?;
     if pairs.is_empty() {
         return Err(UseCaseError::Invalid("conditional criteria are empty".into()));
     }
     let mut parsed = parse(t, &pairs, true, now)?;
+    if let Some(c) = within {
+        parsed = narrow(&parsed, c)?;
+    }
     parsed.count = limit;
     let page = run(store, t, &parsed).await?;
     let resources = page.resources.into_iter().map(StoredText::parse).collect::<Result<_, _>>()?;
