@@ -164,10 +164,10 @@ impl Principal {
     /// `fhirUser` as a relative reference: `Patient/x` from `Patient/x` or
     /// `https://host/fhir/Patient/x`, when it names one of the person types.
     pub fn person_reference(fhir_user: &str) -> Option<String> {
-        let parts: Vec<&str> = fhir_user.trim_end_matches('/').rsplit('/').take(2).collect();
-        let [id, t] = parts.as_slice() else { return None };
-        let person = matches!(*t, "Patient" | "RelatedPerson" | "Practitioner" | "PractitionerRole");
-        (person && calsync_store::is_valid_id(id)).then(|| format!("{t}/{id}"))
+        let key = calsync_fhir::index::reference_key(fhir_user)?;
+        let (t, id) = key.split_once('/')?;
+        let person = matches!(t, "Patient" | "RelatedPerson" | "Practitioner" | "PractitionerRole");
+        (person && calsync_store::is_valid_id(id)).then_some(key)
     }
 }
 

@@ -11,6 +11,7 @@ use calsync_store::Store;
 use serde_json::Value;
 use tokio::sync::mpsc;
 
+use crate::compartment::ScheduleActors;
 use crate::{Caller, Context, UseCases};
 
 /// Records waiting to be written at most.
@@ -136,10 +137,21 @@ impl UseCases {
         subtype: &'static str,
         resources: impl IntoIterator<Item = (&'a str, &'a Value)>,
     ) -> crate::Outcome<()> {
-        let mut schedules = std::collections::HashMap::new();
+        self.audit_resources_with(cx, action, subtype, resources, &mut ScheduleActors::new()).await
+    }
+
+    /// [`UseCases::audit_resources`] with the Schedules the call looked up already.
+    pub(crate) async fn audit_resources_with<'a>(
+        &self,
+        cx: &Context,
+        action: Action,
+        subtype: &'static str,
+        resources: impl IntoIterator<Item = (&'a str, &'a Value)>,
+        schedules: &mut ScheduleActors,
+    ) -> crate::Outcome<()> {
         let (mut patients, mut what) = (Vec::new(), Vec::new());
         for (t, content) in resources {
-            let people = self.participants_of(t, content, &mut schedules).await?;
+            let people = self.participants_of(t, content, schedules).await?;
             if people.is_empty() {
                 continue;
             }

@@ -34,9 +34,7 @@ struct Fingerprints {
 
 impl Fingerprints {
     fn of(caller: &crate::Caller, what: &Booking, comment: Option<&str>) -> Fingerprints {
-        use sha2::Digest;
-        let digest =
-            |text: String| sha2::Sha256::digest(text.as_bytes()).iter().map(|b| format!("{b:02x}")).collect::<String>();
+        use crate::booking_link::digest;
         let who = match caller {
             crate::Caller::Anonymous => "anonymous".to_string(),
             crate::Caller::Operator => "operator".to_string(),
@@ -46,7 +44,7 @@ impl Fingerprints {
             Booking::Held(id) => format!("held\n{id}"),
             Booking::Proposed(a) => format!("proposed\n{a}"),
         };
-        Fingerprints { caller: digest(who), body: digest(format!("{asked}\n{}", comment.unwrap_or(""))) }
+        Fingerprints { caller: digest(&who), body: digest(&format!("{asked}\n{}", comment.unwrap_or(""))) }
     }
 }
 

@@ -33,7 +33,8 @@ const OUTCOMES: [(&str, &str, &str); 4] = [
     ("failed", "failed", "cancelled"),
 ];
 
-fn digest(token: &str) -> String {
+/// The SHA-256 of `token`, in hex: what is kept of a secret or of who asked.
+pub(crate) fn digest(token: &str) -> String {
     Sha256::digest(token.as_bytes()).iter().map(|b| format!("{b:02x}")).collect()
 }
 

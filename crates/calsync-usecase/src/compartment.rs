@@ -21,16 +21,22 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use calsync_fhir::availability::{is_participant_reference, is_participant_schedule};
+use calsync_fhir::index::reference_key;
 use calsync_store::StoreError;
-use calsync_store::search::{AnyOf, IndexFilter, ResourceSearch};
+use calsync_store::search::{AnyOf, IndexFilter};
 use serde_json::Value;
 
 use crate::access::Principal;
 use crate::policy::DIRECTORY;
+use crate::search::references_of;
 use crate::{Caller, Context, Outcome, UseCaseError, UseCases};
 
+/// Schedules looked up while deciding on Slots (their actors, and whether a participant's), by
+/// reference, kept for the next Slot of a call.
+pub(crate) type ScheduleActors = HashMap<String, Option<(Vec<String>, bool)>>;
+
 /// RelatedPersons of one patient, or PractitionerRoles of one practitioner, read at most.
-const MAX_MEMBERS: u64 = 200;
+const MAX_MEMBERS: usize = 200;
 
 /// How long a person's compartment is remembered: a write of a RelatedPerson or PractitionerRole
 /// through this process forgets them all at once; one through another process is seen after this.
@@ -111,16 +117,11 @@ impl Compartment {
 fn references(value: &Value) -> Vec<String> {
     match value {
         Value::Array(items) => items.iter().flat_map(references).collect(),
-        Value::Object(map) => map.get("reference").and_then(Value::as_str).and_then(relative).into_iter().collect(),
+        Value::Object(map) => {
+            map.get("reference").and_then(Value::as_str).and_then(reference_key).into_iter().collect()
+        }
         _ => Vec::new(),
     }
-}
-
-/// `Type/id` from a relative or absolute reference.
-fn relative(reference: &str) -> Option<String> {
-    let mut parts = reference.trim_end_matches('/').rsplit('/');
-    let (id, t) = (parts.next()?, parts.next()?);
-    (!id.is_empty() && t.chars().next().is_some_and(|c| c.is_ascii_uppercase())).then(|| format!("{t}/{id}"))
 }
 
 /// The participant actors of an Appointment.
@@ -183,7 +184,7 @@ impl UseCases {
             "Practitioner" => {
                 c.provider.insert(me.clone());
                 let roles = IndexFilter::any_exact("practitioner", [me.clone()]);
-                c.provider.extend(self.ids_with("PractitionerRole", roles).await?);
+                c.provider.extend(references_of(&self.store, "PractitionerRole", vec![roles], MAX_MEMBERS).await?);
             }
             "PractitionerRole" => {
                 c.provider.insert(me.clone());
@@ -201,17 +202,9 @@ impl UseCases {
         if let Some(x) = c.patient.clone() {
             c.people.insert(x.clone());
             let related = IndexFilter::any_exact("patient", [x]);
-            c.people.extend(self.ids_with("RelatedPerson", related).await?);
+            c.people.extend(references_of(&self.store, "RelatedPerson", vec![related], MAX_MEMBERS).await?);
         }
         Ok(c)
-    }
-
-    /// `Type/id` of the live resources of `resource_type` matching `filter` (at most
-    /// [`MAX_MEMBERS`]).
-    async fn ids_with(&self, resource_type: &str, filter: IndexFilter) -> Outcome<Vec<String>> {
-        let search = ResourceSearch { index: vec![filter], ..Default::default() };
-        let page = self.store.search_resources(resource_type, &search, Default::default(), None, MAX_MEMBERS).await?;
-        Ok(page.resources.into_iter().map(|r| format!("{resource_type}/{}", r.id)).collect())
     }
 
     /// The actors of Schedule `reference` (`Schedule/id`), and whether it is a participant's
@@ -231,7 +224,7 @@ impl UseCases {
         &self,
         t: &str,
         resource: &Value,
-        schedules: &mut HashMap<String, Option<(Vec<String>, bool)>>,
+        schedules: &mut ScheduleActors,
     ) -> Outcome<Vec<String>> {
         let id = resource["id"].as_str().unwrap_or_default();
         let people = |refs: Vec<String>| refs.into_iter().filter(|r| is_participant_reference(r)).collect();
@@ -254,7 +247,7 @@ impl UseCases {
     async fn schedule_of_slot<'s>(
         &self,
         slot: &Value,
-        schedules: &'s mut HashMap<String, Option<(Vec<String>, bool)>>,
+        schedules: &'s mut ScheduleActors,
     ) -> Outcome<&'s Option<(Vec<String>, bool)>> {
         let schedule = references(&slot["schedule"]).into_iter().next().unwrap_or_default();
         if !schedules.contains_key(&schedule) {
@@ -264,19 +257,14 @@ impl UseCases {
         Ok(&schedules[&schedule])
     }
 
-    /// True when the person of `c` may read `resource` (of type `t`).
-    pub(crate) async fn may_read(&self, c: &Compartment, t: &str, resource: &Value) -> Outcome<bool> {
-        let mut schedules = HashMap::new();
-        self.may_read_cached(c, t, resource, &mut schedules).await
-    }
-
-    /// [`UseCases::may_read`], remembering the Schedules it looked up for the next resource.
-    pub(crate) async fn may_read_cached(
+    /// True when the person of `c` may read `resource` (of type `t`), remembering the Schedules
+    /// it looked up in `schedules`.
+    pub(crate) async fn may_read(
         &self,
         c: &Compartment,
         t: &str,
         resource: &Value,
-        schedules: &mut HashMap<String, Option<(Vec<String>, bool)>>,
+        schedules: &mut ScheduleActors,
     ) -> Outcome<bool> {
         let id = resource["id"].as_str().unwrap_or_default();
         let me = format!("{t}/{id}");

@@ -17,11 +17,12 @@ use calsync_store::search::{Cursor, Direction, IndexFilter, IndexTerm, Match, Re
 use chrono::TimeDelta;
 use chrono::{DateTime, NaiveDate, Utc};
 
-use crate::access::Interaction;
 use calsync_fhir::audit::Action;
 
+use crate::access::Interaction;
 use crate::audit::Done;
 use crate::compartment::Reach;
+use crate::search::references_of;
 use crate::{Context, Outcome, UseCaseError, UseCases, participants};
 
 /// Largest search window.
@@ -390,7 +391,7 @@ async fn provider_schedules(store: &Store, request: &FindQuery) -> Outcome<Provi
         let people: Vec<String> = actors.iter().filter(|r| r.starts_with("Practitioner/")).cloned().collect();
         if !people.is_empty() {
             let by = IndexFilter::any_exact("practitioner", people);
-            actors.extend(references_of(store, "PractitionerRole", vec![by]).await?);
+            actors.extend(references_of(store, "PractitionerRole", vec![by], usize::MAX).await?);
         }
         search.index.push(IndexFilter::any_exact("actor", actors));
     }
@@ -399,7 +400,7 @@ async fn provider_schedules(store: &Store, request: &FindQuery) -> Outcome<Provi
         let mut actors = Vec::new();
         for t in ["Location", "PractitionerRole", "HealthcareService"] {
             let by = IndexFilter::any_exact("organization", request.providers.organizations.clone());
-            actors.extend(references_of(store, t, vec![by]).await?);
+            actors.extend(references_of(store, t, vec![by], usize::MAX).await?);
         }
         search.index.push(IndexFilter::any_exact("actor", actors));
     }
@@ -409,7 +410,7 @@ async fn provider_schedules(store: &Store, request: &FindQuery) -> Outcome<Provi
             let text = calsync_fhir::index::normalize(place.trim());
             let term = IndexTerm { system: None, value: Some(text), how: Match::Contains };
             let by = IndexFilter::Matches { param: param.into(), terms: vec![term], negate: false };
-            actors.extend(references_of(store, "Location", vec![by]).await?);
+            actors.extend(references_of(store, "Location", vec![by], usize::MAX).await?);
         }
         search.index.push(IndexFilter::any_exact("actor", actors));
     }
@@ -454,19 +455,4 @@ async fn provider_schedules(store: &Store, request: &FindQuery) -> Outcome<Provi
         }
     }
     Ok(data)
-}
-
-/// References (`Location/x`) of every live resource of type `t` matching `filters`.
-async fn references_of(store: &Store, t: &str, filters: Vec<IndexFilter>) -> Outcome<Vec<String>> {
-    let search = ResourceSearch { index: filters, ..Default::default() };
-    let mut found = Vec::new();
-    let mut cursor: Option<Cursor> = None;
-    loop {
-        let page = store.search_resources(t, &search, (SortBy::Id, Direction::Ascending), cursor.as_ref(), 500).await?;
-        found.extend(page.resources.iter().map(|r| format!("{t}/{}", r.id)));
-        match page.next {
-            Some(next) => cursor = Some(next),
-            None => return Ok(found),
-        }
-    }
 }

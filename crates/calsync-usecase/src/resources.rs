@@ -9,7 +9,7 @@ use serde_json::Value;
 use calsync_fhir::audit::Action;
 
 use crate::access::Interaction;
-use crate::compartment::Reach;
+use crate::compartment::{Reach, ScheduleActors};
 use crate::{Context, Outcome, UseCaseError, UseCases};
 
 /// The resource types calsync keeps; the router and the CapabilityStatement are built from it.
@@ -79,16 +79,28 @@ impl UseCases {
         let t = kept_type(t)?;
         let reach = self.authorize(cx, t, Interaction::Read).await?;
         let stored = self.store.read(t, valid_id(t, id)?).await?;
-        self.visible(cx, &reach, &stored).await?;
-        self.audit_resources(cx, Action::Read, "read", [(t, &stored.content)]).await?;
+        let mut schedules = ScheduleActors::new();
+        self.visible_with(cx, &reach, &stored, &mut schedules).await?;
+        self.audit_resources_with(cx, Action::Read, "read", [(t, &stored.content)], &mut schedules).await?;
         Ok(stored)
     }
 
     /// Refuses a resource outside the caller's compartment as if it did not exist (404), so that
     /// ids cannot be probed.
     pub(crate) async fn visible(&self, cx: &Context, reach: &Reach, stored: &StoredResource) -> Outcome<()> {
+        self.visible_with(cx, reach, stored, &mut ScheduleActors::new()).await
+    }
+
+    /// [`UseCases::visible`], remembering the Schedules it looked up in `schedules`.
+    async fn visible_with(
+        &self,
+        cx: &Context,
+        reach: &Reach,
+        stored: &StoredResource,
+        schedules: &mut ScheduleActors,
+    ) -> Outcome<()> {
         match reach {
-            Reach::Person(c) if !self.may_read(c, &stored.resource_type, &stored.content).await? => {
+            Reach::Person(c) if !self.may_read(c, &stored.resource_type, &stored.content, schedules).await? => {
                 self.audit_refusal(
                     cx,
                     crate::audit::Done {
@@ -133,11 +145,12 @@ impl UseCases {
         let t = kept_type(t)?;
         let reach = self.authorize(cx, t, Interaction::Read).await?;
         let stored = self.store.vread(t, valid_id(t, id)?, version).await?;
-        self.visible(cx, &reach, &stored).await?;
+        let mut schedules = ScheduleActors::new();
+        self.visible_with(cx, &reach, &stored, &mut schedules).await?;
         if stored.deleted {
             return Err(UseCaseError::Gone(format!("{t}/{id} version {version} records its deletion")));
         }
-        self.audit_resources(cx, Action::Read, "vread", [(t, &stored.content)]).await?;
+        self.audit_resources_with(cx, Action::Read, "vread", [(t, &stored.content)], &mut schedules).await?;
         Ok(stored)
     }
 

@@ -14,12 +14,10 @@ use calsync_store::{Store, StoredResource, StoredText};
 use chrono::{DateTime, Utc};
 use serde_json::{Value, json};
 
-use std::collections::HashMap;
-
 use calsync_fhir::audit::Action;
 
 use crate::access::Interaction;
-use crate::compartment::{Compartment, Narrowing, Reach};
+use crate::compartment::{Compartment, Narrowing, Reach, ScheduleActors};
 use crate::{Context, Outcome, UseCaseError, UseCases};
 
 /// One resource of an answer, as the JSON text the store holds (or made of it, for `_elements`).
@@ -70,14 +68,14 @@ impl UseCases {
         // person's matches are checked again, one by one, after the narrowed search.
         let person = matches!(reach, Reach::Person(_));
         let needs_content = request.elements.is_some() || !request.includes.is_empty() || person;
-        let mut schedules = HashMap::new();
+        let mut schedules = ScheduleActors::new();
         let mut matches = Vec::with_capacity(page.resources.len());
         let mut parsed_matches = Vec::new();
         for m in page.resources {
             if needs_content {
                 let mut r = m.parse()?;
                 if let Reach::Person(c) = &reach
-                    && !self.may_read_cached(c, &r.resource_type, &r.content, &mut schedules).await?
+                    && !self.may_read(c, &r.resource_type, &r.content, &mut schedules).await?
                 {
                     tracing::error!(resource_type = %r.resource_type, "a narrowed search matched outside the compartment");
                     continue;
@@ -103,7 +101,7 @@ impl UseCases {
         for r in included {
             let readable = match &reach {
                 _ if self.permit(cx, &r.resource_type, Interaction::Read).is_err() => false,
-                Reach::Person(c) => self.may_read_cached(c, &r.resource_type, &r.content, &mut schedules).await?,
+                Reach::Person(c) => self.may_read(c, &r.resource_type, &r.content, &mut schedules).await?,
                 Reach::Everything => true,
             };
             if readable {
@@ -132,7 +130,8 @@ impl UseCases {
             })
             .filter_map(|e| Some((e.resource_type.as_str(), serde_json::from_str(&e.json).ok()?)))
             .collect();
-        self.audit_resources(cx, Action::Read, "search-type", audited.iter().map(|(t, v)| (*t, v))).await?;
+        let audited = audited.iter().map(|(t, v)| (*t, v));
+        self.audit_resources_with(cx, Action::Read, "search-type", audited, &mut schedules).await?;
         Ok(Searched { total: page.total, matches, included, next: page.next.as_ref().map(cursor_token), warnings })
     }
 
@@ -257,6 +256,29 @@ async fn run(store: &Store, t: &str, parsed: &SearchRequest) -> Result<Page<Stor
         let resources = page.resources.into_iter().map(StoredText::from).collect();
         Page { resources, total: page.total, next: page.next }
     })
+}
+
+/// `Type/id` of the live resources of type `t` matching every one of `filters`, in id order, at
+/// most `at_most` (read 500 a page).
+pub(crate) async fn references_of(
+    store: &Store,
+    t: &str,
+    filters: Vec<IndexFilter>,
+    at_most: usize,
+) -> Outcome<Vec<String>> {
+    let search = ResourceSearch { index: filters, ..Default::default() };
+    let mut found = Vec::new();
+    let mut cursor: Option<Cursor> = None;
+    loop {
+        let page = at_most.saturating_sub(found.len()).min(MAX_COUNT as usize) as u64;
+        let read =
+            store.search_resources(t, &search, (SortBy::Id, Direction::Ascending), cursor.as_ref(), page).await?;
+        found.extend(read.resources.iter().map(|r| format!("{t}/{}", r.id)));
+        match read.next {
+            Some(next) if found.len() < at_most => cursor = Some(next),
+            _ => return Ok(found),
+        }
+    }
 }
 
 /// `request` narrowed to what the person of `c` may read, or refused when nothing of its type is
